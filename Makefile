@@ -1,0 +1,102 @@
+# lathe — build, test, bench, demo.
+#   make            bin/lathe and build/liblathe.a (CPU; CUDA too when nvcc is found, CUDA=0 to skip)
+#   make deps       install the Debian packages lathe needs (apt-get; sudo when not root)
+#   make test       Criterion suite (runs `make deps` first when a library is missing)
+#   make bench      CPU training benchmark, JSON lines
+#   make demo       fine-tune SmolLM2-135M-Instruct on the Jargon File and compare answers
+#   make clean
+# Out-of-tree builds for parallel work: make BUILD=/tmp/b BIN=/tmp/b/bin
+
+BUILD ?= build
+BIN ?= bin
+CC ?= gcc
+NATIVE ?= 1
+CUDA ?= $(if $(shell command -v nvcc 2>/dev/null),1,0)
+LATHE_FIXTURES ?= $(abspath ../shared/fixtures)
+export LATHE_FIXTURES
+
+PKGS := hdf5 yaml-0.1 libpcre2-8 jansson openblas libcrypto
+DEB_PKGS := build-essential pkg-config python3 libhdf5-dev libyaml-dev libcriterion-dev \
+            libopenblas-dev libpcre2-dev libjansson-dev libssl-dev dict-jargon unzip
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+ARCH_FLAGS := $(if $(filter 1,$(NATIVE)),-march=native,)
+CFLAGS ?= -O2 -g
+CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -fopenmp -fPIC $(ARCH_FLAGS) $(PKG_CFLAGS) -Iinclude -Isrc
+LDLIBS := $(PKG_LIBS) -fopenmp -lm -lpthread
+
+LIB_SRC := $(filter-out src/cli/%,$(wildcard src/*/*.c src/*/*/*.c))
+CLI_SRC := $(wildcard src/cli/*.c)
+TEST_SRC := $(wildcard tests/unit/*.c tests/integration/*.c tests/*.c)
+BENCH_SRC := $(wildcard bench/*.c)
+CU_SRC := $(wildcard src/kernels/cuda/*.cu)
+
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
+TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
+
+ifeq ($(CUDA),1)
+NVCC ?= nvcc
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(shell command -v $(NVCC)))
+NVCCFLAGS ?= -O3 -std=c++17 -Xcompiler -fPIC -Isrc -Iinclude \
+             -gencode=arch=compute_90a,code=sm_90a -gencode=arch=compute_80,code=compute_80
+CU_OBJ := $(CU_SRC:%.cu=$(BUILD)/%.o)
+CFLAGS += -DLATHE_CUDA=1 -I$(CUDA_HOME)/include
+LDLIBS += $(if $(CU_SRC),-L$(CUDA_HOME)/lib64 -lcudart -lcublas -lcublasLt -lstdc++,)
+endif
+
+.PHONY: all deps ensure-deps test test-run bench bench-run demo demo-run clean
+all: $(BIN)/lathe $(BUILD)/liblathe.a
+
+$(BUILD)/liblathe.a: $(LIB_OBJ) $(CU_OBJ)
+	@mkdir -p $(@D)
+	$(AR) rcs $@ $^
+
+$(BIN)/lathe: $(CLI_OBJ) $(BUILD)/liblathe.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/liblathe.a $(LDLIBS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/%.o: %.cu
+	@mkdir -p $(@D)
+	$(NVCC) $(NVCCFLAGS) -c -o $@ $<
+
+$(BUILD)/lathe_tests: $(TEST_OBJ) $(BUILD)/liblathe.a
+	$(CC) $(CFLAGS) -o $@ $(TEST_OBJ) $(BUILD)/liblathe.a $(LDLIBS) -lcriterion
+
+deps:
+	$(SUDO) apt-get update
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends $(DEB_PKGS)
+
+# Install the packages only when one is missing, so `make test` works on a fresh machine.
+ensure-deps:
+	@if ! command -v pkg-config >/dev/null || ! pkg-config --exists $(PKGS) criterion \
+	   || [ ! -e /usr/share/dictd/jargon.dict.dz ]; then $(MAKE) deps; fi
+
+test: ensure-deps
+	@$(MAKE) --no-print-directory test-run
+
+test-run: $(BIN)/lathe $(BUILD)/lathe_tests
+	LATHE_BIN=$(abspath $(BIN)/lathe) $(BUILD)/lathe_tests --jobs 2
+
+bench: ensure-deps
+	@$(MAKE) --no-print-directory bench-run
+
+demo: ensure-deps
+	@$(MAKE) --no-print-directory demo-run
+
+demo-run: $(BIN)/lathe
+	LATHE_BIN=$(abspath $(BIN)/lathe) tools/demo.sh
+
+bench-run: $(BIN)/lathe
+	LATHE_BIN=$(abspath $(BIN)/lathe) tools/bench.sh
+
+clean:
+	rm -rf $(BUILD) $(BIN)
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d)

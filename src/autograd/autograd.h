@@ -1,0 +1,140 @@
+/*
+ * autograd — define-by-run tape, the op table and the op constructors.
+ *
+ * Every op call during a forward pass computes its output immediately and, when the graph is
+ * recording and any input requires a gradient, appends a node to the tape. lt_backward() walks the
+ * tape in reverse; each backward ACCUMULATES (+=) into the grads of inputs that require one.
+ * Frozen tensors (requires_grad == false) never get a grad buffer. All per-step tensors, nodes
+ * and grads live in the graph's arena, which the caller resets after each optimizer step.
+ *
+ * Adding an op = one enum value + one row in lt_op_table (ops.c) + one CPU kernel file in
+ * src/kernels/cpu/ (+ CUDA in src/kernels/cuda/) + one test row. Nothing else names an op.
+ */
+#ifndef LATHE_AUTOGRAD_H
+#define LATHE_AUTOGRAD_H
+
+#include "../core/core.h"
+
+typedef enum {
+    LT_OP_EMBEDDING = 0,
+    LT_OP_LINEAR,
+    LT_OP_RMSNORM,
+    LT_OP_ROPE,
+    LT_OP_ATTENTION,
+    LT_OP_SWIGLU,
+    LT_OP_ADD,
+    LT_OP_CROSS_ENTROPY,
+    LT_OP_RESHAPE,
+    LT_OP_COUNT
+} lt_op;
+
+/* Scalar parameters of a node; each op reads the fields its row documents. */
+typedef struct {
+    float eps;            /* rmsnorm */
+    float rope_base;      /* rope: theta base (10000 when a model file names none) */
+    float lora_scale;     /* linear: alpha/r, or alpha/sqrt(r) with rsLoRA */
+    float dropout;        /* linear: LoRA dropout probability on the adapter input, in [0, 1) */
+    uint64_t seed;        /* linear: dropout mask seed (mask is a pure function of seed, index) */
+    float ce_denominator; /* cross_entropy: > 0 divides the summed NLL by this instead of the
+                           * unmasked count (grad accumulation over a whole batch) */
+} lt_op_params;
+
+#define LT_NODE_MAX_IN 5
+#define LT_NODE_MAX_SAVED 3
+
+typedef struct lt_node {
+    lt_op op;
+    int n_in;
+    lt_tensor *in[LT_NODE_MAX_IN];       /* NULL entries allowed for optional inputs */
+    lt_tensor *out;
+    lt_tensor *saved[LT_NODE_MAX_SAVED]; /* op-private forward results kept for backward */
+    lt_op_params p;
+} lt_node;
+
+typedef struct lt_graph lt_graph;
+
+typedef void (*lt_op_fn)(lt_graph *g, lt_node *n);
+
+typedef struct {
+    const char *name;
+    lt_op_fn forward_cpu;
+    lt_op_fn backward_cpu;
+    lt_op_fn forward_cuda;  /* NULL: not available on CUDA */
+    lt_op_fn backward_cuda;
+} lt_op_def;
+
+extern const lt_op_def lt_op_table[LT_OP_COUNT];
+
+/* The per-step graph: arena + tape. Not thread-safe; one per training process. */
+struct lt_graph {
+    lt_arena *arena;   /* borrowed: activations, nodes, grads of non-leaf tensors */
+    lt_node **nodes;   /* tape, in execution order (array owned, nodes in the arena) */
+    int n_nodes, cap;
+    bool record;       /* false: ops compute only (eval, generation) */
+    lt_device device;
+};
+
+void lt_graph_init(lt_graph *g, lt_arena *arena);
+void lt_graph_free(lt_graph *g);
+/* Forget the tape (does not touch the arena: reset it yourself, after the optimizer step). */
+void lt_graph_clear(lt_graph *g);
+
+/* Make sure t->grad exists: a zeroed F32 tensor of t's shape in the arena. Returns it. */
+lt_tensor *lt_graph_grad(lt_graph *g, lt_tensor *t);
+/* A fresh uninitialized tensor in the graph's arena. */
+lt_tensor *lt_graph_tensor(lt_graph *g, lt_dtype dt, int ndim, const int64_t *shape);
+
+/* Run op `op` forward on CPU or CUDA per g->device, recording a node when g->record is set and
+ * any input requires a gradient. `out` must already be allocated (shape checked by the caller).
+ * Returns the node (in the arena) so the constructor can fill saved tensors. Constructors below
+ * are the only callers. */
+lt_node *lt_graph_apply(lt_graph *g, lt_op op, int n_in, lt_tensor **in, lt_tensor *out,
+                        const lt_op_params *p);
+
+/* Reverse pass from a scalar `loss` (shape [1]): seeds d loss = 1 (times `scale`) and runs every
+ * recorded node's backward in reverse order, skipping nodes whose output got no gradient. */
+void lt_backward(lt_graph *g, lt_tensor *loss, float scale);
+
+/* ---- op constructors (shapes row-major; N = product of leading dims) ----------------------
+ * Each returns a new arena tensor. Shape and dtype mismatches are bugs in the caller
+ * (model code builds these from validated configs) and fail LT_ASSERT. */
+
+/* table (F32 [V, D]), ids (I32 [N]) -> [N, D]. Ids must be in [0, V). */
+lt_tensor *lt_embedding(lt_graph *g, lt_tensor *table, lt_tensor *ids);
+
+/* y = x Wᵀ + scale · dropout(x) Aᵀ Bᵀ (LoRA, arXiv 2106.09685).
+ * x F32 [..., in]; W F32 [out, in]; A F32 [r, in] and B F32 [out, r], or both NULL for a plain
+ * linear. scale = alpha/r (alpha/sqrt(r) for rsLoRA, arXiv 2312.03732); dropout p applies to
+ * the adapter branch only, inverted scaling 1/(1-p), mask drawn from `seed`. -> [..., out]. */
+lt_tensor *lt_linear(lt_graph *g, lt_tensor *x, lt_tensor *W, lt_tensor *A, lt_tensor *B,
+                     float scale, float dropout, uint64_t seed);
+
+/* RMSNorm (arXiv 1910.07467): y = x / sqrt(mean(x²) + eps) · w. x [..., D], w [D]. */
+lt_tensor *lt_rmsnorm(lt_graph *g, lt_tensor *x, lt_tensor *w, float eps);
+
+/* Rotary embedding (arXiv 2104.09864), Hugging Face rotate_half layout: pairs (i, i + Dh/2),
+ * angle pos · base^(-2i/Dh). x [N, H, Dh] or [B, T, H, Dh]; pos I32 [N] (= B·T). */
+lt_tensor *lt_rope(lt_graph *g, lt_tensor *x, lt_tensor *pos, float base);
+
+/* Causal grouped-query attention with packed-document masking, softmax scale 1/sqrt(Dh).
+ * q [B, Tq, Hq, Dh]; k, v [B, Tk, Hkv, Dh] with Tk >= Tq and Hq % Hkv == 0; query i sits at
+ * absolute position Tk - Tq + i (Tq < Tk is the KV-cached generation case). doc I32 [B, Tk] or
+ * NULL: a query attends only to keys at or before it with the same doc id. -> [B, Tq, Hq, Dh]. */
+lt_tensor *lt_attention(lt_graph *g, lt_tensor *q, lt_tensor *k, lt_tensor *v, lt_tensor *doc);
+
+/* SwiGLU (arXiv 2002.05202): silu(gate) · up, elementwise. gate, up [..., F]. */
+lt_tensor *lt_swiglu(lt_graph *g, lt_tensor *gate, lt_tensor *up);
+
+/* a + b, same shapes. */
+lt_tensor *lt_add(lt_graph *g, lt_tensor *a, lt_tensor *b);
+
+/* Mean token cross-entropy. logits F32 [N, V]; targets I32 [N] (negative = ignored); mask U8 [N]
+ * or NULL (0 = ignored). Returns [1]: sum of -log softmax(logits)[target] over counted tokens,
+ * divided by `denominator` when > 0, else by the number of counted tokens (0 tokens -> 0). */
+lt_tensor *lt_cross_entropy(lt_graph *g, lt_tensor *logits, lt_tensor *targets, lt_tensor *mask,
+                            float denominator);
+
+/* A view of x with a new shape of the same element count (shares data; grads flow back). */
+lt_tensor *lt_reshape(lt_graph *g, lt_tensor *x, int ndim, const int64_t *shape);
+
+#endif

@@ -1,0 +1,76 @@
+/* The tape: node recording and the reverse pass. Invariant: nodes appear in the order their
+ * forwards ran, so walking the array backwards visits every consumer before its producers. */
+#include "autograd.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void lt_graph_init(lt_graph *g, lt_arena *arena) {
+    memset(g, 0, sizeof *g);
+    g->arena = arena;
+    g->record = true;
+    g->device = LT_CPU;
+}
+
+void lt_graph_free(lt_graph *g) {
+    if (!g) return;
+    free(g->nodes);
+    g->nodes = NULL;
+    g->n_nodes = g->cap = 0;
+}
+
+void lt_graph_clear(lt_graph *g) { g->n_nodes = 0; }
+
+lt_tensor *lt_graph_tensor(lt_graph *g, lt_dtype dt, int ndim, const int64_t *shape) {
+    return lt_arena_tensor(g->arena, dt, ndim, shape, false);
+}
+
+lt_tensor *lt_graph_grad(lt_graph *g, lt_tensor *t) {
+    if (!t->grad) t->grad = lt_arena_tensor(g->arena, LT_F32, t->ndim, t->shape, true);
+    return t->grad;
+}
+
+lt_node *lt_graph_apply(lt_graph *g, lt_op op, int n_in, lt_tensor **in, lt_tensor *out,
+                        const lt_op_params *p) {
+    LT_ASSERT(op >= 0 && op < LT_OP_COUNT && n_in <= LT_NODE_MAX_IN);
+    lt_node *n = lt_arena_calloc(g->arena, sizeof *n);
+    n->op = op;
+    n->n_in = n_in;
+    for (int i = 0; i < n_in; i++) n->in[i] = in[i];
+    n->out = out;
+    if (p) n->p = *p;
+
+    bool needs_grad = false;
+    for (int i = 0; i < n_in; i++) needs_grad |= in[i] && in[i]->requires_grad;
+    out->requires_grad = needs_grad && g->record;
+
+    const lt_op_def *def = &lt_op_table[op];
+    lt_op_fn fwd = g->device == LT_CUDA ? def->forward_cuda : def->forward_cpu;
+    LT_ASSERT(fwd != NULL);
+    fwd(g, n);
+
+    if (out->requires_grad) {
+        if (g->n_nodes == g->cap) {
+            g->cap = g->cap ? 2 * g->cap : 1024;
+            g->nodes = lt_xrealloc(g->nodes, (size_t)g->cap * sizeof *g->nodes);
+        }
+        g->nodes[g->n_nodes++] = n;
+        out->node = n;
+    }
+    return n;
+}
+
+void lt_backward(lt_graph *g, lt_tensor *loss, float scale) {
+    LT_ASSERT(lt_tensor_numel(loss) == 1 && loss->dtype == LT_F32);
+    if (!loss->requires_grad) return;
+    lt_tensor *dl = lt_graph_grad(g, loss);
+    lt_f32(dl)[0] += scale;
+    for (int i = g->n_nodes - 1; i >= 0; i--) {
+        lt_node *n = g->nodes[i];
+        if (!n->out->grad) continue;
+        const lt_op_def *def = &lt_op_table[n->op];
+        lt_op_fn bwd = g->device == LT_CUDA ? def->backward_cuda : def->backward_cpu;
+        LT_ASSERT(bwd != NULL);
+        bwd(g, n);
+    }
+}

@@ -1,0 +1,185 @@
+/*
+ * core — status codes and error messages, logging, checked allocation, dtypes, tensors and the
+ * bump arena every per-step tensor lives in.
+ *
+ * Error tiers (DESIGN.md §4): LT_ASSERT for invariants only a bug can break (prints file:line and
+ * aborts); lt_status + lt_error_set() for everything a user can cause. Library code never exits.
+ * The error message is thread-local and describes the most recent failure on this thread.
+ */
+#ifndef LATHE_CORE_H
+#define LATHE_CORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* ---- status and errors -------------------------------------------------------------------- */
+
+typedef enum {
+    LT_OK = 0,
+    LT_ERR_USAGE,       /* bad command line (exit 2) */
+    LT_ERR_RECIPE,      /* bad recipe or override (exit 2) */
+    LT_ERR_MODEL,       /* unreadable / corrupt / unsupported model file (exit 3) */
+    LT_ERR_DATA,        /* unreadable / corrupt input data or shard (exit 3) */
+    LT_ERR_IO,          /* OS-level read/write failure on an otherwise valid file (exit 1) */
+    LT_ERR_OOM,         /* an allocation the user's sizes asked for failed (exit 1) */
+    LT_ERR_RUNTIME,     /* anything else at run time, e.g. NaN loss (exit 1) */
+    LT_ERR_INTERRUPTED, /* SIGINT/SIGTERM after a checkpoint was written (exit 130) */
+} lt_status;
+
+/* Record a formatted message for the current thread and return `st` unchanged, so call sites read
+ * `return lt_error_set(LT_ERR_DATA, "%s: ...", path);`. Messages should say what, where and a
+ * hint. The message is truncated at 2 KiB. */
+lt_status lt_error_set(lt_status st, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Prefix the current message with "<prefix>: " (adds context on the way up). Returns st. */
+lt_status lt_error_wrap(lt_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The current thread's last message ("" if none). Valid until the next lt_error_set. */
+const char *lt_error_message(void);
+
+/* Process exit code for a status, per DESIGN.md §7: 0, 1 runtime, 2 usage/recipe, 3 model/data,
+ * 130 interrupted. */
+int lt_status_exit_code(lt_status st);
+
+/* Invariant check for bugs, never for user input: prints the expression and file:line, aborts. */
+#define LT_ASSERT(cond)                                                                          \
+    do {                                                                                         \
+        if (!(cond)) lt_assert_fail(#cond, __FILE__, __LINE__);                                  \
+    } while (0)
+_Noreturn void lt_assert_fail(const char *expr, const char *file, int line);
+
+/* ---- logging (stderr) --------------------------------------------------------------------- */
+
+typedef enum { LT_LOG_DEBUG = 0, LT_LOG_INFO, LT_LOG_WARN, LT_LOG_ERROR } lt_log_level;
+void lt_log_set_level(lt_log_level level);
+void lt_log(lt_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define lt_info(...) lt_log(LT_LOG_INFO, __VA_ARGS__)
+#define lt_warn(...) lt_log(LT_LOG_WARN, __VA_ARGS__)
+
+/* ---- allocation --------------------------------------------------------------------------- */
+
+/* malloc/calloc/realloc that abort with the size on failure: for small bookkeeping allocations
+ * whose failure means the machine is unusable anyway. Large user-sized buffers use
+ * lt_alloc_big() and report LT_ERR_OOM instead. */
+void *lt_xmalloc(size_t n);
+void *lt_xcalloc(size_t count, size_t size);
+void *lt_xrealloc(void *p, size_t n);
+char *lt_xstrdup(const char *s);
+/* 64-byte aligned, zeroed; NULL and an LT_ERR_OOM message naming `what` on failure. Free with
+ * free(). */
+void *lt_alloc_big(size_t n, const char *what);
+
+/* Seconds on a monotonic clock. */
+double lt_now(void);
+/* Peak resident set size of this process in bytes (from getrusage). */
+size_t lt_peak_rss(void);
+
+/* ---- dtypes ------------------------------------------------------------------------------- */
+
+typedef enum {
+    LT_F32 = 0,
+    LT_F16,
+    LT_BF16,
+    LT_I32,
+    LT_U8,
+    /* block-quantized storage, read only by dequant / matmul kernels */
+    LT_Q8_0, /* GGUF: blocks of 32, F16 scale + 32 x int8 (34 bytes) */
+    LT_Q4_0, /* GGUF: blocks of 32, F16 scale + 16 bytes of nibbles (18 bytes) */
+    LT_Q4_1, /* GGUF: blocks of 32, F16 scale, F16 min + 16 bytes of nibbles (20 bytes) */
+    LT_NF4,  /* QLoRA NormalFloat4, bitsandbytes layout */
+    LT_DTYPE_COUNT
+} lt_dtype;
+
+const char *lt_dtype_name(lt_dtype t);
+/* Elements per storage block (1 for plain types) and bytes per block. */
+int64_t lt_dtype_block_elems(lt_dtype t);
+size_t lt_dtype_block_bytes(lt_dtype t);
+/* Bytes needed to store n elements (n must be a multiple of the block size). */
+size_t lt_dtype_nbytes(lt_dtype t, int64_t n);
+
+/* IEEE half and bfloat16 conversions (round to nearest even on the way down). */
+float lt_f16_to_f32(uint16_t h);
+uint16_t lt_f32_to_f16(float f);
+float lt_bf16_to_f32(uint16_t h);
+uint16_t lt_f32_to_bf16(float f);
+
+/* ---- tensors ------------------------------------------------------------------------------ */
+
+typedef enum { LT_CPU = 0, LT_CUDA } lt_device;
+
+struct lt_node;
+
+#define LT_MAX_DIMS 4
+
+/* A dense row-major contiguous tensor. `data` is borrowed unless the creator says otherwise:
+ * per-step tensors point into the step arena, parameters into their lifetime-class buffer. */
+typedef struct lt_tensor {
+    lt_dtype dtype;
+    lt_device device;
+    int ndim;
+    int64_t shape[LT_MAX_DIMS];
+    void *data;
+    const char *name;       /* for error messages; may be NULL */
+    bool requires_grad;     /* true for trainable params and anything computed from them */
+    struct lt_tensor *grad; /* same shape, F32; NULL until backward allocates it (or a param's) */
+    struct lt_node *node;   /* tape node that produced this tensor; NULL for leaves */
+} lt_tensor;
+
+int64_t lt_tensor_numel(const lt_tensor *t);
+size_t lt_tensor_nbytes(const lt_tensor *t);
+/* Fill the shape fields; `ndim` values follow. */
+void lt_tensor_set_shape(lt_tensor *t, int ndim, const int64_t *shape);
+/* Same shapes (dims and sizes)? */
+bool lt_tensor_same_shape(const lt_tensor *a, const lt_tensor *b);
+/* "[2, 3, 4]" into buf; returns buf. */
+const char *lt_shape_str(const lt_tensor *t, char *buf, size_t n);
+#define lt_f32(t) ((float *)(t)->data)
+
+/* ---- arena -------------------------------------------------------------------------------- */
+
+/* A bump allocator made of large blocks; reset() makes everything reusable without freeing.
+ * Peak usage is tracked so a run can print its activation memory after the first step.
+ * Allocations are 64-byte aligned and zeroed only when asked. Not thread-safe. */
+typedef struct lt_arena_block lt_arena_block;
+typedef struct {
+    lt_arena_block *head;   /* current block (a singly linked list back to the first) */
+    size_t block_size;      /* size of new blocks (grows to fit large requests) */
+    size_t used;            /* bytes handed out since the last reset */
+    size_t peak;            /* max of `used` over the arena's life */
+    size_t reserved;        /* bytes malloc'ed in all blocks */
+} lt_arena;
+
+void lt_arena_init(lt_arena *a, size_t block_size);
+void lt_arena_free(lt_arena *a);
+void lt_arena_reset(lt_arena *a);
+/* n bytes, 64-byte aligned; aborts if the host is out of memory. */
+void *lt_arena_alloc(lt_arena *a, size_t n);
+void *lt_arena_calloc(lt_arena *a, size_t n);
+/* A tensor header and its data in the arena; data zeroed iff `zero`. */
+lt_tensor *lt_arena_tensor(lt_arena *a, lt_dtype dt, int ndim, const int64_t *shape, bool zero);
+
+/* ---- files -------------------------------------------------------------------------------- */
+
+/* mkdir -p. LT_ERR_IO naming the path on failure. */
+lt_status lt_mkdir_p(const char *path);
+/* Atomic file creation (DESIGN.md §5): lt_atomic_open() opens "<path>.tmp.<pid>" for writing;
+ * lt_atomic_commit() flushes, fsyncs, closes and renames it onto `path` (then fsyncs the
+ * directory); lt_atomic_abort() closes and unlinks it. `tmp` receives the temporary name and
+ * must hold PATH_MAX bytes. */
+lt_status lt_atomic_open(const char *path, char *tmp, FILE **fp);
+lt_status lt_atomic_commit(FILE *fp, const char *tmp, const char *path);
+void lt_atomic_abort(FILE *fp, const char *tmp);
+/* Whole-buffer convenience on top of the three above. */
+lt_status lt_write_file_atomic(const char *path, const void *data, size_t n);
+/* Read a whole file into a NUL-terminated malloc'ed buffer (caller frees). LT_ERR_IO on failure,
+ * message names the path. */
+lt_status lt_read_file(const char *path, char **data, size_t *n);
+
+/* SHA-256 (FIPS 180-4, via OpenSSL's EVP) as 64 lowercase hex chars + NUL. */
+void lt_sha256_hex(const void *data, size_t n, char hex[65]);
+lt_status lt_sha256_file(const char *path, char hex[65]);
+
+#endif

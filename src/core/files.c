@@ -1,0 +1,144 @@
+/* File helpers: mkdir -p, atomic writes (temp + fsync + rename), whole-file reads, SHA-256. */
+#include "core.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <openssl/evp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+lt_status lt_mkdir_p(const char *path) {
+    char buf[PATH_MAX];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof buf) return lt_error_set(LT_ERR_IO, "bad directory path '%s'", path);
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] == '/' || buf[i] == 0) {
+            char c = buf[i];
+            buf[i] = 0;
+            if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+                return lt_error_set(LT_ERR_IO, "cannot create directory '%s': %s", buf,
+                                    strerror(errno));
+            buf[i] = c;
+        }
+    }
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+        return lt_error_set(LT_ERR_IO, "'%s' exists and is not a directory", path);
+    return LT_OK;
+}
+
+lt_status lt_atomic_open(const char *path, char *tmp, FILE **fp) {
+    snprintf(tmp, PATH_MAX, "%s.tmp.%ld", path, (long)getpid());
+    *fp = fopen(tmp, "wb");
+    if (!*fp) return lt_error_set(LT_ERR_IO, "cannot write '%s': %s", tmp, strerror(errno));
+    return LT_OK;
+}
+
+static void fsync_dir_of(const char *path) {
+    char buf[PATH_MAX];
+    snprintf(buf, sizeof buf, "%s", path);
+    int fd = open(dirname(buf), O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+lt_status lt_atomic_commit(FILE *fp, const char *tmp, const char *path) {
+    int err = 0;
+    if (fflush(fp) != 0 || fsync(fileno(fp)) != 0) err = errno;
+    if (fclose(fp) != 0 && !err) err = errno;
+    if (err) {
+        unlink(tmp);
+        return lt_error_set(LT_ERR_IO, "cannot write '%s': %s", path, strerror(err));
+    }
+    if (rename(tmp, path) != 0) {
+        err = errno;
+        unlink(tmp);
+        return lt_error_set(LT_ERR_IO, "cannot rename '%s' to '%s': %s", tmp, path,
+                            strerror(err));
+    }
+    fsync_dir_of(path);
+    return LT_OK;
+}
+
+void lt_atomic_abort(FILE *fp, const char *tmp) {
+    if (fp) fclose(fp);
+    unlink(tmp);
+}
+
+lt_status lt_write_file_atomic(const char *path, const void *data, size_t n) {
+    char tmp[PATH_MAX];
+    FILE *fp;
+    lt_status st = lt_atomic_open(path, tmp, &fp);
+    if (st) return st;
+    if (n && fwrite(data, 1, n, fp) != n) {
+        int err = errno;
+        lt_atomic_abort(fp, tmp);
+        return lt_error_set(LT_ERR_IO, "cannot write '%s': %s", path, strerror(err));
+    }
+    return lt_atomic_commit(fp, tmp, path);
+}
+
+lt_status lt_read_file(const char *path, char **data, size_t *n) {
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return lt_error_set(LT_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+    size_t cap = 1 << 16, len = 0;
+    char *buf = lt_xmalloc(cap);
+    size_t got;
+    while ((got = fread(buf + len, 1, cap - len - 1, fp)) > 0) {
+        len += got;
+        if (cap - len - 1 == 0) buf = lt_xrealloc(buf, cap *= 2);
+    }
+    int bad = ferror(fp);
+    fclose(fp);
+    if (bad) {
+        free(buf);
+        return lt_error_set(LT_ERR_IO, "cannot read '%s'", path);
+    }
+    buf[len] = 0;
+    *data = buf;
+    if (n) *n = len;
+    return LT_OK;
+}
+
+static void to_hex(const unsigned char *d, char hex[65]) {
+    static const char digits[] = "0123456789abcdef";
+    for (int i = 0; i < 32; i++) {
+        hex[2 * i] = digits[d[i] >> 4];
+        hex[2 * i + 1] = digits[d[i] & 15];
+    }
+    hex[64] = 0;
+}
+
+void lt_sha256_hex(const void *data, size_t n, char hex[65]) {
+    unsigned char d[32];
+    unsigned int dl = 0;
+    EVP_Digest(data, n, d, &dl, EVP_sha256(), NULL);
+    to_hex(d, hex);
+}
+
+lt_status lt_sha256_file(const char *path, char hex[65]) {
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return lt_error_set(LT_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+    unsigned char *buf = lt_xmalloc(1 << 20);
+    size_t got;
+    while ((got = fread(buf, 1, 1 << 20, fp)) > 0) EVP_DigestUpdate(ctx, buf, got);
+    int bad = ferror(fp);
+    fclose(fp);
+    free(buf);
+    unsigned char d[32];
+    unsigned int dl = 0;
+    EVP_DigestFinal_ex(ctx, d, &dl);
+    EVP_MD_CTX_free(ctx);
+    if (bad) return lt_error_set(LT_ERR_IO, "cannot read '%s'", path);
+    to_hex(d, hex);
+    return LT_OK;
+}

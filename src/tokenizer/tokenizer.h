@@ -1,0 +1,92 @@
+/*
+ * tokenizer — text <-> token ids for the two vocabulary kinds GGUF files carry, and chat
+ * templates that turn a conversation into ids plus a loss mask.
+ *
+ *  - "llama": SentencePiece-style BPE by merge scores, byte fallback <0xNN>, the leading-space
+ *    rule (a space is prepended and spaces become U+2581). Reference: llama.cpp llm_tokenizer_spm.
+ *  - "gpt2": byte-level BPE by merge rank (tokenizer.ggml.merges), pre-split by a PCRE2 regex
+ *    chosen from tokenizer.ggml.pre. Reference: llama.cpp src/llama-vocab.cpp, HF tokenizers.
+ * Special tokens (BOS/EOS/pad and tokens typed CONTROL or USER_DEFINED) are matched as whole
+ * tokens only when the caller asks (parse_special), as chat templates do.
+ */
+#ifndef LATHE_TOKENIZER_H
+#define LATHE_TOKENIZER_H
+
+#include "../core/core.h"
+#include "../io/io.h"
+
+/* Growable token vector with a parallel loss mask (1 = the token is a training target). Zero-init
+ * an lt_tokens to start; lt_tokens_free releases both buffers. */
+typedef struct {
+    int32_t *ids;
+    uint8_t *mask;
+    size_t n, cap;
+} lt_tokens;
+void lt_tokens_push(lt_tokens *v, int32_t id, uint8_t mask);
+void lt_tokens_free(lt_tokens *v);
+
+typedef struct lt_tokenizer lt_tokenizer;
+
+/* Build from a GGUF's tokenizer.ggml.* keys. LT_ERR_MODEL naming the file and key when a key is
+ * missing or malformed, or the model / pre-tokenizer kind is unsupported (message lists the
+ * supported ones). The tokenizer copies what it needs: the GGUF may be closed afterwards. */
+lt_status lt_tokenizer_from_gguf(lt_tokenizer **out, const lt_gguf *g);
+void lt_tokenizer_free(lt_tokenizer *t);
+
+int32_t lt_tokenizer_vocab_size(const lt_tokenizer *t);
+int32_t lt_tokenizer_bos(const lt_tokenizer *t);   /* -1 when none */
+int32_t lt_tokenizer_eos(const lt_tokenizer *t);
+int32_t lt_tokenizer_pad(const lt_tokenizer *t);   /* falls back to eos when the file names none */
+bool lt_tokenizer_add_bos(const lt_tokenizer *t);  /* tokenizer.ggml.add_bos_token (default per
+                                                    * model kind: llama true, gpt2 false) */
+/* Id of an exact token string, -1 if absent. */
+int32_t lt_tokenizer_find(const lt_tokenizer *t, const char *piece);
+/* SHA-256 hex of the vocabulary (model kind, tokens, scores, types, merges): stamped into shards
+ * so a shard tokenized with another vocabulary is refused. */
+const char *lt_tokenizer_sha256(const lt_tokenizer *t);
+/* The GGUF's tokenizer.chat_template source, or NULL. */
+const char *lt_tokenizer_chat_template(const lt_tokenizer *t);
+
+/* Append the ids of `text` (len bytes, UTF-8, need not be NUL-terminated) to out, each with loss
+ * mask `mask`. No BOS/EOS is added. With parse_special, occurrences of special-token strings
+ * become those ids. */
+void lt_tokenizer_encode(const lt_tokenizer *t, const char *text, size_t len, bool parse_special,
+                         uint8_t mask, lt_tokens *out);
+
+/* Bytes of one token for streaming output, given the previous token (for the SentencePiece
+ * rule that drops the leading space right after BOS). Byte-fallback tokens give one raw byte;
+ * control tokens give "". Returns the byte count written (<= cap). */
+size_t lt_tokenizer_piece(const lt_tokenizer *t, int32_t prev, int32_t id, char *buf, size_t cap);
+/* Whole-sequence decode into a malloc'ed NUL-terminated string. */
+char *lt_tokenizer_decode(const lt_tokenizer *t, const int32_t *ids, size_t n);
+
+/* ---- chat templates ----------------------------------------------------------------------- */
+
+typedef enum { LT_ROLE_SYSTEM = 0, LT_ROLE_USER, LT_ROLE_ASSISTANT, LT_ROLE_TOOL } lt_role;
+
+typedef struct {
+    lt_role role;
+    const char *content; /* UTF-8, NUL-terminated */
+} lt_message;
+
+typedef enum {
+    LT_TEMPLATE_CHATML = 0, /* <|im_start|>role\n...<|im_end|>\n (SmolLM2, Qwen) */
+    LT_TEMPLATE_ALPACA,     /* ### Instruction:\n...\n\n### Response:\n... EOS (base models) */
+    LT_TEMPLATE_COUNT
+} lt_template;
+
+/* By name ("chatml", "alpaca"); LT_ERR_USAGE listing the names otherwise. */
+lt_status lt_template_from_name(lt_template *out, const char *name);
+const char *lt_template_name(lt_template t);
+/* Recognize a GGUF/HF Jinja chat template; LT_ERR_DATA when unrecognized, with a hint to pass
+ * --template NAME. NULL source (no template in the file) chooses alpaca. */
+lt_status lt_template_detect(lt_template *out, const char *jinja_source);
+
+/* Render a conversation (BOS first when the tokenizer adds one), appending to out with the loss
+ * mask 1 on assistant content tokens and the assistant turn's closing token (<|im_end|> or
+ * EOS), 0 elsewhere. With add_generation_prompt the ids end with the assistant header, ready to
+ * generate. */
+void lt_chat_render(const lt_tokenizer *t, lt_template tpl, const lt_message *msgs, size_t n,
+                    bool add_generation_prompt, lt_tokens *out);
+
+#endif
