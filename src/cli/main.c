@@ -1,11 +1,35 @@
-/* lathe — command-line entry point: dispatches to subcommands. */
+/* lathe — command-line entry point: dispatches to the subcommands in the table below. */
 #include <stdio.h>
 #include <string.h>
 
+#include "cli/cli.h"
 #include "core/core.h"
 
+static const lt_command commands[] = {
+    /* {"name", lt_cmd_name, "one-line summary"}, one row per subcommand */
+    {NULL, NULL, NULL},
+};
+
+static void usage(FILE *out) {
+    fprintf(out, "usage: lathe <command> [options]   (lathe <command> --help for details)\n\n"
+                 "commands:\n");
+    for (const lt_command *c = commands; c->name; c++)
+        fprintf(out, "  %-10s %s\n", c->name, c->summary);
+}
+
+int lt_cli_fail(int status) {
+    fprintf(stderr, "lathe: %s\n", lt_error_message());
+    return lt_status_exit_code((lt_status)status);
+}
+
 int main(int argc, char **argv) {
-    (void)argc; (void)argv;
-    puts("lathe");
-    return 0;
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (const lt_command *c = commands; c->name; c++)
+        if (!strcmp(argv[1], c->name)) return c->run(argc - 1, argv + 1);
+    fprintf(stderr, "lathe: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
 }

@@ -1,0 +1,22 @@
+/*
+ * cli — `lathe` subcommands. Each takes the arguments after its name (argv[0] is the
+ * subcommand) and returns the process exit code (DESIGN.md §7: 0 done, 1 runtime failure,
+ * 2 bad usage or recipe, 3 bad data or model file, 130 interrupted).
+ */
+#ifndef LATHE_CLI_H
+#define LATHE_CLI_H
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} lt_command;
+
+int lt_cmd_train(int argc, char **argv);
+int lt_cmd_tokenize(int argc, char **argv);
+int lt_cmd_generate(int argc, char **argv);
+
+/* Print "lathe: <message>" for the current error and return its exit code. */
+int lt_cli_fail(int status);
+
+#endif
