@@ -57,7 +57,10 @@ void lt_tokenizer_set_default_system(lt_tokenizer *t, const char *text);
 
 /* Append the ids of `text` (len bytes, UTF-8, need not be NUL-terminated) to out, each with loss
  * mask `mask`. No BOS/EOS is added. With parse_special, occurrences of special-token strings
- * become those ids. */
+ * become those ids. Any bytes are accepted: invalid UTF-8 falls back to <0xNN> tokens ("llama") or
+ * is encoded byte-level ("gpt2"; a byte whose character the vocabulary lacks is dropped).
+ * Matches llama.cpp's llama_tokenize(add_special=false) id for id on valid UTF-8
+ * (tests/data/tokenizer/). Thread-safe: the tokenizer is read-only here. */
 void lt_tokenizer_encode(const lt_tokenizer *t, const char *text, size_t len, bool parse_special,
                          uint8_t mask, lt_tokens *out);
 

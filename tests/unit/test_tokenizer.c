@@ -590,9 +590,10 @@ Test(tokenizer, sha256_identifies_the_vocabulary) {
     lt_tokenizer_free(a);
 }
 
-/* Write a tiny byte-level vocabulary: the 256 byte characters, then "ab", with one merge. */
+/* Write a tiny byte-level vocabulary: the 256 byte characters, "ab", "<|end|>" (control) and
+ * "abc" (reachable by no merge), with one merge. */
 static lt_status tiny_bpe(const char *path, const char *pre, const char *merge) {
-    const char *toks[258];
+    const char *toks[259];
     static char store[258][4];
     for (int b = 0; b < 256; b++) {
         /* GPT-2 bytes_to_unicode, recomputed here independently of bpe.c */
@@ -617,15 +618,16 @@ static lt_status tiny_bpe(const char *path, const char *pre, const char *merge) 
     }
     toks[256] = "ab";
     toks[257] = "<|end|>";
-    int32_t types[258];
-    for (int i = 0; i < 258; i++) types[i] = 1;
+    toks[258] = "abc";
+    int32_t types[259];
+    for (int i = 0; i < 259; i++) types[i] = 1;
     types[257] = 3;
     lt_gguf_writer *w = lt_gguf_writer_new();
     lt_gguf_writer_set_str(w, "general.architecture", "llama");
     lt_gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2");
     if (pre) lt_gguf_writer_set_str(w, "tokenizer.ggml.pre", pre);
-    lt_gguf_writer_set_str_arr(w, "tokenizer.ggml.tokens", toks, 258);
-    lt_gguf_writer_set_i32_arr(w, "tokenizer.ggml.token_type", types, 258);
+    lt_gguf_writer_set_str_arr(w, "tokenizer.ggml.tokens", toks, 259);
+    lt_gguf_writer_set_i32_arr(w, "tokenizer.ggml.token_type", types, 259);
     const char *merges[] = {merge};
     lt_gguf_writer_set_str_arr(w, "tokenizer.ggml.merges", merges, 1);
     lt_gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", 257);
@@ -670,6 +672,23 @@ Test(tokenizer, crafted_vocabularies) {
     cr_assert_eq(lt_tokenizer_pad(t), 257, "pad falls back to eos");
     cr_assert_eq(lt_tokenizer_bos(t), -1);
     cr_assert_not(lt_tokenizer_add_bos(t));
+    lt_tokens_free(&v);
+    lt_tokenizer_free(t);
+
+    /* llama3 pre-tokenizer: a whole pre-token found in the vocabulary is taken as it is
+     * (llama.cpp ignore_merges), others go through the merges */
+    cr_assert_eq(tiny_bpe(path, "llama-bpe", "a b"), LT_OK);
+    cr_assert_eq(open_tiny(path, &t), LT_OK, "%s", lt_error_message());
+    lt_tokenizer_encode(t, "abc abc", 7, false, 0, &v);
+    int32_t want3[] = {258, 0x20, 256, 'c'};
+    expect_ids("llama-bpe ignore_merges", v.ids, v.n, want3, 4);
+    lt_tokens_free(&v);
+    lt_tokenizer_free(t);
+    cr_assert_eq(tiny_bpe(path, "gpt2", "a b"), LT_OK);
+    cr_assert_eq(open_tiny(path, &t), LT_OK, "%s", lt_error_message());
+    lt_tokenizer_encode(t, "abc", 3, false, 0, &v);
+    int32_t want4[] = {256, 'c'};
+    expect_ids("gpt2 merges only", v.ids, v.n, want4, 2);
     lt_tokens_free(&v);
     lt_tokenizer_free(t);
     unlink(path);
