@@ -59,7 +59,7 @@ typedef struct {
     float scale;       /* alpha / r, or alpha / sqrt(r) with rsLoRA */
 } lt_lora_config;
 
-typedef struct {
+typedef struct lt_model {
     lt_model_config cfg;
     char *path;           /* the file the base came from */
     lt_tensor tok_embd;   /* [V, dim] */
