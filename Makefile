@@ -66,6 +66,9 @@ $(BUILD)/%.o: %.cu
 	@mkdir -p $(@D)
 	$(NVCC) $(NVCCFLAGS) -c -o $@ $<
 
+$(BUILD)/bench_%: $(BUILD)/bench/bench_%.o $(BUILD)/liblathe.a
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/liblathe.a $(LDLIBS)
+
 $(BUILD)/lathe_tests: $(TEST_OBJ) $(BUILD)/liblathe.a
 	$(CC) $(CFLAGS) -o $@ $(TEST_OBJ) $(BUILD)/liblathe.a $(LDLIBS) -lcriterion
 
@@ -93,8 +96,8 @@ demo: ensure-deps
 demo-run: $(BIN)/lathe
 	LATHE_BIN=$(abspath $(BIN)/lathe) tools/demo.sh
 
-bench-run: $(BIN)/lathe
-	LATHE_BIN=$(abspath $(BIN)/lathe) tools/bench.sh
+bench-run: $(BIN)/lathe $(BUILD)/bench_train
+	BENCH_BIN=$(abspath $(BUILD)/bench_train) tools/bench.sh
 
 clean:
 	rm -rf $(BUILD) $(BIN)
