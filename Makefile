@@ -17,7 +17,7 @@ export LATHE_FIXTURES
 
 PKGS := hdf5 yaml-0.1 libpcre2-8 jansson openblas libcrypto
 DEB_PKGS := build-essential pkg-config python3 libhdf5-dev libyaml-dev libcriterion-dev \
-            libopenblas-dev libpcre2-dev libjansson-dev libssl-dev dict-jargon unzip
+            libopenblas-dev libpcre2-dev libjansson-dev libssl-dev dict-jargon python3-pip
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)

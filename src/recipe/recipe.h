@@ -25,6 +25,7 @@
 #include <stdio.h>
 
 #include "core/core.h"
+#include "optim/optim.h" /* lt_schedule_type */
 
 /* Number of rows in the key table (checked by a _Static_assert in recipe.c). */
 #define LT_RECIPE_NKEYS 31
@@ -35,7 +36,6 @@ typedef struct {
     int n;
 } lt_recipe_list;
 
-typedef enum { LT_SCHEDULE_COSINE = 0, LT_SCHEDULE_LINEAR, LT_SCHEDULE_CONSTANT } lt_schedule_type;
 
 /* Where a key's current value came from. */
 typedef enum {

@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -49,8 +50,8 @@ static int64_t newest_checkpoint(const char *dir, char *out, size_t n) {
         char state[PATH_MAX + 300];
         snprintf(state, sizeof state, "%s/%s/trainer_state.json", cdir, e->d_name);
         if (!exists(state)) continue;
+        if (snprintf(out, n, "%s/%s", cdir, e->d_name) >= (int)n) continue;
         best = s;
-        snprintf(out, n, "%s/%s", cdir, e->d_name);
     }
     closedir(d);
     return best;
