@@ -200,15 +200,18 @@ void lt_recipe__suggest_key(const char *section, const char *key, char *out, siz
         return;
     }
     /* list the section's keys */
-    size_t sl = strlen(section), used = 0;
-    for (int i = 0; i < LT_RECIPE_NKEYS; i++) {
+    size_t sl = strlen(section);
+    int used = snprintf(out, n, "; hint: keys in '%s' are ", section);
+    bool any = false;
+    for (int i = 0; i < LT_RECIPE_NKEYS && used > 0 && (size_t)used < n; i++) {
         const char *nm = lt_recipe_keys[i].name;
         if (strncmp(nm, section, sl) || nm[sl] != '.') continue;
-        int w = snprintf(out + used, n - used, "%s%s", used ? ", " : "; hint: keys in '", nm + sl + 1);
-        if (w < 0 || (size_t)w >= n - used) break;
-        used += (size_t)w;
+        int w = snprintf(out + used, n - (size_t)used, "%s%s", any ? ", " : "", nm + sl + 1);
+        if (w < 0) break;
+        used += w;
+        any = true;
     }
-    if (used && used + 3 < n) strcat(out, "'");
+    if (!any) out[0] = 0;
 }
 
 void lt_recipe__suggest_section(const char *section, char *out, size_t n) {

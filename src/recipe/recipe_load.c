@@ -168,8 +168,8 @@ typedef struct {
     lt_recipe *r;
     yaml_document_t *doc;
     rv_ctx c;
-    int seen_line[LT_RECIPE_NKEYS]; /* where each key was first set in this file; 0 = not yet */
-    int seen_col[LT_RECIPE_NKEYS];
+    int seen_line[LT_RECIPE_NKEYS]; /* line where each key was set in this file; 0 = not yet */
+    int seen_by[LT_RECIPE_NKEYS];   /* the key (row) that set it: itself or a synonym */
 } loader;
 
 static int key_index_of(const char *name) {
@@ -191,25 +191,31 @@ static lt_status load_key(loader *L, const char *section, yaml_node_t *kn, yaml_
         return lt_recipe__fail(c, kl, kc, "unknown key '%s.%s'%s", section, key, hint);
     }
     const rk_key *k = &lt_recipe_keys[idx];
-    /* a key and its synonym count as one key for the duplicate check */
-    int check[3] = {idx, -1, -1};
-    if (k->type == RK_FLOATPAIR) check[1] = key_index_of(k->pair[0]), check[2] = key_index_of(k->pair[1]);
-    for (int i = 0; i < LT_RECIPE_NKEYS && check[1] < 0; i++) {
-        const rk_key *a = &lt_recipe_keys[i];
-        if (a->type == RK_FLOATPAIR && (!strcmp(a->pair[0], k->name) || !strcmp(a->pair[1], k->name)))
-            check[1] = i;
+    /* a synonym and the keys it writes count as one key for the duplicate check */
+    int marks[2] = {-1, -1}, alias = -1;
+    if (k->type == RK_FLOATPAIR) {
+        marks[0] = key_index_of(k->pair[0]);
+        marks[1] = key_index_of(k->pair[1]);
     }
-    for (int j = 0; j < 3; j++) {
+    for (int i = 0; i < LT_RECIPE_NKEYS; i++) {
+        const rk_key *a = &lt_recipe_keys[i];
+        if (a->type == RK_FLOATPAIR &&
+            (!strcmp(a->pair[0], k->name) || !strcmp(a->pair[1], k->name)))
+            alias = i;
+    }
+    int check[4] = {idx, marks[0], marks[1], alias};
+    for (int j = 0; j < 4; j++) {
         int o = check[j];
         if (o < 0 || !L->seen_line[o]) continue;
-        if (o == idx)
+        int by = L->seen_by[o];
+        if (by == idx)
             return lt_recipe__fail(c, kl, kc,
                                    "duplicate key '%s' (first set at line %d); hint: keep one "
                                    "of them",
                                    k->name, L->seen_line[o]);
         return lt_recipe__fail(c, kl, kc,
                                "%s repeats %s set at line %d; hint: keep one of them", k->name,
-                               lt_recipe_keys[o].name, L->seen_line[o]);
+                               lt_recipe_keys[by].name, L->seen_line[o]);
     }
     rv_value v;
     lt_status st = value_of_node(L->doc, vn, c, k->name, &v);
@@ -220,8 +226,9 @@ static lt_status load_key(loader *L, const char *section, yaml_node_t *kn, yaml_
     if (st) return st;
     lt_recipe__commit(L->r, idx, &p, LT_RECIPE_FROM_FILE, kl, kc);
     lt_recipe__parsed_free(&p);
+    int set[3] = {idx, marks[0], marks[1]};
     for (int j = 0; j < 3; j++)
-        if (check[j] >= 0) L->seen_line[check[j]] = kl, L->seen_col[check[j]] = kc;
+        if (set[j] >= 0) L->seen_line[set[j]] = kl, L->seen_by[set[j]] = idx;
     return LT_OK;
 }
 
