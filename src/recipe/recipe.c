@@ -42,8 +42,7 @@ const rk_key lt_recipe_keys[LT_RECIPE_NKEYS] = {
      NULL, "Dropout probability on the adapter input during training.", {0}},
     {"lora.target_modules", RK_LIST, OFF(lora.target_modules),
      "[q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj]", 0, 0, 0, lora_modules,
-     "Linear layers that get an adapter, by Hugging Face module name: q_proj, k_proj, v_proj, "
-     "o_proj, gate_proj, up_proj, down_proj.", {0}},
+     "Linear layers that get an adapter, by Hugging Face module name.", {0}},
     {"lora.rslora", RK_BOOL, OFF(lora.rslora), "false", 0, 0, 0, NULL,
      "Rank-stabilized LoRA scaling alpha / sqrt(r) (arXiv 2312.03732).", {0}},
 
@@ -599,7 +598,7 @@ void lt_recipe_free(lt_recipe *r) {
         if (k->type == RK_LIST || k->type == RK_PATHLIST) list_free((lt_recipe_list *)f);
     }
     free(r->source);
-    lt_recipe_defaults(r);
+    memset(r, 0, sizeof *r);
 }
 
 /* ---- overrides ---------------------------------------------------------------------------- */

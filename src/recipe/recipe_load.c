@@ -97,9 +97,12 @@ static lt_status yaml_problem(const yaml_parser_t *p, const rv_ctx *c, const cha
     if (p->context)
         snprintf(ctx, sizeof ctx, " (%s at %d:%d)", p->context, (int)p->context_mark.line + 1,
                  (int)p->context_mark.column + 1);
-    return lt_recipe__fail(c, line, col,
-                           "%s: %s%s; hint: check the indentation, colons and quoting near here",
-                           what, p->problem ? p->problem : "cannot parse", ctx);
+    bool tab = buf && p->error == YAML_SCANNER_ERROR && p->problem_mark.index < strlen(buf) &&
+               buf[p->problem_mark.index] == '\t';
+    return lt_recipe__fail(c, line, col, "%s: %s%s; hint: %s", what,
+                           p->problem ? p->problem : "cannot parse", ctx,
+                           tab ? "indent with spaces: YAML does not allow tabs"
+                               : "check the indentation, colons and quoting near here");
 }
 
 lt_status lt_recipe__value_from_text(const char *text, const rv_ctx *c, rv_value *v) {
@@ -177,6 +180,14 @@ static int key_index_of(const char *name) {
     return dot ? lt_recipe__find(name, (size_t)(dot - name), dot + 1) : -1;
 }
 
+static bool section_known(const char *s) {
+    size_t l = strlen(s);
+    for (int i = 0; i < LT_RECIPE_NKEYS; i++)
+        if (!strncmp(lt_recipe_keys[i].name, s, l) && lt_recipe_keys[i].name[l] == '.')
+            return true;
+    return false;
+}
+
 static lt_status load_key(loader *L, const char *section, yaml_node_t *kn, yaml_node_t *vn) {
     const rv_ctx *c = &L->c;
     int kl = (int)kn->start_mark.line + 1, kc = (int)kn->start_mark.column + 1;
@@ -186,6 +197,11 @@ static lt_status load_key(loader *L, const char *section, yaml_node_t *kn, yaml_
     const char *key = (const char *)kn->data.scalar.value;
     int idx = lt_recipe__find(section, strlen(section), key);
     char hint[512];
+    if (idx < 0 && section_known(key))
+        return lt_recipe__fail(c, kl, kc,
+                               "unknown key '%s.%s': '%s' is a section; hint: move '%s:' to the "
+                               "top level (no indentation)",
+                               section, key, key, key);
     if (idx < 0) {
         lt_recipe__suggest_key(section, key, hint, sizeof hint);
         return lt_recipe__fail(c, kl, kc, "unknown key '%s.%s'%s", section, key, hint);
@@ -230,14 +246,6 @@ static lt_status load_key(loader *L, const char *section, yaml_node_t *kn, yaml_
     for (int j = 0; j < 3; j++)
         if (set[j] >= 0) L->seen_line[set[j]] = kl, L->seen_by[set[j]] = idx;
     return LT_OK;
-}
-
-static bool section_known(const char *s) {
-    size_t l = strlen(s);
-    for (int i = 0; i < LT_RECIPE_NKEYS; i++)
-        if (!strncmp(lt_recipe_keys[i].name, s, l) && lt_recipe_keys[i].name[l] == '.')
-            return true;
-    return false;
 }
 
 static lt_status load_root(loader *L, yaml_node_t *root) {

@@ -88,10 +88,20 @@ static void expect_load_error(const char *text, int line, int col, const char *w
     lt_recipe_free(&r);
 }
 
+/* The resolved YAML of r, malloc'ed. */
+static char *printed(const lt_recipe *r) {
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&buf, &n);
+    lt_recipe_print(r, f);
+    fclose(f);
+    return buf;
+}
+
+/* Expect --set `assignment` to fail with `what` and `hint`, leaving r unchanged. */
 static void expect_set_error(lt_recipe *r, const char *assignment, const char *what,
                              const char *hint) {
-    lt_recipe before;
-    lt_recipe_defaults(&before);
+    char *before = printed(r);
     lt_status st = lt_recipe_set(r, assignment);
     cr_assert_eq(st, LT_ERR_RECIPE, "expected an error for --set %s", assignment);
     const char *msg = lt_error_message();
@@ -100,6 +110,10 @@ static void expect_set_error(lt_recipe *r, const char *assignment, const char *w
     assert_has(msg, prefix);
     if (what) assert_has(msg, what);
     if (hint) assert_has(msg, hint);
+    char *after = printed(r);
+    cr_assert_str_eq(before, after, "--set %s changed the recipe despite failing", assignment);
+    free(before);
+    free(after);
 }
 
 static lt_recipe load_ok(const char *text) {
@@ -306,6 +320,8 @@ Test(recipe, error_unknown_key) {
                       "did you mean 'lora.alpha'?");
     expect_load_error(MINIMAL "train:\n  lr: 0.1\n", 8, 3, "unknown key 'train.lr'",
                       "did you mean 'optim.lr'?");
+    expect_load_error("model:\n  path: m\n  lora:\n    r: 3\n", 3, 3,
+                      "unknown key 'model.lora': 'lora' is a section", "to the top level");
     expect_load_error(MINIMAL "lora:\n  zzzzzzzz: 1\n", 8, 3, "unknown key 'lora.zzzzzzzz'",
                       "keys in 'lora' are r, alpha, dropout");
 }
@@ -383,6 +399,7 @@ Test(recipe, error_structure) {
 Test(recipe, error_yaml_syntax) {
     expect_load_error(MINIMAL "lora:\n  r: [1, 2\n", 9, 1, "YAML syntax error", "hint:");
     expect_load_error("model:\n  path: a\n bad: x\n", 3, 2, "YAML syntax error", NULL);
+    expect_load_error("lora:\n\tr: 8\n", 2, 1, "YAML syntax error", "tabs");
     expect_load_error("model:\n  path: \"\xff\xfe\"\n", 2, 10, "YAML syntax error",
                       NULL); /* invalid UTF-8: a reader error with a byte offset */
 }
@@ -568,11 +585,7 @@ Test(recipe, write_load_round_trip) {
 
 Test(recipe, write_comments_and_epochs) {
     lt_recipe r = load_ok(MINIMAL "train:\n  max_steps: 7\n");
-    char *buf = NULL;
-    size_t n = 0;
-    FILE *f = open_memstream(&buf, &n);
-    lt_recipe_print(&r, f);
-    fclose(f);
+    char *buf = printed(&r);
     assert_has(buf, "  # epochs: 1   (not used: train.max_steps decides the run length)\n");
     assert_has(buf, "  max_steps: 7\n");
     assert_has(buf, "  # Adapter rank");
@@ -584,6 +597,7 @@ Test(recipe, write_comments_and_epochs) {
     snprintf(bad, sizeof bad, "%s/no/such/dir/recipe.yaml", tmpdir);
     lt_recipe_defaults(&r);
     cr_assert_eq(lt_recipe_write(&r, bad), LT_ERR_IO);
+    lt_recipe_free(&r);
 }
 
 /* ---- docs --------------------------------------------------------------------------------- */
