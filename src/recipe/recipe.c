@@ -188,6 +188,15 @@ void lt_recipe__suggest_key(const char *section, const char *key, char *out, siz
             return;
         }
     }
+    /* a key of this section that starts with what was typed ("warmup" -> "warmup_steps") */
+    size_t sl0 = strlen(section), kl = strlen(key);
+    for (int i = 0; i < LT_RECIPE_NKEYS && kl >= 3; i++) {
+        const char *nm = lt_recipe_keys[i].name;
+        if (!strncmp(nm, section, sl0) && nm[sl0] == '.' && !strncmp(nm + sl0 + 1, key, kl)) {
+            snprintf(out, n, "; hint: did you mean '%s'?", nm);
+            return;
+        }
+    }
     char full[256];
     snprintf(full, sizeof full, "%s.%s", section, key);
     const char *names[LT_RECIPE_NKEYS + 1];

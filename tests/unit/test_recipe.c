@@ -505,6 +505,8 @@ Test(recipe, set_errors) {
     cr_assert_eq(r.optim.lr, 2e-4); /* unchanged */
     expect_set_error(&r, "optim.lr=-1", "optim.lr must be > 0, got -1", NULL);
     expect_set_error(&r, "lora.alpah=3", "unknown key 'lora.alpah'", "did you mean 'lora.alpha'?");
+    expect_set_error(&r, "schedule.warmup=3", "unknown key 'schedule.warmup'",
+                     "did you mean 'schedule.warmup_steps'?");
     expect_set_error(&r, "lorra.r=3", "unknown section 'lorra'", "did you mean 'lora.r'?");
     expect_set_error(&r, "lr=3", "expected section.key", "did you mean 'optim.lr'?");
     expect_set_error(&r, "lora.r", "expected section.key=value", NULL);
