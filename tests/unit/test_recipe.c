@@ -4,7 +4,8 @@
  * docs/recipe.md being the output of lt_recipe_docs().
  *
  * Each test writes its YAML into its own mkdtemp directory, removed by the suite's .fini.
- * Regenerate docs/recipe.md: LATHE_UPDATE_DOCS=1 build/lathe_tests --filter 'recipe/docs_up_to_date'
+ * Regenerate docs/recipe.md:
+ *   LATHE_UPDATE_DOCS=1 build/lathe_tests --filter 'recipe/docs_up_to_date'
  */
 #include <criterion/criterion.h>
 #include <ftw.h>
@@ -363,7 +364,8 @@ Test(recipe, error_out_of_range) {
     expect_load_error(MINIMAL "lora:\n  dropout: 1\n", 8, 12,
                       "lora.dropout must be >= 0 and < 1, got 1", NULL);
     expect_load_error(MINIMAL "lora:\n  r: 0\n", 8, 6, "lora.r must be 1 to 4096, got 0", NULL);
-    expect_load_error(MODEL_OUT "data:\n  train: t\n  seq_len: 4\n", 7, 12, "data.seq_len must be 8 to 1048576",
+    expect_load_error(MODEL_OUT "data:\n  train: t\n  seq_len: 4\n", 7, 12,
+                      "data.seq_len must be 8 to 1048576",
                       NULL);
     expect_load_error(MINIMAL "train:\n  micro_batch_size: 0\n", 8, 21,
                       "train.micro_batch_size must be >= 1, got 0", NULL);
