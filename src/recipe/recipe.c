@@ -42,8 +42,7 @@ const rk_key lt_recipe_keys[LT_RECIPE_NKEYS] = {
      NULL, "Dropout probability on the adapter input during training.", {0}},
     {"lora.target_modules", RK_LIST, OFF(lora.target_modules),
      "[q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj]", 0, 0, 0, lora_modules,
-     "Linear layers that get an adapter, by Hugging Face module name: q_proj, k_proj, v_proj, "
-     "o_proj, gate_proj, up_proj, down_proj.", {0}},
+     "Linear layers that get an adapter, by Hugging Face module name.", {0}},
     {"lora.rslora", RK_BOOL, OFF(lora.rslora), "false", 0, 0, 0, NULL,
      "Rank-stabilized LoRA scaling alpha / sqrt(r) (arXiv 2312.03732).", {0}},
 
@@ -189,6 +188,15 @@ void lt_recipe__suggest_key(const char *section, const char *key, char *out, siz
             return;
         }
     }
+    /* a key of this section that starts with what was typed ("warmup" -> "warmup_steps") */
+    size_t sl0 = strlen(section), kl = strlen(key);
+    for (int i = 0; i < LT_RECIPE_NKEYS && kl >= 3; i++) {
+        const char *nm = lt_recipe_keys[i].name;
+        if (!strncmp(nm, section, sl0) && nm[sl0] == '.' && !strncmp(nm + sl0 + 1, key, kl)) {
+            snprintf(out, n, "; hint: did you mean '%s'?", nm);
+            return;
+        }
+    }
     char full[256];
     snprintf(full, sizeof full, "%s.%s", section, key);
     const char *names[LT_RECIPE_NKEYS + 1];
@@ -200,15 +208,18 @@ void lt_recipe__suggest_key(const char *section, const char *key, char *out, siz
         return;
     }
     /* list the section's keys */
-    size_t sl = strlen(section), used = 0;
-    for (int i = 0; i < LT_RECIPE_NKEYS; i++) {
+    size_t sl = strlen(section);
+    int used = snprintf(out, n, "; hint: keys in '%s' are ", section);
+    bool any = false;
+    for (int i = 0; i < LT_RECIPE_NKEYS && used > 0 && (size_t)used < n; i++) {
         const char *nm = lt_recipe_keys[i].name;
         if (strncmp(nm, section, sl) || nm[sl] != '.') continue;
-        int w = snprintf(out + used, n - used, "%s%s", used ? ", " : "; hint: keys in '", nm + sl + 1);
-        if (w < 0 || (size_t)w >= n - used) break;
-        used += (size_t)w;
+        int w = snprintf(out + used, n - (size_t)used, "%s%s", any ? ", " : "", nm + sl + 1);
+        if (w < 0) break;
+        used += w;
+        any = true;
     }
-    if (used && used + 3 < n) strcat(out, "'");
+    if (!any) out[0] = 0;
 }
 
 void lt_recipe__suggest_section(const char *section, char *out, size_t n) {
@@ -596,7 +607,7 @@ void lt_recipe_free(lt_recipe *r) {
         if (k->type == RK_LIST || k->type == RK_PATHLIST) list_free((lt_recipe_list *)f);
     }
     free(r->source);
-    lt_recipe_defaults(r);
+    memset(r, 0, sizeof *r);
 }
 
 /* ---- overrides ---------------------------------------------------------------------------- */

@@ -94,7 +94,8 @@ typedef struct {
  * contents are overwritten without being freed (call lt_recipe_free first to reuse one). */
 void lt_recipe_defaults(lt_recipe *r);
 
-/* Free owned strings and lists and reset `r` to defaults. Accepts NULL. */
+/* Free owned strings and lists and zero `r` (lt_recipe_defaults makes it usable again).
+ * Accepts NULL and a zeroed recipe. */
 void lt_recipe_free(lt_recipe *r);
 
 /* Parse the YAML recipe at `path` over the defaults. `r` is always initialized (free it with

@@ -97,9 +97,12 @@ static lt_status yaml_problem(const yaml_parser_t *p, const rv_ctx *c, const cha
     if (p->context)
         snprintf(ctx, sizeof ctx, " (%s at %d:%d)", p->context, (int)p->context_mark.line + 1,
                  (int)p->context_mark.column + 1);
-    return lt_recipe__fail(c, line, col,
-                           "%s: %s%s; hint: check the indentation, colons and quoting near here",
-                           what, p->problem ? p->problem : "cannot parse", ctx);
+    bool tab = buf && p->error == YAML_SCANNER_ERROR && p->problem_mark.index < strlen(buf) &&
+               buf[p->problem_mark.index] == '\t';
+    return lt_recipe__fail(c, line, col, "%s: %s%s; hint: %s", what,
+                           p->problem ? p->problem : "cannot parse", ctx,
+                           tab ? "indent with spaces: YAML does not allow tabs"
+                               : "check the indentation, colons and quoting near here");
 }
 
 lt_status lt_recipe__value_from_text(const char *text, const rv_ctx *c, rv_value *v) {
@@ -168,13 +171,21 @@ typedef struct {
     lt_recipe *r;
     yaml_document_t *doc;
     rv_ctx c;
-    int seen_line[LT_RECIPE_NKEYS]; /* where each key was first set in this file; 0 = not yet */
-    int seen_col[LT_RECIPE_NKEYS];
+    int seen_line[LT_RECIPE_NKEYS]; /* line where each key was set in this file; 0 = not yet */
+    int seen_by[LT_RECIPE_NKEYS];   /* the key (row) that set it: itself or a synonym */
 } loader;
 
 static int key_index_of(const char *name) {
     const char *dot = strchr(name, '.');
     return dot ? lt_recipe__find(name, (size_t)(dot - name), dot + 1) : -1;
+}
+
+static bool section_known(const char *s) {
+    size_t l = strlen(s);
+    for (int i = 0; i < LT_RECIPE_NKEYS; i++)
+        if (!strncmp(lt_recipe_keys[i].name, s, l) && lt_recipe_keys[i].name[l] == '.')
+            return true;
+    return false;
 }
 
 static lt_status load_key(loader *L, const char *section, yaml_node_t *kn, yaml_node_t *vn) {
@@ -186,30 +197,41 @@ static lt_status load_key(loader *L, const char *section, yaml_node_t *kn, yaml_
     const char *key = (const char *)kn->data.scalar.value;
     int idx = lt_recipe__find(section, strlen(section), key);
     char hint[512];
+    if (idx < 0 && section_known(key))
+        return lt_recipe__fail(c, kl, kc,
+                               "unknown key '%s.%s': '%s' is a section; hint: move '%s:' to the "
+                               "top level (no indentation)",
+                               section, key, key, key);
     if (idx < 0) {
         lt_recipe__suggest_key(section, key, hint, sizeof hint);
         return lt_recipe__fail(c, kl, kc, "unknown key '%s.%s'%s", section, key, hint);
     }
     const rk_key *k = &lt_recipe_keys[idx];
-    /* a key and its synonym count as one key for the duplicate check */
-    int check[3] = {idx, -1, -1};
-    if (k->type == RK_FLOATPAIR) check[1] = key_index_of(k->pair[0]), check[2] = key_index_of(k->pair[1]);
-    for (int i = 0; i < LT_RECIPE_NKEYS && check[1] < 0; i++) {
-        const rk_key *a = &lt_recipe_keys[i];
-        if (a->type == RK_FLOATPAIR && (!strcmp(a->pair[0], k->name) || !strcmp(a->pair[1], k->name)))
-            check[1] = i;
+    /* a synonym and the keys it writes count as one key for the duplicate check */
+    int marks[2] = {-1, -1}, alias = -1;
+    if (k->type == RK_FLOATPAIR) {
+        marks[0] = key_index_of(k->pair[0]);
+        marks[1] = key_index_of(k->pair[1]);
     }
-    for (int j = 0; j < 3; j++) {
+    for (int i = 0; i < LT_RECIPE_NKEYS; i++) {
+        const rk_key *a = &lt_recipe_keys[i];
+        if (a->type == RK_FLOATPAIR &&
+            (!strcmp(a->pair[0], k->name) || !strcmp(a->pair[1], k->name)))
+            alias = i;
+    }
+    int check[4] = {idx, marks[0], marks[1], alias};
+    for (int j = 0; j < 4; j++) {
         int o = check[j];
         if (o < 0 || !L->seen_line[o]) continue;
-        if (o == idx)
+        int by = L->seen_by[o];
+        if (by == idx)
             return lt_recipe__fail(c, kl, kc,
                                    "duplicate key '%s' (first set at line %d); hint: keep one "
                                    "of them",
                                    k->name, L->seen_line[o]);
         return lt_recipe__fail(c, kl, kc,
                                "%s repeats %s set at line %d; hint: keep one of them", k->name,
-                               lt_recipe_keys[o].name, L->seen_line[o]);
+                               lt_recipe_keys[by].name, L->seen_line[o]);
     }
     rv_value v;
     lt_status st = value_of_node(L->doc, vn, c, k->name, &v);
@@ -220,17 +242,10 @@ static lt_status load_key(loader *L, const char *section, yaml_node_t *kn, yaml_
     if (st) return st;
     lt_recipe__commit(L->r, idx, &p, LT_RECIPE_FROM_FILE, kl, kc);
     lt_recipe__parsed_free(&p);
+    int set[3] = {idx, marks[0], marks[1]};
     for (int j = 0; j < 3; j++)
-        if (check[j] >= 0) L->seen_line[check[j]] = kl, L->seen_col[check[j]] = kc;
+        if (set[j] >= 0) L->seen_line[set[j]] = kl, L->seen_by[set[j]] = idx;
     return LT_OK;
-}
-
-static bool section_known(const char *s) {
-    size_t l = strlen(s);
-    for (int i = 0; i < LT_RECIPE_NKEYS; i++)
-        if (!strncmp(lt_recipe_keys[i].name, s, l) && lt_recipe_keys[i].name[l] == '.')
-            return true;
-    return false;
 }
 
 static lt_status load_root(loader *L, yaml_node_t *root) {
