@@ -17,7 +17,7 @@ export LATHE_FIXTURES
 
 PKGS := hdf5 yaml-0.1 libpcre2-8 jansson openblas libcrypto
 DEB_PKGS := build-essential pkg-config python3 libhdf5-dev libyaml-dev libcriterion-dev \
-            libopenblas-dev libpcre2-dev libjansson-dev libssl-dev dict-jargon unzip
+            libopenblas-dev libpcre2-dev libjansson-dev libssl-dev dict-jargon python3-pip
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -66,6 +66,9 @@ $(BUILD)/%.o: %.cu
 	@mkdir -p $(@D)
 	$(NVCC) $(NVCCFLAGS) -c -o $@ $<
 
+$(BUILD)/bench_%: $(BUILD)/bench/bench_%.o $(BUILD)/liblathe.a
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/liblathe.a $(LDLIBS)
+
 $(BUILD)/lathe_tests: $(TEST_OBJ) $(BUILD)/liblathe.a
 	$(CC) $(CFLAGS) -o $@ $(TEST_OBJ) $(BUILD)/liblathe.a $(LDLIBS) -lcriterion
 
@@ -93,8 +96,8 @@ demo: ensure-deps
 demo-run: $(BIN)/lathe
 	LATHE_BIN=$(abspath $(BIN)/lathe) tools/demo.sh
 
-bench-run: $(BIN)/lathe
-	LATHE_BIN=$(abspath $(BIN)/lathe) tools/bench.sh
+bench-run: $(BIN)/lathe $(BUILD)/bench_train
+	BENCH_BIN=$(abspath $(BUILD)/bench_train) tools/bench.sh
 
 clean:
 	rm -rf $(BUILD) $(BIN)

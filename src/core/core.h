@@ -172,6 +172,12 @@ lt_status lt_mkdir_p(const char *path);
 lt_status lt_atomic_open(const char *path, char *tmp, FILE **fp);
 lt_status lt_atomic_commit(FILE *fp, const char *tmp, const char *path);
 void lt_atomic_abort(FILE *fp, const char *tmp);
+/* Publish a directory built under a temporary name: rename `tmp_dir` onto `dir`. When `dir`
+ * exists it is replaced only if `replace` (moved aside, then removed after the rename), else
+ * LT_ERR_IO "exists". Either way a reader never sees a half-written `dir`. */
+lt_status lt_dir_publish(const char *tmp_dir, const char *dir, bool replace);
+/* rm -rf; errors ignored except on the top path (LT_ERR_IO). */
+lt_status lt_remove_tree(const char *path);
 /* Whole-buffer convenience on top of the three above. */
 lt_status lt_write_file_atomic(const char *path, const void *data, size_t n);
 /* Read a whole file into a NUL-terminated malloc'ed buffer (caller frees). LT_ERR_IO on failure,
@@ -181,5 +187,23 @@ lt_status lt_read_file(const char *path, char **data, size_t *n);
 /* SHA-256 (FIPS 180-4, via OpenSSL's EVP) as 64 lowercase hex chars + NUL. */
 void lt_sha256_hex(const void *data, size_t n, char hex[65]);
 lt_status lt_sha256_file(const char *path, char hex[65]);
+
+/* ---- random numbers ----------------------------------------------------------------------- */
+
+/* splitmix64 (Steele, Lea, Flood 2014): a tiny, seedable, platform-independent generator. Every
+ * random choice in lathe (shuffles, LoRA init, dropout, sampling) derives from recipe seeds
+ * through it, so runs are reproducible bit for bit. */
+typedef struct {
+    uint64_t s;
+} lt_rng;
+static inline uint64_t lt_splitmix64(uint64_t *s) {
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+static inline uint64_t lt_rng_u64(lt_rng *r) { return lt_splitmix64(&r->s); }
+/* Uniform in [0, 1) with 24 random bits. */
+static inline float lt_rng_uniform(lt_rng *r) { return (lt_rng_u64(r) >> 40) * (1.0f / 16777216.0f); }
 
 #endif

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <libgen.h>
 #include <limits.h>
 #include <openssl/evp.h>
@@ -140,5 +141,41 @@ lt_status lt_sha256_file(const char *path, char hex[65]) {
     EVP_MD_CTX_free(ctx);
     if (bad) return lt_error_set(LT_ERR_IO, "cannot read '%s'", path);
     to_hex(d, hex);
+    return LT_OK;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb; (void)flag; (void)ftw;
+    remove(path);
+    return 0;
+}
+
+lt_status lt_remove_tree(const char *path) {
+    struct stat st;
+    if (lstat(path, &st) != 0) return LT_OK;
+    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    if (lstat(path, &st) == 0)
+        return lt_error_set(LT_ERR_IO, "cannot remove '%s': %s", path, strerror(errno));
+    return LT_OK;
+}
+
+lt_status lt_dir_publish(const char *tmp_dir, const char *dir, bool replace) {
+    struct stat st;
+    char old[PATH_MAX] = "";
+    if (stat(dir, &st) == 0) {
+        if (!replace)
+            return lt_error_set(LT_ERR_IO, "'%s' already exists; refusing to overwrite it", dir);
+        snprintf(old, sizeof old, "%s.old.%ld", dir, (long)getpid());
+        if (rename(dir, old) != 0)
+            return lt_error_set(LT_ERR_IO, "cannot move '%s' aside: %s", dir, strerror(errno));
+    }
+    if (rename(tmp_dir, dir) != 0) {
+        int err = errno;
+        if (old[0]) rename(old, dir);
+        return lt_error_set(LT_ERR_IO, "cannot rename '%s' to '%s': %s", tmp_dir, dir,
+                            strerror(err));
+    }
+    fsync_dir_of(dir);
+    if (old[0]) lt_remove_tree(old);
     return LT_OK;
 }

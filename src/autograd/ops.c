@@ -1,0 +1,158 @@
+/*
+ * ops — the op table (one row per lt_op, enum-indexed) and the op constructors of autograd.h.
+ *
+ * A constructor checks shapes and dtypes (LT_ASSERT: a mismatch is a bug in the model code),
+ * allocates its output from the graph arena and hands the node to lt_graph_apply(), which runs the
+ * device kernel and records the node when an input requires a gradient. Kernels live in
+ * src/kernels/; what each kernel reads from the node is documented in src/kernels/kernels.h.
+ */
+#include "autograd.h"
+
+#include "../kernels/kernels.h"
+
+#include <string.h>
+
+const lt_op_def lt_op_table[LT_OP_COUNT] = {
+    [LT_OP_EMBEDDING] = {"embedding", lt_cpu_embedding_forward, lt_cpu_embedding_backward, NULL,
+                         NULL},
+    [LT_OP_LINEAR] = {"linear", lt_cpu_linear_forward, lt_cpu_linear_backward, NULL, NULL},
+    [LT_OP_RMSNORM] = {"rmsnorm", lt_cpu_rmsnorm_forward, lt_cpu_rmsnorm_backward, NULL, NULL},
+    [LT_OP_ROPE] = {"rope", lt_cpu_rope_forward, lt_cpu_rope_backward, NULL, NULL},
+    [LT_OP_ATTENTION] = {"attention", lt_cpu_attention_forward, lt_cpu_attention_backward, NULL,
+                         NULL},
+    [LT_OP_SWIGLU] = {"swiglu", lt_cpu_swiglu_forward, lt_cpu_swiglu_backward, NULL, NULL},
+    [LT_OP_ADD] = {"add", lt_cpu_add_forward, lt_cpu_add_backward, NULL, NULL},
+    [LT_OP_CROSS_ENTROPY] = {"cross_entropy", lt_cpu_cross_entropy_forward,
+                             lt_cpu_cross_entropy_backward, NULL, NULL},
+    [LT_OP_RESHAPE] = {"reshape", lt_cpu_reshape_forward, lt_cpu_reshape_backward, NULL, NULL},
+};
+_Static_assert(sizeof lt_op_table / sizeof lt_op_table[0] == LT_OP_COUNT,
+               "lt_op_table needs exactly one row per lt_op");
+_Static_assert(LT_OP_COUNT == 9, "a new op needs a row in lt_op_table, a kernel and a test");
+
+static bool is_f32(const lt_tensor *t) { return t && t->dtype == LT_F32; }
+
+/* Rows of t when its last dim is the feature dim. */
+static int64_t rows_of(const lt_tensor *t) { return lt_tensor_numel(t) / t->shape[t->ndim - 1]; }
+
+lt_tensor *lt_embedding(lt_graph *g, lt_tensor *table, lt_tensor *ids) {
+    LT_ASSERT(is_f32(table) && table->ndim == 2);
+    LT_ASSERT(ids && ids->dtype == LT_I32 && ids->ndim == 1);
+    int64_t shape[2] = {ids->shape[0], table->shape[1]};
+    lt_tensor *out = lt_graph_tensor(g, LT_F32, 2, shape);
+    lt_tensor *in[2] = {table, ids};
+    lt_graph_apply(g, LT_OP_EMBEDDING, 2, in, out, NULL);
+    return out;
+}
+
+lt_tensor *lt_linear(lt_graph *g, lt_tensor *x, lt_tensor *W, lt_tensor *A, lt_tensor *B,
+                     float scale, float dropout, uint64_t seed) {
+    LT_ASSERT(is_f32(x) && is_f32(W) && W->ndim == 2);
+    int64_t in_f = W->shape[1], out_f = W->shape[0];
+    LT_ASSERT(x->shape[x->ndim - 1] == in_f);
+    LT_ASSERT((A == NULL) == (B == NULL));
+    if (A) {
+        LT_ASSERT(is_f32(A) && is_f32(B) && A->ndim == 2 && B->ndim == 2);
+        LT_ASSERT(A->shape[1] == in_f && B->shape[0] == out_f && B->shape[1] == A->shape[0]);
+        LT_ASSERT(dropout >= 0.0f && dropout < 1.0f);
+    }
+    int64_t shape[LT_MAX_DIMS];
+    memcpy(shape, x->shape, sizeof shape);
+    shape[x->ndim - 1] = out_f;
+    lt_tensor *out = lt_graph_tensor(g, LT_F32, x->ndim, shape);
+    lt_op_params p = {0};
+    p.lora_scale = A ? scale : 0.0f;
+    p.dropout = A ? dropout : 0.0f;
+    p.seed = seed;
+    lt_tensor *in[4] = {x, W, A, B};
+    lt_graph_apply(g, LT_OP_LINEAR, 4, in, out, &p);
+    return out;
+}
+
+lt_tensor *lt_rmsnorm(lt_graph *g, lt_tensor *x, lt_tensor *w, float eps) {
+    LT_ASSERT(is_f32(x) && is_f32(w) && w->ndim == 1);
+    LT_ASSERT(x->shape[x->ndim - 1] == w->shape[0]);
+    LT_ASSERT(eps > 0.0f);
+    lt_tensor *out = lt_graph_tensor(g, LT_F32, x->ndim, x->shape);
+    lt_op_params p = {0};
+    p.eps = eps;
+    lt_tensor *in[2] = {x, w};
+    lt_graph_apply(g, LT_OP_RMSNORM, 2, in, out, &p);
+    return out;
+}
+
+lt_tensor *lt_rope(lt_graph *g, lt_tensor *x, lt_tensor *pos, float base) {
+    LT_ASSERT(is_f32(x) && (x->ndim == 3 || x->ndim == 4));
+    LT_ASSERT(pos && pos->dtype == LT_I32 && pos->ndim == 1);
+    int64_t dh = x->shape[x->ndim - 1], h = x->shape[x->ndim - 2];
+    LT_ASSERT(dh % 2 == 0 && dh <= 1024);
+    LT_ASSERT(pos->shape[0] * h * dh == lt_tensor_numel(x));
+    LT_ASSERT(base > 0.0f);
+    lt_tensor *out = lt_graph_tensor(g, LT_F32, x->ndim, x->shape);
+    lt_op_params p = {0};
+    p.rope_base = base;
+    lt_tensor *in[2] = {x, pos};
+    lt_graph_apply(g, LT_OP_ROPE, 2, in, out, &p);
+    return out;
+}
+
+lt_tensor *lt_attention(lt_graph *g, lt_tensor *q, lt_tensor *k, lt_tensor *v, lt_tensor *doc) {
+    LT_ASSERT(is_f32(q) && is_f32(k) && is_f32(v));
+    LT_ASSERT(q->ndim == 4 && k->ndim == 4 && lt_tensor_same_shape(k, v));
+    LT_ASSERT(q->shape[0] == k->shape[0] && q->shape[3] == k->shape[3]);
+    LT_ASSERT(k->shape[1] >= q->shape[1] && q->shape[1] >= 1);
+    LT_ASSERT(k->shape[2] >= 1 && q->shape[2] % k->shape[2] == 0);
+    if (doc) {
+        LT_ASSERT(doc->dtype == LT_I32 && doc->ndim == 2);
+        LT_ASSERT(doc->shape[0] == k->shape[0] && doc->shape[1] == k->shape[1]);
+    }
+    lt_tensor *out = lt_graph_tensor(g, LT_F32, 4, q->shape);
+    lt_tensor *in[4] = {q, k, v, doc};
+    lt_graph_apply(g, LT_OP_ATTENTION, 4, in, out, NULL);
+    return out;
+}
+
+lt_tensor *lt_swiglu(lt_graph *g, lt_tensor *gate, lt_tensor *up) {
+    LT_ASSERT(is_f32(gate) && is_f32(up) && lt_tensor_same_shape(gate, up));
+    lt_tensor *out = lt_graph_tensor(g, LT_F32, gate->ndim, gate->shape);
+    lt_tensor *in[2] = {gate, up};
+    lt_graph_apply(g, LT_OP_SWIGLU, 2, in, out, NULL);
+    return out;
+}
+
+lt_tensor *lt_add(lt_graph *g, lt_tensor *a, lt_tensor *b) {
+    LT_ASSERT(is_f32(a) && is_f32(b) && lt_tensor_same_shape(a, b));
+    lt_tensor *out = lt_graph_tensor(g, LT_F32, a->ndim, a->shape);
+    lt_tensor *in[2] = {a, b};
+    lt_graph_apply(g, LT_OP_ADD, 2, in, out, NULL);
+    return out;
+}
+
+lt_tensor *lt_cross_entropy(lt_graph *g, lt_tensor *logits, lt_tensor *targets, lt_tensor *mask,
+                            float denominator) {
+    LT_ASSERT(is_f32(logits) && logits->ndim == 2);
+    LT_ASSERT(targets && targets->dtype == LT_I32 && targets->ndim == 1);
+    LT_ASSERT(targets->shape[0] == logits->shape[0]);
+    if (mask) LT_ASSERT(mask->dtype == LT_U8 && mask->ndim == 1 && mask->shape[0] == rows_of(logits));
+    int64_t one = 1;
+    lt_tensor *out = lt_graph_tensor(g, LT_F32, 1, &one);
+    lt_op_params p = {0};
+    p.ce_denominator = denominator;
+    lt_tensor *in[3] = {logits, targets, mask};
+    lt_graph_apply(g, LT_OP_CROSS_ENTROPY, 3, in, out, &p);
+    return out;
+}
+
+lt_tensor *lt_reshape(lt_graph *g, lt_tensor *x, int ndim, const int64_t *shape) {
+    LT_ASSERT(x && ndim >= 1 && ndim <= LT_MAX_DIMS);
+    lt_tensor *out = lt_arena_calloc(g->arena, sizeof *out);
+    out->dtype = x->dtype;
+    out->device = x->device;
+    out->name = x->name;
+    lt_tensor_set_shape(out, ndim, shape);
+    LT_ASSERT(lt_tensor_numel(out) == lt_tensor_numel(x));
+    out->data = x->data; /* a view: no copy */
+    lt_tensor *in[1] = {x};
+    lt_graph_apply(g, LT_OP_RESHAPE, 1, in, out, NULL);
+    return out;
+}

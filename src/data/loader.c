@@ -1,0 +1,315 @@
+/*
+ * Loader: turns validated shards into micro-batches. Documents are numbered globally (shards in
+ * sorted glob order, documents in file order; empty documents dropped). Each epoch walks a
+ * permutation of them (identity without shuffle) and cuts rows of T positions from that stream
+ * (packing) or one document piece per row (no packing). The cursor (epoch, doc_index,
+ * doc_offset) fully determines what comes next, so checkpoints restore bit-exactly.
+ *
+ * PRNG: xoshiro256** 1.0 (Blackman & Vigna, https://prng.di.unimi.it/xoshiro256starstar.c),
+ * state seeded by splitmix64 from seed ^ (golden-ratio constant · (epoch + 1)); bounded draws by
+ * Lemire's multiply-shift with rejection (unbiased); Fisher–Yates from the last index down.
+ */
+#include "data.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    uint64_t s[4];
+} rng;
+
+static uint64_t splitmix64(uint64_t *x) {
+    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+static uint64_t rng_next(rng *r) {
+    uint64_t *s = r->s;
+    uint64_t result = rotl(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+}
+
+/* Uniform in [0, n), n >= 1 (Lemire 2019, "Fast random integer generation in an interval"). */
+static uint64_t rng_below(rng *r, uint64_t n) {
+    unsigned __int128 m = (unsigned __int128)rng_next(r) * n;
+    uint64_t lo = (uint64_t)m;
+    if (lo < n) {
+        uint64_t thresh = -n % n;
+        while (lo < thresh) {
+            m = (unsigned __int128)rng_next(r) * n;
+            lo = (uint64_t)m;
+        }
+    }
+    return (uint64_t)(m >> 64);
+}
+
+struct lt_loader {
+    lt_loader_opts o;
+    lt_shard **shards;
+    size_t n_shards;
+    lt_shard_meta meta;
+    int32_t pad;           /* pad_id, or 0 when the shards name none */
+    int64_t n_docs;        /* non-empty documents */
+    int32_t *doc_shard;    /* [n_docs] */
+    int64_t *doc_start;    /* [n_docs] token offset inside its shard */
+    int64_t *doc_len;      /* [n_docs] */
+    int64_t *perm;         /* [n_docs] this epoch's order */
+    int64_t perm_epoch;    /* epoch perm was built for */
+    lt_loader_state cur;
+    lt_loader_totals totals;
+    int32_t *ids;          /* [T + 1] read buffer */
+    uint8_t *mask;         /* [T + 1] */
+};
+
+static void build_perm(lt_loader *l, int64_t epoch) {
+    for (int64_t i = 0; i < l->n_docs; i++) l->perm[i] = i;
+    l->perm_epoch = epoch;
+    if (!l->o.shuffle) return;
+    uint64_t x = l->o.seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(epoch + 1));
+    rng r;
+    for (int k = 0; k < 4; k++) r.s[k] = splitmix64(&x);
+    for (int64_t i = l->n_docs - 1; i > 0; i--) {
+        int64_t j = (int64_t)rng_below(&r, (uint64_t)i + 1);
+        int64_t t = l->perm[i];
+        l->perm[i] = l->perm[j];
+        l->perm[j] = t;
+    }
+}
+
+/* Rows one epoch takes in the current perm (length-only replay of lt_loader_next). */
+static int64_t count_rows(const lt_loader *l) {
+    int64_t T = l->o.seq_len, rows = 0, p = 0;
+    for (int64_t i = 0; i < l->n_docs; i++) {
+        int64_t left = l->doc_len[l->perm[i]];
+        while (left > 0) {
+            int64_t r = T - p, k = r < left ? r : left;
+            p += k;
+            if (p == T || !l->o.pack) {
+                rows++;
+                p = 0;
+            }
+            left = left - k > 1 ? left - k : 0;
+        }
+    }
+    return rows + (p > 0);
+}
+
+void lt_batch_init(lt_batch *b, int B, int T) {
+    memset(b, 0, sizeof *b);
+    b->B = B;
+    b->T = T;
+    size_t n = (size_t)B * (size_t)T;
+    b->tokens = lt_xmalloc(n * sizeof *b->tokens);
+    b->targets = lt_xmalloc(n * sizeof *b->targets);
+    b->pos = lt_xmalloc(n * sizeof *b->pos);
+    b->doc = lt_xmalloc(n * sizeof *b->doc);
+}
+
+void lt_batch_free(lt_batch *b) {
+    if (!b) return;
+    free(b->tokens);
+    free(b->targets);
+    free(b->pos);
+    free(b->doc);
+    memset(b, 0, sizeof *b);
+}
+
+static lt_status open_shards(lt_loader *l) {
+    char **paths;
+    size_t n;
+    lt_status st = lt_shard_glob(&paths, &n, l->o.patterns, l->o.n_patterns);
+    if (st) return st;
+    l->shards = lt_xcalloc(n ? n : 1, sizeof *l->shards);
+    for (size_t i = 0; i < n && !st; i++) {
+        st = lt_shard_open(&l->shards[i], paths[i], &l->o.expect);
+        if (st) break;
+        l->n_shards++;
+        const lt_shard_meta *a = &l->shards[0]->meta, *b = &l->shards[i]->meta;
+        const char *what = a->vocab_size != b->vocab_size ? "vocab_size"
+                           : strcmp(a->tokenizer_sha256, b->tokenizer_sha256) ? "tokenizer_sha256"
+                           : a->pad_id != b->pad_id ? "pad_id" : NULL;
+        if (what)
+            st = lt_error_set(LT_ERR_DATA, "%s: attribute '%s' differs from %s's (hint: all "
+                              "shards of a dataset must come from one tokenizer)", paths[i],
+                              what, paths[0]);
+    }
+    lt_paths_free(paths, n);
+    return st;
+}
+
+lt_status lt_loader_open(lt_loader **out, const lt_loader_opts *o) {
+    *out = NULL;
+    if (o->seq_len < 1 || o->batch_rows < 1)
+        return lt_error_set(LT_ERR_USAGE, "loader: seq_len (%d) and batch rows (%d) must be >= 1",
+                            o->seq_len, o->batch_rows);
+    if (o->n_patterns == 0)
+        return lt_error_set(LT_ERR_USAGE, "loader: no shard paths given");
+    lt_loader *l = lt_xcalloc(1, sizeof *l);
+    l->o = *o;
+    lt_status st = open_shards(l);
+    l->o.patterns = NULL; /* not kept: the caller's strings may go away */
+    l->o.n_patterns = 0;
+    l->o.expect.tokenizer_sha256 = NULL;
+    if (st) {
+        lt_loader_free(l);
+        return st;
+    }
+    l->meta = l->shards[0]->meta;
+    l->pad = l->meta.pad_id >= 0 ? (int32_t)l->meta.pad_id : 0;
+    lt_loader_totals *t = &l->totals;
+    t->n_shards = (int64_t)l->n_shards;
+    int64_t cap = 0;
+    for (size_t s = 0; s < l->n_shards; s++) {
+        cap += l->shards[s]->n_docs;
+        t->n_tokens += l->shards[s]->n_tokens;
+        t->n_trainable += l->shards[s]->n_trainable;
+        t->n_targets += l->shards[s]->n_targets;
+    }
+    l->doc_shard = lt_xmalloc((size_t)(cap ? cap : 1) * sizeof *l->doc_shard);
+    l->doc_start = lt_xmalloc((size_t)(cap ? cap : 1) * sizeof *l->doc_start);
+    l->doc_len = lt_xmalloc((size_t)(cap ? cap : 1) * sizeof *l->doc_len);
+    l->perm = lt_xmalloc((size_t)(cap ? cap : 1) * sizeof *l->perm);
+    for (size_t s = 0; s < l->n_shards; s++) {
+        const lt_shard *sh = l->shards[s];
+        for (int64_t d = 0; d < sh->n_docs; d++) {
+            int64_t len = (int64_t)(sh->doc_offsets[d + 1] - sh->doc_offsets[d]);
+            if (len == 0) continue;
+            l->doc_shard[l->n_docs] = (int32_t)s;
+            l->doc_start[l->n_docs] = (int64_t)sh->doc_offsets[d];
+            l->doc_len[l->n_docs] = len;
+            l->n_docs++;
+        }
+    }
+    if (l->n_docs == 0) {
+        st = lt_error_set(LT_ERR_DATA, "%s: the shards hold no tokens (hint: check the input "
+                          "given to `lathe tokenize`)", l->shards[0]->path);
+        lt_loader_free(l);
+        return st;
+    }
+    t->n_docs = l->n_docs;
+    l->ids = lt_xmalloc(((size_t)o->seq_len + 1) * sizeof *l->ids);
+    l->mask = lt_xmalloc((size_t)o->seq_len + 1);
+    build_perm(l, 0);
+    t->rows_per_epoch = count_rows(l);
+    t->batches_per_epoch = (t->rows_per_epoch + o->batch_rows - 1) / o->batch_rows;
+    l->cur = (lt_loader_state){.seed = o->seed, .n_docs = l->n_docs};
+    *out = l;
+    return LT_OK;
+}
+
+void lt_loader_free(lt_loader *l) {
+    if (!l) return;
+    for (size_t i = 0; i < l->n_shards; i++) lt_shard_close(l->shards[i]);
+    free(l->shards);
+    free(l->doc_shard);
+    free(l->doc_start);
+    free(l->doc_len);
+    free(l->perm);
+    free(l->ids);
+    free(l->mask);
+    free(l);
+}
+
+lt_status lt_loader_next(lt_loader *l, lt_batch *b, bool *epoch_end) {
+    LT_ASSERT(b->B == l->o.batch_rows && b->T == l->o.seq_len);
+    const int B = b->B, T = b->T;
+    lt_loader_state *c = &l->cur;
+    if (l->perm_epoch != c->epoch) build_perm(l, c->epoch);
+    bool ended = false;
+    b->n_target_tokens = 0;
+    b->n_rows_used = 0;
+    for (int row = 0; row < B; row++) {
+        int32_t *tok = b->tokens + (size_t)row * T, *tgt = b->targets + (size_t)row * T;
+        int32_t *pos = b->pos + (size_t)row * T, *doc = b->doc + (size_t)row * T;
+        int p = 0, piece = 0;
+        while (p < T && !ended) {
+            if (c->doc_index >= l->n_docs) {
+                ended = true;
+                break;
+            }
+            int64_t d = l->perm[c->doc_index];
+            int64_t left = l->doc_len[d] - c->doc_offset;
+            int64_t k = T - p < left ? T - p : left;  /* inputs placed */
+            int64_t need = k + 1 < left ? k + 1 : left; /* tokens read (k + next target) */
+            const lt_shard *sh = l->shards[l->doc_shard[d]];
+            lt_status st = lt_shard_read(sh, l->doc_start[d] + c->doc_offset, need, l->ids,
+                                         l->mask);
+            if (st) return st;
+            for (int64_t i = 0; i < k; i++) {
+                tok[p + i] = l->ids[i];
+                pos[p + i] = (int32_t)i;
+                doc[p + i] = piece;
+                bool has_next = i + 1 < need;
+                tgt[p + i] = has_next && l->mask[i + 1] ? l->ids[i + 1] : -1;
+                b->n_target_tokens += tgt[p + i] >= 0;
+            }
+            p += (int)k;
+            piece++;
+            if (left - k > 1) {
+                c->doc_offset += k; /* split: the next piece starts at this piece's last target */
+            } else {
+                c->doc_index++;
+                c->doc_offset = 0;
+            }
+            if (!l->o.pack) break;
+        }
+        if (p > 0) b->n_rows_used++;
+        for (; p < T; p++) {
+            tok[p] = l->pad;
+            tgt[p] = -1;
+            pos[p] = 0;
+            doc[p] = piece;
+        }
+    }
+    if (c->doc_index >= l->n_docs) ended = true;
+    if (ended) {
+        c->epoch++;
+        c->doc_index = 0;
+        c->doc_offset = 0;
+        build_perm(l, c->epoch);
+    }
+    if (epoch_end) *epoch_end = ended;
+    return LT_OK;
+}
+
+void lt_loader_totals_get(const lt_loader *l, lt_loader_totals *t) { *t = l->totals; }
+
+lt_loader_state lt_loader_get_state(const lt_loader *l) { return l->cur; }
+
+lt_status lt_loader_set_state(lt_loader *l, const lt_loader_state *s) {
+    if (s->seed != l->o.seed || s->n_docs != l->n_docs)
+        return lt_error_set(LT_ERR_DATA, "data cursor is for another dataset (seed %llu, %lld "
+                            "documents; this one: seed %llu, %lld documents) (hint: resume with "
+                            "the same shards and data.seed)", (unsigned long long)s->seed,
+                            (long long)s->n_docs, (unsigned long long)l->o.seed,
+                            (long long)l->n_docs);
+    if (s->epoch < 0 || s->doc_index < 0 || s->doc_index >= l->n_docs || s->doc_offset < 0)
+        return lt_error_set(LT_ERR_DATA, "data cursor out of range (epoch %lld, document %lld)",
+                            (long long)s->epoch, (long long)s->doc_index);
+    build_perm(l, s->epoch);
+    if (s->doc_offset >= l->doc_len[l->perm[s->doc_index]]) {
+        build_perm(l, l->cur.epoch);
+        return lt_error_set(LT_ERR_DATA, "data cursor offset %lld is past the end of document "
+                            "%lld", (long long)s->doc_offset, (long long)s->doc_index);
+    }
+    l->cur = *s;
+    return LT_OK;
+}
+
+void lt_loader_rewind(lt_loader *l) {
+    l->cur.doc_index = 0;
+    l->cur.doc_offset = 0;
+}
+
+const lt_shard_meta *lt_loader_meta(const lt_loader *l) { return &l->meta; }

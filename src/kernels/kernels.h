@@ -1,0 +1,88 @@
+/*
+ * kernels — entry points of the op implementations, one forward/backward pair per op and device.
+ *
+ * Every entry point has the op-table signature `void (lt_graph *g, lt_node *n)`: inputs are
+ * n->in[], the (already allocated) output is n->out, scalar parameters n->p, and a forward may
+ * allocate op-private tensors from the graph arena into n->saved[] for its backward (only when
+ * n->out->requires_grad, i.e. the node is being recorded). Backwards ACCUMULATE (+=) into
+ * lt_graph_grad(g, in) and only for inputs with requires_grad; frozen inputs never get a grad.
+ * Shapes and the meaning of in[]/saved[] per op are documented at each pair below; the user-level
+ * contracts are the op constructors in src/autograd/autograd.h.
+ *
+ * CPU kernels (src/kernels/cpu/<op>.c) compute in F32: GEMMs through OpenBLAS (cblas_sgemm, which
+ * threads itself), elementwise loops through OpenMP over rows.
+ */
+#ifndef LATHE_KERNELS_H
+#define LATHE_KERNELS_H
+
+#include "../autograd/autograd.h"
+
+/* ---- LoRA dropout mask (shared by CPU and CUDA so both draw the same mask) ------------------
+ * Element j of the flattened adapter input is kept iff u(seed, j) >= p, where u is the top 24
+ * bits of splitmix64 (Steele, Lea, Flood, "Fast splittable pseudorandom number generators",
+ * OOPSLA 2014; constants from Vigna's splitmix64.c) evaluated at state seed + (j+1)·golden, i.e.
+ * the j-th output of a splitmix64 stream seeded with `seed`. A pure function of (seed, j), so a
+ * mask is reproducible and any element is computable independently (no RNG state). */
+static inline uint64_t lt_splitmix64_at(uint64_t seed, uint64_t j) {
+    uint64_t z = seed + (j + 1) * 0x9E3779B97F4A7C15ULL;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+/* Uniform in [0, 1) with 24 random bits (exact in float). */
+static inline float lt_dropout_uniform(uint64_t seed, uint64_t j) {
+    return (float)(lt_splitmix64_at(seed, j) >> 40) * (1.0f / 16777216.0f);
+}
+static inline bool lt_dropout_keep(uint64_t seed, uint64_t j, float p) {
+    return lt_dropout_uniform(seed, j) >= p;
+}
+
+/* ---- CPU kernels ---------------------------------------------------------------------------- */
+
+/* embedding: in[0] table F32 (V, D), in[1] ids I32 (N); out F32 (N, D). No saved tensors.
+ * backward: dtable[ids[i]] += dout[i] (table only; ids are not differentiable). */
+void lt_cpu_embedding_forward(lt_graph *g, lt_node *n);
+void lt_cpu_embedding_backward(lt_graph *g, lt_node *n);
+
+/* linear: in[0] x F32 (N, in) (any leading dims), in[1] W F32 (out, in), in[2] A F32 (r, in) or
+ * NULL, in[3] B F32 (out, r) or NULL; out F32 (N, out). p.lora_scale s, p.dropout, p.seed.
+ * saved[0] drop(x) F32 (N, in) (only when p.dropout > 0; else x itself is the adapter input),
+ * saved[1] h = drop(x) Aᵀ F32 (N, r) (LoRA only). */
+void lt_cpu_linear_forward(lt_graph *g, lt_node *n);
+void lt_cpu_linear_backward(lt_graph *g, lt_node *n);
+
+/* rmsnorm: in[0] x F32 (N, D), in[1] w F32 (D); out F32 (N, D); p.eps.
+ * saved[0] rstd F32 (N) = 1/sqrt(mean(x²) + eps). */
+void lt_cpu_rmsnorm_forward(lt_graph *g, lt_node *n);
+void lt_cpu_rmsnorm_backward(lt_graph *g, lt_node *n);
+
+/* rope: in[0] x F32 (N, H, Dh), in[1] pos I32 (N); out F32 (N, H, Dh); p.rope_base.
+ * No saved tensors (cos/sin are recomputed from pos). */
+void lt_cpu_rope_forward(lt_graph *g, lt_node *n);
+void lt_cpu_rope_backward(lt_graph *g, lt_node *n);
+
+/* attention: in[0] q F32 (B, Tq, Hq, Dh), in[1] k F32 (B, Tk, Hkv, Dh), in[2] v F32
+ * (B, Tk, Hkv, Dh), in[3] doc I32 (B, Tk) or NULL; out F32 (B, Tq, Hq, Dh).
+ * saved[0] lse F32 (B, Hq, Tq): per-query-row log-sum-exp of the scaled, masked scores. */
+void lt_cpu_attention_forward(lt_graph *g, lt_node *n);
+void lt_cpu_attention_backward(lt_graph *g, lt_node *n);
+
+/* swiglu: in[0] gate F32 (N, F), in[1] up F32 (N, F); out F32 (N, F). No saved tensors. */
+void lt_cpu_swiglu_forward(lt_graph *g, lt_node *n);
+void lt_cpu_swiglu_backward(lt_graph *g, lt_node *n);
+
+/* add: in[0] a, in[1] b, out: F32, same shape. No saved tensors. */
+void lt_cpu_add_forward(lt_graph *g, lt_node *n);
+void lt_cpu_add_backward(lt_graph *g, lt_node *n);
+
+/* cross_entropy: in[0] logits F32 (N, V), in[1] targets I32 (N), in[2] mask U8 (N) or NULL;
+ * out F32 (1); p.ce_denominator. saved[0] lse F32 (N) (0 for ignored rows). */
+void lt_cpu_cross_entropy_forward(lt_graph *g, lt_node *n);
+void lt_cpu_cross_entropy_backward(lt_graph *g, lt_node *n);
+
+/* reshape: in[0] x (any dtype); out shares x's data with another shape of the same numel.
+ * backward: x->grad becomes a view of dout when x has no grad yet, else dx += dout. */
+void lt_cpu_reshape_forward(lt_graph *g, lt_node *n);
+void lt_cpu_reshape_backward(lt_graph *g, lt_node *n);
+
+#endif

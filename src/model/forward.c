@@ -1,0 +1,124 @@
+/* The decoder's forward passes, written once over the op constructors: the training forward over
+ * packed [B, T] micro-batches and the KV-cached incremental forward used by generation. */
+#include "model.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static lt_tensor *i32_tensor(lt_graph *g, const int32_t *src, int64_t n) {
+    lt_tensor *t = lt_graph_tensor(g, LT_I32, 1, &n);
+    memcpy(t->data, src, (size_t)n * sizeof(int32_t));
+    return t;
+}
+
+/* One projection, with its adapter when the module is targeted. */
+static lt_tensor *proj(lt_graph *g, lt_model *m, lt_layer *L, lt_module k, lt_tensor *x,
+                       uint64_t seed) {
+    bool adapted = L->lora_A[k].data != NULL;
+    float p = g->record ? m->lora.dropout : 0.0f;
+    return lt_linear(g, x, &L->w[k], adapted ? &L->lora_A[k] : NULL,
+                     adapted ? &L->lora_B[k] : NULL, m->lora.scale, p, seed);
+}
+
+/* Attention sub-block through o_proj. x [N, D]; returns [N, D]. The k/v hooks let the cached
+ * path substitute the cache views. */
+typedef struct {
+    lt_kv_cache *cache; /* NULL in training */
+    int layer;
+} kv_hook;
+
+static lt_tensor *attn_block(lt_graph *g, lt_model *m, lt_layer *L, lt_tensor *x, int B, int T,
+                             lt_tensor *pos, lt_tensor *doc, uint64_t seed, const kv_hook *hk) {
+    const lt_model_config *c = &m->cfg;
+    lt_tensor *h = lt_rmsnorm(g, x, &L->attn_norm, c->rms_eps);
+    int64_t sq[4] = {B, T, c->n_head, c->head_dim}, skv[4] = {B, T, c->n_kv_head, c->head_dim};
+    lt_tensor *q = lt_reshape(g, proj(g, m, L, LT_MOD_Q, h, seed + 1), 4, sq);
+    lt_tensor *k = lt_reshape(g, proj(g, m, L, LT_MOD_K, h, seed + 2), 4, skv);
+    lt_tensor *v = lt_reshape(g, proj(g, m, L, LT_MOD_V, h, seed + 3), 4, skv);
+    q = lt_rope(g, q, pos, c->rope_base);
+    k = lt_rope(g, k, pos, c->rope_base);
+    if (hk->cache) {
+        /* append this step's keys/values and attend over the whole cached prefix (B == 1) */
+        lt_kv_cache *kc = hk->cache;
+        size_t row = (size_t)c->n_kv_head * c->head_dim;
+        float *kl = kc->k + (size_t)hk->layer * kc->max_len * row;
+        float *vl = kc->v + (size_t)hk->layer * kc->max_len * row;
+        memcpy(kl + (size_t)kc->len * row, k->data, (size_t)T * row * sizeof(float));
+        memcpy(vl + (size_t)kc->len * row, v->data, (size_t)T * row * sizeof(float));
+        int64_t sc[4] = {1, kc->len + T, c->n_kv_head, c->head_dim};
+        k = lt_graph_tensor(g, LT_F32, 4, sc);
+        v = lt_graph_tensor(g, LT_F32, 4, sc);
+        k->data = kl;
+        v->data = vl;
+    }
+    lt_tensor *a = lt_attention(g, q, k, v, doc);
+    int64_t sflat[2] = {(int64_t)B * T, (int64_t)c->n_head * c->head_dim};
+    return proj(g, m, L, LT_MOD_O, lt_reshape(g, a, 2, sflat), seed + 4);
+}
+
+static lt_tensor *mlp_block(lt_graph *g, lt_model *m, lt_layer *L, lt_tensor *x, uint64_t seed) {
+    lt_tensor *h = lt_rmsnorm(g, x, &L->ffn_norm, m->cfg.rms_eps);
+    lt_tensor *gate = proj(g, m, L, LT_MOD_GATE, h, seed + 5);
+    lt_tensor *up = proj(g, m, L, LT_MOD_UP, h, seed + 6);
+    return proj(g, m, L, LT_MOD_DOWN, lt_swiglu(g, gate, up), seed + 7);
+}
+
+static lt_tensor *decoder(lt_graph *g, lt_model *m, int B, int T, lt_tensor *ids, lt_tensor *pos,
+                          lt_tensor *doc, uint64_t seed, lt_kv_cache *cache) {
+    lt_tensor *x = lt_embedding(g, &m->tok_embd, ids);
+    for (int l = 0; l < m->cfg.n_layer; l++) {
+        lt_layer *L = &m->layers[l];
+        uint64_t ls = seed ^ ((uint64_t)(l + 1) * 0x9e3779b97f4a7c15ull);
+        kv_hook hk = {cache, l};
+        x = lt_add(g, x, attn_block(g, m, L, x, B, T, pos, doc, ls, &hk));
+        x = lt_add(g, x, mlp_block(g, m, L, x, ls));
+    }
+    return x;
+}
+
+lt_tensor *lt_model_forward(lt_graph *g, lt_model *m, int B, int T, const int32_t *tokens,
+                            const int32_t *pos, const int32_t *doc, uint64_t dropout_seed) {
+    int64_t N = (int64_t)B * T, sdoc[2] = {B, T};
+    lt_tensor *ids = i32_tensor(g, tokens, N), *tpos = i32_tensor(g, pos, N);
+    lt_tensor *tdoc = i32_tensor(g, doc, N);
+    lt_tensor_set_shape(tdoc, 2, sdoc);
+    lt_tensor *x = decoder(g, m, B, T, ids, tpos, tdoc, dropout_seed, NULL);
+    x = lt_rmsnorm(g, x, &m->out_norm, m->cfg.rms_eps);
+    return lt_linear(g, x, &m->lm_head, NULL, NULL, 0.0f, 0.0f, 0);
+}
+
+lt_status lt_kv_cache_init(lt_kv_cache *c, const lt_model_config *cfg, int max_len) {
+    memset(c, 0, sizeof *c);
+    size_t n = (size_t)cfg->n_layer * max_len * cfg->n_kv_head * cfg->head_dim * sizeof(float);
+    c->k = lt_alloc_big(n, "the KV cache");
+    c->v = c->k ? lt_alloc_big(n, "the KV cache") : NULL;
+    if (!c->v) {
+        lt_kv_cache_free(c);
+        return LT_ERR_OOM;
+    }
+    c->max_len = max_len;
+    return LT_OK;
+}
+
+void lt_kv_cache_free(lt_kv_cache *c) {
+    free(c->k);
+    free(c->v);
+    memset(c, 0, sizeof *c);
+}
+
+lt_tensor *lt_model_forward_cached(lt_graph *g, lt_model *m, lt_kv_cache *cache,
+                                   const int32_t *tokens, int n) {
+    LT_ASSERT(n > 0 && cache->len + n <= cache->max_len && !g->record);
+    int64_t N = n;
+    lt_tensor *ids = i32_tensor(g, tokens, N);
+    lt_tensor *pos = lt_graph_tensor(g, LT_I32, 1, &N);
+    for (int i = 0; i < n; i++) ((int32_t *)pos->data)[i] = cache->len + i;
+    lt_tensor *x = decoder(g, m, 1, n, ids, pos, NULL, 0, cache);
+    cache->len += n;
+    /* only the last position's logits are needed: a [1, D] view of the last row */
+    int64_t D = m->cfg.dim, s1[2] = {1, D};
+    lt_tensor *last = lt_graph_tensor(g, LT_F32, 2, s1);
+    memcpy(last->data, lt_f32(x) + (N - 1) * D, (size_t)D * sizeof(float));
+    last = lt_rmsnorm(g, last, &m->out_norm, m->cfg.rms_eps);
+    return lt_linear(g, last, &m->lm_head, NULL, NULL, 0.0f, 0.0f, 0);
+}

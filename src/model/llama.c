@@ -1,0 +1,233 @@
+/* Llama-family decoder: config and weights from GGUF, the training forward and the KV-cached
+ * forward. Block structure (Touvron et al. 2023, arXiv 2302.13971): pre-RMSNorm attention with
+ * RoPE and GQA, residual, pre-RMSNorm SwiGLU MLP, residual; final RMSNorm and LM head. */
+#include "model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const module_names[LT_MOD_COUNT] = {
+    "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+/* llama.cpp's per-block tensor names for the same modules */
+static const char *const gguf_names[LT_MOD_COUNT] = {
+    "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
+
+const char *lt_module_name(lt_module m) { return module_names[m]; }
+const char *lt_module_parent(lt_module m) { return m <= LT_MOD_O ? "self_attn" : "mlp"; }
+int lt_module_from_name(const char *name) {
+    for (int i = 0; i < LT_MOD_COUNT; i++)
+        if (!strcmp(name, module_names[i])) return i;
+    return -1;
+}
+
+static lt_status need_int(const lt_gguf *g, const char *key, int64_t lo, int64_t hi, int *out) {
+    int64_t v;
+    if (!lt_gguf_get_int(g, key, &v))
+        return lt_error_set(LT_ERR_MODEL, "%s: missing or non-integer metadata key '%s'", g->path,
+                            key);
+    if (v < lo || v > hi)
+        return lt_error_set(LT_ERR_MODEL, "%s: metadata '%s' = %lld is outside [%lld, %lld]",
+                            g->path, key, (long long)v, (long long)lo, (long long)hi);
+    *out = (int)v;
+    return LT_OK;
+}
+
+lt_status lt_model_config_from_gguf(lt_model_config *c, const lt_gguf *g) {
+    memset(c, 0, sizeof *c);
+    lt_gguf_str arch;
+    if (!lt_gguf_get_str(g, "general.architecture", &arch))
+        return lt_error_set(LT_ERR_MODEL, "%s: no 'general.architecture' key; is this a model "
+                            "GGUF?", g->path);
+    if (!lt_gguf_str_eq(arch, "llama"))
+        return lt_error_set(LT_ERR_MODEL, "%s: architecture '%.*s' is not supported; lathe "
+                            "reads 'llama' (Llama, SmolLM, Mistral-style) GGUF files", g->path,
+                            (int)(arch.len > 64 ? 64 : arch.len), arch.ptr);
+    lt_status st;
+    if ((st = need_int(g, "llama.block_count", 1, 1024, &c->n_layer)) ||
+        (st = need_int(g, "llama.embedding_length", 1, 1 << 20, &c->dim)) ||
+        (st = need_int(g, "llama.attention.head_count", 1, 4096, &c->n_head)) ||
+        (st = need_int(g, "llama.feed_forward_length", 1, 1 << 22, &c->ffn_dim)))
+        return st;
+    c->n_kv_head = c->n_head;
+    if (lt_gguf_find(g, "llama.attention.head_count_kv") &&
+        (st = need_int(g, "llama.attention.head_count_kv", 1, c->n_head, &c->n_kv_head)))
+        return st;
+    if (c->dim % c->n_head || c->n_head % c->n_kv_head)
+        return lt_error_set(LT_ERR_MODEL, "%s: head counts (%d query, %d kv) do not divide the "
+                            "hidden size %d evenly", g->path, c->n_head, c->n_kv_head, c->dim);
+    c->head_dim = c->dim / c->n_head;
+    if (c->head_dim % 2)
+        return lt_error_set(LT_ERR_MODEL, "%s: head dimension %d is odd; RoPE needs pairs",
+                            g->path, c->head_dim);
+    int64_t ctx = 0;
+    if (lt_gguf_get_int(g, "llama.context_length", &ctx)) c->context_length = (int)ctx;
+    double f;
+    c->rope_base = lt_gguf_get_float(g, "llama.rope.freq_base", &f) ? (float)f : 10000.0f;
+    c->rms_eps = lt_gguf_get_float(g, "llama.attention.layer_norm_rms_epsilon", &f)
+                     ? (float)f : 1e-5f;
+    const lt_gguf_tensor *emb = lt_gguf_find_tensor(g, "token_embd.weight");
+    if (!emb)
+        return lt_error_set(LT_ERR_MODEL, "%s: tensor 'token_embd.weight' is missing", g->path);
+    c->vocab_size = (int)emb->ne[1];
+    c->tied = lt_gguf_find_tensor(g, "output.weight") == NULL;
+    return LT_OK;
+}
+
+/* Point t at the next `rows x cols` floats of the base buffer. */
+static void carve(lt_tensor *t, float **cursor, int64_t rows, int64_t cols, const char *name) {
+    memset(t, 0, sizeof *t);
+    t->dtype = LT_F32;
+    t->name = name;
+    int64_t shape[2] = {rows, cols};
+    lt_tensor_set_shape(t, cols ? 2 : 1, cols ? shape : &shape[0]);
+    t->data = *cursor;
+    *cursor += rows * (cols ? cols : 1);
+}
+
+static lt_status load_tensor(const lt_gguf *g, const char *name, lt_tensor *dst) {
+    const lt_gguf_tensor *t = lt_gguf_find_tensor(g, name);
+    if (!t) return lt_error_set(LT_ERR_MODEL, "%s: tensor '%s' is missing", g->path, name);
+    /* GGUF ne is innermost-first: ne = {cols, rows} for a [rows, cols] matrix */
+    int64_t want_cols = dst->ndim == 2 ? dst->shape[1] : dst->shape[0];
+    int64_t want_rows = dst->ndim == 2 ? dst->shape[0] : 1;
+    int64_t rows = 1;
+    for (int i = 1; i < t->n_dims; i++) rows *= t->ne[i];
+    if (t->ne[0] != want_cols || rows != want_rows)
+        return lt_error_set(LT_ERR_MODEL, "%s: tensor '%s' has shape [%lld, %lld], expected "
+                            "[%lld, %lld] from the model's metadata", g->path, name,
+                            (long long)rows, (long long)t->ne[0], (long long)want_rows,
+                            (long long)want_cols);
+    lt_gguf_tensor_to_f32(t, dst->data);
+    return LT_OK;
+}
+
+void lt_model_free(lt_model *m) {
+    if (!m) return;
+    free(m->base);
+    free(m->lora_params);
+    free(m->lora_grads);
+    free(m->lora_grad_hdrs);
+    free(m->layers);
+    free(m->path);
+    free(m);
+}
+
+lt_status lt_model_load_gguf(lt_model **out, const lt_gguf *g) {
+    *out = NULL;
+    lt_model *m = lt_xcalloc(1, sizeof *m);
+    lt_status st = lt_model_config_from_gguf(&m->cfg, g);
+    if (st) {
+        free(m);
+        return st;
+    }
+    const lt_model_config *c = &m->cfg;
+    m->path = lt_xstrdup(g->path);
+    int64_t D = c->dim, F = c->ffn_dim, V = c->vocab_size;
+    int64_t Dq = (int64_t)c->n_head * c->head_dim, Dkv = (int64_t)c->n_kv_head * c->head_dim;
+    int64_t per_layer = 2 * D + Dq * D + 2 * Dkv * D + D * Dq + 3 * F * D;
+    int64_t total = V * D + D + (c->tied ? 0 : V * D) + c->n_layer * per_layer;
+    m->base_bytes = (size_t)total * sizeof(float);
+    m->base = lt_alloc_big(m->base_bytes, "the base model weights");
+    if (!m->base) {
+        lt_model_free(m);
+        return LT_ERR_OOM;
+    }
+    m->layers = lt_xcalloc((size_t)c->n_layer, sizeof *m->layers);
+
+    float *cur = m->base;
+    carve(&m->tok_embd, &cur, V, D, "token_embd.weight");
+    carve(&m->out_norm, &cur, D, 0, "output_norm.weight");
+    if (c->tied) {
+        m->lm_head = m->tok_embd;
+        m->lm_head.name = "output.weight (tied to token_embd.weight)";
+    } else {
+        carve(&m->lm_head, &cur, V, D, "output.weight");
+    }
+    if ((st = load_tensor(g, "token_embd.weight", &m->tok_embd)) ||
+        (st = load_tensor(g, "output_norm.weight", &m->out_norm)) ||
+        (!c->tied && (st = load_tensor(g, "output.weight", &m->lm_head)))) {
+        lt_model_free(m);
+        return st;
+    }
+    const int64_t rows[LT_MOD_COUNT] = {Dq, Dkv, Dkv, D, F, F, D};
+    const int64_t cols[LT_MOD_COUNT] = {D, D, D, Dq, D, D, F};
+    char name[96];
+    for (int l = 0; l < c->n_layer; l++) {
+        lt_layer *L = &m->layers[l];
+        carve(&L->attn_norm, &cur, D, 0, "attn_norm");
+        carve(&L->ffn_norm, &cur, D, 0, "ffn_norm");
+        snprintf(name, sizeof name, "blk.%d.attn_norm.weight", l);
+        if ((st = load_tensor(g, name, &L->attn_norm))) goto fail;
+        snprintf(name, sizeof name, "blk.%d.ffn_norm.weight", l);
+        if ((st = load_tensor(g, name, &L->ffn_norm))) goto fail;
+        for (int k = 0; k < LT_MOD_COUNT; k++) {
+            carve(&L->w[k], &cur, rows[k], cols[k], module_names[k]);
+            snprintf(name, sizeof name, "blk.%d.%s.weight", l, gguf_names[k]);
+            if ((st = load_tensor(g, name, &L->w[k]))) goto fail;
+        }
+        lt_qk_unpermute(L->w[LT_MOD_Q].data, Dq, D, c->n_head);
+        lt_qk_unpermute(L->w[LT_MOD_K].data, Dkv, D, c->n_kv_head);
+    }
+    LT_ASSERT(cur == m->base + total);
+    *out = m;
+    return LT_OK;
+fail:
+    lt_model_free(m);
+    return st;
+}
+
+void lt_model_add_lora(lt_model *m, const lt_lora_config *lc, uint64_t seed) {
+    const lt_model_config *c = &m->cfg;
+    m->lora = *lc;
+    m->lora.scale = lc->rslora ? lc->alpha / sqrtf((float)lc->r) : lc->alpha / (float)lc->r;
+    int64_t n = 0;
+    for (int l = 0; l < c->n_layer; l++)
+        for (int k = 0; k < LT_MOD_COUNT; k++)
+            if (lc->targets & (1u << k))
+                n += (int64_t)lc->r * (m->layers[l].w[k].shape[1] + m->layers[l].w[k].shape[0]);
+    m->n_lora = n;
+    free(m->lora_params);
+    free(m->lora_grads);
+    free(m->lora_grad_hdrs);
+    m->lora_grad_hdrs = lt_xcalloc((size_t)c->n_layer * LT_MOD_COUNT * 2, sizeof(lt_tensor));
+    m->lora_params = lt_xcalloc((size_t)n, sizeof(float));
+    m->lora_grads = lt_xcalloc((size_t)n, sizeof(float));
+    lt_rng rng = {seed};
+    float *p = m->lora_params, *gp = m->lora_grads;
+    for (int l = 0; l < c->n_layer; l++) {
+        lt_layer *L = &m->layers[l];
+        for (int k = 0; k < LT_MOD_COUNT; k++) {
+            lt_tensor *A = &L->lora_A[k], *B = &L->lora_B[k];
+            memset(A, 0, sizeof *A);
+            memset(B, 0, sizeof *B);
+            if (!(lc->targets & (1u << k))) continue;
+            int64_t in = L->w[k].shape[1], outd = L->w[k].shape[0];
+            int64_t sa[2] = {lc->r, in}, sb[2] = {outd, lc->r};
+            lt_tensor_set_shape(A, 2, sa);
+            lt_tensor_set_shape(B, 2, sb);
+            A->dtype = B->dtype = LT_F32;
+            A->name = "lora_A";
+            B->name = "lora_B";
+            A->requires_grad = B->requires_grad = true;
+            A->data = p;
+            B->data = p + lc->r * in;
+            /* kaiming_uniform_(a=√5) as in PEFT: bound = 1/√fan_in */
+            float bound = 1.0f / sqrtf((float)in);
+            for (int64_t i = 0; i < lc->r * in; i++)
+                p[i] = (2.0f * lt_rng_uniform(&rng) - 1.0f) * bound;
+            /* grads: persistent headers so backward accumulates into the flat grad buffer */
+            A->grad = &m->lora_grad_hdrs[2 * (l * LT_MOD_COUNT + k)];
+            B->grad = A->grad + 1;
+            *A->grad = *A;
+            *B->grad = *B;
+            A->grad->requires_grad = B->grad->requires_grad = false;
+            A->grad->grad = B->grad->grad = NULL;
+            A->grad->data = gp;
+            B->grad->data = gp + lc->r * in;
+            p += lc->r * (in + outd);
+            gp += lc->r * (in + outd);
+        }
+    }
+}

@@ -1,0 +1,167 @@
+/* PEFT LoRA adapter save/load (format summary in model.h; source: huggingface/peft
+ * src/peft/tuners/lora/config.py and model.py, safetensors README). */
+#include "model.h"
+
+#include <jansson.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void tensor_name(char *buf, size_t n, int layer, int k, char ab) {
+    snprintf(buf, n, "base_model.model.model.layers.%d.%s.%s.lora_%c.weight", layer,
+             lt_module_parent((lt_module)k), lt_module_name((lt_module)k), ab);
+}
+
+lt_status lt_peft_save(const lt_model *m, const char *dir, const char *base_name, bool replace) {
+    LT_ASSERT(m->lora_params != NULL);
+    char tmp[PATH_MAX], path[PATH_MAX + 64];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", dir, (long)getpid());
+    lt_remove_tree(tmp);
+    lt_status st = lt_mkdir_p(tmp);
+    if (st) return st;
+
+    json_t *cfg = json_object();
+    json_t *targets = json_array();
+    for (int k = 0; k < LT_MOD_COUNT; k++)
+        if (m->lora.targets & (1u << k)) json_array_append_new(targets, json_string(lt_module_name(k)));
+    json_object_set_new(cfg, "peft_type", json_string("LORA"));
+    json_object_set_new(cfg, "task_type", json_string("CAUSAL_LM"));
+    json_object_set_new(cfg, "r", json_integer(m->lora.r));
+    json_object_set_new(cfg, "lora_alpha", json_real(m->lora.alpha));
+    json_object_set_new(cfg, "lora_dropout", json_real(m->lora.dropout));
+    json_object_set_new(cfg, "target_modules", targets);
+    json_object_set_new(cfg, "use_rslora", json_boolean(m->lora.rslora));
+    json_object_set_new(cfg, "use_dora", json_false());
+    json_object_set_new(cfg, "bias", json_string("none"));
+    json_object_set_new(cfg, "fan_in_fan_out", json_false());
+    json_object_set_new(cfg, "inference_mode", json_true());
+    json_object_set_new(cfg, "init_lora_weights", json_true());
+    json_object_set_new(cfg, "modules_to_save", json_null());
+    json_object_set_new(cfg, "base_model_name_or_path", json_string(base_name ? base_name : ""));
+    char *text = json_dumps(cfg, JSON_INDENT(2) | JSON_SORT_KEYS);
+    json_decref(cfg);
+    snprintf(path, sizeof path, "%s/adapter_config.json", tmp);
+    st = lt_write_file_atomic(path, text, strlen(text));
+    free(text);
+    if (st) goto fail;
+
+    lt_st_writer *w = lt_st_writer_new();
+    char name[160];
+    for (int l = 0; l < m->cfg.n_layer; l++)
+        for (int k = 0; k < LT_MOD_COUNT; k++) {
+            const lt_tensor *A = &m->layers[l].lora_A[k], *B = &m->layers[l].lora_B[k];
+            if (!A->data) continue;
+            tensor_name(name, sizeof name, l, k, 'A');
+            lt_st_writer_add(w, name, LT_F32, 2, A->shape, A->data);
+            tensor_name(name, sizeof name, l, k, 'B');
+            lt_st_writer_add(w, name, LT_F32, 2, B->shape, B->data);
+        }
+    lt_st_writer_meta(w, "format", "pt");
+    snprintf(path, sizeof path, "%s/adapter_model.safetensors", tmp);
+    st = lt_st_writer_write(w, path);
+    lt_st_writer_free(w);
+    if (st) goto fail;
+    if ((st = lt_dir_publish(tmp, dir, replace))) goto fail;
+    return LT_OK;
+fail:
+    lt_remove_tree(tmp);
+    return st;
+}
+
+static lt_status cfg_error(const char *path, const char *what) {
+    return lt_error_set(LT_ERR_MODEL, "%s: %s", path, what);
+}
+
+lt_status lt_peft_load(lt_model *m, const char *dir) {
+    char path[PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/adapter_config.json", dir);
+    json_error_t jerr;
+    json_t *cfg = json_load_file(path, 0, &jerr);
+    if (!cfg)
+        return lt_error_set(LT_ERR_MODEL, "%s:%d: cannot read adapter config: %s; hint: "
+                            "--adapter takes the directory holding adapter_config.json", path,
+                            jerr.line, jerr.text);
+    lt_status st = LT_OK;
+    lt_lora_config lc = {0};
+    json_t *v;
+    if (!(v = json_object_get(cfg, "peft_type")) || !json_is_string(v) ||
+        strcmp(json_string_value(v), "LORA")) {
+        st = cfg_error(path, "peft_type is not \"LORA\"; lathe applies LoRA adapters only");
+        goto done;
+    }
+    if (!(v = json_object_get(cfg, "r")) || !json_is_integer(v) || json_integer_value(v) < 1) {
+        st = cfg_error(path, "'r' must be a positive integer");
+        goto done;
+    }
+    lc.r = (int)json_integer_value(v);
+    if (!(v = json_object_get(cfg, "lora_alpha")) || !json_is_number(v)) {
+        st = cfg_error(path, "'lora_alpha' must be a number");
+        goto done;
+    }
+    lc.alpha = (float)json_number_value(v);
+    lc.rslora = json_is_true(json_object_get(cfg, "use_rslora"));
+    if (json_is_true(json_object_get(cfg, "use_dora"))) {
+        st = cfg_error(path, "DoRA adapters (use_dora) are not supported");
+        goto done;
+    }
+    if ((v = json_object_get(cfg, "bias")) && json_is_string(v) &&
+        strcmp(json_string_value(v), "none")) {
+        st = cfg_error(path, "adapters with trained biases (bias != \"none\") are not supported");
+        goto done;
+    }
+    json_t *tm = json_object_get(cfg, "target_modules");
+    if (!json_is_array(tm) || json_array_size(tm) == 0) {
+        st = cfg_error(path, "'target_modules' must be a non-empty list of module names");
+        goto done;
+    }
+    size_t i;
+    json_array_foreach(tm, i, v) {
+        int k = json_is_string(v) ? lt_module_from_name(json_string_value(v)) : -1;
+        if (k < 0) {
+            st = lt_error_set(LT_ERR_MODEL, "%s: target module '%s' is not one of q_proj, "
+                              "k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj", path,
+                              json_is_string(v) ? json_string_value(v) : "?");
+            goto done;
+        }
+        lc.targets |= 1u << k;
+    }
+    lt_model_add_lora(m, &lc, 0);
+
+    snprintf(path, sizeof path, "%s/adapter_model.safetensors", dir);
+    lt_safetensors *sf = NULL;
+    if ((st = lt_safetensors_open(&sf, path))) goto done;
+    char name[160];
+    int used = 0;
+    for (int l = 0; l < m->cfg.n_layer && !st; l++)
+        for (int k = 0; k < LT_MOD_COUNT && !st; k++) {
+            lt_tensor *ab[2] = {&m->layers[l].lora_A[k], &m->layers[l].lora_B[k]};
+            if (!ab[0]->data) continue;
+            for (int j = 0; j < 2 && !st; j++) {
+                tensor_name(name, sizeof name, l, k, j ? 'B' : 'A');
+                const lt_st_tensor *t = lt_safetensors_find(sf, name);
+                if (!t) {
+                    st = lt_error_set(LT_ERR_MODEL, "%s: tensor '%s' is missing", path, name);
+                } else if (t->ndim != 2 || t->shape[0] != ab[j]->shape[0] ||
+                           t->shape[1] != ab[j]->shape[1]) {
+                    st = lt_error_set(LT_ERR_MODEL, "%s: tensor '%s' has the wrong shape for "
+                                      "this base model (expected [%lld, %lld]); was the adapter "
+                                      "trained on another model?", path, name,
+                                      (long long)ab[j]->shape[0], (long long)ab[j]->shape[1]);
+                } else {
+                    lt_st_tensor_to_f32(t, ab[j]->data);
+                    used++;
+                }
+            }
+        }
+    if (!st && used != sf->n_tensors)
+        st = lt_error_set(LT_ERR_MODEL, "%s: holds %d tensors but the config's target modules "
+                          "account for %d; the adapter names layers or modules this model does "
+                          "not have", path, sf->n_tensors, used);
+    lt_safetensors_close(sf);
+done:
+    json_decref(cfg);
+    return st;
+}

@@ -1,0 +1,143 @@
+/*
+ * recipe — the YAML recipe: one struct (lt_recipe) and one key table (recipe.c) that drive
+ * defaults, parsing, `--set section.key=value` overrides, validation, the resolved copy saved in
+ * each run directory, and the Markdown reference in docs/recipe.md (DESIGN.md §4).
+ *
+ * A recipe file is one YAML document: a mapping of sections (model, lora, data, optim, schedule,
+ * train, output), each a mapping of keys. Every key has a default except model.path, data.train
+ * and output.dir, which are required.
+ *
+ * Paths (model.path, data.train, data.eval, output.dir): a relative path written in a recipe file
+ * is relative to the directory holding that recipe file; a relative path given with --set is
+ * relative to the current directory; "~/" is the home directory. Paths are stored absolute
+ * (lexically normalized: "." and ".." removed), so the resolved copy names the same files from
+ * anywhere. data.* entries are glob patterns, expanded later by the data module.
+ *
+ * Run length: train.max_steps > 0 decides it; otherwise train.epochs does. Setting both in the
+ * same place (both in the file, or both with --set) is an error; a --set of one replaces the
+ * other one's value from the file.
+ */
+#ifndef LATHE_RECIPE_H
+#define LATHE_RECIPE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "core/core.h"
+#include "optim/optim.h" /* lt_schedule_type */
+
+/* Number of rows in the key table (checked by a _Static_assert in recipe.c). */
+#define LT_RECIPE_NKEYS 31
+
+/* An owned list of owned strings. */
+typedef struct {
+    char **items;
+    int n;
+} lt_recipe_list;
+
+
+/* Where a key's current value came from. */
+typedef enum {
+    LT_RECIPE_DEFAULT = 0, /* the table's default */
+    LT_RECIPE_FROM_FILE,   /* the recipe file given to lt_recipe_load */
+    LT_RECIPE_FROM_SET,    /* a --set override */
+} lt_recipe_origin;
+
+typedef struct {
+    struct {
+        char *path; /* base model GGUF file, absolute; NULL until set (required) */
+    } model;
+    struct {
+        int64_t r;                     /* adapter rank */
+        double alpha;                  /* scale = alpha / r (alpha / sqrt(r) with rslora) */
+        double dropout;                /* dropout on the adapter input, [0, 1) */
+        lt_recipe_list target_modules; /* HF module names: q_proj ... down_proj */
+        bool rslora;                   /* rank-stabilized scaling (arXiv 2312.03732) */
+    } lora;
+    struct {
+        lt_recipe_list train; /* absolute glob patterns of token shards (required, non-empty) */
+        lt_recipe_list eval;  /* absolute glob patterns; may be empty */
+        int64_t seq_len;      /* tokens per sequence */
+        bool packing;         /* pack several documents into one sequence */
+    } data;
+    struct {
+        double lr, beta1, beta2, eps, weight_decay; /* AdamW (arXiv 1711.05101) */
+    } optim;
+    struct {
+        lt_schedule_type type;
+        int64_t warmup_steps; /* linear warm-up from 0 to optim.lr */
+        double min_lr;        /* floor the decay ends at */
+    } schedule;
+    struct {
+        int64_t micro_batch_size, grad_accum;
+        int64_t max_steps; /* > 0: optimizer steps to run; 0: train.epochs decides */
+        double epochs;     /* passes over data.train when max_steps is 0 */
+        double grad_clip;  /* global L2 norm clip; 0 = off */
+        int64_t seed;
+        int64_t log_every, eval_every, eval_batches, save_every; /* 0 = see the key help */
+        int64_t threads;                                         /* 0 = all cores */
+    } train;
+    struct {
+        char *dir; /* run directory, absolute; NULL until set (required) */
+    } output;
+
+    char *source; /* the recipe file as given to lt_recipe_load; NULL if none */
+    /* bookkeeping, one entry per key-table row: origin and (for files) 1-based line:column */
+    struct {
+        uint8_t origin;
+        int line, col;
+    } from[LT_RECIPE_NKEYS];
+} lt_recipe;
+
+/* Fill `r` with every key's default (required keys NULL / empty) and no source. Any previous
+ * contents are overwritten without being freed (call lt_recipe_free first to reuse one). */
+void lt_recipe_defaults(lt_recipe *r);
+
+/* Free owned strings and lists and zero `r` (lt_recipe_defaults makes it usable again).
+ * Accepts NULL and a zeroed recipe. */
+void lt_recipe_free(lt_recipe *r);
+
+/* Parse the YAML recipe at `path` over the defaults. `r` is always initialized (free it with
+ * lt_recipe_free whether or not this succeeds). Does not run cross-field checks: call
+ * lt_recipe_validate after any overrides.
+ * Errors (LT_ERR_RECIPE, message "path:line:col: problem; hint: ..."): unreadable file, YAML
+ * syntax error, more than one document, a non-mapping where a mapping is expected, unknown
+ * section or key (with "did you mean"), duplicate key, wrong type, value out of range, bad enum
+ * value or module name. */
+lt_status lt_recipe_load(lt_recipe *r, const char *path);
+
+/* Apply one override "section.key=value" (the text after --set). The value is taken literally
+ * as one string unless it starts with '[' (a YAML flow list: [a, b]) or a quote (a YAML quoted
+ * scalar); an empty value clears a list. Relative paths are relative to the current directory.
+ * Errors: LT_ERR_RECIPE, message "--set <assignment>: problem; hint: ..."; `r` is unchanged on
+ * error. */
+lt_status lt_recipe_set(lt_recipe *r, const char *assignment);
+
+/* Cross-field checks on a loaded / overridden recipe: required keys present, max_steps and epochs
+ * not both set, schedule.min_lr <= optim.lr, warm-up shorter than max_steps, no repeated
+ * target module, eval data present when train.eval_every asks for it. LT_ERR_RECIPE naming the
+ * key and where it was set. */
+lt_status lt_recipe_validate(const lt_recipe *r);
+
+/* Where the value of `key` ("section.key") came from; LT_RECIPE_DEFAULT for unknown keys. */
+lt_recipe_origin lt_recipe_origin_of(const lt_recipe *r, const char *key);
+
+/* True if every key of `a` and `b` holds the same value (origins and source are ignored). */
+bool lt_recipe_equal(const lt_recipe *a, const lt_recipe *b);
+
+/* Print the resolved recipe as YAML: every key, each preceded by its help as a comment, strings
+ * double-quoted, floats in the shortest text that reads back exactly. train.epochs is written
+ * commented out when train.max_steps decides the length. lt_recipe_load of the output gives a
+ * recipe lt_recipe_equal to `r`. */
+void lt_recipe_print(const lt_recipe *r, FILE *out);
+
+/* lt_recipe_print into `path`, atomically (temp file, fsync, rename). LT_ERR_IO on failure. */
+lt_status lt_recipe_write(const lt_recipe *r, const char *path);
+
+/* The Markdown reference of every key (docs/recipe.md is this output, committed; a unit test
+ * checks it is up to date — regenerate with LATHE_UPDATE_DOCS=1 build/lathe_tests
+ * --filter 'recipe/docs_up_to_date'). */
+void lt_recipe_docs(FILE *out);
+
+#endif

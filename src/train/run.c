@@ -1,0 +1,292 @@
+/* Run directory: creation/resume, manifest.json, metrics.jsonl, checkpoints, final export. */
+#include "run.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../io/io.h"
+
+#define LATHE_VERSION "0.1.0"
+
+static void iso_now(char *buf, size_t n) {
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static bool exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+static lt_status write_json(const char *path, json_t *j) {
+    char *text = json_dumps(j, JSON_INDENT(2));
+    lt_status st = lt_write_file_atomic(path, text, strlen(text));
+    free(text);
+    return st;
+}
+
+/* Newest checkpoints/step-N with a trainer_state.json (a published, complete checkpoint). */
+static int64_t newest_checkpoint(const char *dir, char *out, size_t n) {
+    char cdir[PATH_MAX];
+    snprintf(cdir, sizeof cdir, "%s/checkpoints", dir);
+    DIR *d = opendir(cdir);
+    if (!d) return 0;
+    int64_t best = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char *end;
+        if (strncmp(e->d_name, "step-", 5)) continue;
+        long long s = strtoll(e->d_name + 5, &end, 10);
+        if (*end || s <= best) continue;
+        char state[PATH_MAX + 300];
+        snprintf(state, sizeof state, "%s/%s/trainer_state.json", cdir, e->d_name);
+        if (!exists(state)) continue;
+        if (snprintf(out, n, "%s/%s", cdir, e->d_name) >= (int)n) continue;
+        best = s;
+    }
+    closedir(d);
+    return best;
+}
+
+/* Keep metrics lines whose "step" is <= keep (a resumed run re-logs what came after). */
+static lt_status truncate_metrics(const char *path, int64_t keep) {
+    char *text;
+    size_t len;
+    if (!exists(path)) return LT_OK;
+    lt_status st = lt_read_file(path, &text, &len);
+    if (st) return st;
+    char *out = lt_xmalloc(len + 1);
+    size_t olen = 0;
+    for (char *line = text; *line;) {
+        char *nl = strchr(line, '\n');
+        size_t ll = nl ? (size_t)(nl - line + 1) : strlen(line);
+        json_t *j = json_loadb(line, ll, 0, NULL);
+        json_t *sv = j ? json_object_get(j, "step") : NULL;
+        if (sv && json_is_integer(sv) && json_integer_value(sv) <= keep) {
+            memcpy(out + olen, line, ll);
+            olen += ll;
+        }
+        json_decref(j);
+        line += ll;
+    }
+    st = lt_write_file_atomic(path, out, olen);
+    free(out);
+    free(text);
+    return st;
+}
+
+static json_t *file_entry(const char *path) {
+    json_t *e = json_object();
+    char hex[65];
+    json_object_set_new(e, "path", json_string(path));
+    if (lt_sha256_file(path, hex) == LT_OK) json_object_set_new(e, "sha256", json_string(hex));
+    return e;
+}
+
+lt_status lt_run_open(lt_run *run, const lt_recipe *r, bool resume) {
+    memset(run, 0, sizeof *run);
+    run->r = r;
+    const char *dir = r->output.dir;
+    char path[PATH_MAX + 64];
+    lt_status st = lt_mkdir_p(dir);
+    if (st) return st;
+    snprintf(path, sizeof path, "%s/recipe.yaml", dir);
+    bool has_run = exists(path);
+    if (resume) {
+        run->resume_step = newest_checkpoint(dir, run->resume_dir, sizeof run->resume_dir);
+        if (run->resume_step == 0)
+            return lt_error_set(LT_ERR_USAGE, "--resume: '%s' holds no checkpoint to resume "
+                                "from; hint: run without --resume to start afresh", dir);
+    } else if (has_run) {
+        return lt_error_set(LT_ERR_USAGE, "output.dir '%s' already holds a run; hint: pass "
+                            "--resume to continue it, or choose another output.dir "
+                            "(--set output.dir=...)", dir);
+    }
+    if ((st = lt_recipe_write(r, path))) return st;
+
+    iso_now(run->started, sizeof run->started);
+    json_t *man = json_object();
+    json_object_set_new(man, "lathe_version", json_string(LATHE_VERSION));
+    json_object_set_new(man, "status", json_string("running"));
+    json_object_set_new(man, "started", json_string(run->started));
+    json_object_set_new(man, "seed", json_integer(r->train.seed));
+    if (resume) json_object_set_new(man, "resumed_from_step", json_integer(run->resume_step));
+    json_object_set_new(man, "base_model", file_entry(r->model.path));
+    json_t *shards = json_array();
+    const lt_recipe_list *lists[2] = {&r->data.train, &r->data.eval};
+    for (int li = 0; li < 2; li++) {
+        char **paths;
+        size_t n;
+        if (lists[li]->n == 0) continue;
+        if (lt_shard_glob(&paths, &n, (const char *const *)lists[li]->items,
+                          (size_t)lists[li]->n) != LT_OK) {
+            json_decref(man);
+            json_decref(shards);
+            return LT_ERR_DATA; /* message from lt_shard_glob names the pattern */
+        }
+        for (size_t i = 0; i < n; i++) json_array_append_new(shards, file_entry(paths[i]));
+        lt_paths_free(paths, n);
+    }
+    json_object_set_new(man, "shards", shards);
+    run->manifest = man;
+    snprintf(path, sizeof path, "%s/manifest.json", dir);
+    if ((st = write_json(path, man))) return st;
+
+    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+    if (resume && (st = truncate_metrics(path, run->resume_step))) return st;
+    run->metrics = fopen(path, resume ? "a" : "w");
+    if (!run->metrics)
+        return lt_error_set(LT_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
+    return LT_OK;
+}
+
+void lt_run_close(lt_run *run, lt_status st) {
+    if (run->metrics) fclose(run->metrics);
+    run->metrics = NULL;
+    json_t *man = run->manifest;
+    if (!man) return;
+    char now[40], path[PATH_MAX + 64];
+    iso_now(now, sizeof now);
+    json_object_set_new(man, "finished", json_string(now));
+    json_object_set_new(man, "status", json_string(st == LT_OK ? "completed"
+                                                   : st == LT_ERR_INTERRUPTED ? "interrupted"
+                                                                              : "failed"));
+    if (st != LT_OK && st != LT_ERR_INTERRUPTED)
+        json_object_set_new(man, "error", json_string(lt_error_message()));
+    snprintf(path, sizeof path, "%s/manifest.json", run->r->output.dir);
+    char saved[2048];
+    snprintf(saved, sizeof saved, "%s", lt_error_message());
+    write_json(path, man); /* best effort: keep the run's own error as the message */
+    lt_error_set(st, "%s", saved);
+    json_decref(man);
+    run->manifest = NULL;
+}
+
+void lt_run_log_step(lt_run *run, int64_t step, double loss, float lr, double tokens_per_s,
+                     float grad_norm) {
+    fprintf(run->metrics,
+            "{\"step\": %lld, \"loss\": %.6f, \"lr\": %.6g, \"tokens_per_s\": %.1f, "
+            "\"grad_norm\": %.6g}\n",
+            (long long)step, loss, lr, tokens_per_s, grad_norm);
+    fflush(run->metrics);
+}
+
+void lt_run_log_eval(lt_run *run, int64_t step, double eval_loss) {
+    fprintf(run->metrics, "{\"step\": %lld, \"eval_loss\": %.6f, \"eval_ppl\": %.4f}\n",
+            (long long)step, eval_loss, exp(eval_loss));
+    fflush(run->metrics);
+}
+
+lt_status lt_run_save_checkpoint(lt_run *run, const lt_model *m, const float *opt_m,
+                                 const float *opt_v, const lt_loader *train, int64_t step,
+                                 int64_t epochs_done) {
+    char final[PATH_MAX], tmp[PATH_MAX + 32], path[PATH_MAX + 64];
+    snprintf(final, sizeof final, "%s/checkpoints/step-%07lld", run->r->output.dir,
+             (long long)step);
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", final, (long)getpid());
+    lt_remove_tree(tmp);
+    lt_status st = lt_mkdir_p(run->r->output.dir);
+    if (!st) st = lt_peft_save(m, tmp, run->r->model.path, false);
+    if (st) return lt_error_wrap(st, "writing checkpoint %s", final);
+
+    lt_st_writer *w = lt_st_writer_new();
+    int64_t shape[1] = {m->n_lora};
+    lt_st_writer_add(w, "adamw.exp_avg", LT_F32, 1, shape, opt_m);
+    lt_st_writer_add(w, "adamw.exp_avg_sq", LT_F32, 1, shape, opt_v);
+    snprintf(path, sizeof path, "%s/optimizer.safetensors", tmp);
+    st = lt_st_writer_write(w, path);
+    lt_st_writer_free(w);
+
+    lt_loader_state ls = lt_loader_get_state(train);
+    json_t *js = json_object();
+    json_object_set_new(js, "step", json_integer(step));
+    json_object_set_new(js, "epochs_done", json_integer(epochs_done));
+    json_object_set_new(js, "n_params", json_integer(m->n_lora));
+    json_t *cur = json_object();
+    json_object_set_new(cur, "epoch", json_integer(ls.epoch));
+    json_object_set_new(cur, "doc_index", json_integer(ls.doc_index));
+    json_object_set_new(cur, "doc_offset", json_integer(ls.doc_offset));
+    json_object_set_new(cur, "seed", json_integer((json_int_t)ls.seed));
+    json_object_set_new(cur, "n_docs", json_integer(ls.n_docs));
+    json_object_set_new(js, "data_cursor", cur);
+    snprintf(path, sizeof path, "%s/trainer_state.json", tmp);
+    if (!st) st = write_json(path, js);
+    json_decref(js);
+    if (!st) st = lt_dir_publish(tmp, final, true);
+    if (st) {
+        lt_remove_tree(tmp);
+        return lt_error_wrap(st, "writing checkpoint %s", final);
+    }
+    return LT_OK;
+}
+
+static lt_status state_int(json_t *o, const char *key, const char *path, int64_t *out) {
+    json_t *v = json_object_get(o, key);
+    if (!json_is_integer(v))
+        return lt_error_set(LT_ERR_DATA, "%s: '%s' is missing or not an integer", path, key);
+    *out = json_integer_value(v);
+    return LT_OK;
+}
+
+lt_status lt_run_load_checkpoint(lt_run *run, lt_model *m, float *opt_m, float *opt_v,
+                                 lt_loader *train, int64_t *step, int64_t *epochs_done) {
+    char path[PATH_MAX + 64];
+    int64_t n_before = m->n_lora;
+    lt_status st = lt_peft_load(m, run->resume_dir);
+    if (st) return st;
+    if (m->n_lora != n_before)
+        return lt_error_set(LT_ERR_USAGE, "%s: the checkpoint's adapter has %lld parameters but "
+                            "the recipe's lora settings give %lld; hint: resume with the recipe "
+                            "the run started with", run->resume_dir, (long long)m->n_lora,
+                            (long long)n_before);
+    snprintf(path, sizeof path, "%s/optimizer.safetensors", run->resume_dir);
+    lt_safetensors *sf;
+    if ((st = lt_safetensors_open(&sf, path))) return st;
+    const lt_st_tensor *tm = lt_safetensors_find(sf, "adamw.exp_avg");
+    const lt_st_tensor *tv = lt_safetensors_find(sf, "adamw.exp_avg_sq");
+    if (!tm || !tv || tm->dtype != LT_F32 || tv->dtype != LT_F32 ||
+        tm->nbytes != (size_t)m->n_lora * 4 || tv->nbytes != (size_t)m->n_lora * 4) {
+        lt_safetensors_close(sf);
+        return lt_error_set(LT_ERR_DATA, "%s: expected F32 tensors 'adamw.exp_avg' and "
+                            "'adamw.exp_avg_sq' of %lld values", path, (long long)m->n_lora);
+    }
+    memcpy(opt_m, tm->data, tm->nbytes);
+    memcpy(opt_v, tv->data, tv->nbytes);
+    lt_safetensors_close(sf);
+
+    snprintf(path, sizeof path, "%s/trainer_state.json", run->resume_dir);
+    json_error_t jerr;
+    json_t *js = json_load_file(path, 0, &jerr);
+    if (!js) return lt_error_set(LT_ERR_DATA, "%s:%d: %s", path, jerr.line, jerr.text);
+    json_t *cur = json_object_get(js, "data_cursor");
+    lt_loader_state ls = {0};
+    int64_t seed = 0;
+    if ((st = state_int(js, "step", path, step)) ||
+        (st = state_int(js, "epochs_done", path, epochs_done)) ||
+        (st = state_int(cur, "epoch", path, &ls.epoch)) ||
+        (st = state_int(cur, "doc_index", path, &ls.doc_index)) ||
+        (st = state_int(cur, "doc_offset", path, &ls.doc_offset)) ||
+        (st = state_int(cur, "seed", path, &seed)) ||
+        (st = state_int(cur, "n_docs", path, &ls.n_docs))) {
+        json_decref(js);
+        return st;
+    }
+    json_decref(js);
+    ls.seed = (uint64_t)seed;
+    return lt_loader_set_state(train, &ls);
+}
+
+lt_status lt_run_export(lt_run *run, const lt_model *m) {
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/adapter", run->r->output.dir);
+    return lt_peft_save(m, dir, run->r->model.path, true);
+}
