@@ -1,5 +1,5 @@
 /*
- * io — model and adapter file formats: GGUF (read), safetensors (read/write), and the
+ * io — model and adapter file formats: GGUF (read/write), safetensors (read/write), and the
  * llama-architecture Q/K row permutation between GGUF and Hugging Face layouts.
  *
  * GGUF spec: ggml-org/ggml docs/gguf.md (v3, little-endian). Files are memory-mapped; every
@@ -20,6 +20,22 @@ typedef enum {
     LT_GGUF_STRING = 8, LT_GGUF_ARRAY = 9, LT_GGUF_UINT64 = 10, LT_GGUF_INT64 = 11,
     LT_GGUF_FLOAT64 = 12,
 } lt_gguf_type;
+
+/* ggml tensor type ids (ggml include/ggml.h `enum ggml_type`) that lathe reads or writes; the
+ * full table of names 0..LT_GGML_TYPE_COUNT-1 is behind lt_ggml_type_name(). */
+enum {
+    LT_GGML_F32 = 0, LT_GGML_F16 = 1, LT_GGML_Q4_0 = 2, LT_GGML_Q4_1 = 3, LT_GGML_Q8_0 = 8,
+    LT_GGML_Q2_K = 10, LT_GGML_BF16 = 30,
+    LT_GGML_TYPE_COUNT = 40
+};
+
+/* ggml's name for a type id ("Q2_K", "BF16", ...); "unknown" for ids >= LT_GGML_TYPE_COUNT.
+ * Static string. */
+const char *lt_ggml_type_name(uint32_t type);
+/* Map between ggml type ids and lathe dtypes (F32, F16, BF16, Q8_0, Q4_0, Q4_1 only); false when
+ * the type has no counterpart (out is then untouched). */
+bool lt_ggml_type_to_dtype(uint32_t type, lt_dtype *out);
+bool lt_dtype_to_ggml_type(lt_dtype t, uint32_t *out);
 
 /* A string inside the mapping: NOT NUL-terminated. */
 typedef struct {
@@ -93,13 +109,45 @@ double lt_gguf_arr_float(const lt_gguf_kv *kv, uint64_t i);
 bool lt_gguf_str_eq(lt_gguf_str s, const char *c);
 
 const lt_gguf_tensor *lt_gguf_find_tensor(const lt_gguf *g, const char *name);
-/* Dequantize a whole tensor into dst (numel floats), rows in file order. */
+/* ne[0]·ne[1]·ne[2]·ne[3] (fits int64: checked at open). */
+int64_t lt_gguf_tensor_numel(const lt_gguf_tensor *t);
+/* Dequantize a whole tensor into dst (numel floats), rows in file order (quant/ lt_dequant). */
 void lt_gguf_tensor_to_f32(const lt_gguf_tensor *t, float *dst);
+
+/* GGUF writer (v3, little-endian, alignment 32), for exporters and for tests that craft files.
+ * Metadata setters copy key and value; setting an existing key replaces its value (the key keeps
+ * its first position). Tensors are written in insertion order; their data is borrowed until
+ * lt_gguf_writer_write returns. Misuse (NULL key, a dtype GGUF cannot hold, a row length that is
+ * not a multiple of the block size, n_dims outside 1..4) is a bug: LT_ASSERT. */
+typedef struct lt_gguf_writer lt_gguf_writer;
+lt_gguf_writer *lt_gguf_writer_new(void);
+void lt_gguf_writer_free(lt_gguf_writer *w); /* NULL is fine */
+void lt_gguf_writer_set_u32(lt_gguf_writer *w, const char *key, uint32_t v);
+void lt_gguf_writer_set_i32(lt_gguf_writer *w, const char *key, int32_t v);
+void lt_gguf_writer_set_u64(lt_gguf_writer *w, const char *key, uint64_t v);
+void lt_gguf_writer_set_f32(lt_gguf_writer *w, const char *key, float v);
+void lt_gguf_writer_set_bool(lt_gguf_writer *w, const char *key, bool v);
+void lt_gguf_writer_set_str(lt_gguf_writer *w, const char *key, const char *v);
+void lt_gguf_writer_set_str_arr(lt_gguf_writer *w, const char *key, const char *const *v,
+                                size_t n);
+void lt_gguf_writer_set_i32_arr(lt_gguf_writer *w, const char *key, const int32_t *v, size_t n);
+void lt_gguf_writer_set_f32_arr(lt_gguf_writer *w, const char *key, const float *v, size_t n);
+/* Add a tensor of lathe dtype t (F32, F16, BF16, Q8_0, Q4_0, Q4_1) with GGUF-order dims ne[n_dims]
+ * (ne[0] = row length); data holds lt_dtype_nbytes(t, numel) bytes. */
+void lt_gguf_writer_add_tensor(lt_gguf_writer *w, const char *name, lt_dtype t, int n_dims,
+                               const int64_t *ne, const void *data);
+/* Add a tensor with any ggml type id and nbytes raw bytes, unchecked: for crafting test files. */
+void lt_gguf_writer_add_raw(lt_gguf_writer *w, const char *name, uint32_t ggml_type, int n_dims,
+                            const int64_t *ne, const void *data, size_t nbytes);
+/* Write the file atomically (core lt_atomic_open/commit). LT_ERR_IO naming the path on failure. */
+lt_status lt_gguf_writer_write(lt_gguf_writer *w, const char *path);
 
 /* llama.cpp's convert_hf_to_gguf.py `LlamaModel.permute` reorders the rows of q_proj (n_head) and
  * k_proj (n_kv_head) from HF's rotate_half layout into interleaved pairs. This undoes it in place:
  * w is [rows, cols] with rows = n_head · head_dim. lt_qk_permute is the forward direction (HF ->
- * GGUF) for exporters. */
+ * GGUF) for exporters. rows must be a positive multiple of 2·n_head (head_dim even): a caller
+ * invariant (LT_ASSERT) — model loaders check n_head against the tensor shape first. Uses a
+ * head-sized scratch buffer (head_dim·cols floats). */
 void lt_qk_unpermute(float *w, int64_t rows, int64_t cols, int n_head);
 void lt_qk_permute(float *w, int64_t rows, int64_t cols, int n_head);
 
@@ -132,11 +180,18 @@ typedef struct lt_safetensors {
 lt_status lt_safetensors_open(lt_safetensors **out, const char *path);
 void lt_safetensors_close(lt_safetensors *st);
 const lt_st_tensor *lt_safetensors_find(const lt_safetensors *st, const char *name);
-/* Convert a tensor (F32/F16/BF16) to F32 into dst. */
+/* __metadata__ value for key (owned by st), NULL when absent. */
+const char *lt_safetensors_meta(const lt_safetensors *st, const char *key);
+/* Convert a tensor (F32/F16/BF16; I32 and U8 are converted by value) to F32 into dst
+ * (numel floats). Reads through memcpy, so unaligned data is fine. */
 void lt_st_tensor_to_f32(const lt_st_tensor *t, float *dst);
 
 /* Writer: collect tensors (data borrowed until lt_st_writer_write returns), then write the file
- * atomically. Tensors are written in insertion order, 8-byte aligned header. */
+ * atomically. Tensors are written in insertion order, packed back to back; the JSON header is
+ * padded with spaces to a multiple of 8 bytes; "__metadata__" comes first when any was set
+ * (setting a key twice keeps the last value). dtype must be F32, F16, BF16, I32 or U8, ndim
+ * 0..4 and shape >= 0 (LT_ASSERT). write: LT_ERR_RUNTIME naming the tensor for a duplicate or
+ * reserved ("__metadata__") name, LT_ERR_IO naming the path when the file cannot be written. */
 typedef struct lt_st_writer lt_st_writer;
 lt_st_writer *lt_st_writer_new(void);
 void lt_st_writer_free(lt_st_writer *w);

@@ -46,6 +46,12 @@ int32_t lt_tokenizer_find(const lt_tokenizer *t, const char *piece);
 const char *lt_tokenizer_sha256(const lt_tokenizer *t);
 /* The GGUF's tokenizer.chat_template source, or NULL. */
 const char *lt_tokenizer_chat_template(const lt_tokenizer *t);
+/* The default system prompt that the file's ChatML template inserts when a conversation does not
+ * start with a system message (lt_template_default_system of the template), or NULL. ChatML
+ * rendering inserts it the same way. The setter replaces it (copied; NULL turns it off), e.g. for
+ * a recipe that names its own. */
+const char *lt_tokenizer_default_system(const lt_tokenizer *t);
+void lt_tokenizer_set_default_system(lt_tokenizer *t, const char *text);
 
 /* Append the ids of `text` (len bytes, UTF-8, need not be NUL-terminated) to out, each with loss
  * mask `mask`. No BOS/EOS is added. With parse_special, occurrences of special-token strings
@@ -54,11 +60,19 @@ void lt_tokenizer_encode(const lt_tokenizer *t, const char *text, size_t len, bo
                          uint8_t mask, lt_tokens *out);
 
 /* Bytes of one token for streaming output, given the previous token (for the SentencePiece
- * rule that drops the leading space right after BOS). Byte-fallback tokens give one raw byte;
- * control tokens give "". Returns the byte count written (<= cap). */
+ * rule that drops the leading space right after BOS — and at the very start, prev = -1 — as
+ * llama2.c and llama.cpp's detokenizer do, when the vocabulary adds a space prefix).
+ * Byte-fallback tokens give one raw byte; control tokens give ""; user-defined tokens their text;
+ * SentencePiece's unknown token U+2585 (llama.cpp). Returns the byte count written (<= cap; a
+ * longer piece is cut). */
 size_t lt_tokenizer_piece(const lt_tokenizer *t, int32_t prev, int32_t id, char *buf, size_t cap);
-/* Whole-sequence decode into a malloc'ed NUL-terminated string. */
+/* Whole-sequence decode into a malloc'ed NUL-terminated string (pieces as above, the first with
+ * prev = -1, so decode(encode(x)) == x for valid UTF-8 x). Ids outside the vocabulary give "". */
 char *lt_tokenizer_decode(const lt_tokenizer *t, const int32_t *ids, size_t n);
+/* Same, but with `special` control tokens give their text ("<|im_start|>"), for showing a
+ * rendered chat. */
+char *lt_tokenizer_decode_special(const lt_tokenizer *t, const int32_t *ids, size_t n,
+                                  bool special);
 
 /* ---- chat templates ----------------------------------------------------------------------- */
 
@@ -81,11 +95,18 @@ const char *lt_template_name(lt_template t);
 /* Recognize a GGUF/HF Jinja chat template; LT_ERR_DATA when unrecognized, with a hint to pass
  * --template NAME. NULL source (no template in the file) chooses alpaca. */
 lt_status lt_template_detect(lt_template *out, const char *jinja_source);
+/* The literal default system prompt of a ChatML Jinja template — the text of a
+ * "<|im_start|>system\n...<|im_end|>" string literal in a template that tests the first role
+ * against 'system' (SmolLM2, Qwen2.5) — as a malloc'ed string (\n escapes undone), or NULL when
+ * the template has none. */
+char *lt_template_default_system(const char *jinja_source);
 
 /* Render a conversation (BOS first when the tokenizer adds one), appending to out with the loss
  * mask 1 on assistant content tokens and the assistant turn's closing token (<|im_end|> or
  * EOS), 0 elsewhere. With add_generation_prompt the ids end with the assistant header, ready to
- * generate. */
+ * generate. ChatML inserts the tokenizer's default system prompt (lt_tokenizer_default_system)
+ * before a first message that is not a system message. Alpaca's user turn always ends with the
+ * "### Response:\n" header, so add_generation_prompt adds nothing there. Layouts: chat.c. */
 void lt_chat_render(const lt_tokenizer *t, lt_template tpl, const lt_message *msgs, size_t n,
                     bool add_generation_prompt, lt_tokens *out);
 

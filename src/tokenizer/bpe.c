@@ -1,0 +1,364 @@
+/*
+ * bpe.c — byte-level BPE over a "gpt2" GGUF vocabulary (tokenizer.ggml.merges by rank).
+ *
+ * Pipeline (llama.cpp src/llama-vocab.cpp llm_tokenizer_bpe / llm_tokenizer_bpe_session,
+ * HF tokenizers ByteLevel): the text is pre-split by the regexes chosen from tokenizer.ggml.pre,
+ * applied one after another (each splits every piece left by the previous one; text a regex
+ * does not match stays a piece of its own); each piece's bytes map to GPT-2's bytes_to_unicode
+ * characters (one initial symbol per byte); adjacent symbols are merged lowest rank first (ties:
+ * leftmost); each final symbol is its token id.
+ *
+ * Regexes are compiled once with PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF (JIT when
+ * available), so invalid UTF-8 never matches a pattern: those bytes become pieces of their own
+ * and, being byte-level, still encode.
+ */
+#include "tok_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* GPT-2 pre-tokenizer (openai/gpt-2 encoder.py; llama.cpp LLAMA_VOCAB_PRE_TYPE_GPT2). */
+#define RE_GPT2 "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)"
+/* Llama 3 (llama.cpp LLAMA_VOCAB_PRE_TYPE_LLAMA3, case-insensitive contractions spelled out). */
+#define RE_LLAMA3                                                                                \
+    "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|"  \
+    "\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+
+typedef struct {
+    const char *names; /* '|'-separated tokenizer.ggml.pre values */
+    int n;
+    const char *re[TOK_MAX_REGEX];
+    bool ignore_merges;
+} pre_spec;
+
+/* From llama.cpp's llm_tokenizer_bpe constructor, one row per regex sequence. */
+static const pre_spec PRE_SPECS[] = {
+    {"default", 4, {"[\\p{P}\\$\\+<=>\\^~\\|]+", RE_GPT2, "\\p{N}+", "[0-9][0-9][0-9]"}, false},
+    {"gpt2|gpt-2", 1, {RE_GPT2}, false},
+    {"smollm|starcoder|refact|codeshell", 2, {"\\p{N}", RE_GPT2}, false}, /* digits one by one */
+    {"llama3|llama-v3|llama-bpe", 1, {RE_LLAMA3}, true},
+};
+
+static bool name_in(const char *list, const char *name) {
+    size_t n = strlen(name);
+    for (const char *p = list; *p;) {
+        const char *e = strchr(p, '|');
+        size_t l = e ? (size_t)(e - p) : strlen(p);
+        if (l == n && memcmp(p, name, n) == 0) return true;
+        if (!e) break;
+        p = e + 1;
+    }
+    return false;
+}
+
+/* ---- the (left, right) -> (rank, result) map ----------------------------------------------- */
+
+static inline uint64_t pair_hash(uint64_t k) {
+    k ^= k >> 31;
+    k *= 0x7fb5d329728ea185ULL;
+    k ^= k >> 27;
+    k *= 0x81dadef4bc2dd44dULL;
+    k ^= k >> 33;
+    return k;
+}
+
+static inline uint64_t pair_key(int32_t l, int32_t r) {
+    return (((uint64_t)(uint32_t)l << 32) | (uint32_t)r) + 1;
+}
+
+/* Slot of the pair, or -1. */
+static inline int64_t pair_find(const tok_pairmap *m, int32_t l, int32_t r) {
+    uint64_t key = pair_key(l, r);
+    uint64_t i = pair_hash(key) & m->mask;
+    for (;;) {
+        uint64_t k = m->keys[i];
+        if (k == key) return (int64_t)i;
+        if (k == 0) return -1;
+        i = (i + 1) & m->mask;
+    }
+}
+
+static void pair_insert(tok_pairmap *m, int32_t l, int32_t r, int32_t rank, int32_t result) {
+    uint64_t key = pair_key(l, r);
+    uint64_t i = pair_hash(key) & m->mask;
+    while (m->keys[i] != 0) {
+        if (m->keys[i] == key) return; /* a repeated merge keeps its first (lowest) rank */
+        i = (i + 1) & m->mask;
+    }
+    m->keys[i] = key;
+    m->rank[i] = rank;
+    m->result[i] = result;
+}
+
+/* ---- set-up -------------------------------------------------------------------------------- */
+
+static size_t put_utf8(char *o, uint32_t cp) {
+    if (cp < 0x80) {
+        o[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        o[0] = (char)(0xC0 | (cp >> 6));
+        o[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    o[0] = (char)(0xE0 | (cp >> 12));
+    o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    o[2] = (char)(0x80 | (cp & 0x3F));
+    return 3;
+}
+
+lt_status lt_tok_bpe_init(lt_tokenizer *t, const lt_gguf *g, const char *path) {
+    /* GPT-2 bytes_to_unicode (openai/gpt-2 src/encoder.py): printable Latin-1 bytes map to
+     * themselves, the other 68 to U+0100 onwards in byte order. */
+    uint32_t next = 256;
+    for (int i = 0; i < 324; i++) t->cp_to_byte[i] = -1;
+    for (int b = 0; b < 256; b++) {
+        bool keep = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+        t->byte_to_cp[b] = (uint16_t)(keep ? (uint32_t)b : next++);
+        t->cp_to_byte[t->byte_to_cp[b]] = (int16_t)b;
+    }
+    for (int b = 0; b < 256; b++) {
+        char u[4];
+        size_t l = put_utf8(u, t->byte_to_cp[b]);
+        t->byte_ids[b] = lt_tok_lookup(t, u, l);
+    }
+
+    const pre_spec *spec = NULL;
+    for (size_t i = 0; i < sizeof PRE_SPECS / sizeof PRE_SPECS[0]; i++)
+        if (name_in(PRE_SPECS[i].names, t->pre)) spec = &PRE_SPECS[i];
+    if (!spec)
+        return lt_error_set(LT_ERR_MODEL,
+                            "%s: key tokenizer.ggml.pre = \"%s\" is not a supported pre-tokenizer; "
+                            "supported: default, gpt2, gpt-2, smollm, starcoder, refact, codeshell, "
+                            "llama3, llama-v3, llama-bpe",
+                            path, t->pre);
+    t->ignore_merges = spec->ignore_merges;
+    for (int i = 0; i < spec->n; i++) {
+        int err;
+        PCRE2_SIZE eoff;
+        pcre2_code *re = pcre2_compile((PCRE2_SPTR)spec->re[i], PCRE2_ZERO_TERMINATED,
+                                       PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &err, &eoff,
+                                       NULL);
+        if (!re) {
+            PCRE2_UCHAR msg[256];
+            pcre2_get_error_message(err, msg, sizeof msg);
+            return lt_error_set(LT_ERR_RUNTIME,
+                                "%s: pre-tokenizer \"%s\" regex %d does not compile at offset %zu: "
+                                "%s (PCRE2 built without Unicode support?)",
+                                path, t->pre, i, (size_t)eoff, (const char *)msg);
+        }
+        pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* falls back to the interpreter on failure */
+        t->regex[t->n_regex++] = re;
+    }
+
+    const lt_gguf_kv *km = lt_gguf_find(g, "tokenizer.ggml.merges");
+    if (!km || km->type != LT_GGUF_ARRAY || km->arr_type != LT_GGUF_STRING || !km->arr_str)
+        return lt_error_set(LT_ERR_MODEL,
+                            "%s: key tokenizer.ggml.merges is missing or not a string array; a "
+                            "\"gpt2\" vocabulary needs its merges",
+                            path);
+    if (km->arr_n > INT32_MAX / 4)
+        return lt_error_set(LT_ERR_MODEL, "%s: key tokenizer.ggml.merges has %llu entries", path,
+                            (unsigned long long)km->arr_n);
+    uint64_t cap = 16;
+    while (cap < km->arr_n * 2) cap <<= 1;
+    t->merge_map.keys = lt_xcalloc(cap, sizeof(uint64_t));
+    t->merge_map.rank = lt_xmalloc(cap * sizeof(int32_t));
+    t->merge_map.result = lt_xmalloc(cap * sizeof(int32_t));
+    t->merge_map.mask = cap - 1;
+    t->n_merges = (int)km->arr_n;
+    char *cat = NULL;
+    size_t catcap = 0;
+    for (uint64_t i = 0; i < km->arr_n; i++) {
+        lt_gguf_str s = km->arr_str[i];
+        /* "left right": the separator is the first space after the first byte (llama.cpp) */
+        const char *sp = s.len > 1 ? memchr(s.ptr + 1, ' ', s.len - 1) : NULL;
+        if (!sp) {
+            free(cat);
+            return lt_error_set(LT_ERR_MODEL,
+                                "%s: key tokenizer.ggml.merges: entry %llu \"%.*s\" is not "
+                                "\"left right\"",
+                                path, (unsigned long long)i, (int)(s.len > 64 ? 64 : s.len), s.ptr);
+        }
+        size_t ll = (size_t)(sp - s.ptr), rl = s.len - ll - 1;
+        int32_t l = lt_tok_lookup(t, s.ptr, ll), r = lt_tok_lookup(t, sp + 1, rl);
+        if (ll + rl > catcap) {
+            catcap = (ll + rl) * 2;
+            cat = lt_xrealloc(cat, catcap);
+        }
+        memcpy(cat, s.ptr, ll);
+        memcpy(cat + ll, sp + 1, rl);
+        int32_t res = lt_tok_lookup(t, cat, ll + rl);
+        /* a merge whose parts or result are not tokens can never produce a token: skip it */
+        if (l >= 0 && r >= 0 && res >= 0) pair_insert(&t->merge_map, l, r, (int32_t)i, res);
+    }
+    free(cat);
+    return LT_OK;
+}
+
+void lt_tok_bpe_free(lt_tokenizer *t) {
+    for (int i = 0; i < t->n_regex; i++) pcre2_code_free(t->regex[i]);
+    t->n_regex = 0;
+    free(t->merge_map.keys);
+    free(t->merge_map.rank);
+    free(t->merge_map.result);
+    memset(&t->merge_map, 0, sizeof t->merge_map);
+}
+
+/* ---- encoding ------------------------------------------------------------------------------ */
+
+typedef struct {
+    int32_t prev, next, id; /* id -1: a byte with no token (cannot merge) */
+} bpe_sym;
+
+typedef struct {
+    int32_t rank, left;
+    int32_t lid, rid; /* the ids the pair had when queued (stale when they changed) */
+} bpe_pair;
+
+typedef struct {
+    const lt_tokenizer *t;
+    pcre2_match_data *md[TOK_MAX_REGEX];
+    bpe_sym *sym;
+    size_t sym_cap;
+    bpe_pair *heap;
+    size_t heap_n, heap_cap;
+    char *enc; /* byte-encoded piece for ignore_merges lookups */
+    size_t enc_cap;
+    uint8_t mask;
+    lt_tokens *out;
+} bpe_ctx;
+
+static inline bool pair_before(const bpe_pair *a, const bpe_pair *b) {
+    return a->rank != b->rank ? a->rank < b->rank : a->left < b->left;
+}
+
+static void hpush(bpe_ctx *c, bpe_pair v) {
+    if (c->heap_n == c->heap_cap) {
+        c->heap_cap = c->heap_cap ? c->heap_cap * 2 : 64;
+        c->heap = lt_xrealloc(c->heap, c->heap_cap * sizeof *c->heap);
+    }
+    size_t i = c->heap_n++;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!pair_before(&v, &c->heap[p])) break;
+        c->heap[i] = c->heap[p];
+        i = p;
+    }
+    c->heap[i] = v;
+}
+
+static bpe_pair hpop(bpe_ctx *c) {
+    bpe_pair top = c->heap[0], last = c->heap[--c->heap_n];
+    size_t i = 0, n = c->heap_n;
+    for (;;) {
+        size_t k = 2 * i + 1;
+        if (k >= n) break;
+        if (k + 1 < n && pair_before(&c->heap[k + 1], &c->heap[k])) k++;
+        if (!pair_before(&c->heap[k], &last)) break;
+        c->heap[i] = c->heap[k];
+        i = k;
+    }
+    if (n) c->heap[i] = last;
+    return top;
+}
+
+static inline void try_pair(bpe_ctx *c, int32_t l, int32_t r) {
+    if (l < 0 || r < 0) return;
+    int32_t a = c->sym[l].id, b = c->sym[r].id;
+    if (a < 0 || b < 0) return;
+    int64_t s = pair_find(&c->t->merge_map, a, b);
+    if (s < 0) return;
+    hpush(c, (bpe_pair){c->t->merge_map.rank[s], l, a, b});
+}
+
+/* BPE one pre-token piece (raw bytes). */
+static void bpe_piece(bpe_ctx *c, const unsigned char *p, size_t n) {
+    const lt_tokenizer *t = c->t;
+    if (n == 1) { /* the common one-byte piece: no merging possible */
+        if (t->byte_ids[p[0]] >= 0) lt_tokens_push(c->out, t->byte_ids[p[0]], c->mask);
+        else if (t->unk >= 0) lt_tokens_push(c->out, t->unk, c->mask);
+        return;
+    }
+    if (t->ignore_merges) {
+        if (n * 2 > c->enc_cap) {
+            c->enc_cap = n * 2 + 16;
+            c->enc = lt_xrealloc(c->enc, c->enc_cap);
+        }
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) k += put_utf8(c->enc + k, t->byte_to_cp[p[i]]);
+        int32_t id = lt_tok_lookup(t, c->enc, k);
+        if (id >= 0) {
+            lt_tokens_push(c->out, id, c->mask);
+            return;
+        }
+    }
+    if (n > c->sym_cap) {
+        c->sym_cap = n * 2;
+        c->sym = lt_xrealloc(c->sym, c->sym_cap * sizeof *c->sym);
+    }
+    bpe_sym *sym = c->sym;
+    for (size_t i = 0; i < n; i++)
+        sym[i] = (bpe_sym){(int32_t)i - 1, i + 1 < n ? (int32_t)i + 1 : -1, t->byte_ids[p[i]]};
+    c->heap_n = 0;
+    for (size_t i = 1; i < n; i++) try_pair(c, (int32_t)i - 1, (int32_t)i);
+    while (c->heap_n) {
+        bpe_pair b = hpop(c);
+        bpe_sym *L = &sym[b.left];
+        if (L->id != b.lid || L->next < 0) continue;
+        bpe_sym *R = &sym[L->next];
+        if (R->id != b.rid) continue;
+        int64_t s = pair_find(&t->merge_map, b.lid, b.rid);
+        L->id = t->merge_map.result[s];
+        int32_t rnext = R->next;
+        R->id = -2; /* merged away */
+        L->next = rnext;
+        if (rnext >= 0) sym[rnext].prev = b.left;
+        try_pair(c, L->prev, b.left);
+        try_pair(c, b.left, rnext);
+    }
+    for (int32_t i = 0; i >= 0; i = sym[i].next) {
+        int32_t id = sym[i].id;
+        if (id < 0) id = t->unk;
+        if (id >= 0) lt_tokens_push(c->out, id, c->mask);
+    }
+}
+
+/* Split p[0..n) with regex k (matches and the gaps between them), recursing to regex k+1. */
+static void split(bpe_ctx *c, int k, const char *p, size_t n) {
+    if (n == 0) return;
+    if (k == c->t->n_regex) {
+        bpe_piece(c, (const unsigned char *)p, n);
+        return;
+    }
+    pcre2_code *re = c->t->regex[k];
+    pcre2_match_data *md = c->md[k];
+    size_t pos = 0, gap = 0;
+    while (pos < n) {
+        int rc = pcre2_match(re, (PCRE2_SPTR)p, n, pos, 0, md, NULL);
+        if (rc < 0) break; /* no further match (or a matching error): the rest is one gap */
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+        size_t s = ov[0], e = ov[1];
+        if (e <= s) { /* empty match (not produced by the shipped patterns): step over a byte */
+            pos = s + 1;
+            continue;
+        }
+        if (s > gap) split(c, k + 1, p + gap, s - gap);
+        split(c, k + 1, p + s, e - s);
+        pos = gap = e;
+    }
+    if (n > gap) split(c, k + 1, p + gap, n - gap);
+}
+
+void lt_tok_bpe_encode(const lt_tokenizer *t, const char *text, size_t len, uint8_t mask,
+                       lt_tokens *out) {
+    bpe_ctx c = {.t = t, .mask = mask, .out = out};
+    for (int k = 0; k < t->n_regex; k++)
+        c.md[k] = pcre2_match_data_create_from_pattern(t->regex[k], NULL);
+    split(&c, 0, text, len);
+    for (int k = 0; k < t->n_regex; k++) pcre2_match_data_free(c.md[k]);
+    free(c.sym);
+    free(c.heap);
+    free(c.enc);
+}

@@ -1,0 +1,107 @@
+/*
+ * tok_internal.h — the tokenizer's private state, shared by the files of src/tokenizer/ only
+ * (tokenizer.c: loading, lookup, special tokens, decode; spm.c: SentencePiece-style BPE;
+ * bpe.c: byte-level BPE; chat.c: chat templates). Nothing outside this folder includes it.
+ *
+ * Invariants: every token string lives in `blob` (tok_off[i], tok_len[i]); `tok_map` maps each
+ * distinct token string to its lowest id; `merge_map` maps a pair of ids (byte-level BPE only) to
+ * the merge's rank and the id of the concatenation; specials are bucketed by first byte, each
+ * bucket sorted by length, longest first.
+ */
+#ifndef LATHE_TOK_INTERNAL_H
+#define LATHE_TOK_INTERNAL_H
+
+#include "tokenizer.h"
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+/* GGUF token types (llama.cpp llama_token_type). */
+enum {
+    TOK_UNDEFINED = 0,
+    TOK_NORMAL = 1,
+    TOK_UNKNOWN = 2,
+    TOK_CONTROL = 3,
+    TOK_USER_DEFINED = 4,
+    TOK_UNUSED = 5,
+    TOK_BYTE = 6,
+};
+
+typedef enum { TOK_KIND_SPM = 0, TOK_KIND_BPE } tok_kind;
+
+/* Open-addressing string -> id map (keys point into the tokenizer's blob). */
+typedef struct {
+    uint32_t *slots; /* id + 1, 0 = empty */
+    uint64_t mask;   /* capacity - 1, capacity a power of two */
+} tok_strmap;
+
+/* Open-addressing (left id, right id) -> (rank, result id) map for byte-level merges. */
+typedef struct {
+    uint64_t *keys;  /* (left << 32 | right) + 1, 0 = empty */
+    int32_t *rank;
+    int32_t *result;
+    uint64_t mask;
+} tok_pairmap;
+
+#define TOK_MAX_REGEX 4
+
+struct lt_tokenizer {
+    tok_kind kind;
+    char *pre;                 /* tokenizer.ggml.pre ("" for SPM) */
+    int32_t n_vocab;
+    char *blob;                /* all token strings back to back */
+    uint64_t *tok_off;         /* [n_vocab] */
+    uint32_t *tok_len;         /* [n_vocab] */
+    float *scores;             /* [n_vocab] (0 when the file has none) */
+    int32_t *types;            /* [n_vocab] (NORMAL when the file has none) */
+    tok_strmap tok_map;
+
+    int32_t bos, eos, pad, unk;
+    bool add_bos;
+    bool add_space_prefix;     /* SPM only */
+    int32_t byte_ids[256];     /* SPM: <0xNN> ids (-1 absent); BPE: id of the byte's unicode char */
+
+    /* byte-level BPE */
+    int n_merges;
+    tok_pairmap merge_map;
+    int n_regex;
+    pcre2_code *regex[TOK_MAX_REGEX];
+    bool ignore_merges;        /* llama3: a whole pre-token that is in the vocab is one token */
+    uint16_t byte_to_cp[256];  /* GPT-2 bytes_to_unicode */
+    int16_t cp_to_byte[324];   /* inverse over code points < 324 (-1 elsewhere) */
+
+    /* special tokens: ids bucketed by first byte, longest first */
+    int32_t *special_ids;
+    uint32_t special_start[257];
+
+    char *chat_template;       /* owned copy or NULL */
+    char *default_system;      /* ChatML default system prompt or NULL */
+    char sha256[65];
+};
+
+/* djb-style mixing is too weak for 49k keys; use a 64-bit FNV-1a followed by a finalizer. */
+uint64_t lt_tok_hash_bytes(const char *s, size_t n);
+/* Id of the exact byte string, -1 when absent. */
+int32_t lt_tok_lookup(const lt_tokenizer *t, const char *s, size_t n);
+static inline const char *lt_tok_text(const lt_tokenizer *t, int32_t id) {
+    return t->blob + t->tok_off[id];
+}
+
+/* Encoders for one run of text that holds no special token: append ids with mask `mask`.
+ * spm: `prefix_space` prepends U+2581 (SentencePiece's dummy prefix). */
+void lt_tok_spm_encode(const lt_tokenizer *t, const char *text, size_t len, bool prefix_space,
+                       uint8_t mask, lt_tokens *out);
+void lt_tok_bpe_encode(const lt_tokenizer *t, const char *text, size_t len, uint8_t mask,
+                       lt_tokens *out);
+
+/* Byte-level BPE set-up: GPT-2 byte map, regexes for `pre`, merges. LT_ERR_MODEL on failure
+ * (message names `path` and the key). */
+lt_status lt_tok_bpe_init(lt_tokenizer *t, const lt_gguf *g, const char *path);
+void lt_tok_bpe_free(lt_tokenizer *t);
+
+/* Encode with an explicit SentencePiece "start of text" state (spm: prefix a space to the first
+ * text run and to each run that follows a special token, as llama.cpp does). */
+void lt_tok_encode_ex(const lt_tokenizer *t, const char *text, size_t len, bool parse_special,
+                      uint8_t mask, bool at_start, lt_tokens *out);
+
+#endif

@@ -1,0 +1,525 @@
+/*
+ * tokenizer.c — loading a vocabulary from GGUF tokenizer.ggml.* keys, token lookup, the
+ * special-token splitter, decoding and the vocabulary checksum. The two encoders live in spm.c
+ * and bpe.c, chat templates in chat.c.
+ *
+ * Key meanings follow llama.cpp src/llama-vocab.cpp (llama_vocab::impl::load): ids stored as
+ * uint32 with 0xFFFFFFFF meaning "none", token types as llama_token_type, add_bos_token defaulting
+ * to true for "llama" vocabularies and false for "gpt2" ones (true for the llama3 pre-tokenizer).
+ */
+#include "tok_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- token vector ------------------------------------------------------------------------- */
+
+void lt_tokens_push(lt_tokens *v, int32_t id, uint8_t mask) {
+    if (v->n == v->cap) {
+        v->cap = v->cap ? v->cap * 2 : 256;
+        v->ids = lt_xrealloc(v->ids, v->cap * sizeof *v->ids);
+        v->mask = lt_xrealloc(v->mask, v->cap * sizeof *v->mask);
+    }
+    v->ids[v->n] = id;
+    v->mask[v->n] = mask;
+    v->n++;
+}
+
+void lt_tokens_free(lt_tokens *v) {
+    if (!v) return;
+    free(v->ids);
+    free(v->mask);
+    v->ids = NULL;
+    v->mask = NULL;
+    v->n = v->cap = 0;
+}
+
+/* ---- hashing and the string map ----------------------------------------------------------- */
+
+static inline uint64_t mix64(uint64_t x) {
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+}
+
+uint64_t lt_tok_hash_bytes(const char *s, size_t n) {
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ (n * 0x100000001b3ULL);
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, s, 8);
+        h = mix64(h ^ w) + 0x2545F4914F6CDD1DULL;
+        s += 8;
+        n -= 8;
+    }
+    uint64_t w = 0;
+    memcpy(&w, s, n);
+    return mix64(h ^ w ^ ((uint64_t)n << 56));
+}
+
+static void strmap_build(lt_tokenizer *t) {
+    uint64_t cap = 16;
+    while (cap < (uint64_t)t->n_vocab * 2) cap <<= 1;
+    t->tok_map.slots = lt_xcalloc(cap, sizeof(uint32_t));
+    t->tok_map.mask = cap - 1;
+    for (int32_t id = 0; id < t->n_vocab; id++) {
+        const char *s = lt_tok_text(t, id);
+        uint32_t n = t->tok_len[id];
+        uint64_t i = lt_tok_hash_bytes(s, n) & t->tok_map.mask;
+        for (;;) {
+            uint32_t v = t->tok_map.slots[i];
+            if (v == 0) {
+                t->tok_map.slots[i] = (uint32_t)id + 1;
+                break;
+            }
+            /* duplicate strings keep the lowest id (llama.cpp's token_to_id keeps the last
+             * insertion; files with duplicates are broken anyway and the first id is stable) */
+            if (t->tok_len[v - 1] == n && memcmp(lt_tok_text(t, (int32_t)v - 1), s, n) == 0) break;
+            i = (i + 1) & t->tok_map.mask;
+        }
+    }
+}
+
+int32_t lt_tok_lookup(const lt_tokenizer *t, const char *s, size_t n) {
+    uint64_t i = lt_tok_hash_bytes(s, n) & t->tok_map.mask;
+    for (;;) {
+        uint32_t v = t->tok_map.slots[i];
+        if (v == 0) return -1;
+        int32_t id = (int32_t)v - 1;
+        if (t->tok_len[id] == n && memcmp(lt_tok_text(t, id), s, n) == 0) return id;
+        i = (i + 1) & t->tok_map.mask;
+    }
+}
+
+/* ---- loading ------------------------------------------------------------------------------ */
+
+/* Optional id key: -1 when absent or 0xFFFFFFFF / negative; LT_ERR_MODEL when out of range. */
+static lt_status read_id(const lt_gguf *g, const char *key, int32_t n_vocab, int32_t dflt,
+                         int32_t *out) {
+    int64_t v;
+    *out = dflt;
+    if (!lt_gguf_find(g, key)) return LT_OK;
+    if (!lt_gguf_get_int(g, key, &v))
+        return lt_error_set(LT_ERR_MODEL, "%s: key %s is not an integer", g->path, key);
+    if (v < 0 || v == 0xFFFFFFFFLL) {
+        *out = -1;
+        return LT_OK;
+    }
+    if (v >= n_vocab)
+        return lt_error_set(LT_ERR_MODEL,
+                            "%s: key %s = %lld is outside the vocabulary (%d tokens); the file's "
+                            "tokenizer metadata is corrupt",
+                            g->path, key, (long long)v, n_vocab);
+    *out = (int32_t)v;
+    return LT_OK;
+}
+
+static int cmp_special(const void *a, const void *b, void *ctx) {
+    const lt_tokenizer *t = ctx;
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    unsigned char fx = (unsigned char)lt_tok_text(t, x)[0], fy = (unsigned char)lt_tok_text(t, y)[0];
+    if (fx != fy) return fx < fy ? -1 : 1;
+    if (t->tok_len[x] != t->tok_len[y]) return t->tok_len[x] > t->tok_len[y] ? -1 : 1;
+    return x < y ? -1 : (x > y);
+}
+
+static void build_specials(lt_tokenizer *t) {
+    int32_t n = 0;
+    t->special_ids = lt_xmalloc(((size_t)t->n_vocab + 3) * sizeof(int32_t));
+    for (int32_t id = 0; id < t->n_vocab; id++) {
+        bool sp = t->types[id] == TOK_CONTROL || t->types[id] == TOK_USER_DEFINED || id == t->bos ||
+                  id == t->eos || id == t->pad;
+        if (sp && t->tok_len[id] > 0) t->special_ids[n++] = id;
+    }
+    qsort_r(t->special_ids, (size_t)n, sizeof(int32_t), cmp_special, t);
+    int32_t k = 0;
+    for (int c = 0; c < 256; c++) {
+        t->special_start[c] = (uint32_t)k;
+        while (k < n && (unsigned char)lt_tok_text(t, t->special_ids[k])[0] == c) k++;
+    }
+    t->special_start[256] = (uint32_t)n;
+}
+
+static void compute_sha(lt_tokenizer *t) {
+    /* model kind, pre, then per token: length, bytes, score bits, type; then merges (as the
+     * id pairs they resolve to, in rank order) */
+    size_t cap = 64 + strlen(t->pre) + (size_t)t->n_vocab * 12 + (size_t)t->n_merges * 8;
+    for (int32_t i = 0; i < t->n_vocab; i++) cap += t->tok_len[i];
+    char *buf = lt_xmalloc(cap);
+    size_t n = 0;
+#define PUT(p, k)                                                                                \
+    do {                                                                                         \
+        memcpy(buf + n, (p), (k));                                                               \
+        n += (k);                                                                                \
+    } while (0)
+    const char *kind = t->kind == TOK_KIND_SPM ? "llama" : "gpt2";
+    PUT(kind, strlen(kind) + 1);
+    PUT(t->pre, strlen(t->pre) + 1);
+    PUT(&t->n_vocab, 4);
+    for (int32_t i = 0; i < t->n_vocab; i++) {
+        PUT(&t->tok_len[i], 4);
+        PUT(lt_tok_text(t, i), t->tok_len[i]);
+        PUT(&t->scores[i], 4);
+        PUT(&t->types[i], 4);
+    }
+    if (t->kind == TOK_KIND_BPE) {
+        /* rank order: walk the table once, placing each pair at its rank */
+        uint64_t *pairs = lt_xcalloc((size_t)t->n_merges + 1, sizeof(uint64_t));
+        for (uint64_t i = 0; i <= t->merge_map.mask; i++)
+            if (t->merge_map.keys[i] && t->merge_map.rank[i] < t->n_merges)
+                pairs[t->merge_map.rank[i]] = t->merge_map.keys[i];
+        for (int i = 0; i < t->n_merges; i++) PUT(&pairs[i], 8);
+        free(pairs);
+    }
+#undef PUT
+    lt_sha256_hex(buf, n, t->sha256);
+    free(buf);
+}
+
+lt_status lt_tokenizer_from_gguf(lt_tokenizer **out, const lt_gguf *g) {
+    *out = NULL;
+    const char *path = g->path ? g->path : "(gguf)";
+    lt_gguf_str model;
+    if (!lt_gguf_get_str(g, "tokenizer.ggml.model", &model))
+        return lt_error_set(LT_ERR_MODEL,
+                            "%s: key tokenizer.ggml.model is missing; the file carries no "
+                            "tokenizer (convert the model with llama.cpp's convert_hf_to_gguf.py)",
+                            path);
+    tok_kind kind;
+    if (lt_gguf_str_eq(model, "llama"))
+        kind = TOK_KIND_SPM;
+    else if (lt_gguf_str_eq(model, "gpt2"))
+        kind = TOK_KIND_BPE;
+    else
+        return lt_error_set(LT_ERR_MODEL,
+                            "%s: key tokenizer.ggml.model = \"%.*s\" is not supported; supported: "
+                            "llama (SentencePiece BPE), gpt2 (byte-level BPE)",
+                            path, (int)(model.len > 64 ? 64 : model.len), model.ptr);
+
+    const lt_gguf_kv *ktok = lt_gguf_find(g, "tokenizer.ggml.tokens");
+    if (!ktok || ktok->type != LT_GGUF_ARRAY || ktok->arr_type != LT_GGUF_STRING || !ktok->arr_str)
+        return lt_error_set(LT_ERR_MODEL,
+                            "%s: key tokenizer.ggml.tokens is missing or not a string array", path);
+    if (ktok->arr_n == 0 || ktok->arr_n > INT32_MAX / 2)
+        return lt_error_set(LT_ERR_MODEL, "%s: key tokenizer.ggml.tokens has %llu entries", path,
+                            (unsigned long long)ktok->arr_n);
+
+    lt_tokenizer *t = lt_xcalloc(1, sizeof *t);
+    t->kind = kind;
+    t->n_vocab = (int32_t)ktok->arr_n;
+    lt_status st = LT_OK;
+
+    size_t total = 0;
+    for (int32_t i = 0; i < t->n_vocab; i++) total += ktok->arr_str[i].len + 1;
+    t->blob = lt_xmalloc(total ? total : 1);
+    t->tok_off = lt_xmalloc((size_t)t->n_vocab * sizeof *t->tok_off);
+    t->tok_len = lt_xmalloc((size_t)t->n_vocab * sizeof *t->tok_len);
+    t->scores = lt_xcalloc((size_t)t->n_vocab, sizeof *t->scores);
+    t->types = lt_xmalloc((size_t)t->n_vocab * sizeof *t->types);
+    size_t off = 0;
+    for (int32_t i = 0; i < t->n_vocab; i++) {
+        lt_gguf_str s = ktok->arr_str[i];
+        if (s.len > 0xFFFF) {
+            st = lt_error_set(LT_ERR_MODEL, "%s: key tokenizer.ggml.tokens: token %d is %llu bytes",
+                              path, i, (unsigned long long)s.len);
+            goto fail;
+        }
+        memcpy(t->blob + off, s.ptr, s.len);
+        t->blob[off + s.len] = 0;
+        t->tok_off[i] = off;
+        t->tok_len[i] = (uint32_t)s.len;
+        t->types[i] = TOK_NORMAL;
+        off += s.len + 1;
+    }
+
+    const lt_gguf_kv *ksc = lt_gguf_find(g, "tokenizer.ggml.scores");
+    if (ksc) {
+        if (ksc->type != LT_GGUF_ARRAY || ksc->arr_n != ktok->arr_n || ksc->arr_str) {
+            st = lt_error_set(LT_ERR_MODEL,
+                              "%s: key tokenizer.ggml.scores must be a numeric array with one "
+                              "entry per token (%d)",
+                              path, t->n_vocab);
+            goto fail;
+        }
+        for (int32_t i = 0; i < t->n_vocab; i++) t->scores[i] = (float)lt_gguf_arr_float(ksc, i);
+    } else if (kind == TOK_KIND_SPM) {
+        st = lt_error_set(LT_ERR_MODEL,
+                          "%s: key tokenizer.ggml.scores is missing; a \"llama\" (SentencePiece) "
+                          "vocabulary merges by score",
+                          path);
+        goto fail;
+    }
+    const lt_gguf_kv *kty = lt_gguf_find(g, "tokenizer.ggml.token_type");
+    if (kty) {
+        if (kty->type != LT_GGUF_ARRAY || kty->arr_n != ktok->arr_n || kty->arr_str) {
+            st = lt_error_set(LT_ERR_MODEL,
+                              "%s: key tokenizer.ggml.token_type must be an integer array with "
+                              "one entry per token (%d)",
+                              path, t->n_vocab);
+            goto fail;
+        }
+        for (int32_t i = 0; i < t->n_vocab; i++)
+            t->types[i] = (int32_t)lt_gguf_arr_int(kty, i);
+    }
+
+    bool spm = kind == TOK_KIND_SPM;
+    if ((st = read_id(g, "tokenizer.ggml.bos_token_id", t->n_vocab, spm ? 1 : -1, &t->bos)) ||
+        (st = read_id(g, "tokenizer.ggml.eos_token_id", t->n_vocab, spm ? 2 : -1, &t->eos)) ||
+        (st = read_id(g, "tokenizer.ggml.unknown_token_id", t->n_vocab, spm ? 0 : -1, &t->unk)) ||
+        (st = read_id(g, "tokenizer.ggml.padding_token_id", t->n_vocab, -1, &t->pad)))
+        goto fail;
+    if (t->bos >= t->n_vocab) t->bos = -1;
+    if (t->eos >= t->n_vocab) t->eos = -1;
+    if (t->unk >= t->n_vocab) t->unk = -1;
+
+    lt_gguf_str pre = {0};
+    if (kind == TOK_KIND_BPE) {
+        if (!lt_gguf_get_str(g, "tokenizer.ggml.pre", &pre)) pre = (lt_gguf_str){"default", 7};
+        t->pre = lt_xmalloc(pre.len + 1);
+        memcpy(t->pre, pre.ptr, pre.len);
+        t->pre[pre.len] = 0;
+    } else {
+        t->pre = lt_xstrdup("");
+    }
+
+    t->add_space_prefix = spm;
+    if (lt_gguf_find(g, "tokenizer.ggml.add_space_prefix") &&
+        !lt_gguf_get_bool(g, "tokenizer.ggml.add_space_prefix", &t->add_space_prefix)) {
+        st = lt_error_set(LT_ERR_MODEL, "%s: key tokenizer.ggml.add_space_prefix is not a bool",
+                          path);
+        goto fail;
+    }
+    if (!spm) t->add_space_prefix = false;
+
+    strmap_build(t);
+    if (spm) {
+        for (int b = 0; b < 256; b++) {
+            char name[8];
+            snprintf(name, sizeof name, "<0x%02X>", b);
+            t->byte_ids[b] = lt_tok_lookup(t, name, 6);
+        }
+    } else if ((st = lt_tok_bpe_init(t, g, path))) {
+        goto fail;
+    }
+
+    t->add_bos = spm || t->ignore_merges; /* llama.cpp: llama3 pre-tokenizers add BOS */
+    if (lt_gguf_find(g, "tokenizer.ggml.add_bos_token") &&
+        !lt_gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &t->add_bos)) {
+        st = lt_error_set(LT_ERR_MODEL, "%s: key tokenizer.ggml.add_bos_token is not a bool",
+                          path);
+        goto fail;
+    }
+    if (t->bos < 0) t->add_bos = false;
+
+    lt_gguf_str tpl;
+    if (lt_gguf_get_str(g, "tokenizer.chat_template", &tpl)) {
+        t->chat_template = lt_xmalloc(tpl.len + 1);
+        memcpy(t->chat_template, tpl.ptr, tpl.len);
+        t->chat_template[tpl.len] = 0;
+        t->default_system = lt_template_default_system(t->chat_template);
+    }
+
+    build_specials(t);
+    compute_sha(t);
+    *out = t;
+    return LT_OK;
+fail:
+    lt_tokenizer_free(t);
+    return st;
+}
+
+void lt_tokenizer_free(lt_tokenizer *t) {
+    if (!t) return;
+    lt_tok_bpe_free(t);
+    free(t->pre);
+    free(t->blob);
+    free(t->tok_off);
+    free(t->tok_len);
+    free(t->scores);
+    free(t->types);
+    free(t->tok_map.slots);
+    free(t->special_ids);
+    free(t->chat_template);
+    free(t->default_system);
+    free(t);
+}
+
+/* ---- accessors ---------------------------------------------------------------------------- */
+
+int32_t lt_tokenizer_vocab_size(const lt_tokenizer *t) { return t->n_vocab; }
+int32_t lt_tokenizer_bos(const lt_tokenizer *t) { return t->bos; }
+int32_t lt_tokenizer_eos(const lt_tokenizer *t) { return t->eos; }
+int32_t lt_tokenizer_pad(const lt_tokenizer *t) { return t->pad >= 0 ? t->pad : t->eos; }
+bool lt_tokenizer_add_bos(const lt_tokenizer *t) { return t->add_bos; }
+const char *lt_tokenizer_sha256(const lt_tokenizer *t) { return t->sha256; }
+const char *lt_tokenizer_chat_template(const lt_tokenizer *t) { return t->chat_template; }
+const char *lt_tokenizer_default_system(const lt_tokenizer *t) { return t->default_system; }
+
+void lt_tokenizer_set_default_system(lt_tokenizer *t, const char *text) {
+    free(t->default_system);
+    t->default_system = text ? lt_xstrdup(text) : NULL;
+}
+
+int32_t lt_tokenizer_find(const lt_tokenizer *t, const char *piece) {
+    return lt_tok_lookup(t, piece, strlen(piece));
+}
+
+/* ---- encoding ----------------------------------------------------------------------------- */
+
+static void encode_run(const lt_tokenizer *t, const char *text, size_t len, bool prefix,
+                       uint8_t mask, lt_tokens *out) {
+    if (len == 0) return;
+    if (t->kind == TOK_KIND_SPM)
+        lt_tok_spm_encode(t, text, len, prefix && t->add_space_prefix, mask, out);
+    else
+        lt_tok_bpe_encode(t, text, len, mask, out);
+}
+
+/* Longest special token starting at s[0..n), or -1. */
+static int32_t match_special(const lt_tokenizer *t, const char *s, size_t n) {
+    unsigned char c = (unsigned char)s[0];
+    for (uint32_t k = t->special_start[c]; k < t->special_start[c + 1]; k++) {
+        int32_t id = t->special_ids[k];
+        uint32_t l = t->tok_len[id];
+        if (l <= n && memcmp(lt_tok_text(t, id), s, l) == 0) return id;
+    }
+    return -1;
+}
+
+void lt_tok_encode_ex(const lt_tokenizer *t, const char *text, size_t len, bool parse_special,
+                      uint8_t mask, bool at_start, lt_tokens *out) {
+    if (!text || len == 0) return;
+    if (!parse_special || t->special_start[256] == 0) {
+        encode_run(t, text, len, at_start, mask, out);
+        return;
+    }
+    size_t run = 0;
+    bool prefix = at_start;
+    for (size_t i = 0; i < len;) {
+        unsigned char c = (unsigned char)text[i];
+        int32_t id = t->special_start[c] < t->special_start[c + 1]
+                         ? match_special(t, text + i, len - i)
+                         : -1;
+        if (id < 0) {
+            i++;
+            continue;
+        }
+        if (i > run) encode_run(t, text + run, i - run, prefix, mask, out);
+        lt_tokens_push(out, id, mask);
+        prefix = true; /* llama.cpp: a text run after a special token gets the space prefix */
+        i += t->tok_len[id];
+        run = i;
+    }
+    if (len > run) encode_run(t, text + run, len - run, prefix, mask, out);
+}
+
+void lt_tokenizer_encode(const lt_tokenizer *t, const char *text, size_t len, bool parse_special,
+                         uint8_t mask, lt_tokens *out) {
+    lt_tok_encode_ex(t, text, len, parse_special, mask, true, out);
+}
+
+/* ---- decoding ----------------------------------------------------------------------------- */
+
+static int hexval(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+}
+
+/* Decode a UTF-8 code point at s (n bytes left); returns its length, *cp = -1 when invalid. */
+static size_t utf8_next(const unsigned char *s, size_t n, int32_t *cp) {
+    unsigned char c = s[0];
+    size_t l = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    if (l == 0 || l > n) {
+        *cp = -1;
+        return 1;
+    }
+    int32_t v = l == 1 ? c : l == 2 ? (c & 0x1F) : l == 3 ? (c & 0x0F) : (c & 0x07);
+    for (size_t k = 1; k < l; k++) {
+        if ((s[k] & 0xC0) != 0x80) {
+            *cp = -1;
+            return 1;
+        }
+        v = (v << 6) | (s[k] & 0x3F);
+    }
+    *cp = v;
+    return l;
+}
+
+static size_t emit(char *buf, size_t cap, size_t n, const char *src, size_t k) {
+    if (n >= cap) return n;
+    if (k > cap - n) k = cap - n;
+    memcpy(buf + n, src, k);
+    return n + k;
+}
+
+static size_t piece_impl(const lt_tokenizer *t, int32_t prev, int32_t id, bool special, char *buf,
+                         size_t cap) {
+    if (id < 0 || id >= t->n_vocab) return 0;
+    const char *s = lt_tok_text(t, id);
+    size_t len = t->tok_len[id];
+    int32_t type = t->types[id];
+    size_t n = 0;
+    if (type == TOK_CONTROL) return special ? emit(buf, cap, 0, s, len) : 0;
+    if (type == TOK_USER_DEFINED) return emit(buf, cap, 0, s, len);
+    if (t->kind == TOK_KIND_SPM) {
+        if (type == TOK_UNKNOWN) return emit(buf, cap, 0, "\xe2\x96\x85", 3); /* llama.cpp: U+2585 */
+        if (type == TOK_BYTE && len == 6 && memcmp(s, "<0x", 3) == 0 && s[5] == '>' &&
+            hexval(s[3]) >= 0 && hexval(s[4]) >= 0) {
+            char b = (char)(hexval(s[3]) * 16 + hexval(s[4]));
+            return emit(buf, cap, 0, &b, 1);
+        }
+        bool strip = t->add_space_prefix && (prev < 0 || prev == t->bos);
+        for (size_t i = 0; i < len;) {
+            if (i + 3 <= len && memcmp(s + i, "\xe2\x96\x81", 3) == 0) {
+                if (!(strip && n == 0)) n = emit(buf, cap, n, " ", 1);
+                strip = false;
+                i += 3;
+            } else {
+                n = emit(buf, cap, n, s + i, 1);
+                strip = false;
+                i++;
+            }
+        }
+        return n;
+    }
+    /* byte-level: each code point of the token stands for one byte (GPT-2 bytes_to_unicode) */
+    for (size_t i = 0; i < len;) {
+        int32_t cp;
+        size_t l = utf8_next((const unsigned char *)s + i, len - i, &cp);
+        if (cp >= 0 && cp < 324 && t->cp_to_byte[cp] >= 0) {
+            char b = (char)t->cp_to_byte[cp];
+            n = emit(buf, cap, n, &b, 1);
+        } else {
+            n = emit(buf, cap, n, s + i, l); /* not a byte-level char: pass through */
+        }
+        i += l;
+    }
+    return n;
+}
+
+size_t lt_tokenizer_piece(const lt_tokenizer *t, int32_t prev, int32_t id, char *buf, size_t cap) {
+    return piece_impl(t, prev, id, false, buf, cap);
+}
+
+char *lt_tokenizer_decode_special(const lt_tokenizer *t, const int32_t *ids, size_t n,
+                                  bool special) {
+    size_t cap = 64, len = 0;
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] >= 0 && ids[i] < t->n_vocab) cap += t->tok_len[ids[i]] + 3;
+    char *out = lt_xmalloc(cap);
+    int32_t prev = -1;
+    for (size_t i = 0; i < n; i++) {
+        len += piece_impl(t, prev, ids[i], special, out + len, cap - 1 - len);
+        prev = ids[i];
+    }
+    out[len] = 0;
+    return out;
+}
+
+char *lt_tokenizer_decode(const lt_tokenizer *t, const int32_t *ids, size_t n) {
+    return lt_tokenizer_decode_special(t, ids, n, false);
+}
