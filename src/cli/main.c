@@ -7,6 +7,7 @@
 
 static const lt_command commands[] = {
     /* {"name", lt_cmd_name, "one-line summary"}, one row per subcommand */
+    {"tokenize", lt_cmd_tokenize, "tokenize datasets into HDF5 token shards"},
     {NULL, NULL, NULL},
 };
 
