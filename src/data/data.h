@@ -28,7 +28,7 @@
 
 /* The file attributes of a shard (DESIGN.md §5). Ids are -1 when the tokenizer has none. */
 typedef struct {
-    int64_t vocab_size;
+    int64_t vocab_size;        /* 1 .. 2^31-1 (ids are int32 in batches) */
     int64_t bos_id, eos_id, pad_id;
     char tokenizer_sha256[65]; /* 64 lowercase hex + NUL ("" allowed for hand-made shards) */
     char created_by[128];      /* producer, e.g. "lathe tokenize 0.1" */
@@ -53,7 +53,9 @@ lt_status lt_shard_writer_open(lt_shard_writer **out, const char *dir, const cha
 lt_status lt_shard_writer_add(lt_shard_writer *w, const int32_t *ids, const uint8_t *mask,
                               size_t n);
 /* Write the last shard and finish. *n_shards (may be NULL) receives the number of files written
- * (0 when no document was added: no file is created). The writer is freed in every case. */
+ * (0 when no document was added: no file is created). On success, older DIR/NAME-NNNNN.h5 files
+ * numbered >= that count (from an earlier run into the same directory) are removed, so
+ * NAME-*.h5 names exactly this run's shards. The writer is freed in every case. */
 lt_status lt_shard_writer_close(lt_shard_writer *w, int *n_shards);
 /* Abandon: remove the temporary file of the shard in progress (completed shards stay). NULL ok. */
 void lt_shard_writer_free(lt_shard_writer *w);

@@ -102,6 +102,19 @@ Test(data, shard_round_trip_multiple_shards, .init = make_tmpdir, .fini = remove
     cr_assert_neq(access(p, F_OK), 0, "no fifth shard");
 }
 
+Test(data, rewrite_removes_stale_shards, .init = make_tmpdir, .fini = remove_tmpdir) {
+    int lengths[6] = {5, 7, 3, 10, 4, 6}, base[6] = {100, 200, 300, 400, 500, 600};
+    cr_assert_eq(write_docs("t", 6, lengths, base, NULL, 12, 0), 4);
+    cr_assert_eq(write_docs("t", 6, lengths, base, NULL, 0, 0), 1);
+    char p[512];
+    shard_path(p, sizeof p, "t", 0);
+    cr_assert_eq(access(p, F_OK), 0);
+    for (int i = 1; i < 4; i++) {
+        shard_path(p, sizeof p, "t", i);
+        cr_assert_neq(access(p, F_OK), 0, "stale %s removed", p);
+    }
+}
+
 Test(data, writer_rejects_out_of_vocab_ids, .init = make_tmpdir, .fini = remove_tmpdir) {
     lt_shard_meta m = test_meta(10);
     lt_shard_writer *w;
