@@ -10,7 +10,10 @@
  *
  * Regexes are compiled once with PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF (JIT when
  * available), so invalid UTF-8 never matches a pattern: those bytes become pieces of their own
- * and, being byte-level, still encode.
+ * and, being byte-level, still encode. A byte whose character is not in the vocabulary (SmolLM2
+ * lacks 0xC0, 0xC1, 0xF5-0xFF and a few control bytes) is dropped, as HF tokenizers' BPE does
+ * without an unknown token: the file's "unknown" id is often <|endoftext|>, which would cut a
+ * document in two. (llama.cpp aborts on such input.)
  */
 #include "tok_internal.h"
 
@@ -278,7 +281,6 @@ static void bpe_piece(bpe_ctx *c, const unsigned char *p, size_t n) {
     const lt_tokenizer *t = c->t;
     if (n == 1) { /* the common one-byte piece: no merging possible */
         if (t->byte_ids[p[0]] >= 0) lt_tokens_push(c->out, t->byte_ids[p[0]], c->mask);
-        else if (t->unk >= 0) lt_tokens_push(c->out, t->unk, c->mask);
         return;
     }
     if (t->ignore_merges) {
@@ -318,11 +320,8 @@ static void bpe_piece(bpe_ctx *c, const unsigned char *p, size_t n) {
         try_pair(c, L->prev, b.left);
         try_pair(c, b.left, rnext);
     }
-    for (int32_t i = 0; i >= 0; i = sym[i].next) {
-        int32_t id = sym[i].id;
-        if (id < 0) id = t->unk;
-        if (id >= 0) lt_tokens_push(c->out, id, c->mask);
-    }
+    for (int32_t i = 0; i >= 0; i = sym[i].next)
+        if (sym[i].id >= 0) lt_tokens_push(c->out, sym[i].id, c->mask);
 }
 
 /* Split p[0..n) with regex k (matches and the gaps between them), recursing to regex k+1. */

@@ -68,11 +68,17 @@ static spm_bigram heap_pop(spm_heap *h) {
     return top;
 }
 
-/* llama.cpp unicode_len_utf8: the sequence length announced by a lead byte (1 for stray
- * continuation bytes). */
-static inline uint32_t utf8_len(unsigned char c) {
+/* Length of the UTF-8 character at s (n bytes left): the length its lead byte announces
+ * (llama.cpp unicode_len_utf8) when that many bytes follow and all are continuation bytes, else 1,
+ * so a broken sequence never swallows the start of the next character (llama.cpp would; only
+ * invalid input can tell the difference). */
+static inline uint32_t utf8_len(const unsigned char *s, size_t n) {
     static const uint8_t lut[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
-    return lut[c >> 4];
+    uint32_t l = lut[s[0] >> 4];
+    if (l > n) return 1;
+    for (uint32_t k = 1; k < l; k++)
+        if ((s[k] & 0xC0) != 0x80) return 1;
+    return l;
 }
 
 static void try_bigram(const lt_tokenizer *t, const char *text, const spm_sym *sym, int32_t l,
@@ -109,8 +115,7 @@ void lt_tok_spm_encode(const lt_tokenizer *t, const char *text, size_t len, bool
     spm_sym *sym = lt_xmalloc((nlen + 1) * sizeof *sym);
     int32_t ns = 0;
     for (size_t i = 0; i < nlen;) {
-        uint32_t l = utf8_len((unsigned char)norm[i]);
-        if (l > nlen - i) l = (uint32_t)(nlen - i);
+        uint32_t l = utf8_len((const unsigned char *)norm + i, nlen - i);
         sym[ns] = (spm_sym){ns - 1, -1, (uint32_t)i, l};
         if (ns > 0) sym[ns - 1].next = ns;
         ns++;

@@ -129,7 +129,8 @@ static void build_specials(lt_tokenizer *t) {
     int32_t n = 0;
     t->special_ids = lt_xmalloc(((size_t)t->n_vocab + 3) * sizeof(int32_t));
     for (int32_t id = 0; id < t->n_vocab; id++) {
-        bool sp = t->types[id] == TOK_CONTROL || t->types[id] == TOK_USER_DEFINED || id == t->bos ||
+        bool sp = t->types[id] == TOK_CONTROL || t->types[id] == TOK_USER_DEFINED ||
+                  t->types[id] == TOK_UNKNOWN || id == t->bos ||
                   id == t->eos || id == t->pad;
         if (sp && t->tok_len[id] > 0) t->special_ids[n++] = id;
     }

@@ -6,8 +6,10 @@
  *    rule (a space is prepended and spaces become U+2581). Reference: llama.cpp llm_tokenizer_spm.
  *  - "gpt2": byte-level BPE by merge rank (tokenizer.ggml.merges), pre-split by a PCRE2 regex
  *    chosen from tokenizer.ggml.pre. Reference: llama.cpp src/llama-vocab.cpp, HF tokenizers.
- * Special tokens (BOS/EOS/pad and tokens typed CONTROL or USER_DEFINED) are matched as whole
- * tokens only when the caller asks (parse_special), as chat templates do.
+ * Special tokens (BOS/EOS/pad and tokens typed CONTROL, USER_DEFINED or UNKNOWN — the last as
+ * llama.cpp's special-token cache does) are matched as whole tokens, longest first, only when the
+ * caller asks (parse_special), as chat templates do. With a SentencePiece vocabulary a text run
+ * that follows a special token gets the space prefix again (llama.cpp llama_vocab::tokenize).
  */
 #ifndef LATHE_TOKENIZER_H
 #define LATHE_TOKENIZER_H
