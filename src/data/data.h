@@ -28,7 +28,7 @@
 
 /* The file attributes of a shard (DESIGN.md §5). Ids are -1 when the tokenizer has none. */
 typedef struct {
-    int64_t vocab_size;
+    int64_t vocab_size;        /* 1 .. 2^31-1 (ids are int32 in batches) */
     int64_t bos_id, eos_id, pad_id;
     char tokenizer_sha256[65]; /* 64 lowercase hex + NUL ("" allowed for hand-made shards) */
     char created_by[128];      /* producer, e.g. "lathe tokenize 0.1" */
@@ -53,7 +53,9 @@ lt_status lt_shard_writer_open(lt_shard_writer **out, const char *dir, const cha
 lt_status lt_shard_writer_add(lt_shard_writer *w, const int32_t *ids, const uint8_t *mask,
                               size_t n);
 /* Write the last shard and finish. *n_shards (may be NULL) receives the number of files written
- * (0 when no document was added: no file is created). The writer is freed in every case. */
+ * (0 when no document was added: no file is created). On success, older DIR/NAME-NNNNN.h5 files
+ * numbered >= that count (from an earlier run into the same directory) are removed, so
+ * NAME-*.h5 names exactly this run's shards. The writer is freed in every case. */
 lt_status lt_shard_writer_close(lt_shard_writer *w, int *n_shards);
 /* Abandon: remove the temporary file of the shard in progress (completed shards stay). NULL ok. */
 void lt_shard_writer_free(lt_shard_writer *w);
@@ -231,5 +233,46 @@ int64_t lt_record_reader_skipped(const lt_record_reader *r);
 /* The first malformed record's message ("" if none), for summaries. */
 const char *lt_record_reader_first_error(const lt_record_reader *r);
 void lt_record_reader_free(lt_record_reader *r);
+
+/* ---- lathe tokenize ------------------------------------------------------------------------ */
+
+typedef struct {
+    const char *model;              /* GGUF whose tokenizer (and chat template) to use */
+    const char *const *inputs;      /* dataset files (JSON, JSONL, .txt) */
+    size_t n_inputs;
+    const char *output_dir;         /* created if missing */
+    lt_record_format format;        /* LT_FORMAT_AUTO: per file, from its first record */
+    const char *template_name;      /* "chatml" | "alpaca"; NULL = detect from the GGUF */
+    int64_t max_len;                /* truncate documents to this many tokens; 0 = no limit */
+    int64_t shard_tokens;           /* shard rollover budget; 0 = LT_SHARD_DEFAULT_TOKENS */
+    double eval_fraction;           /* [0, 1): share of documents written to the eval shards */
+    lt_on_error on_error;
+    uint64_t seed;                  /* eval assignment */
+    const char *name;               /* train shard prefix; NULL = "train" */
+    int deflate;                    /* 0..9 */
+} lt_tokenize_opts;
+
+typedef struct {
+    int64_t n_records;              /* well-formed records read */
+    int64_t n_skipped;              /* malformed records skipped (on_error = skip) */
+    int64_t n_docs, n_train_docs, n_eval_docs;
+    int64_t n_tokens, n_trainable;  /* over written documents */
+    int64_t n_truncated;            /* documents cut to max_len */
+    int64_t n_dropped;              /* documents left with no trainable token (after truncation) */
+    int n_train_shards, n_eval_shards;
+    char template_name[16];         /* chat template used ("" when only text was seen) */
+    char train_name[64], eval_name[64]; /* shard prefixes: DIR/<train_name>-NNNNN.h5 */
+} lt_tokenize_report;
+
+/* Tokenize every input into shards: chat records go through lt_chat_render with the template
+ * (named, or detected from the GGUF's tokenizer.chat_template: none = alpaca) and its loss mask;
+ * text documents are BOS (when the tokenizer adds one) + text + EOS, all trainable. Documents
+ * are assigned to eval with probability eval_fraction by a hash of (seed, record number across
+ * all inputs), so the split is deterministic and independent of shard sizes. Train shards are
+ * DIR/NAME-*.h5 (NAME default "train"), eval shards DIR/eval-*.h5 (NAME-eval-*.h5 for another
+ * NAME). r is filled even on failure (counts so far). Errors: LT_ERR_USAGE bad options,
+ * LT_ERR_MODEL / LT_ERR_IO for the model, LT_ERR_DATA for inputs (on_error = fail, an
+ * unrecognized chat template, or no document at all), LT_ERR_IO writing shards. */
+lt_status lt_tokenize_run(const lt_tokenize_opts *o, lt_tokenize_report *r);
 
 #endif

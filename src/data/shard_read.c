@@ -156,8 +156,8 @@ static lt_status validate(lt_shard *s, hid_t f, const lt_shard_expect *ex) {
         return bad_attr(p, "version", problem, REWRITE_HINT);
     }
     if ((st = read_attr_int(f, p, "vocab_size", &m->vocab_size))) return st;
-    if (m->vocab_size <= 0 || m->vocab_size > (int64_t)UINT32_MAX)
-        return bad_attr(p, "vocab_size", "must be in [1, 2^32)", REWRITE_HINT);
+    if (m->vocab_size <= 0 || m->vocab_size > (int64_t)INT32_MAX)
+        return bad_attr(p, "vocab_size", "must be in [1, 2^31)", REWRITE_HINT);
     if ((st = read_attr_int(f, p, "bos_id", &m->bos_id))) return st;
     if ((st = read_attr_int(f, p, "eos_id", &m->eos_id))) return st;
     if ((st = read_attr_int(f, p, "pad_id", &m->pad_id))) return st;
@@ -326,7 +326,7 @@ void lt_shard_close(lt_shard *s) {
 lt_status lt_shard_read(const lt_shard *s, int64_t start, int64_t n, int32_t *ids,
                         uint8_t *mask) {
     LT_ASSERT(start >= 0 && n >= 0 && start + n <= s->n_tokens);
-    /* ids < vocab_size <= 2^32 were validated; uint32 -> int32 keeps every id < 2^31 intact */
+    /* ids < vocab_size < 2^31 were validated, so uint32 -> int32 keeps them intact */
     if (read_range(s->h5_tokens, H5T_NATIVE_UINT32, start, n, ids) < 0)
         return lt_error_set(LT_ERR_IO, "%s: dataset 'tokens': read of [%lld, %lld) failed",
                             s->path, (long long)start, (long long)(start + n));

@@ -6,6 +6,8 @@
 #include "data.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
 #include <hdf5.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -38,7 +40,7 @@ static void reset_shard(lt_shard_writer *w) {
 lt_status lt_shard_writer_open(lt_shard_writer **out, const char *dir, const char *name,
                                const lt_shard_meta *meta, int64_t shard_tokens, int deflate) {
     *out = NULL;
-    if (meta->vocab_size <= 0 || meta->vocab_size > (int64_t)UINT32_MAX)
+    if (meta->vocab_size <= 0 || meta->vocab_size > (int64_t)INT32_MAX)
         return lt_error_set(LT_ERR_USAGE, "shard writer: vocab_size %lld out of range",
                             (long long)meta->vocab_size);
     if (deflate < 0 || deflate > 9)
@@ -148,6 +150,11 @@ static lt_status flush_shard(lt_shard_writer *w) {
         return lt_error_set(LT_ERR_IO, "cannot write shard '%s' (HDF5 write failed; hint: is "
                             "the disk full?)", path);
     }
+    int fd = open(w->tmp, O_RDONLY); /* durable before it becomes visible (DESIGN.md §5) */
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
     if (rename(w->tmp, path) != 0) {
         int e = errno;
         unlink(w->tmp);
@@ -195,9 +202,26 @@ lt_status lt_shard_writer_add(lt_shard_writer *w, const int32_t *ids, const uint
     return LT_OK;
 }
 
+/* Remove DIR/NAME-NNNNN.h5 files with NNNNN >= the number just written: left over from an
+ * earlier, larger run into the same directory, they would otherwise match NAME-*.h5. */
+static void remove_stale(const lt_shard_writer *w) {
+    char pat[PATH_MAX];
+    snprintf(pat, sizeof pat, "%s/%s-[0-9][0-9][0-9][0-9][0-9].h5", w->dir, w->name);
+    glob_t g;
+    if (glob(pat, 0, NULL, &g) != 0) return;
+    size_t prefix = strlen(w->dir) + 1 + strlen(w->name) + 1;
+    for (size_t i = 0; i < g.gl_pathc; i++) {
+        int idx = atoi(g.gl_pathv[i] + prefix);
+        if (idx >= w->shard_index && unlink(g.gl_pathv[i]) == 0)
+            lt_info("removed stale shard %s", g.gl_pathv[i]);
+    }
+    globfree(&g);
+}
+
 lt_status lt_shard_writer_close(lt_shard_writer *w, int *n_shards) {
     lt_status st = flush_shard(w);
     if (n_shards) *n_shards = w->shard_index;
+    if (!st) remove_stale(w);
     lt_shard_writer_free(w);
     return st;
 }

@@ -1,0 +1,340 @@
+/* Integration tests for `lathe tokenize`: real datasets through real tokenizers (stories260K,
+ * and SmolLM2 when present) into shards, read back with the loader; malformed inputs and corrupt
+ * shards fail with the file and line / dataset named. Needs the fixtures ($LATHE_FIXTURES) and
+ * the CLI binary ($LATHE_BIN, default bin/lathe) for the command-line cases. */
+#include <criterion/criterion.h>
+#include <hdf5.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "data/data.h"
+#include "io/io.h"
+#include "tokenizer/tokenizer.h"
+
+static char tmpdir[256];
+static char fx[1024];
+
+static void setup(void) {
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/lathe_test_tokenize_XXXXXX");
+    cr_assert_not_null(mkdtemp(tmpdir));
+    const char *f = getenv("LATHE_FIXTURES");
+    snprintf(fx, sizeof fx, "%s", f ? f : "../shared/fixtures");
+}
+
+static void teardown(void) {
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+static void fixture(char *buf, size_t cap, const char *rel) {
+    snprintf(buf, cap, "%s/%s", fx, rel);
+    if (access(buf, R_OK) != 0) cr_skip_test("fixture %s not found (set LATHE_FIXTURES)", buf);
+}
+
+static const char *lathe_bin(void) {
+    const char *b = getenv("LATHE_BIN");
+    if (!b) b = "bin/lathe";
+    if (access(b, X_OK) != 0) cr_skip_test("lathe binary %s not found (set LATHE_BIN)", b);
+    return b;
+}
+
+/* Run `lathe <args>` with stdout+stderr into DIR/out.txt; returns the exit code, *out the text. */
+static int run_cli(const char *args, char **out) {
+    char cmd[4096], log[512];
+    snprintf(log, sizeof log, "%s/out.txt", tmpdir);
+    snprintf(cmd, sizeof cmd, "%s %s > '%s' 2>&1", lathe_bin(), args, log);
+    int rc = system(cmd);
+    size_t n;
+    cr_assert_eq(lt_read_file(log, out, &n), LT_OK);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+static lt_tokenizer *load_tokenizer(const char *gguf) {
+    lt_gguf *g;
+    cr_assert_eq(lt_gguf_open(&g, gguf), LT_OK, "%s", lt_error_message());
+    lt_tokenizer *t;
+    cr_assert_eq(lt_tokenizer_from_gguf(&t, g), LT_OK, "%s", lt_error_message());
+    lt_gguf_close(g);
+    return t;
+}
+
+static lt_loader *open_split(const char *name, const lt_tokenizer *t, int T, int B, bool shuffle) {
+    char pat[512];
+    snprintf(pat, sizeof pat, "%s/%s-*.h5", tmpdir, name);
+    const char *pats[1] = {pat};
+    lt_loader_opts o = {.patterns = pats, .n_patterns = 1, .seq_len = T, .batch_rows = B,
+                        .shuffle = shuffle, .pack = true, .seed = 5,
+                        .expect = {.vocab_size = lt_tokenizer_vocab_size(t),
+                                   .tokenizer_sha256 = lt_tokenizer_sha256(t)}};
+    lt_loader *l;
+    cr_assert_eq(lt_loader_open(&l, &o), LT_OK, "%s", lt_error_message());
+    return l;
+}
+
+/* One full pass: every target counted once, every id in range. */
+static void check_pass(lt_loader *l, int64_t vocab, int B, int T) {
+    lt_loader_totals tot;
+    lt_loader_totals_get(l, &tot);
+    lt_loader_rewind(l);
+    lt_batch b;
+    lt_batch_init(&b, B, T);
+    bool end = false;
+    int64_t targets = 0, batches = 0;
+    while (!end) {
+        cr_assert_eq(lt_loader_next(l, &b, &end), LT_OK, "%s", lt_error_message());
+        targets += b.n_target_tokens;
+        batches++;
+        for (int i = 0; i < b.B * b.T; i++) {
+            cr_assert(b.tokens[i] >= 0 && b.tokens[i] < vocab);
+            cr_assert(b.targets[i] >= -1 && b.targets[i] < vocab);
+        }
+    }
+    cr_assert_eq(targets, tot.n_targets);
+    cr_assert_eq(batches, tot.batches_per_epoch);
+    lt_batch_free(&b);
+}
+
+Test(tokenize, stories260K_alpaca_and_text, .init = setup, .fini = teardown) {
+    char model[1100], ident[1100], c4[1100];
+    fixture(model, sizeof model, "stories260K/stories260K.gguf");
+    fixture(ident, sizeof ident, "data/identity.json");
+    fixture(c4, sizeof c4, "data/c4_demo.jsonl");
+    const char *inputs[2] = {ident, c4};
+    lt_tokenize_opts o = {.model = model, .inputs = inputs, .n_inputs = 2, .output_dir = tmpdir,
+                          .shard_tokens = 50000, .eval_fraction = 0.2, .seed = 11};
+    lt_tokenize_report r;
+    cr_assert_eq(lt_tokenize_run(&o, &r), LT_OK, "%s", lt_error_message());
+    cr_assert_eq(r.n_records, 391);
+    cr_assert_eq(r.n_skipped, 0);
+    cr_assert_eq(r.n_docs + r.n_dropped, 391);
+    cr_assert_eq(r.n_train_docs + r.n_eval_docs, r.n_docs);
+    cr_assert(r.n_eval_docs > 40 && r.n_eval_docs < 120, "eval docs %lld", (long long)r.n_eval_docs);
+    cr_assert_str_eq(r.template_name, "alpaca"); /* stories260K has no chat template */
+    cr_assert_gt(r.n_train_shards, 1);
+    cr_assert_geq(r.n_eval_shards, 1);
+    cr_assert(r.n_trainable < r.n_tokens); /* the alpaca prompts are masked out */
+
+    lt_tokenizer *t = load_tokenizer(model);
+    int64_t V = lt_tokenizer_vocab_size(t);
+    lt_loader *l = open_split("train", t, 64, 4, true);
+    lt_loader_totals tot;
+    lt_loader_totals_get(l, &tot);
+    cr_assert_eq(tot.n_docs, r.n_train_docs);
+    cr_assert_eq(tot.n_shards, r.n_train_shards);
+    check_pass(l, V, 4, 64);
+    lt_loader_free(l);
+    l = open_split("eval", t, 64, 4, false);
+    lt_loader_totals_get(l, &tot);
+    cr_assert_eq(tot.n_docs, r.n_eval_docs);
+    check_pass(l, V, 4, 64);
+    lt_loader_free(l);
+
+    /* the first identity record: BOS, prompt masked, response trained, EOS last and trained */
+    char p[512];
+    snprintf(p, sizeof p, "%s/train-00000.h5", tmpdir);
+    lt_shard *sh;
+    cr_assert_eq(lt_shard_open(&sh, p, NULL), LT_OK, "%s", lt_error_message());
+    cr_assert(sh->has_mask);
+    int64_t n = (int64_t)(sh->doc_offsets[1] - sh->doc_offsets[0]);
+    int32_t *ids = malloc((size_t)n * sizeof *ids);
+    uint8_t *mk = malloc((size_t)n);
+    cr_assert_eq(lt_shard_read(sh, 0, n, ids, mk), LT_OK);
+    cr_assert_eq(ids[0], lt_tokenizer_bos(t));
+    cr_assert_eq(mk[0], 0);
+    cr_assert_eq(ids[n - 1], lt_tokenizer_eos(t));
+    cr_assert_eq(mk[n - 1], 1);
+    char *text = lt_tokenizer_decode(t, ids, (size_t)n);
+    cr_assert(strstr(text, "hi") && strstr(text, "Hello! I am {{name}}"), "%s", text);
+    free(text);
+    free(ids);
+    free(mk);
+    cr_assert_str_eq(sh->meta.tokenizer_sha256, lt_tokenizer_sha256(t));
+    cr_assert_eq(sh->meta.vocab_size, V);
+    lt_shard_close(sh);
+
+    /* same seed -> same split; another seed -> another split */
+    char dir2[600];
+    snprintf(dir2, sizeof dir2, "%s/again", tmpdir);
+    o.output_dir = dir2;
+    lt_tokenize_report r2;
+    cr_assert_eq(lt_tokenize_run(&o, &r2), LT_OK);
+    cr_assert_eq(r2.n_eval_docs, r.n_eval_docs);
+    cr_assert_eq(r2.n_tokens, r.n_tokens);
+    o.seed = 12;
+    cr_assert_eq(lt_tokenize_run(&o, &r2), LT_OK);
+    cr_assert_neq(r2.n_eval_docs, r.n_eval_docs);
+    lt_tokenizer_free(t);
+}
+
+Test(tokenize, text_documents_and_max_len, .init = setup, .fini = teardown) {
+    char model[1100], c4[1100];
+    fixture(model, sizeof model, "stories260K/stories260K.gguf");
+    fixture(c4, sizeof c4, "data/c4_demo.jsonl");
+    const char *inputs[1] = {c4};
+    lt_tokenize_opts o = {.model = model, .inputs = inputs, .n_inputs = 1, .output_dir = tmpdir,
+                          .max_len = 100, .name = "c4", .deflate = 3};
+    lt_tokenize_report r;
+    cr_assert_eq(lt_tokenize_run(&o, &r), LT_OK, "%s", lt_error_message());
+    cr_assert_eq(r.n_docs, 300);
+    cr_assert_gt(r.n_truncated, 200);
+    cr_assert_eq(r.n_trainable, r.n_tokens);
+    cr_assert_str_eq(r.template_name, "");
+    lt_tokenizer *t = load_tokenizer(model);
+    char p[512];
+    snprintf(p, sizeof p, "%s/c4-00000.h5", tmpdir);
+    lt_shard *sh;
+    cr_assert_eq(lt_shard_open(&sh, p, NULL), LT_OK, "%s", lt_error_message());
+    cr_assert(!sh->has_mask);
+    for (int64_t d = 0; d < sh->n_docs; d++)
+        cr_assert_leq(sh->doc_offsets[d + 1] - sh->doc_offsets[d], 100);
+    int32_t first;
+    cr_assert_eq(lt_shard_read(sh, 0, 1, &first, NULL), LT_OK);
+    cr_assert_eq(first, lt_tokenizer_bos(t)); /* the llama vocabulary adds BOS */
+    lt_shard_close(sh);
+    lt_tokenizer_free(t);
+}
+
+Test(tokenize, smollm2_chatml, .init = setup, .fini = teardown) {
+    const char *model = getenv("LATHE_SMOLLM2_GGUF");
+    if (!model) model = "/root/.cache/lathe/models/SmolLM2-135M-Instruct.Q4_1.gguf";
+    if (access(model, R_OK) != 0)
+        cr_skip_test("SmolLM2 GGUF not found at %s (set LATHE_SMOLLM2_GGUF)", model);
+    char ident[1100], glaive[1100], c4[1100];
+    fixture(ident, sizeof ident, "data/identity.json");
+    fixture(glaive, sizeof glaive, "data/glaive_toolcall_en_demo.json");
+    fixture(c4, sizeof c4, "data/c4_demo.jsonl");
+    const char *inputs[3] = {ident, glaive, c4};
+    lt_tokenize_opts o = {.model = model, .inputs = inputs, .n_inputs = 3, .output_dir = tmpdir,
+                          .eval_fraction = 0.1};
+    lt_tokenize_report r;
+    cr_assert_eq(lt_tokenize_run(&o, &r), LT_OK, "%s", lt_error_message());
+    cr_assert_str_eq(r.template_name, "chatml");
+    cr_assert_eq(r.n_docs, 691);
+    lt_tokenizer *t = load_tokenizer(model);
+    int32_t im_start = lt_tokenizer_find(t, "<|im_start|>");
+    cr_assert_geq(im_start, 0);
+    lt_loader *l = open_split("train", t, 256, 2, false);
+    lt_batch b;
+    lt_batch_init(&b, 2, 256);
+    bool end;
+    cr_assert_eq(lt_loader_next(l, &b, &end), LT_OK);
+    cr_assert_eq(b.tokens[0], im_start, "a ChatML document starts with <|im_start|>");
+    lt_batch_free(&b);
+    check_pass(l, lt_tokenizer_vocab_size(t), 2, 256);
+    lt_loader_free(l);
+    l = open_split("eval", t, 256, 2, false);
+    check_pass(l, lt_tokenizer_vocab_size(t), 2, 256);
+    lt_loader_free(l);
+    lt_tokenizer_free(t);
+}
+
+Test(tokenize, cli_malformed_records, .init = setup, .fini = teardown) {
+    char model[1100];
+    fixture(model, sizeof model, "stories260K/stories260K.gguf");
+    char in[512];
+    snprintf(in, sizeof in, "%s/bad.jsonl", tmpdir);
+    FILE *fp = fopen(in, "w");
+    fputs("{\"instruction\": \"say hi\", \"input\": \"\", \"output\": \"hi\"}\n"
+          "{\"instruction\": \"broken\", \n"
+          "\n"
+          "{\"instruction\": [1], \"output\": \"x\"}\n"
+          "{\"instruction\": \"say bye\", \"output\": \"bye\"}\n",
+          fp);
+    fclose(fp);
+    char args[2048], *out;
+    snprintf(args, sizeof args, "tokenize --model %s --input %s --output %s/skip", model, in,
+             tmpdir);
+    cr_assert_eq(run_cli(args, &out), 0, "%s", out);
+    char want[600];
+    snprintf(want, sizeof want, "%s:2:", in);
+    cr_assert(strstr(out, want), "%s", out);
+    snprintf(want, sizeof want, "%s:4:", in);
+    cr_assert(strstr(out, want), "%s", out);
+    cr_assert(strstr(out, "skipped     2 malformed"), "%s", out);
+    cr_assert(strstr(out, "documents   2"), "%s", out);
+    free(out);
+
+    snprintf(args, sizeof args, "tokenize --model %s --input %s --output %s/fail --on-error fail",
+             model, in, tmpdir);
+    cr_assert_eq(run_cli(args, &out), 3, "%s", out);
+    snprintf(want, sizeof want, "%s:2:", in);
+    cr_assert(strstr(out, want), "%s", out);
+    free(out);
+
+    snprintf(args, sizeof args, "tokenize --model %s --input %s", model, in);
+    cr_assert_eq(run_cli(args, &out), 2, "%s", out);
+    free(out);
+    snprintf(args, sizeof args, "tokenize --model %s/nope.gguf --input %s --output %s/x", tmpdir,
+             in, tmpdir);
+    int rc = run_cli(args, &out);
+    cr_assert(rc == 3 || rc == 1, "rc %d: %s", rc, out);
+    free(out);
+    cr_assert_eq(run_cli("tokenize --help", &out), 0);
+    cr_assert(strstr(out, "--eval-fraction"));
+    free(out);
+}
+
+/* Tokenize a little data, then corrupt the shard with HDF5 directly. */
+static void make_shard(char *path, size_t cap, const char **model_out, char *model, size_t mcap) {
+    fixture(model, mcap, "stories260K/stories260K.gguf");
+    char ident[1100];
+    fixture(ident, sizeof ident, "data/identity.json");
+    const char *inputs[1] = {ident};
+    lt_tokenize_opts o = {.model = model, .inputs = inputs, .n_inputs = 1, .output_dir = tmpdir};
+    lt_tokenize_report r;
+    cr_assert_eq(lt_tokenize_run(&o, &r), LT_OK, "%s", lt_error_message());
+    snprintf(path, cap, "%s/train-00000.h5", tmpdir);
+    *model_out = model;
+}
+
+static void expect_loader_fails(const char *path, const char *what) {
+    char pat[512];
+    snprintf(pat, sizeof pat, "%s/train-*.h5", tmpdir);
+    const char *pats[1] = {pat};
+    lt_loader_opts o = {.patterns = pats, .n_patterns = 1, .seq_len = 32, .batch_rows = 2};
+    lt_loader *l = NULL;
+    cr_assert_eq(lt_loader_open(&l, &o), LT_ERR_DATA);
+    cr_assert_null(l);
+    cr_assert(strstr(lt_error_message(), path), "%s", lt_error_message());
+    cr_assert(strstr(lt_error_message(), what), "%s", lt_error_message());
+}
+
+Test(tokenize, shard_token_out_of_vocab_fails, .init = setup, .fini = teardown) {
+    char path[512], model[1100];
+    const char *m;
+    make_shard(path, sizeof path, &m, model, sizeof model);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    cr_assert_geq(f, 0);
+    hid_t a = H5Aopen(f, "vocab_size", H5P_DEFAULT);
+    int64_t v = 3; /* lie: ids 0..2 only (bos 1, eos/pad 2 stay valid) */
+    H5Awrite(a, H5T_NATIVE_INT64, &v);
+    H5Aclose(a);
+    H5Fclose(f);
+    expect_loader_fails(path, "dataset 'tokens'");
+    cr_assert(strstr(lt_error_message(), ">= vocab_size 3"), "%s", lt_error_message());
+}
+
+Test(tokenize, shard_broken_doc_offsets_fails, .init = setup, .fini = teardown) {
+    char path[512], model[1100];
+    const char *m;
+    make_shard(path, sizeof path, &m, model, sizeof model);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t d = H5Dopen2(f, "doc_offsets", H5P_DEFAULT);
+    hid_t fs = H5Dget_space(d);
+    hsize_t start = 5, count = 1;
+    H5Sselect_hyperslab(fs, H5S_SELECT_SET, &start, NULL, &count, NULL);
+    hid_t ms = H5Screate_simple(1, &count, NULL);
+    uint64_t big = 1ull << 40;
+    cr_assert_geq(H5Dwrite(d, H5T_NATIVE_UINT64, ms, fs, H5P_DEFAULT, &big), 0);
+    H5Sclose(ms);
+    H5Sclose(fs);
+    H5Dclose(d);
+    H5Fclose(f);
+    expect_loader_fails(path, "dataset 'doc_offsets'");
+    cr_assert(strstr(lt_error_message(), "decreases at index 6"), "%s", lt_error_message());
+}
