@@ -106,7 +106,7 @@ Test(ops, embedding) {
 
     emb_ctx e = {table, ids};
     lt_tensor *leaves[1] = {table};
-    tl_gc_result res = tl_gradcheck(emb_build, &e, leaves, 1, NULL, 0, 11, FD_H);
+    tl_gc_result res = tl_gradcheck(emb_build, &e, leaves, 1, NULL, 0, 11, FD_H, 0);
     check_grads(&res, leaves, (const char *[]){"table"}, 1);
 
     /* frozen table: nothing recorded, no grad */
@@ -198,7 +198,7 @@ static void linear_case(bool lora, bool W_trainable, float p, int ndim, const in
         leaves[nl] = l.A, names[nl++] = "A";
         leaves[nl] = l.B, names[nl++] = "B";
     }
-    tl_gc_result res = tl_gradcheck(lin_build, &l, leaves, nl, frozen, nf, 99, FD_H);
+    tl_gc_result res = tl_gradcheck(lin_build, &l, leaves, nl, frozen, nf, 99, FD_H, 0);
     check_grads(&res, leaves, names, nl);
     tl_free(l.x);
     tl_free(l.W);
@@ -296,12 +296,12 @@ Test(ops, rmsnorm) {
     cr_expect(e < TOL_FWD, "rmsnorm forward rel err %.3g", e);
     fx_free(&f);
     lt_tensor *leaves[2] = {c.x, c.w};
-    tl_gc_result res = tl_gradcheck(rms_build, &c, leaves, 2, NULL, 0, 4, FD_H);
+    tl_gc_result res = tl_gradcheck(rms_build, &c, leaves, 2, NULL, 0, 4, FD_H, 0);
     check_grads(&res, leaves, (const char *[]){"x", "w"}, 2);
     /* frozen weight (the LoRA case): only x gets a grad */
     c.w->requires_grad = false;
     lt_tensor *frozen[1] = {c.w};
-    res = tl_gradcheck(rms_build, &c, leaves, 1, frozen, 1, 4, FD_H);
+    res = tl_gradcheck(rms_build, &c, leaves, 1, frozen, 1, 4, FD_H, 0);
     check_grads(&res, leaves, (const char *[]){"x"}, 1);
     tl_free(c.x), tl_free(c.w);
 }
@@ -363,7 +363,7 @@ Test(ops, rope) {
     tl_free(c2.x), tl_free(c2.pos);
 
     lt_tensor *leaves[1] = {c.x};
-    tl_gc_result res = tl_gradcheck(rope_build, &c, leaves, 1, NULL, 0, 8, FD_H);
+    tl_gc_result res = tl_gradcheck(rope_build, &c, leaves, 1, NULL, 0, 8, FD_H, 0);
     check_grads(&res, leaves, (const char *[]){"x"}, 1);
     tl_free(c.x), tl_free(c.pos);
 }
@@ -451,7 +451,7 @@ static void attention_case(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_
     free(ref);
     fx_free(&f);
     lt_tensor *leaves[3] = {a.q, a.k, a.v};
-    tl_gc_result res = tl_gradcheck(att_build, &a, leaves, 3, NULL, 0, seed + 1, FD_H);
+    tl_gc_result res = tl_gradcheck(att_build, &a, leaves, 3, NULL, 0, seed + 1, FD_H, 0);
     check_grads(&res, leaves, (const char *[]){"q", "k", "v"}, 3);
     att_free(&a);
 }
@@ -476,7 +476,7 @@ Test(ops, attention_frozen_kv) {
     att_ctx a = att_make(&r, 1, 6, 6, 4, 2, 4, false);
     a.k->requires_grad = a.v->requires_grad = false;
     lt_tensor *leaves[1] = {a.q}, *frozen[2] = {a.k, a.v};
-    tl_gc_result res = tl_gradcheck(att_build, &a, leaves, 1, frozen, 2, 28, FD_H);
+    tl_gc_result res = tl_gradcheck(att_build, &a, leaves, 1, frozen, 2, 28, FD_H, 0);
     check_grads(&res, leaves, (const char *[]){"q"}, 1);
     att_free(&a);
 }
@@ -565,7 +565,7 @@ Test(ops, swiglu) {
     cr_expect(e < TOL_FWD, "swiglu forward rel err %.3g", e);
     fx_free(&f);
     lt_tensor *leaves[2] = {c.a, c.b};
-    tl_gc_result res = tl_gradcheck(swiglu_build, &c, leaves, 2, NULL, 0, 42, FD_H);
+    tl_gc_result res = tl_gradcheck(swiglu_build, &c, leaves, 2, NULL, 0, 42, FD_H, 0);
     check_grads(&res, leaves, (const char *[]){"gate", "up"}, 2);
     tl_free(c.a), tl_free(c.b);
 }
@@ -579,11 +579,11 @@ Test(ops, add) {
     for (int64_t i = 0; i < 105; i++) cr_expect_eq(lt_f32(y)[i], lt_f32(c.a)[i] + lt_f32(c.b)[i]);
     fx_free(&f);
     lt_tensor *leaves[2] = {c.a, c.b};
-    tl_gc_result res = tl_gradcheck(add_build, &c, leaves, 2, NULL, 0, 44, FD_H);
+    tl_gc_result res = tl_gradcheck(add_build, &c, leaves, 2, NULL, 0, 44, FD_H, 0);
     check_grads(&res, leaves, (const char *[]){"a", "b"}, 2);
     c.b->requires_grad = false; /* a frozen summand gets no grad */
     lt_tensor *frozen[1] = {c.b};
-    res = tl_gradcheck(add_build, &c, leaves, 1, frozen, 1, 44, FD_H);
+    res = tl_gradcheck(add_build, &c, leaves, 1, frozen, 1, 44, FD_H, 0);
     check_grads(&res, leaves, (const char *[]){"a"}, 1);
     tl_free(c.a), tl_free(c.b);
 }
@@ -650,7 +650,7 @@ Test(ops, cross_entropy) {
         e.logits->grad = NULL;
         fx_free(&f);
         lt_tensor *leaves[1] = {e.logits};
-        tl_gc_result res = tl_gradcheck(ce_build, &e, leaves, 1, NULL, 0, 52, FD_H);
+        tl_gc_result res = tl_gradcheck(ce_build, &e, leaves, 1, NULL, 0, 52, FD_H, 0);
         check_grads(&res, leaves, (const char *[]){"logits"}, 1);
     }
     /* without a mask the masked row counts again */
@@ -734,10 +734,10 @@ Test(ops, reshape) {
     fx_free(&f);
 
     lt_tensor *leaves[2] = {c.x, c.W};
-    tl_gc_result res = tl_gradcheck(rs_build, &c, leaves, 2, NULL, 0, 62, FD_H);
+    tl_gc_result res = tl_gradcheck(rs_build, &c, leaves, 2, NULL, 0, 62, FD_H, 0);
     cr_expect_eq(res.n_nodes, 2);
     check_grads(&res, leaves, (const char *[]){"x", "W"}, 2);
-    res = tl_gradcheck(rs_only_build, &c, leaves, 1, NULL, 0, 63, FD_H);
+    res = tl_gradcheck(rs_only_build, &c, leaves, 1, NULL, 0, 63, FD_H, 0);
     check_grads(&res, leaves, (const char *[]){"x"}, 1);
     tl_free(c.x), tl_free(c.W);
 }
@@ -773,9 +773,130 @@ Test(ops, chain_through_tape) {
     m.A = leaf_f32(&r, 2, (int64_t[]){rk, D}, true);
     m.B = leaf_f32(&r, 2, (int64_t[]){V, rk}, true);
     lt_tensor *leaves[2] = {m.A, m.B}, *frozen[4] = {m.table, m.w, m.W, m.ids};
-    tl_gc_result res = tl_gradcheck(chain_build, &m, leaves, 2, frozen, 4, 72, FD_H);
+    tl_gc_result res = tl_gradcheck(chain_build, &m, leaves, 2, frozen, 4, 72, FD_H, 0);
     cr_expect(res.n_nodes == 3, "only nodes downstream of the adapter are recorded (%d)", res.n_nodes);
     check_grads(&res, leaves, (const char *[]){"A", "B"}, 2);
     tl_free(m.table), tl_free(m.ids), tl_free(m.tgt), tl_free(m.w), tl_free(m.W), tl_free(m.A),
         tl_free(m.B);
+}
+
+/* ---- sizes that take the kernels' multi-threaded paths --------------------------------------
+ * The shapes above are small enough that every kernel runs single-threaded; these repeat the
+ * checks on shapes over the kernels' OpenMP thresholds (row splits, the rmsnorm dw reduction, the
+ * embedding column split, dropout masks, attention tasks with per-head dK/dV partials), with the
+ * finite differences sampled at GC_SAMPLES evenly spaced elements per input. */
+#define GC_SAMPLES 48
+
+Test(ops, parallel_paths_elementwise) {
+    tl_rng r = {81};
+    const int64_t N = 67, D = 1029;
+    rms_ctx rc = {leaf_f32(&r, 2, (int64_t[]){N, D}, true), leaf_f32(&r, 1, (int64_t[]){D}, true), 1e-6f};
+    lt_tensor *rl[2] = {rc.x, rc.w};
+    tl_gc_result res = tl_gradcheck(rms_build, &rc, rl, 2, NULL, 0, 82, FD_H, GC_SAMPLES);
+    check_grads(&res, rl, (const char *[]){"rmsnorm x", "rmsnorm w"}, 2);
+
+    bin_ctx bc = {rc.x, leaf_f32(&r, 2, (int64_t[]){N, D}, true)};
+    lt_tensor *bl[2] = {bc.a, bc.b};
+    res = tl_gradcheck(swiglu_build, &bc, bl, 2, NULL, 0, 83, FD_H, GC_SAMPLES);
+    check_grads(&res, bl, (const char *[]){"swiglu gate", "swiglu up"}, 2);
+    res = tl_gradcheck(add_build, &bc, bl, 2, NULL, 0, 84, FD_H, GC_SAMPLES);
+    check_grads(&res, bl, (const char *[]){"add a", "add b"}, 2);
+
+    rope_ctx pc = {leaf_f32(&r, 3, (int64_t[]){N, 9, 64}, true), tl_leaf(LT_I32, 1, (int64_t[]){N}, false),
+                   10000.0f};
+    for (int64_t i = 0; i < N; i++) ((int32_t *)pc.pos->data)[i] = (int32_t)(i % 40);
+    fixture f;
+    fx_init(&f);
+    lt_tensor *y = rope_build(&f.g, &pc);
+    double *ref = malloc((size_t)(N * 9 * 64) * sizeof(double));
+    ref_rope(&pc, N, 9, 64, ref);
+    /* angles up to 39 rad: float32 θ = pos · inv_freq is off by up to ~2e-6 rad (as in HF) */
+    double e = tl_rel_err(lt_f32(y), ref, N * 9 * 64);
+    cr_expect(e < 1e-5, "rope forward rel err %.3g", e);
+    free(ref);
+    fx_free(&f);
+    lt_tensor *pl[1] = {pc.x};
+    res = tl_gradcheck(rope_build, &pc, pl, 1, NULL, 0, 85, FD_H, GC_SAMPLES);
+    check_grads(&res, pl, (const char *[]){"rope x"}, 1);
+
+    emb_ctx ec = {leaf_f32(&r, 2, (int64_t[]){100, D}, true), tl_leaf(LT_I32, 1, (int64_t[]){N}, false)};
+    for (int64_t i = 0; i < N; i++) ((int32_t *)ec.ids->data)[i] = (int32_t)((i * 7) % 23); /* repeats */
+    lt_tensor *el[1] = {ec.table};
+    res = tl_gradcheck(emb_build, &ec, el, 1, NULL, 0, 86, FD_H, GC_SAMPLES);
+    check_grads(&res, el, (const char *[]){"embedding table"}, 1);
+
+    tl_free(rc.x), tl_free(rc.w), tl_free(bc.b), tl_free(pc.x), tl_free(pc.pos), tl_free(ec.table),
+        tl_free(ec.ids);
+}
+
+Test(ops, parallel_paths_linear_dropout) {
+    tl_rng r = {87};
+    lin_ctx l = {leaf_f32(&r, 2, (int64_t[]){67, 601}, true), leaf_f32(&r, 2, (int64_t[]){19, 601}, false),
+                 leaf_f32(&r, 2, (int64_t[]){5, 601}, true), leaf_f32(&r, 2, (int64_t[]){19, 5}, true),
+                 0.5f, 0.1f, 4242};
+    fixture f;
+    fx_init(&f);
+    lt_tensor *y = lin_build(&f.g, &l);
+    double *ref = malloc((size_t)(67 * 19) * sizeof(double));
+    ref_linear(&l, ref);
+    /* dot products of length 601 in float32 (BLAS order) vs float64 */
+    double e = tl_rel_err(lt_f32(y), ref, 67 * 19);
+    cr_expect(e < 1e-5, "linear forward rel err %.3g", e);
+    free(ref);
+    fx_free(&f);
+    lt_tensor *ll[3] = {l.x, l.A, l.B}, *fr[1] = {l.W};
+    tl_gc_result res = tl_gradcheck(lin_build, &l, ll, 3, fr, 1, 88, FD_H, GC_SAMPLES);
+    check_grads(&res, ll, (const char *[]){"x", "A", "B"}, 3);
+    tl_free(l.x), tl_free(l.W), tl_free(l.A), tl_free(l.B);
+}
+
+Test(ops, parallel_paths_attention) {
+    tl_rng r = {89};
+    att_ctx a = att_make(&r, 2, 70, 75, 4, 2, 16, true); /* 2 query blocks, offset 5, docs */
+    fixture f;
+    fx_init(&f);
+    lt_tensor *o = att_build(&f.g, &a);
+    int64_t no = lt_tensor_numel(o);
+    double *ref = malloc((size_t)no * sizeof(double));
+    ref_attention(&a, ref);
+    double e = tl_rel_err(lt_f32(o), ref, no);
+    cr_expect(e < TOL_FWD, "attention forward rel err %.3g", e);
+    free(ref);
+    fx_free(&f);
+    lt_tensor *leaves[3] = {a.q, a.k, a.v};
+    tl_gc_result res = tl_gradcheck(att_build, &a, leaves, 3, NULL, 0, 90, FD_H, GC_SAMPLES);
+    check_grads(&res, leaves, (const char *[]){"q", "k", "v"}, 3);
+    att_free(&a);
+}
+
+Test(ops, parallel_paths_cross_entropy) {
+    /* a real vocabulary: rows of 49152 logits; grads vs softmax − onehot in float64 */
+    tl_rng r = {91};
+    const int64_t N = 5, V = 49152;
+    ce_ctx e = {leaf_f32(&r, 2, (int64_t[]){N, V}, true), tl_leaf(LT_I32, 1, (int64_t[]){N}, false),
+                NULL, 0};
+    for (int64_t i = 0; i < N * V; i++) lt_f32(e.logits)[i] *= 8;
+    const int32_t tv[5] = {0, 49151, -100, 12345, 7};
+    memcpy(e.tgt->data, tv, sizeof tv);
+    fixture f;
+    fx_init(&f);
+    lt_tensor *loss = ce_build(&f.g, &e);
+    double ref = ref_ce(&e);
+    /* float32 sums of 49152 exponentials: relative error ~1e-6 of the log-sum */
+    cr_expect(fabs(lt_f32(loss)[0] - ref) <= 1e-5 * fabs(ref), "CE %.8g vs %.8g", lt_f32(loss)[0], ref);
+    lt_backward(&f.g, loss, 2.0f);
+    double *dref = calloc((size_t)(N * V), sizeof(double));
+    for (int64_t i = 0; i < N; i++) {
+        if (tv[i] < 0) continue;
+        const float *row = lt_f32(e.logits) + i * V;
+        double z = 0;
+        for (int64_t c = 0; c < V; c++) z += exp((double)row[c]);
+        for (int64_t c = 0; c < V; c++) dref[i * V + c] = 2.0 / 4 * (exp((double)row[c]) / z - (c == tv[i]));
+    }
+    double ge = tl_rel_err(lt_f32(e.logits->grad), dref, N * V);
+    cr_expect(ge < 1e-5, "CE grad rel err %.3g", ge);
+    free(dref);
+    e.logits->grad = NULL;
+    fx_free(&f);
+    tl_free(e.logits), tl_free(e.tgt);
 }
