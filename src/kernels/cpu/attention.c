@@ -28,6 +28,8 @@
 #include <string.h>
 
 #define ATT_BQ 64
+/* Below this many multiply-adds (B·Hq·Tq·Tk·Dh) one thread is faster than starting a team. */
+#define ATT_PARALLEL_MIN_WORK (1 << 18)
 
 typedef struct {
     const float *q;   // (B, Tq, Hq, Dh)
@@ -55,12 +57,18 @@ static att_dims att_get(const lt_node *n) {
 }
 
 /* The OpenBLAS thread count, pinned to 1 while OpenMP tasks call sgemm concurrently. */
-static int blas_single_begin(void) {
+static int blas_single_begin(bool parallel) {
     int nt = openblas_get_num_threads();
-    openblas_set_num_threads(1);
+    if (parallel && nt != 1) openblas_set_num_threads(1);
     return nt;
 }
-static void blas_single_end(int nt) { openblas_set_num_threads(nt); }
+static void blas_single_end(bool parallel, int nt) {
+    if (parallel && nt != 1) openblas_set_num_threads(nt);
+}
+
+static bool att_parallel(const att_dims *a) {
+    return a->B * a->Hq * a->Tq * a->Tk * a->Dh >= ATT_PARALLEL_MIN_WORK;
+}
 
 /* S (bq, jmax) = scale · Q[i0 : i0+bq] K[0 : jmax]ᵀ for head h of batch b. */
 static void att_scores(const att_dims *a, int64_t b, int64_t h, int64_t i0, int bq, int jmax,
@@ -87,8 +95,9 @@ void lt_cpu_attention_forward(lt_graph *g, lt_node *n) {
     }
     const int64_t off = a.Tk - a.Tq, nblk = (a.Tq + ATT_BQ - 1) / ATT_BQ;
     const int64_t ntask = a.B * a.Hq * nblk;
-    const int nt = blas_single_begin();
-#pragma omp parallel
+    const bool par = att_parallel(&a);
+    const int nt = blas_single_begin(par);
+#pragma omp parallel if (par)
     {
         float *S = lt_xmalloc((size_t)ATT_BQ * a.Tk * sizeof(float)); // (ATT_BQ, Tk) scores/probs
         /* later blocks are larger: hand them out first */
@@ -123,7 +132,7 @@ void lt_cpu_attention_forward(lt_graph *g, lt_node *n) {
         }
         free(S);
     }
-    blas_single_end(nt);
+    blas_single_end(par, nt);
 }
 
 void lt_cpu_attention_backward(lt_graph *g, lt_node *n) {
@@ -145,8 +154,9 @@ void lt_cpu_attention_backward(lt_graph *g, lt_node *n) {
     float *dv_part = want_dv ? lt_xcalloc((size_t)(BH * TD), sizeof(float)) : NULL; // (B, Hq, Tk, Dh)
     const int ldq = (int)(a.Hq * a.Dh), ldk = (int)(a.Hkv * a.Dh), Dh = (int)a.Dh;
 
-    const int nt = blas_single_begin();
-#pragma omp parallel
+    const bool par = att_parallel(&a);
+    const int nt = blas_single_begin(par);
+#pragma omp parallel if (par)
     {
         float *P = lt_xmalloc((size_t)ATT_BQ * a.Tk * sizeof(float));  // (ATT_BQ, Tk)
         float *dP = lt_xmalloc((size_t)ATT_BQ * a.Tk * sizeof(float)); // (ATT_BQ, Tk) → dS
@@ -196,7 +206,7 @@ void lt_cpu_attention_backward(lt_graph *g, lt_node *n) {
         free(P);
         free(dP);
     }
-    blas_single_end(nt);
+    blas_single_end(par, nt);
 
     /* reduce the per-head partials into the (B, Tk, Hkv, Dh) grads */
     const int64_t group = a.Hq / a.Hkv;
@@ -204,7 +214,7 @@ void lt_cpu_attention_backward(lt_graph *g, lt_node *n) {
         float *part = w ? dv_part : dk_part;
         if (!part) continue;
         float *dst = lt_f32(lt_graph_grad(g, w ? tv : tk)); // (B, Tk, Hkv, Dh)
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (par)
         for (int64_t b = 0; b < a.B; b++)
             for (int64_t j = 0; j < a.Tk; j++)
                 for (int64_t kvh = 0; kvh < a.Hkv; kvh++) {
