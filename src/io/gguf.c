@@ -403,17 +403,17 @@ static lt_status parse(lt_gguf *g) {
 lt_status lt_gguf_open(lt_gguf **out, const char *path) {
     *out = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return lt_error_set(LT_ERR_IO, "cannot open GGUF file '%s': %s", path,
+    if (fd < 0) return lt_error_set(LT_ERR_MODEL, "cannot open GGUF file '%s': %s", path,
                                     strerror(errno));
     struct stat sb;
     if (fstat(fd, &sb) != 0) {
         int e = errno;
         close(fd);
-        return lt_error_set(LT_ERR_IO, "cannot stat '%s': %s", path, strerror(e));
+        return lt_error_set(LT_ERR_MODEL, "cannot stat '%s': %s", path, strerror(e));
     }
     if (!S_ISREG(sb.st_mode)) {
         close(fd);
-        return lt_error_set(LT_ERR_IO, "'%s' is not a regular file (hint: pass the .gguf file, "
+        return lt_error_set(LT_ERR_MODEL, "'%s' is not a regular file (hint: pass the .gguf file, "
                             "not a directory)", path);
     }
     if (sb.st_size == 0) {
@@ -423,7 +423,7 @@ lt_status lt_gguf_open(lt_gguf **out, const char *path) {
     void *map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     int e = errno;
     close(fd);
-    if (map == MAP_FAILED) return lt_error_set(LT_ERR_IO, "cannot map '%s': %s", path, strerror(e));
+    if (map == MAP_FAILED) return lt_error_set(LT_ERR_MODEL, "cannot map '%s': %s", path, strerror(e));
     lt_gguf *g = lt_xcalloc(1, sizeof *g);
     g->path = lt_xstrdup(path);
     g->map = map;

@@ -88,7 +88,7 @@ typedef struct lt_gguf {
 } lt_gguf;
 
 /* Map and validate a GGUF file (v2 or v3). On failure *out is NULL and the message names the
- * file and the offending key/tensor: LT_ERR_IO when it cannot be opened, LT_ERR_MODEL when it is
+ * file and the offending key/tensor; always LT_ERR_MODEL (exit 3): missing or unreadable, or
  * not GGUF, truncated, inconsistent, or holds a tensor type lathe cannot read (the message names
  * the tensor and the type). */
 lt_status lt_gguf_open(lt_gguf **out, const char *path);

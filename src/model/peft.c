@@ -103,6 +103,8 @@ lt_status lt_peft_load(lt_model *m, const char *dir) {
     }
     lc.alpha = (float)json_number_value(v);
     lc.rslora = json_is_true(json_object_get(cfg, "use_rslora"));
+    if ((v = json_object_get(cfg, "lora_dropout")) && json_is_number(v))
+        lc.dropout = (float)json_number_value(v); /* matters when training resumes from here */
     if (json_is_true(json_object_get(cfg, "use_dora"))) {
         st = cfg_error(path, "DoRA adapters (use_dora) are not supported");
         goto done;

@@ -357,7 +357,7 @@ Test(gguf, version2_accepted, .init = mk_tmpdir, .fini = rm_tmpdir) {
 
 Test(gguf, missing_file) {
     const char *p = "/nonexistent/dir/model.gguf";
-    expect_fail(p, LT_ERR_IO, "No such file", NULL);
+    expect_fail(p, LT_ERR_MODEL, "No such file", NULL);
 }
 
 Test(gguf, truncated, .fini = rm_tmpdir) {

@@ -1,0 +1,54 @@
+/* Shared helpers for Criterion tests: a per-test temporary directory, fixture lookup through
+ * LATHE_FIXTURES (skipping with a clear line when absent) and running the CLI (LATHE_BIN). */
+#ifndef LATHE_TESTS_SUPPORT_H
+#define LATHE_TESTS_SUPPORT_H
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/core.h"
+
+/* mkdtemp under /tmp; returns the path in buf. */
+static inline void ts_tmpdir(char *buf, size_t cap, const char *tag) {
+    snprintf(buf, cap, "/tmp/lathe_test_%s_XXXXXX", tag);
+    cr_assert_not_null(mkdtemp(buf));
+}
+
+static inline void ts_rmtree(const char *dir) { lt_remove_tree(dir); }
+
+/* $LATHE_FIXTURES/rel into buf, or skip the test naming what is missing. */
+static inline void ts_fixture(char *buf, size_t cap, const char *rel) {
+    const char *f = getenv("LATHE_FIXTURES");
+    snprintf(buf, cap, "%s/%s", f ? f : "../shared/fixtures", rel);
+    if (access(buf, R_OK) != 0)
+        cr_skip_test("fixture %s not found (set LATHE_FIXTURES to the fixtures directory)", buf);
+}
+
+static inline const char *ts_lathe_bin(void) {
+    const char *b = getenv("LATHE_BIN");
+    if (!b) b = "bin/lathe";
+    if (access(b, X_OK) != 0) cr_skip_test("lathe binary %s not found (set LATHE_BIN)", b);
+    return b;
+}
+
+/* Run `lathe <args>` with stdout and stderr captured into dir/out.txt; returns the exit code and
+ * (when out != NULL) the captured text, malloc'ed. */
+static inline int ts_run(const char *dir, const char *args, char **out) {
+    char cmd[8192], log[512];
+    snprintf(log, sizeof log, "%s/out.txt", dir);
+    snprintf(cmd, sizeof cmd, "%s %s > '%s' 2>&1 < /dev/null", ts_lathe_bin(), args, log);
+    int rc = system(cmd);
+    if (out) {
+        size_t n;
+        cr_assert_eq(lt_read_file(log, out, &n), LT_OK);
+    }
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+static inline bool ts_exists(const char *path) { return access(path, F_OK) == 0; }
+
+#endif
