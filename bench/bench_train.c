@@ -36,6 +36,7 @@ static double sgemm_rate(int M, int N, int K, int reps) {
 }
 
 int main(int argc, char **argv) {
+    lt_tune_thread_env(argv);
     if (argc < 2) {
         fprintf(stderr, "usage: bench_train MODEL.gguf [--steps N] [--batch B] [--seq T] "
                         "[--rank R]\n");

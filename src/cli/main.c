@@ -26,6 +26,7 @@ int lt_cli_fail(int status) {
 }
 
 int main(int argc, char **argv) {
+    lt_tune_thread_env(argv);
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;

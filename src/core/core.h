@@ -72,6 +72,13 @@ char *lt_xstrdup(const char *s);
  * free(). */
 void *lt_alloc_big(size_t n, const char *what);
 
+/* Call first thing in main(). libgomp reads its wait policy from the environment when it is
+ * loaded, before main runs, and its default spin-wait fights OpenBLAS's own worker threads for
+ * the cores (SmolLM2-135M LoRA on 2 cores: 161 -> 236 tokens/s with a short spin). Unless the
+ * user chose a policy (OMP_WAIT_POLICY or GOMP_SPINCOUNT), this sets GOMP_SPINCOUNT and
+ * re-executes the program once via /proc/self/exe; if that fails it simply returns. */
+void lt_tune_thread_env(char **argv);
+
 /* Seconds on a monotonic clock. */
 double lt_now(void);
 /* Peak resident set size of this process in bytes (from getrusage). */
