@@ -191,6 +191,12 @@ lt_status lt_write_file_atomic(const char *path, const void *data, size_t n);
  * message names the path. */
 lt_status lt_read_file(const char *path, char **data, size_t *n);
 
+/* Map a whole regular file read-only (MAP_PRIVATE). On failure returns `err` with a message naming
+ * the path and the kind of file expected ("GGUF", "safetensors"). An empty file gives map NULL and
+ * size 0 (the caller decides whether that is valid). Release with lt_unmap_file. */
+lt_status lt_map_file(const char *path, lt_status err, const char *kind, void **map, size_t *size);
+void lt_unmap_file(void *map, size_t size);
+
 /* SHA-256 (FIPS 180-4, via OpenSSL's EVP) as 64 lowercase hex chars + NUL. */
 void lt_sha256_hex(const void *data, size_t n, char hex[65]);
 lt_status lt_sha256_file(const char *path, char hex[65]);

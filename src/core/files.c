@@ -9,6 +9,7 @@
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -178,4 +179,34 @@ lt_status lt_dir_publish(const char *tmp_dir, const char *dir, bool replace) {
     fsync_dir_of(dir);
     if (old[0]) lt_remove_tree(old);
     return LT_OK;
+}
+
+lt_status lt_map_file(const char *path, lt_status err, const char *kind, void **map, size_t *size) {
+    *map = NULL;
+    *size = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return lt_error_set(err, "cannot open %s file '%s': %s", kind, path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        return lt_error_set(err, "'%s' is not a regular file (hint: pass the %s file itself, not "
+                            "a directory)", path, kind);
+    }
+    if (sb.st_size > 0) {
+        void *m = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (m == MAP_FAILED) {
+            int e = errno;
+            close(fd);
+            return lt_error_set(err, "cannot map '%s': %s", path, strerror(e));
+        }
+        *map = m;
+        *size = (size_t)sb.st_size;
+    }
+    close(fd);
+    return LT_OK;
+}
+
+void lt_unmap_file(void *map, size_t size) {
+    if (map) munmap(map, size);
 }

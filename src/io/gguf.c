@@ -402,32 +402,15 @@ static lt_status parse(lt_gguf *g) {
 
 lt_status lt_gguf_open(lt_gguf **out, const char *path) {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return lt_error_set(LT_ERR_MODEL, "cannot open GGUF file '%s': %s", path,
-                                    strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        int e = errno;
-        close(fd);
-        return lt_error_set(LT_ERR_MODEL, "cannot stat '%s': %s", path, strerror(e));
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        close(fd);
-        return lt_error_set(LT_ERR_MODEL, "'%s' is not a regular file (hint: pass the .gguf file, "
-                            "not a directory)", path);
-    }
-    if (sb.st_size == 0) {
-        close(fd);
-        return lt_error_set(LT_ERR_MODEL, "%s: empty file, not a GGUF model", path);
-    }
-    void *map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    int e = errno;
-    close(fd);
-    if (map == MAP_FAILED) return lt_error_set(LT_ERR_MODEL, "cannot map '%s': %s", path, strerror(e));
+    void *map;
+    size_t size;
+    lt_status st0 = lt_map_file(path, LT_ERR_MODEL, "GGUF", &map, &size);
+    if (st0) return st0;
+    if (size == 0) return lt_error_set(LT_ERR_MODEL, "%s: empty file, not a GGUF model", path);
     lt_gguf *g = lt_xcalloc(1, sizeof *g);
     g->path = lt_xstrdup(path);
     g->map = map;
-    g->size = (size_t)sb.st_size;
+    g->size = size;
     lt_status st = parse(g);
     if (st) {
         lt_gguf_close(g);
@@ -448,7 +431,7 @@ void lt_gguf_close(lt_gguf *g) {
         for (int64_t i = 0; i < g->n_tensors; i++) free(g->tensors[i].name);
     free(g->kv);
     free(g->tensors);
-    if (g->map) munmap(g->map, g->size);
+    lt_unmap_file(g->map, g->size);
     free(g->path);
     free(g);
 }

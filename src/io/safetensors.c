@@ -205,29 +205,14 @@ done:
 
 lt_status lt_safetensors_open(lt_safetensors **out, const char *path) {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return lt_error_set(LT_ERR_IO, "cannot open safetensors file '%s': %s", path,
-                            strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return lt_error_set(LT_ERR_IO, "'%s' is not a readable regular file", path);
-    }
-    void *map = NULL;
-    if (sb.st_size > 0) {
-        map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (map == MAP_FAILED) {
-            int e = errno;
-            close(fd);
-            return lt_error_set(LT_ERR_IO, "cannot map '%s': %s", path, strerror(e));
-        }
-    }
-    close(fd);
+    void *map;
+    size_t size;
+    lt_status st0 = lt_map_file(path, LT_ERR_MODEL, "safetensors", &map, &size);
+    if (st0) return st0;
     lt_safetensors *st = lt_xcalloc(1, sizeof *st);
     st->path = lt_xstrdup(path);
     st->map = map;
-    st->size = (size_t)sb.st_size;
+    st->size = size;
     lt_status rc = st_parse(st);
     if (rc) {
         lt_safetensors_close(st);
@@ -247,7 +232,7 @@ void lt_safetensors_close(lt_safetensors *st) {
     free(st->tensors);
     free(st->meta_keys);
     free(st->meta_values);
-    if (st->map) munmap(st->map, st->size);
+    lt_unmap_file(st->map, st->size);
     free(st->path);
     free(st);
 }

@@ -300,7 +300,7 @@ Test(recipe, example_smollm2_jargon) {
     lt_recipe r;
     cr_assert_eq(lt_recipe_load(&r, path), LT_OK, "%s", lt_error_message());
     cr_assert_eq(r.train.max_steps, 0);
-    cr_assert_eq(r.train.epochs, 2.0);
+    cr_assert_eq(r.train.epochs, 3.0);
     cr_assert_eq(r.optim.beta2, 0.999);
     cr_assert_eq(r.lora.target_modules.n, 7);
     cr_assert_eq(r.train.grad_accum, 2);

@@ -151,7 +151,7 @@ Test(safetensors, writer_no_metadata_and_duplicates, .init = mk_tmpdir, .fini = 
 
 Test(safetensors, missing_file) {
     lt_safetensors *st = NULL;
-    cr_expect_eq(lt_safetensors_open(&st, "/nonexistent/x.safetensors"), LT_ERR_IO);
+    cr_expect_eq(lt_safetensors_open(&st, "/nonexistent/x.safetensors"), LT_ERR_MODEL);
     cr_expect(strstr(lt_error_message(), "/nonexistent/x.safetensors"));
     cr_expect_null(st);
 }
