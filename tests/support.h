@@ -28,6 +28,19 @@ static inline void ts_fixture(char *buf, size_t cap, const char *rel) {
         cr_skip_test("fixture %s not found (set LATHE_FIXTURES to the fixtures directory)", buf);
 }
 
+/* The SmolLM2-135M-Instruct GGUF: $LATHE_SMOLLM2_GGUF, else the cache tools/fetch_model.sh
+ * fills ($LATHE_CACHE or ~/.cache/lathe); skips the test when it is absent. */
+static inline void ts_smollm2(char *buf, size_t cap) {
+    const char *p = getenv("LATHE_SMOLLM2_GGUF"), *cache = getenv("LATHE_CACHE");
+    const char *home = getenv("HOME");
+    if (p) snprintf(buf, cap, "%s", p);
+    else if (cache) snprintf(buf, cap, "%s/models/SmolLM2-135M-Instruct.Q4_1.gguf", cache);
+    else snprintf(buf, cap, "%s/.cache/lathe/models/SmolLM2-135M-Instruct.Q4_1.gguf", home ? home : "");
+    if (access(buf, R_OK) != 0)
+        cr_skip_test("SmolLM2 GGUF not found at %s (run tools/fetch_model.sh or set "
+                     "LATHE_SMOLLM2_GGUF)", buf);
+}
+
 static inline const char *ts_lathe_bin(void) {
     const char *b = getenv("LATHE_BIN");
     if (!b) b = "bin/lathe";

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../support.h"
 #include "data/data.h"
 #include "io/io.h"
 #include "tokenizer/tokenizer.h"
@@ -198,10 +199,8 @@ Test(tokenize, text_documents_and_max_len, .init = setup, .fini = teardown) {
 }
 
 Test(tokenize, smollm2_chatml, .init = setup, .fini = teardown) {
-    const char *model = getenv("LATHE_SMOLLM2_GGUF");
-    if (!model) model = "/root/.cache/lathe/models/SmolLM2-135M-Instruct.Q4_1.gguf";
-    if (access(model, R_OK) != 0)
-        cr_skip_test("SmolLM2 GGUF not found at %s (set LATHE_SMOLLM2_GGUF)", model);
+    char model[4096];
+    ts_smollm2(model, sizeof model);
     char ident[1100], glaive[1100], c4[1100];
     fixture(ident, sizeof ident, "data/identity.json");
     fixture(glaive, sizeof glaive, "data/glaive_toolcall_en_demo.json");

@@ -1,8 +1,10 @@
 /* GGUF reader/writer and Q/K permutation tests.
  * Fixtures: $LATHE_FIXTURES/stories260K/stories260K.gguf (default ../shared/fixtures), and the
  * optional SmolLM2-135M-Instruct Q4_1 GGUF ($LATHE_SMOLLM2_GGUF, default
- * /root/.cache/lathe/models/SmolLM2-135M-Instruct.Q4_1.gguf). Crafted bad files go to a temp dir. */
+ * ~/.cache/lathe/models/SmolLM2-135M-Instruct.Q4_1.gguf). Crafted bad files go to a temp dir. */
 #include <criterion/criterion.h>
+
+#include "../support.h"
 
 #include "io/io.h"
 
@@ -30,10 +32,8 @@ static lt_gguf *open_stories(void) {
 }
 
 static lt_gguf *open_smollm2(void) {
-    const char *p = getenv("LATHE_SMOLLM2_GGUF");
-    if (!p) p = "/root/.cache/lathe/models/SmolLM2-135M-Instruct.Q4_1.gguf";
-    if (access(p, R_OK) != 0)
-        cr_skip("SmolLM2 GGUF missing: %s (set LATHE_SMOLLM2_GGUF to run this test)", p);
+    char p[4096];
+    ts_smollm2(p, sizeof p);
     lt_gguf *g = NULL;
     cr_assert_eq(lt_gguf_open(&g, p), LT_OK, "open %s: %s", p, lt_error_message());
     return g;
