@@ -47,6 +47,7 @@ CFLAGS += -DLATHE_CUDA=1 -I$(CUDA_HOME)/include
 LDLIBS += $(if $(CU_SRC),-L$(CUDA_HOME)/lib64 -lcudart -lcublas -lcublasLt -lstdc++,)
 endif
 
+.SECONDARY:
 .PHONY: all deps ensure-deps test test-run bench bench-run demo demo-run clean
 all: $(BIN)/lathe $(BUILD)/liblathe.a
 
