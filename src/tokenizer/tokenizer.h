@@ -35,6 +35,19 @@ typedef struct lt_tokenizer lt_tokenizer;
 lt_status lt_tokenizer_from_gguf(lt_tokenizer **out, const lt_gguf *g);
 void lt_tokenizer_free(lt_tokenizer *t);
 
+/* Build from a Hugging Face directory: tokenizer.json (BPE models: byte-level pre-tokenization
+ * as in Llama 3 / Qwen2 / SmolLM / GPT-2, or SentencePiece-style with byte fallback as in
+ * Llama 2 / Mistral; normalizers, pre-tokenizers Split/ByteLevel/Metaspace/Sequence, decoders,
+ * added_tokens) plus tokenizer_config.json (bos/eos/pad, add_bos_token, chat_template).
+ * LT_ERR_MODEL naming the file and JSON path for anything unsupported. */
+lt_status lt_tokenizer_from_hf_dir(lt_tokenizer **out, const char *dir);
+/* Write tokenizer.json + tokenizer_config.json (and special_tokens_map.json) into dir, such that
+ * Hugging Face `tokenizers` / `transformers` tokenize exactly as this tokenizer does. */
+lt_status lt_tokenizer_write_hf(const lt_tokenizer *t, const char *dir);
+/* Set the tokenizer.ggml.* keys (model, pre, tokens, scores, token_type, merges, special ids,
+ * add_bos/eos, chat_template) on a GGUF writer, e.g. for a merged GGUF or an HF -> GGUF convert. */
+void lt_tokenizer_to_gguf(const lt_tokenizer *t, lt_gguf_writer *w);
+
 int32_t lt_tokenizer_vocab_size(const lt_tokenizer *t);
 int32_t lt_tokenizer_bos(const lt_tokenizer *t);   /* -1 when none */
 int32_t lt_tokenizer_eos(const lt_tokenizer *t);
