@@ -15,7 +15,6 @@
 #include "../io/io.h"
 #include "../tokenizer/tokenizer.h"
 
-typedef lt_tokenizer *lt_tokenizer_ptr;
 
 typedef struct {
     int n_layer;
@@ -87,7 +86,7 @@ lt_status lt_model_config_from_gguf(lt_model_config *cfg, const lt_gguf *g);
 /* Load a base model and its tokenizer from `path`: a GGUF file, or a Hugging Face directory
  * (config.json + model.safetensors or sharded model-*.safetensors with an index + tokenizer.json).
  * Errors name the file and key/tensor (LT_ERR_MODEL). `tok` may be NULL when not needed. */
-lt_status lt_model_load(lt_model **out, lt_tokenizer_ptr *tok, const char *path);
+lt_status lt_model_load(lt_model **out, lt_tokenizer **tok, const char *path);
 
 /* Load a Llama-family base from an open GGUF: dequantize every weight to F32 and un-permute
  * q/k rows to HF layout. Errors name the file and tensor (missing tensor, wrong shape). */
