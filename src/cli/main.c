@@ -9,6 +9,7 @@ static const lt_command commands[] = {
     /* {"name", lt_cmd_name, "one-line summary"}, one row per subcommand */
     {"train", lt_cmd_train, "fine-tune LoRA adapters as a YAML recipe says"},
     {"generate", lt_cmd_generate, "generate text from a GGUF model (+ optional PEFT adapter)"},
+    {"eval", lt_cmd_eval, "score a model (+ adapter) on token shards, or dump prompt logits"},
     {"tokenize", lt_cmd_tokenize, "tokenize datasets into HDF5 token shards"},
     {NULL, NULL, NULL},
 };

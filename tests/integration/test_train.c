@@ -90,7 +90,7 @@ Test(train, ci_recipe_learns_exports_and_resumes, .init = setup, .fini = teardow
     ts_fixture(data, sizeof data, "data/identity.json");
     tokenize();
 
-    char runA[512], runB[512], *out;
+    char runA[512], runB[512], *out, cmd_eval[4096];
     snprintf(runA, sizeof runA, "%s/runA", tmp);
     int rc = train(runA, "", &out);
     cr_assert_eq(rc, 0, "train failed (exit %d):\n%s", rc, out);
@@ -118,6 +118,18 @@ Test(train, ci_recipe_learns_exports_and_resumes, .init = setup, .fini = teardow
     float change = adapter_logit_change(p);
     cr_log_info("max |logit change| from the adapter: %g", change);
     cr_assert(change > 1e-2f, "adapter barely changes the logits (%g)", change);
+
+    /* `lathe eval` with the exported adapter scores the eval shards as training's last eval did
+     * (same forward, same fixed-order pass; the recipe's eval_batches=4 covers the whole set) */
+    snprintf(cmd_eval, sizeof cmd_eval, "eval --model %s --adapter %s/adapter --data '%s/data/eval-*.h5' "
+             "--seq-len 128 --batch 8", model, runA, tmp);
+    rc = ts_run(tmp, cmd_eval, &out);
+    cr_assert_eq(rc, 0, "eval failed: %s", out);
+    char *el = strstr(out, "\"eval_loss\": ");
+    cr_assert_not_null(el, "%s", out);
+    double ev = strtod(el + 13, NULL);
+    cr_assert(fabs(ev - last) < 1e-4, "lathe eval gives %.6f, training's last eval %.6f", ev, last);
+    free(out);
 
     /* resume from the middle checkpoint: the end state must be bit-identical */
     snprintf(runB, sizeof runB, "%s/runB", tmp);
