@@ -17,7 +17,8 @@ export LATHE_FIXTURES
 
 PKGS := hdf5 yaml-0.1 libpcre2-8 jansson openblas libcrypto
 DEB_PKGS := build-essential pkg-config python3 libhdf5-dev libyaml-dev libcriterion-dev \
-            libopenblas-dev libpcre2-dev libjansson-dev libssl-dev dict-jargon python3-pip
+            libopenblas-dev libpcre2-dev libjansson-dev libssl-dev dict-jargon python3-pip \
+            python3-venv cmake
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -48,7 +49,7 @@ LDLIBS += $(if $(CU_SRC),-L$(CUDA_HOME)/lib64 -lcudart -lcublas -lcublasLt -lstd
 endif
 
 .SECONDARY:
-.PHONY: all deps ensure-deps test test-run bench bench-run demo demo-run clean
+.PHONY: all deps ensure-deps test test-run bench bench-run demo demo-run interop clean
 all: $(BIN)/lathe $(BUILD)/liblathe.a
 
 $(BUILD)/liblathe.a: $(LIB_OBJ) $(CU_OBJ)
@@ -96,6 +97,15 @@ demo: ensure-deps
 
 demo-run: $(BIN)/lathe
 	LATHE_BIN=$(abspath $(BIN)/lathe) tools/demo.sh
+
+# Interop proof with the consumers' own loaders (llama.cpp, transformers, peft): heavy Python
+# packages go into a virtual environment under build/, never into the default `make test`.
+INTEROP_VENV := $(BUILD)/interop-venv
+INTEROP_PKGS := numpy gguf safetensors torch transformers peft llama-cpp-python==0.3.36
+interop: ensure-deps $(BIN)/lathe
+	@[ -x $(INTEROP_VENV)/bin/python ] || python3 -m venv $(INTEROP_VENV)
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(INTEROP_VENV)/bin/pip install -q --disable-pip-version-check $(INTEROP_PKGS)
+	LATHE_BIN=$(abspath $(BIN)/lathe) $(INTEROP_VENV)/bin/python tools/interop/check.py
 
 bench-run: $(BIN)/lathe $(BUILD)/bench_train
 	BENCH_BIN=$(abspath $(BUILD)/bench_train) tools/bench.sh
