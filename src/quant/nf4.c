@@ -40,7 +40,11 @@ const float LT_NF4_CODE[16] = {
 };
 
 /* The comparison constants of csrc/kernels.cu dQuantizeNF4's decision tree, sorted: the tree
- * returns the number of these that x exceeds (x > t). */
+ * returns the number of these that x exceeds (x > t). They are the midpoints of neighbouring
+ * codes printed as decimals; read as F32 literals (as nvcc reads them), four of them (indices 0,
+ * 8, 12, 14) are one ulp away from the F32 midpoint (code[k] + code[k+1]) / 2 that
+ * bitsandbytes' CPU backend uses as torch.bucketize boundaries, so the backends disagree for a
+ * scaled value lying exactly between the two. lathe follows the kernel (test_nf4 covers both). */
 const float LT_NF4_THRESH[15] = {
     -0.8480964004993439f, -0.6106329262256622f, -0.4599952697753906f, -0.33967943489551544f,
     -0.23460740596055984f, -0.13791173323988914f, -0.045525018125772476f, 0.03979014977812767f,
@@ -59,14 +63,17 @@ static inline unsigned nf4_code(float x) {
 
 /* ---- the signed dynamic map ------------------------------------------------------------------ */
 
-/* torch.linspace(start, end, steps) for float32 on CPU (aten RangeFactoriesKernel: step =
- * (end - start) / (steps - 1) in F32; the first half counts up from start, the second half down
- * from end). test_nf4 checks the resulting map against bitsandbytes' own, all 256 entries. */
+/* torch.linspace(start, end, steps) for float32 on CPU (aten/src/ATen/native/cpu/
+ * RangeFactoriesKernel.cpp linspace_kernel): step = (end - start) / (steps - 1) in F32; index i
+ * below steps/2 is start + step·i, the rest end - step·(steps - 1 - i). torch builds that kernel
+ * per CPU capability (AVX2, AVX-512) with FMA contraction, so each value is ONE rounding of the
+ * exact start + step·i: fmaf here. test_nf4 checks the resulting map against bitsandbytes' own on
+ * an AVX-512 torch, all 256 entries bit for bit. */
 static void linspace_f32(float start, float end, int steps, float *out) {
     const float step = (end - start) / (float)(steps - 1);
     const int half = steps / 2;
     for (int i = 0; i < steps; i++)
-        out[i] = i < half ? start + step * (float)i : end - step * (float)(steps - i - 1);
+        out[i] = i < half ? fmaf(step, (float)i, start) : fmaf(-step, (float)(steps - 1 - i), end);
 }
 
 static int cmp_float(const void *a, const void *b) {

@@ -42,15 +42,16 @@ void lt_quantize_q8_0(const float *src, void *dst, int64_t n);
  *   block b of `blocksize` consecutive elements (row-major flat index):
  *     absmax[b] = max |x|                                   (F32)
  *     q[i]      = #{ t in LT_NF4_THRESH : x[i] * (1/absmax[b]) > t }     (0..15)
- *               i.e. the nearest LT_NF4_CODE entry, a value exactly on a midpoint taking the
- *               LOWER code (dQuantizeNF4's decision tree: `x > t` goes up). 1/absmax is the
- *               F32 reciprocal, multiplied (not divided), as the kernel does.
+ *               i.e. the nearest LT_NF4_CODE entry, a value exactly on a threshold taking
+ *               the LOWER code (dQuantizeNF4's decision tree: `x > t` goes up). 1/absmax is
+ *               the F32 reciprocal, multiplied (not divided), as the kernel does.
  *     packed    byte j = q[2j] << 4 | q[2j+1]   (first element in the HIGH nibble)
  *     deq x[i]  = LT_NF4_CODE[q[i]] * absmax[b]             (one F32 multiply)
  *   An all-zero block gets absmax 0 and, as on CUDA (0 · (1/0) = NaN fails every `>`), code 0
  *   (-1.0) for every element, which dequantizes to -0.0. bitsandbytes' CPU backend
- *   (backends/default/ops.py, torch.bucketize on the same midpoints) writes code 7 there instead;
- *   every other block is identical in both backends.
+ *   (backends/default/ops.py: torch.bucketize on F32 midpoints after clamping absmax to 1e-38)
+ *   writes code 7 there instead, and differs at four thresholds by one ulp (LT_NF4_THRESH);
+ *   everything else is identical in both backends.
  *
  *   double quantization (compress_statistics=True):
  *     offset     = mean(absmax)                              (F32; see lt_nf4_quantize)
@@ -72,8 +73,10 @@ void lt_quantize_q8_0(const float *src, void *dst, int64_t n);
 #define LT_NF4_DQ_BLOCK 256
 
 /* The 16 NF4 values (bitsandbytes get_4bit_type("nf4") = create_normal_map(0.9677083), sorted)
- * and the 15 decision thresholds of dQuantizeNF4 (each equal, in F32, to the midpoint
- * (code[k] + code[k+1]) / 2 — test_nf4 checks it). */
+ * and the 15 decision thresholds of dQuantizeNF4 as nvcc reads its F32 literals: each within one
+ * ulp of the F32 midpoint (code[k] + code[k+1]) / 2, and equal to it except at k = 0, 8, 12, 14
+ * (where bitsandbytes' CPU backend, which bucketizes on the F32 midpoints, can pick the other
+ * neighbour for a value exactly between them; test_nf4 checks both facts). */
 extern const float LT_NF4_CODE[16];
 extern const float LT_NF4_THRESH[15];
 
