@@ -9,6 +9,7 @@
 #include "autograd.h"
 
 #include "../kernels/kernels.h"
+#include "../quant/quant.h"
 
 #include <string.h>
 
@@ -47,9 +48,16 @@ lt_tensor *lt_embedding(lt_graph *g, lt_tensor *table, lt_tensor *ids) {
 
 lt_tensor *lt_linear(lt_graph *g, lt_tensor *x, lt_tensor *W, lt_tensor *A, lt_tensor *B,
                      float scale, float dropout, uint64_t seed) {
-    LT_ASSERT(is_f32(x) && is_f32(W) && W->ndim == 2);
+    LT_ASSERT(is_f32(x) && W->ndim == 2);
     int64_t in_f = W->shape[1], out_f = W->shape[0];
     LT_ASSERT(x->shape[x->ndim - 1] == in_f);
+    if (!is_f32(W)) { /* a frozen quantized base: whole blocks per row, no grad, NF4 state */
+        LT_ASSERT(W->dtype == LT_NF4 || W->dtype == LT_Q8_0 || W->dtype == LT_Q4_0 ||
+                  W->dtype == LT_Q4_1);
+        LT_ASSERT(!W->requires_grad && in_f % lt_dtype_block_elems(W->dtype) == 0);
+        LT_ASSERT(W->dtype != LT_NF4 ||
+                  (W->quant && in_f % ((const lt_nf4_state *)W->quant)->blocksize == 0));
+    }
     LT_ASSERT((A == NULL) == (B == NULL));
     if (A) {
         LT_ASSERT(is_f32(A) && is_f32(B) && A->ndim == 2 && B->ndim == 2);

@@ -133,6 +133,11 @@ typedef struct lt_tensor {
     bool requires_grad;     /* true for trainable params and anything computed from them */
     struct lt_tensor *grad; /* same shape, F32; NULL until backward allocates it (or a param's) */
     struct lt_node *node;   /* tape node that produced this tensor; NULL for leaves */
+    /* Per-format quantization state, read only by dequant / matmul kernels; borrowed (its owner
+     * frees it with the data). LT_NF4: a `const lt_nf4_state *` (src/quant/quant.h: block size,
+     * absmax or its double-quantized form). NULL for every other dtype: F32/F16/BF16 need none
+     * and the ggml block types (Q8_0, Q4_0, Q4_1) carry their scales inline in `data`. */
+    const void *quant;
 } lt_tensor;
 
 int64_t lt_tensor_numel(const lt_tensor *t);

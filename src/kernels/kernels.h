@@ -44,8 +44,10 @@ static inline bool lt_dropout_keep(uint64_t seed, uint64_t j, float p) {
 void lt_cpu_embedding_forward(lt_graph *g, lt_node *n);
 void lt_cpu_embedding_backward(lt_graph *g, lt_node *n);
 
-/* linear: in[0] x F32 (N, in) (any leading dims), in[1] W F32 (out, in), in[2] A F32 (r, in) or
- * NULL, in[3] B F32 (out, r) or NULL; out F32 (N, out). p.lora_scale s, p.dropout, p.seed.
+/* linear: in[0] x F32 (N, in) (any leading dims), in[1] W (out, in): F32, or a frozen
+ * block-quantized base (NF4 with W->quant, Q8_0, Q4_0, Q4_1; dequantized tile by tile, never
+ * whole), in[2] A F32 (r, in) or NULL, in[3] B F32 (out, r) or NULL; out F32 (N, out).
+ * p.lora_scale s, p.dropout, p.seed.
  * saved[0] drop(x) F32 (N, in) (only when p.dropout > 0; else x itself is the adapter input),
  * saved[1] h = drop(x) Aᵀ F32 (N, r) (LoRA only). */
 void lt_cpu_linear_forward(lt_graph *g, lt_node *n);

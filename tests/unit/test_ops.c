@@ -10,6 +10,7 @@
 #include "autograd/autograd.h"
 #include "gradcheck.h"
 #include "kernels/kernels.h"
+#include "quant/quant.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -264,6 +265,129 @@ Test(ops, linear_dropout_mask) {
     cr_expect(differ > 100, "another seed should give another mask (%ld differ)", (long)differ);
     fx_free(&f);
     tl_free(x), tl_free(W), tl_free(A), tl_free(B);
+}
+
+/* ---- linear on a quantized frozen base (NF4, NF4 + double quant, Q8_0) -------------------- */
+
+/* Quantized base vs the F32 linear on the same dequantized weights, as max |err| / max |ref|.
+ * Both multiply identical F32 operands; only the GEMM's summation order differs (tiles of rows
+ * vs one call), so each output differs by float32 reassociation over `in` (or `out`) terms:
+ * ~sqrt(terms)·6e-8 relative to the sum of |terms|; measured 0 for y and <= 6.1e-7 for dx with
+ * 300 rows in 3 tiles at in = 4096 (TL_VERBOSE=1). 6e-6 is 10x that, while a wrong tile offset
+ * or a skipped tile is an O(1e-1) error. */
+#define TOL_QLINEAR 6e-6
+
+enum { QB_NF4, QB_NF4_DQ, QB_Q8_0 };
+
+/* Quantize a fresh random F32 [out, in] weight into *Wq (kind above) and return deq(Wq) as a
+ * frozen F32 leaf. Wq's buffers are freed by qbase_free. */
+static lt_tensor *qbase_make(tl_rng *rng, int kind, int64_t out_f, int64_t in_f, lt_tensor *Wq) {
+    lt_tensor *W = leaf_f32(rng, 2, (int64_t[]){out_f, in_f}, false);
+    W->name = "test.weight";
+    if (kind == QB_Q8_0) {
+        memset(Wq, 0, sizeof *Wq);
+        Wq->dtype = LT_Q8_0;
+        lt_tensor_set_shape(Wq, 2, W->shape);
+        Wq->data = malloc(lt_tensor_nbytes(Wq));
+        lt_quantize_q8_0(lt_f32(W), Wq->data, out_f * in_f);
+    } else {
+        cr_assert_eq(lt_nf4_quantize(Wq, W, 32, kind == QB_NF4_DQ), LT_OK, "%s",
+                     lt_error_message());
+    }
+    lt_dequant_rows(Wq, 0, out_f, lt_f32(W));
+    return W;
+}
+static void qbase_free(lt_tensor *Wq) {
+    if (Wq->dtype == LT_NF4) lt_nf4_free(Wq);
+    else free(Wq->data);
+}
+
+static void qlinear_case(int kind, bool lora, float p) {
+    tl_rng rng = {700 + (uint64_t)kind * 31 + (uint64_t)lora * 7};
+    const int64_t N = 5, in_f = 64, out_f = 37, r = 3;
+    lt_tensor Wq;
+    lin_ctx lq = {0}, lf = {0};
+    lf.W = qbase_make(&rng, kind, out_f, in_f, &Wq);
+    lq.x = lf.x = leaf_f32(&rng, 2, (int64_t[]){N, in_f}, true);
+    lq.W = &Wq;
+    if (lora) {
+        lq.A = lf.A = leaf_f32(&rng, 2, (int64_t[]){r, in_f}, true);
+        lq.B = lf.B = leaf_f32(&rng, 2, (int64_t[]){out_f, r}, true);
+        lq.s = lf.s = 2.0f / (float)r;
+        lq.p = lf.p = p;
+        lq.seed = lf.seed = 77;
+    }
+    /* forward equals the F32 linear on deq(W), and the float64 reference on deq(W) */
+    fixture f;
+    fx_init(&f);
+    lt_tensor *yq = lin_build(&f.g, &lq), *yf = lin_build(&f.g, &lf);
+    double *ref = malloc((size_t)(N * out_f) * sizeof(double));
+    for (int64_t i = 0; i < N * out_f; i++) ref[i] = lt_f32(yf)[i];
+    double e = tl_rel_err(lt_f32(yq), ref, N * out_f);
+    cr_expect(e < TOL_QLINEAR, "kind %d: quantized vs F32-on-deq rel err %.3g", kind, e);
+    ref_linear(&lf, ref);
+    e = tl_rel_err(lt_f32(yq), ref, N * out_f);
+    cr_expect(e < TOL_FWD, "kind %d: forward vs float64 rel err %.3g", kind, e);
+    free(ref);
+    fx_free(&f);
+
+    /* gradients of x (and A, B) by finite differences; the quantized base gets none */
+    lt_tensor *leaves[3] = {lq.x, lq.A, lq.B};
+    const char *names[3] = {"x", "A", "B"};
+    lt_tensor *frozen[1] = {&Wq};
+    tl_gc_result res = tl_gradcheck(lin_build, &lq, leaves, lora ? 3 : 1, frozen, 1, 5, FD_H, 0);
+    check_grads(&res, leaves, names, lora ? 3 : 1);
+    qbase_free(&Wq);
+    tl_free(lf.W), tl_free(lq.x), tl_free(lq.A), tl_free(lq.B);
+}
+
+Test(ops, linear_nf4_base) {
+    qlinear_case(QB_NF4, false, 0.0f);
+    qlinear_case(QB_NF4, true, 0.0f);
+}
+Test(ops, linear_nf4_dq_base_lora_dropout) { qlinear_case(QB_NF4_DQ, true, 0.2f); }
+Test(ops, linear_q8_0_base) {
+    qlinear_case(QB_Q8_0, false, 0.0f);
+    qlinear_case(QB_Q8_0, true, 0.0f);
+}
+
+/* Wide rows: several dequantization tiles (2 MiB of F32 rows = 128 rows at in = 4096). y and dx
+ * through the tiled path equal the F32 linear on deq(W) within TOL_QLINEAR. */
+Test(ops, linear_quantized_multi_tile) {
+    for (int kind = QB_NF4; kind <= QB_Q8_0; kind++) {
+        tl_rng rng = {900 + (uint64_t)kind};
+        const int64_t N = 3, in_f = 4096, out_f = 300;
+        lt_tensor Wq;
+        lt_tensor *Wd = qbase_make(&rng, kind, out_f, in_f, &Wq);
+        lt_tensor *x = leaf_f32(&rng, 2, (int64_t[]){N, in_f}, true);
+        float *R = malloc((size_t)(N * out_f) * sizeof(float));
+        for (int64_t i = 0; i < N * out_f; i++) R[i] = (float)tl_unif(&rng, -1, 1);
+        float *y[2], *dx[2];
+        for (int k = 0; k < 2; k++) {
+            fixture f;
+            fx_init(&f);
+            x->grad = NULL;
+            lt_tensor *out = lt_linear(&f.g, x, k ? Wd : &Wq, NULL, NULL, 0, 0, 0);
+            tl_backward_from(&f.g, out, R);
+            y[k] = malloc((size_t)(N * out_f) * sizeof(float));
+            dx[k] = malloc((size_t)(N * in_f) * sizeof(float));
+            memcpy(y[k], out->data, (size_t)(N * out_f) * sizeof(float));
+            memcpy(dx[k], x->grad->data, (size_t)(N * in_f) * sizeof(float));
+            cr_expect(Wq.grad == NULL && Wd->grad == NULL);
+            x->grad = NULL;
+            fx_free(&f);
+        }
+        double *ref = malloc((size_t)(N * in_f) * sizeof(double));
+        for (int64_t i = 0; i < N * out_f; i++) ref[i] = y[1][i];
+        double e = tl_rel_err(y[0], ref, N * out_f);
+        cr_expect(e < TOL_QLINEAR, "kind %d: y rel err %.3g", kind, e);
+        for (int64_t i = 0; i < N * in_f; i++) ref[i] = dx[1][i];
+        e = tl_rel_err(dx[0], ref, N * in_f);
+        cr_expect(e < TOL_QLINEAR, "kind %d: dx rel err %.3g", kind, e);
+        free(ref), free(R), free(y[0]), free(y[1]), free(dx[0]), free(dx[1]);
+        qbase_free(&Wq);
+        tl_free(Wd), tl_free(x);
+    }
 }
 
 /* ---- rmsnorm ------------------------------------------------------------------------------ */

@@ -11,22 +11,79 @@
  * Dropout is inverted dropout (Srivastava et al., JMLR 2014) on the adapter branch only, as in
  * PEFT's lora_dropout; the mask m is lt_dropout_keep(seed, j, p) over the flat index j of x.
  * Every product is one cblas_sgemm on row-major matrices (OpenBLAS threads them itself).
+ *
+ * A block-quantized frozen base (W dtype NF4, Q8_0, Q4_0 or Q4_1: QLoRA, arXiv 2305.14314) takes
+ * the same formulas with deq(W) in place of W and no dW; the full F32 weight is never built.
+ * Tiles of whole rows of W, at most QLINEAR_TILE_BYTES of F32, are dequantized into one scratch
+ * buffer and multiplied one at a time:
+ *   y[:, o0:o1]  = x · deq(W[o0:o1])ᵀ           (disjoint output columns per tile)
+ *   dx          += dy[:, o0:o1] · deq(W[o0:o1])  (accumulated over tiles)
+ * Each output element sums over the same `in` terms as the F32 path; only the GEMM's internal
+ * blocking may differ, so results match linear on deq(W) up to float summation order.
  */
 #include "../kernels.h"
+#include "../../quant/quant.h"
 
 #include <cblas.h>
 #include <stdlib.h>
 
+/* Scratch per quantized-base tile: 2 MiB of F32 rows (SmolLM2-135M, in = 576: 910 rows; in =
+ * 8192: 64 rows), small enough to stay in L2/L3 between dequantization and the GEMM and large
+ * enough that each tile's sgemm still runs at full speed. */
+#define QLINEAR_TILE_BYTES ((size_t)2 << 20)
+
+static int qlinear_tile_rows(int in_f, int out_f) {
+    size_t rows = QLINEAR_TILE_BYTES / ((size_t)in_f * sizeof(float));
+    if (rows < 1) rows = 1;
+    return rows < (size_t)out_f ? (int)rows : out_f;
+}
+
+/* y (N, out) = x (N, in) · Wᵀ, W (out, in) of any dtype lt_dequant_rows reads. */
+static void base_forward(const float *x, const lt_tensor *tW, int N, int in_f, int out_f,
+                         float *y) {
+    if (tW->dtype == LT_F32) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, out_f, in_f, 1.0f, x, in_f,
+                    lt_f32(tW), in_f, 0.0f, y, out_f);
+        return;
+    }
+    const int tile = qlinear_tile_rows(in_f, out_f);
+    float *w = lt_xmalloc((size_t)tile * in_f * sizeof(float)); // (tile, in)
+    for (int o0 = 0; o0 < out_f; o0 += tile) {
+        const int rows = out_f - o0 < tile ? out_f - o0 : tile;
+        lt_dequant_rows(tW, o0, rows, w);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, rows, in_f, 1.0f, x, in_f, w,
+                    in_f, 0.0f, y + o0, out_f);
+    }
+    free(w);
+}
+
+/* dx (N, in) += dy (N, out) · W, W (out, in) of any dtype lt_dequant_rows reads. */
+static void base_backward_dx(const float *dy, const lt_tensor *tW, int N, int in_f, int out_f,
+                             float *dx) {
+    if (tW->dtype == LT_F32) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in_f, out_f, 1.0f, dy, out_f,
+                    lt_f32(tW), in_f, 1.0f, dx, in_f);
+        return;
+    }
+    const int tile = qlinear_tile_rows(in_f, out_f);
+    float *w = lt_xmalloc((size_t)tile * in_f * sizeof(float)); // (tile, in)
+    for (int o0 = 0; o0 < out_f; o0 += tile) {
+        const int rows = out_f - o0 < tile ? out_f - o0 : tile;
+        lt_dequant_rows(tW, o0, rows, w);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in_f, rows, 1.0f, dy + o0, out_f,
+                    w, in_f, 1.0f, dx, in_f);
+    }
+    free(w);
+}
+
 void lt_cpu_linear_forward(lt_graph *g, lt_node *n) {
     lt_tensor *tx = n->in[0], *tW = n->in[1], *tA = n->in[2], *tB = n->in[3];
     const float *x = lt_f32(tx);  // (N, in)
-    const float *W = lt_f32(tW);  // (out, in)
-    float *y = lt_f32(n->out);    // (N, out)
+    float *y = lt_f32(n->out);    // (N, out); W (out, in) F32 or block-quantized
     const int in_f = (int)tW->shape[1], out_f = (int)tW->shape[0];
     const int N = (int)(lt_tensor_numel(tx) / in_f);
 
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, out_f, in_f, 1.0f, x, in_f, W, in_f,
-                0.0f, y, out_f);
+    base_forward(x, tW, N, in_f, out_f, y);
     if (!tA) return;
 
     const float *A = lt_f32(tA); // (r, in)
@@ -59,16 +116,14 @@ void lt_cpu_linear_forward(lt_graph *g, lt_node *n) {
 void lt_cpu_linear_backward(lt_graph *g, lt_node *n) {
     lt_tensor *tx = n->in[0], *tW = n->in[1], *tA = n->in[2], *tB = n->in[3];
     const float *x = lt_f32(tx);           // (N, in)
-    const float *W = lt_f32(tW);           // (out, in)
-    const float *dy = lt_f32(n->out->grad); // (N, out)
+    const float *dy = lt_f32(n->out->grad); // (N, out); W (out, in) F32 or block-quantized
     const int in_f = (int)tW->shape[1], out_f = (int)tW->shape[0];
     const int N = (int)(lt_tensor_numel(tx) / in_f);
 
     float *dx = tx->requires_grad ? lt_f32(lt_graph_grad(g, tx)) : NULL; // (N, in)
-    if (dx)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in_f, out_f, 1.0f, dy, out_f, W,
-                    in_f, 1.0f, dx, in_f);
+    if (dx) base_backward_dx(dy, tW, N, in_f, out_f, dx);
     if (tW->requires_grad) {
+        LT_ASSERT(tW->dtype == LT_F32); /* a quantized base is frozen (lt_linear checks it) */
         float *dW = lt_f32(lt_graph_grad(g, tW)); // (out, in)
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out_f, in_f, N, 1.0f, dy, out_f, x,
                     in_f, 1.0f, dW, in_f);
