@@ -610,8 +610,31 @@ Test(hf, stories260K_gguf_equals_hf_dir, .init = setup, .fini = teardown) {
     cr_expect(!memcmp(yg, yh, (size_t)n * sizeof(float)), "HF-loaded logits differ (rel %.3g)",
               max_rel_diff(yh, yg, n));
     free(yg), free(yh);
-    lt_model_free(mg);
     lt_model_free(mh);
+
+    /* end to end: with the tokenizer written beside it, `lathe generate --model DIR` reproduces
+     * the llama2.c greedy continuation the GGUF golden test pins (tests/integration) */
+    char golden[512], outp[600], cmd[2048];
+    ts_fixture(golden, sizeof golden, "stories260K/golden_greedy.txt");
+    cr_assert_eq(lt_tokenizer_write_hf(tok, dir), LT_OK, "%s", lt_error_message());
+    lt_tokenizer *th = NULL;
+    cr_assert_eq(lt_model_load(&mh, &th, dir), LT_OK, "%s", lt_error_message());
+    cr_expect_eq(lt_tokenizer_vocab_size(th), lt_tokenizer_vocab_size(tok));
+    lt_model_free(mh);
+    lt_tokenizer_free(th);
+    snprintf(outp, sizeof outp, "%s/stdout.txt", dir);
+    snprintf(cmd, sizeof cmd, "%s generate --model '%s' --temperature 0 --max-tokens 256 > '%s' "
+             "2>/dev/null", ts_lathe_bin(), dir, outp);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    char *got, *want;
+    size_t ng, nw;
+    cr_assert_eq(lt_read_file(outp, &got, &ng), LT_OK);
+    cr_assert_eq(lt_read_file(golden, &want, &nw), LT_OK);
+    cr_expect(ng == nw && !memcmp(got, want, nw), "HF directory generation differs from %s:\n%s",
+              golden, got);
+    free(got);
+    free(want);
+    lt_model_free(mg);
     lt_tokenizer_free(tok);
 }
 
