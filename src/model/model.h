@@ -16,18 +16,47 @@
 #include "../tokenizer/tokenizer.h"
 
 
+/* Decoder families lathe builds; they differ only in config keys and which projections carry a
+ * bias (transformers modeling_llama.py, modeling_mistral.py, modeling_qwen2.py). */
+typedef enum { LT_ARCH_LLAMA = 0, LT_ARCH_MISTRAL, LT_ARCH_QWEN2 } lt_arch;
+
+/* RoPE frequency scaling (transformers modeling_rope_utils.py ROPE_INIT_FUNCTIONS): "default"
+ * (none), "linear" (inv_freq / factor) and "llama3" (_compute_llama3_parameters). */
+typedef enum { LT_ROPE_DEFAULT = 0, LT_ROPE_LINEAR, LT_ROPE_LLAMA3 } lt_rope_type;
+
 typedef struct {
+    lt_rope_type type;
+    float factor;           /* linear, llama3: > 0 */
+    float low_freq_factor;  /* llama3 */
+    float high_freq_factor; /* llama3: > low_freq_factor */
+    int original_context;   /* llama3: original_max_position_embeddings */
+} lt_rope_scaling;
+
+typedef struct {
+    lt_arch arch;
     int n_layer;
     int dim;            /* hidden size */
     int n_head;         /* query heads */
     int n_kv_head;      /* key/value heads (GQA), divides n_head */
-    int head_dim;       /* dim / n_head */
+    int head_dim;       /* per-head size, even; dim / n_head unless the model says otherwise
+                         * (HF head_dim, GGUF llama.attention.key_length): q_proj is
+                         * [n_head·head_dim, dim], o_proj [dim, n_head·head_dim] */
     int ffn_dim;        /* SwiGLU intermediate size */
     int vocab_size;
-    int context_length; /* trained context; 0 when the file does not say */
-    float rope_base;    /* llama.rope.freq_base, 10000 when absent */
-    float rms_eps;      /* llama.attention.layer_norm_rms_epsilon */
-    bool tied;          /* lm_head shares token_embd (no output.weight in the file) */
+    int context_length; /* trained context (max_position_embeddings); 0 when the file does not say */
+    float rope_base;    /* rope_theta / llama.rope.freq_base, 10000 when absent */
+    lt_rope_scaling rope_scaling;
+    float rms_eps;      /* rms_norm_eps / llama.attention.layer_norm_rms_epsilon */
+    bool tied;          /* lm_head shares the token embedding (no lm_head / output.weight) */
+    bool qkv_bias;      /* q/k/v projections carry a bias (Qwen2; Llama attention_bias) */
+    bool o_bias;        /* o_proj carries a bias (Llama attention_bias only) */
+    int sliding_window; /* Mistral / Qwen2 sliding-window attention width, 0 = none. Recorded for
+                         * config.json round trips, not applied: lathe attends over the whole
+                         * causal prefix, which equals the reference only while sequences are at
+                         * most this long (the HF loader warns when the window is shorter than
+                         * max_position_embeddings) */
+    int bos_id, eos_id; /* bos_token_id / eos_token_id, -1 when unknown */
+    lt_dtype dtype;     /* storage dtype of the source weights (torch_dtype): F32, F16 or BF16 */
 } lt_model_config;
 
 /* The seven adapter-able projections, in Hugging Face naming order. */
@@ -48,6 +77,8 @@ typedef struct {
     lt_tensor ffn_norm;          /* [dim] */
     lt_tensor w[LT_MOD_COUNT];   /* q [Hq·Dh, dim], k/v [Hkv·Dh, dim], o [dim, Hq·Dh],
                                   * gate/up [ffn, dim], down [dim, ffn] */
+    lt_tensor bias[LT_MOD_COUNT];   /* [out], frozen; data NULL when the module has none (only
+                                     * q/k/v with qkv_bias, o with o_bias) */
     lt_tensor lora_A[LT_MOD_COUNT]; /* [r, in]; data NULL when the module is not adapted */
     lt_tensor lora_B[LT_MOD_COUNT]; /* [out, r] */
 } lt_layer;
@@ -63,11 +94,12 @@ typedef struct {
 
 typedef struct lt_model {
     lt_model_config cfg;
-    char *path;           /* the file the base came from */
+    char *path;           /* the file or HF directory the base came from */
     lt_tensor tok_embd;   /* [V, dim] */
     lt_tensor out_norm;   /* [dim] */
     lt_tensor lm_head;    /* [V, dim]; shares tok_embd's data when tied */
     lt_layer *layers;     /* [n_layer] */
+    lt_tensor rope_inv_freq; /* [head_dim/2]: RoPE inverse frequencies (lt_rope_inv_freq) */
     float *base;          /* owned: every frozen weight */
     size_t base_bytes;
 
@@ -83,10 +115,61 @@ typedef struct lt_model {
  * architecture is not llama or a required key is missing or inconsistent. */
 lt_status lt_model_config_from_gguf(lt_model_config *cfg, const lt_gguf *g);
 
+/* ---- Hugging Face config.json ------------------------------------------------------------ */
+
+/* Parse a transformers config.json (`path`) for LlamaForCausalLM (SmolLM too),
+ * MistralForCausalLM or Qwen2ForCausalLM (architectures[0], else model_type). Keys, defaults and
+ * meaning follow transformers' LlamaConfig / MistralConfig / Qwen2Config:
+ *   required: hidden_size, num_hidden_layers, num_attention_heads, intermediate_size, vocab_size;
+ *   optional: num_key_value_heads (= heads), head_dim (= hidden / heads), max_position_embeddings
+ *   (Llama 2048, Mistral 131072, Qwen2 32768), rms_norm_eps (1e-6), rope_theta (10000),
+ *   tie_word_embeddings (false), hidden_act ("silu", the only one accepted), attention_bias
+ *   (Llama: bias on q/k/v/o), mlp_bias (must be false), rope_scaling (null, or rope_type/type
+ *   "default", "linear" {factor} or "llama3" {factor, low_freq_factor, high_freq_factor,
+ *   original_max_position_embeddings}), sliding_window (Mistral; Qwen2 only with
+ *   use_sliding_window), bos_token_id, eos_token_id (an int, or a list: the first is kept),
+ *   torch_dtype. Qwen2 always has q/k/v biases and no o_proj bias (modeling_qwen2.py).
+ * Sliding windows are not applied: a window shorter than max_position_embeddings logs a warning
+ * (attention over longer sequences differs from the reference) instead of failing, since Mistral
+ * 7B v0.1 ships that way and fine-tuning sequences are usually far shorter.
+ * Errors: LT_ERR_MODEL "<path>: <key>: problem; hint" for unreadable JSON, an unknown
+ * architecture, hidden_act or rope_scaling type, and a missing, mistyped, out-of-range or
+ * contradictory value (heads not dividing hidden_size, kv heads not dividing heads, odd
+ * head_dim). */
+lt_status lt_hf_config_parse(lt_model_config *c, const char *path);
+
+/* Write a config.json for `c` that transformers' AutoConfig / AutoModelForCausalLM load as the
+ * same model: architectures, model_type, the sizes above, head_dim, rope_theta, rope_scaling,
+ * tie_word_embeddings, attention_bias (Llama), sliding_window (Mistral), bos/eos ids when known,
+ * torch_dtype from c->dtype. Atomic write. LT_ERR_MODEL when `c` cannot be expressed for its
+ * architecture (a Qwen2 without q/k/v bias or with an o_proj bias, a Mistral with biases, a
+ * Llama with q/k/v and o biases differing), LT_ERR_IO naming the path when it cannot be
+ * written. */
+lt_status lt_hf_config_write(const lt_model_config *c, const char *path);
+
+/* RoPE inverse frequencies for `c` into out[head_dim/2], computed in float32 as transformers
+ * does: inv_freq[i] = 1 / rope_base^(2i / head_dim) (_compute_default_rope_parameters), then
+ * divided by factor for "linear", or for "llama3" (_compute_llama3_parameters): with
+ * wavelen = 2π / inv_freq, wavelengths above original_context / low_freq_factor are divided by
+ * factor, those below original_context / high_freq_factor kept, and those between blended with
+ * s = (original_context / wavelen − low) / (high − low): (1 − s)·inv/factor + s·inv. */
+void lt_rope_inv_freq(float *out, const lt_model_config *c);
+
 /* Load a base model and its tokenizer from `path`: a GGUF file, or a Hugging Face directory
  * (config.json + model.safetensors or sharded model-*.safetensors with an index + tokenizer.json).
  * Errors name the file and key/tensor (LT_ERR_MODEL). `tok` may be NULL when not needed. */
 lt_status lt_model_load(lt_model **out, lt_tokenizer **tok, const char *path);
+
+/* Load a base from a Hugging Face directory: config.json (lt_hf_config_parse) and weights in
+ * model.safetensors, or shards named by model.safetensors.index.json's weight_map (the
+ * huggingface/transformers sharded-checkpoint index). Tensors (F32/F16/BF16, converted to F32):
+ * model.embed_tokens.weight, model.layers.N.self_attn.{q,k,v,o}_proj.weight (+ .bias where the
+ * config says), model.layers.N.mlp.{gate,up,down}_proj.weight,
+ * model.layers.N.{input,post_attention}_layernorm.weight, model.norm.weight, lm_head.weight
+ * (ignored when tied). HF layout is lathe's layout: nothing is permuted. LT_ERR_MODEL naming the
+ * file and tensor for a missing tensor, a shape differing from the config (both shapes named), an
+ * unsupported dtype, or an index naming a shard that is missing (index and shard named). */
+lt_status lt_model_load_hf(lt_model **out, const char *dir);
 
 /* Load a Llama-family base from an open GGUF: dequantize every weight to F32 and un-permute
  * q/k rows to HF layout. Errors name the file and tensor (missing tensor, wrong shape). */
