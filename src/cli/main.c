@@ -10,6 +10,9 @@ static const lt_command commands[] = {
     {"train", lt_cmd_train, "fine-tune LoRA adapters as a YAML recipe says"},
     {"generate", lt_cmd_generate, "generate text from a GGUF model (+ optional PEFT adapter)"},
     {"tokenize", lt_cmd_tokenize, "tokenize datasets into HDF5 token shards"},
+    {"export", lt_cmd_export, "write an adapter as PEFT, GGUF adapter, merged safetensors or GGUF"},
+    {"convert", lt_cmd_convert, "convert a base model between GGUF and a Hugging Face directory"},
+    {"inspect", lt_cmd_inspect, "summarize a GGUF, safetensors, shard, model, adapter or run"},
     {NULL, NULL, NULL},
 };
 

@@ -163,6 +163,19 @@ void lt_export_src_close(lt_export_src *src) {
     src->tok = NULL;
 }
 
+lt_status lt_export_src_load(lt_export_src *src, lt_model **m, const char *base_path) {
+    *m = NULL;
+    lt_status st = lt_export_src_open(src, NULL, base_path);
+    if (st) return st;
+    st = src->gguf ? lt_model_load_gguf(m, src->gguf) : lt_model_load_hf(m, base_path);
+    if (st) {
+        lt_export_src_close(src);
+        return st;
+    }
+    src->m = *m;
+    return LT_OK;
+}
+
 /* ---- shared helpers (export_impl.h) ------------------------------------------------------- */
 
 const char *const lt_export__gguf_module[LT_MOD_COUNT] = {
