@@ -31,7 +31,6 @@ typedef enum {
 /* Scalar parameters of a node; each op reads the fields its row documents. */
 typedef struct {
     float eps;            /* rmsnorm */
-    float rope_base;      /* rope: theta base (10000 when a model file names none) */
     float lora_scale;     /* linear: alpha/r, or alpha/sqrt(r) with rsLoRA */
     float dropout;        /* linear: LoRA dropout probability on the adapter input, in [0, 1) */
     uint64_t seed;        /* linear: dropout mask seed (mask is a pure function of seed, index) */
@@ -108,13 +107,20 @@ lt_tensor *lt_embedding(lt_graph *g, lt_tensor *table, lt_tensor *ids);
  * the adapter branch only, inverted scaling 1/(1-p), mask drawn from `seed`. -> [..., out]. */
 lt_tensor *lt_linear(lt_graph *g, lt_tensor *x, lt_tensor *W, lt_tensor *A, lt_tensor *B,
                      float scale, float dropout, uint64_t seed);
+/* The same plus a frozen bias: y = x Wᵀ + b + LoRA term, as torch.nn.Linear(bias=True) (the q/k/v
+ * projections of Qwen2, transformers modeling_qwen2.py). b F32 [out] with requires_grad false
+ * (the base is frozen; its gradient flows to x, W, A, B only), or NULL = lt_linear. */
+lt_tensor *lt_linear_bias(lt_graph *g, lt_tensor *x, lt_tensor *W, lt_tensor *b, lt_tensor *A,
+                          lt_tensor *B, float scale, float dropout, uint64_t seed);
 
 /* RMSNorm (arXiv 1910.07467): y = x / sqrt(mean(x²) + eps) · w. x [..., D], w [D]. */
 lt_tensor *lt_rmsnorm(lt_graph *g, lt_tensor *x, lt_tensor *w, float eps);
 
 /* Rotary embedding (arXiv 2104.09864), Hugging Face rotate_half layout: pairs (i, i + Dh/2),
- * angle pos · base^(-2i/Dh). x [N, H, Dh] or [B, T, H, Dh]; pos I32 [N] (= B·T). */
-lt_tensor *lt_rope(lt_graph *g, lt_tensor *x, lt_tensor *pos, float base);
+ * angle pos · inv_freq[i] (float32, as transformers' LlamaRotaryEmbedding). x [N, H, Dh] or
+ * [B, T, H, Dh]; pos I32 [N] (= B·T); inv_freq F32 [Dh/2], frozen: the model builds it from
+ * rope_theta and rope_scaling (lt_rope_inv_freq in model.h), so every scaling is the same op. */
+lt_tensor *lt_rope(lt_graph *g, lt_tensor *x, lt_tensor *pos, lt_tensor *inv_freq);
 
 /* Causal grouped-query attention with packed-document masking, softmax scale 1/sqrt(Dh).
  * q [B, Tq, Hq, Dh]; k, v [B, Tk, Hkv, Dh] with Tk >= Tq and Hq % Hkv == 0; query i sits at

@@ -47,10 +47,16 @@ lt_tensor *lt_embedding(lt_graph *g, lt_tensor *table, lt_tensor *ids) {
 
 lt_tensor *lt_linear(lt_graph *g, lt_tensor *x, lt_tensor *W, lt_tensor *A, lt_tensor *B,
                      float scale, float dropout, uint64_t seed) {
+    return lt_linear_bias(g, x, W, NULL, A, B, scale, dropout, seed);
+}
+
+lt_tensor *lt_linear_bias(lt_graph *g, lt_tensor *x, lt_tensor *W, lt_tensor *b, lt_tensor *A,
+                          lt_tensor *B, float scale, float dropout, uint64_t seed) {
     LT_ASSERT(is_f32(x) && is_f32(W) && W->ndim == 2);
     int64_t in_f = W->shape[1], out_f = W->shape[0];
     LT_ASSERT(x->shape[x->ndim - 1] == in_f);
     LT_ASSERT((A == NULL) == (B == NULL));
+    if (b) LT_ASSERT(is_f32(b) && b->ndim == 1 && b->shape[0] == out_f && !b->requires_grad);
     if (A) {
         LT_ASSERT(is_f32(A) && is_f32(B) && A->ndim == 2 && B->ndim == 2);
         LT_ASSERT(A->shape[1] == in_f && B->shape[0] == out_f && B->shape[1] == A->shape[0]);
@@ -64,8 +70,8 @@ lt_tensor *lt_linear(lt_graph *g, lt_tensor *x, lt_tensor *W, lt_tensor *A, lt_t
     p.lora_scale = A ? scale : 0.0f;
     p.dropout = A ? dropout : 0.0f;
     p.seed = seed;
-    lt_tensor *in[4] = {x, W, A, B};
-    lt_graph_apply(g, LT_OP_LINEAR, 4, in, out, &p);
+    lt_tensor *in[5] = {x, W, A, B, b};
+    lt_graph_apply(g, LT_OP_LINEAR, 5, in, out, &p);
     return out;
 }
 
@@ -81,18 +87,17 @@ lt_tensor *lt_rmsnorm(lt_graph *g, lt_tensor *x, lt_tensor *w, float eps) {
     return out;
 }
 
-lt_tensor *lt_rope(lt_graph *g, lt_tensor *x, lt_tensor *pos, float base) {
+lt_tensor *lt_rope(lt_graph *g, lt_tensor *x, lt_tensor *pos, lt_tensor *inv_freq) {
     LT_ASSERT(is_f32(x) && (x->ndim == 3 || x->ndim == 4));
     LT_ASSERT(pos && pos->dtype == LT_I32 && pos->ndim == 1);
     int64_t dh = x->shape[x->ndim - 1], h = x->shape[x->ndim - 2];
     LT_ASSERT(dh % 2 == 0 && dh <= 1024);
     LT_ASSERT(pos->shape[0] * h * dh == lt_tensor_numel(x));
-    LT_ASSERT(base > 0.0f);
+    LT_ASSERT(is_f32(inv_freq) && inv_freq->ndim == 1 && inv_freq->shape[0] * 2 == dh);
+    LT_ASSERT(!inv_freq->requires_grad);
     lt_tensor *out = lt_graph_tensor(g, LT_F32, x->ndim, x->shape);
-    lt_op_params p = {0};
-    p.rope_base = base;
-    lt_tensor *in[2] = {x, pos};
-    lt_graph_apply(g, LT_OP_ROPE, 2, in, out, &p);
+    lt_tensor *in[3] = {x, pos, inv_freq};
+    lt_graph_apply(g, LT_OP_ROPE, 3, in, out, NULL);
     return out;
 }
 

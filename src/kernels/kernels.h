@@ -45,7 +45,8 @@ void lt_cpu_embedding_forward(lt_graph *g, lt_node *n);
 void lt_cpu_embedding_backward(lt_graph *g, lt_node *n);
 
 /* linear: in[0] x F32 (N, in) (any leading dims), in[1] W F32 (out, in), in[2] A F32 (r, in) or
- * NULL, in[3] B F32 (out, r) or NULL; out F32 (N, out). p.lora_scale s, p.dropout, p.seed.
+ * NULL, in[3] B F32 (out, r) or NULL, in[4] bias F32 (out) or NULL (frozen: no grad);
+ * out F32 (N, out). p.lora_scale s, p.dropout, p.seed.
  * saved[0] drop(x) F32 (N, in) (only when p.dropout > 0; else x itself is the adapter input),
  * saved[1] h = drop(x) Aᵀ F32 (N, r) (LoRA only). */
 void lt_cpu_linear_forward(lt_graph *g, lt_node *n);
@@ -56,8 +57,8 @@ void lt_cpu_linear_backward(lt_graph *g, lt_node *n);
 void lt_cpu_rmsnorm_forward(lt_graph *g, lt_node *n);
 void lt_cpu_rmsnorm_backward(lt_graph *g, lt_node *n);
 
-/* rope: in[0] x F32 (N, H, Dh), in[1] pos I32 (N); out F32 (N, H, Dh); p.rope_base.
- * No saved tensors (cos/sin are recomputed from pos). */
+/* rope: in[0] x F32 (N, H, Dh), in[1] pos I32 (N), in[2] inv_freq F32 (Dh/2) (frozen);
+ * out F32 (N, H, Dh). No saved tensors (cos/sin are recomputed from pos and inv_freq). */
 void lt_cpu_rope_forward(lt_graph *g, lt_node *n);
 void lt_cpu_rope_backward(lt_graph *g, lt_node *n);
 

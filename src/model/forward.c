@@ -11,13 +11,14 @@ static lt_tensor *i32_tensor(lt_graph *g, const int32_t *src, int64_t n) {
     return t;
 }
 
-/* One projection, with its adapter when the module is targeted. */
+/* One projection, with its bias when the model has one and its adapter when targeted. */
 static lt_tensor *proj(lt_graph *g, lt_model *m, lt_layer *L, lt_module k, lt_tensor *x,
                        uint64_t seed) {
     bool adapted = L->lora_A[k].data != NULL;
     float p = g->record ? m->lora.dropout : 0.0f;
-    return lt_linear(g, x, &L->w[k], adapted ? &L->lora_A[k] : NULL,
-                     adapted ? &L->lora_B[k] : NULL, m->lora.scale, p, seed);
+    return lt_linear_bias(g, x, &L->w[k], L->bias[k].data ? &L->bias[k] : NULL,
+                          adapted ? &L->lora_A[k] : NULL, adapted ? &L->lora_B[k] : NULL,
+                          m->lora.scale, p, seed);
 }
 
 /* Attention sub-block through o_proj. x [N, D]; returns [N, D]. The k/v hooks let the cached
@@ -35,8 +36,8 @@ static lt_tensor *attn_block(lt_graph *g, lt_model *m, lt_layer *L, lt_tensor *x
     lt_tensor *q = lt_reshape(g, proj(g, m, L, LT_MOD_Q, h, seed + 1), 4, sq);
     lt_tensor *k = lt_reshape(g, proj(g, m, L, LT_MOD_K, h, seed + 2), 4, skv);
     lt_tensor *v = lt_reshape(g, proj(g, m, L, LT_MOD_V, h, seed + 3), 4, skv);
-    q = lt_rope(g, q, pos, c->rope_base);
-    k = lt_rope(g, k, pos, c->rope_base);
+    q = lt_rope(g, q, pos, &m->rope_inv_freq);
+    k = lt_rope(g, k, pos, &m->rope_inv_freq);
     if (hk->cache) {
         /* append this step's keys/values and attend over the whole cached prefix (B == 1) */
         lt_kv_cache *kc = hk->cache;

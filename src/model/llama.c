@@ -1,7 +1,8 @@
-/* Llama-family decoder: config and weights from GGUF, the training forward and the KV-cached
- * forward. Block structure (Touvron et al. 2023, arXiv 2302.13971): pre-RMSNorm attention with
- * RoPE and GQA, residual, pre-RMSNorm SwiGLU MLP, residual; final RMSNorm and LM head. */
-#include "model.h"
+/* Llama-family decoder: config and weights from GGUF, the base-weight layout both loaders share
+ * (model_impl.h), RoPE frequencies, LoRA attachment. Block structure (Touvron et al. 2023, arXiv
+ * 2302.13971): pre-RMSNorm attention with RoPE and GQA, residual, pre-RMSNorm SwiGLU MLP,
+ * residual; final RMSNorm and LM head. */
+#include "model_impl.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -36,6 +37,8 @@ static lt_status need_int(const lt_gguf *g, const char *key, int64_t lo, int64_t
 
 lt_status lt_model_config_from_gguf(lt_model_config *c, const lt_gguf *g) {
     memset(c, 0, sizeof *c);
+    c->arch = LT_ARCH_LLAMA;
+    c->dtype = LT_F32;
     lt_gguf_str arch;
     if (!lt_gguf_get_str(g, "general.architecture", &arch))
         return lt_error_set(LT_ERR_MODEL, "%s: no 'general.architecture' key; is this a model "
@@ -54,19 +57,57 @@ lt_status lt_model_config_from_gguf(lt_model_config *c, const lt_gguf *g) {
     if (lt_gguf_find(g, "llama.attention.head_count_kv") &&
         (st = need_int(g, "llama.attention.head_count_kv", 1, c->n_head, &c->n_kv_head)))
         return st;
-    if (c->dim % c->n_head || c->n_head % c->n_kv_head)
-        return lt_error_set(LT_ERR_MODEL, "%s: head counts (%d query, %d kv) do not divide the "
-                            "hidden size %d evenly", g->path, c->n_head, c->n_kv_head, c->dim);
-    c->head_dim = c->dim / c->n_head;
+    if (c->n_head % c->n_kv_head)
+        return lt_error_set(LT_ERR_MODEL, "%s: 'llama.attention.head_count_kv' = %d does not "
+                            "divide 'llama.attention.head_count' = %d", g->path, c->n_kv_head,
+                            c->n_head);
+    /* llama.cpp writes key_length only when head_dim differs from dim / n_head */
+    if (lt_gguf_find(g, "llama.attention.key_length")) {
+        if ((st = need_int(g, "llama.attention.key_length", 2, 1024, &c->head_dim))) return st;
+        int vlen = c->head_dim;
+        if (lt_gguf_find(g, "llama.attention.value_length") &&
+            (st = need_int(g, "llama.attention.value_length", 1, 1024, &vlen)))
+            return st;
+        if (vlen != c->head_dim)
+            return lt_error_set(LT_ERR_MODEL, "%s: 'llama.attention.value_length' = %d differs "
+                                "from 'llama.attention.key_length' = %d; lathe needs equal head "
+                                "sizes", g->path, vlen, c->head_dim);
+    } else {
+        if (c->dim % c->n_head)
+            return lt_error_set(LT_ERR_MODEL, "%s: 'llama.attention.head_count' = %d does not "
+                                "divide 'llama.embedding_length' = %d and no "
+                                "'llama.attention.key_length' gives the head size", g->path,
+                                c->n_head, c->dim);
+        c->head_dim = c->dim / c->n_head;
+    }
     if (c->head_dim % 2)
         return lt_error_set(LT_ERR_MODEL, "%s: head dimension %d is odd; RoPE needs pairs",
                             g->path, c->head_dim);
-    int64_t ctx = 0;
-    if (lt_gguf_get_int(g, "llama.context_length", &ctx)) c->context_length = (int)ctx;
+    int64_t iv = 0;
+    if (lt_gguf_get_int(g, "llama.rope.dimension_count", &iv) && iv != c->head_dim)
+        return lt_error_set(LT_ERR_MODEL, "%s: 'llama.rope.dimension_count' = %lld rotates part "
+                            "of each %d-wide head; lathe supports full-head RoPE only", g->path,
+                            (long long)iv, c->head_dim);
+    if (lt_gguf_get_int(g, "llama.context_length", &iv)) c->context_length = (int)iv;
     double f;
     c->rope_base = lt_gguf_get_float(g, "llama.rope.freq_base", &f) ? (float)f : 10000.0f;
     c->rms_eps = lt_gguf_get_float(g, "llama.attention.layer_norm_rms_epsilon", &f)
                      ? (float)f : 1e-5f;
+    /* llama.cpp rope scaling keys: type none/linear/yarn, factor (freq_scale = 1/factor) */
+    lt_gguf_str rs;
+    if (lt_gguf_get_str(g, "llama.rope.scaling.type", &rs) && !lt_gguf_str_eq(rs, "none")) {
+        if (!lt_gguf_str_eq(rs, "linear"))
+            return lt_error_set(LT_ERR_MODEL, "%s: 'llama.rope.scaling.type' = '%.*s' is not "
+                                "supported; lathe reads 'none' and 'linear'", g->path,
+                                (int)(rs.len > 32 ? 32 : rs.len), rs.ptr);
+        if (!lt_gguf_get_float(g, "llama.rope.scaling.factor", &f) || !(f > 0))
+            return lt_error_set(LT_ERR_MODEL, "%s: linear rope scaling needs a positive "
+                                "'llama.rope.scaling.factor'", g->path);
+        c->rope_scaling.type = LT_ROPE_LINEAR;
+        c->rope_scaling.factor = (float)f;
+    }
+    c->bos_id = lt_gguf_get_int(g, "tokenizer.ggml.bos_token_id", &iv) ? (int)iv : -1;
+    c->eos_id = lt_gguf_get_int(g, "tokenizer.ggml.eos_token_id", &iv) ? (int)iv : -1;
     const lt_gguf_tensor *emb = lt_gguf_find_tensor(g, "token_embd.weight");
     if (!emb)
         return lt_error_set(LT_ERR_MODEL, "%s: tensor 'token_embd.weight' is missing", g->path);
@@ -75,7 +116,7 @@ lt_status lt_model_config_from_gguf(lt_model_config *c, const lt_gguf *g) {
     return LT_OK;
 }
 
-/* Point t at the next `rows x cols` floats of the base buffer. */
+/* Point t at the next `rows x cols` floats of the base buffer (cols == 0: a vector). */
 static void carve(lt_tensor *t, float **cursor, int64_t rows, int64_t cols, const char *name) {
     memset(t, 0, sizeof *t);
     t->dtype = LT_F32;
@@ -84,6 +125,88 @@ static void carve(lt_tensor *t, float **cursor, int64_t rows, int64_t cols, cons
     lt_tensor_set_shape(t, cols ? 2 : 1, cols ? shape : &shape[0]);
     t->data = *cursor;
     *cursor += rows * (cols ? cols : 1);
+}
+
+int64_t lt_model_module_rows(const lt_model_config *c, lt_module k) {
+    const int64_t Dq = (int64_t)c->n_head * c->head_dim, Dkv = (int64_t)c->n_kv_head * c->head_dim;
+    const int64_t rows[LT_MOD_COUNT] = {Dq, Dkv, Dkv, c->dim, c->ffn_dim, c->ffn_dim, c->dim};
+    return rows[k];
+}
+
+int64_t lt_model_module_cols(const lt_model_config *c, lt_module k) {
+    const int64_t Dq = (int64_t)c->n_head * c->head_dim;
+    const int64_t cols[LT_MOD_COUNT] = {c->dim, c->dim, c->dim, Dq, c->dim, c->dim, c->ffn_dim};
+    return cols[k];
+}
+
+bool lt_model_module_has_bias(const lt_model_config *c, lt_module k) {
+    return k <= LT_MOD_V ? c->qkv_bias : k == LT_MOD_O ? c->o_bias : false;
+}
+
+void lt_rope_inv_freq(float *out, const lt_model_config *c) {
+    const int half = c->head_dim / 2;
+    const lt_rope_scaling *s = &c->rope_scaling;
+    for (int i = 0; i < half; i++) {
+        /* _compute_default_rope_parameters: 1 / base^(arange(0, dim, 2).float() / dim), float32 */
+        float inv = 1.0f / powf(c->rope_base, (float)(2 * i) / (float)c->head_dim);
+        if (s->type == LT_ROPE_LINEAR) {
+            inv /= s->factor;
+        } else if (s->type == LT_ROPE_LLAMA3) {
+            const float old_ctx = (float)s->original_context;
+            const float low_wavelen = old_ctx / s->low_freq_factor;
+            const float high_wavelen = old_ctx / s->high_freq_factor;
+            const float wavelen = 2.0f * (float)M_PI / inv;
+            if (wavelen > low_wavelen) {
+                inv /= s->factor; /* low frequencies: interpolated by factor */
+            } else if (!(wavelen < high_wavelen)) {
+                /* medium: blend between scaled and unscaled */
+                float sm = (old_ctx / wavelen - s->low_freq_factor) /
+                           (s->high_freq_factor - s->low_freq_factor);
+                inv = (1.0f - sm) * inv / s->factor + sm * inv;
+            } /* high frequencies: unchanged */
+        }
+        out[i] = inv;
+    }
+}
+
+lt_status lt_model_alloc_base(lt_model *m) {
+    const lt_model_config *c = &m->cfg;
+    const int64_t D = c->dim, V = c->vocab_size, half = c->head_dim / 2;
+    int64_t per_layer = 2 * D;
+    for (int k = 0; k < LT_MOD_COUNT; k++) {
+        per_layer += lt_model_module_rows(c, k) * lt_model_module_cols(c, k);
+        if (lt_model_module_has_bias(c, k)) per_layer += lt_model_module_rows(c, k);
+    }
+    const int64_t total = V * D + D + (c->tied ? 0 : V * D) + c->n_layer * per_layer + half;
+    m->base_bytes = (size_t)total * sizeof(float);
+    m->base = lt_alloc_big(m->base_bytes, "the base model weights");
+    if (!m->base) return LT_ERR_OOM;
+    m->layers = lt_xcalloc((size_t)c->n_layer, sizeof *m->layers);
+
+    float *cur = m->base;
+    carve(&m->tok_embd, &cur, V, D, "embed_tokens");
+    carve(&m->out_norm, &cur, D, 0, "norm");
+    if (c->tied) {
+        m->lm_head = m->tok_embd;
+        m->lm_head.name = "lm_head (tied to embed_tokens)";
+    } else {
+        carve(&m->lm_head, &cur, V, D, "lm_head");
+    }
+    for (int l = 0; l < c->n_layer; l++) {
+        lt_layer *L = &m->layers[l];
+        carve(&L->attn_norm, &cur, D, 0, "input_layernorm");
+        carve(&L->ffn_norm, &cur, D, 0, "post_attention_layernorm");
+        for (int k = 0; k < LT_MOD_COUNT; k++) {
+            carve(&L->w[k], &cur, lt_model_module_rows(c, k), lt_model_module_cols(c, k),
+                  module_names[k]);
+            if (lt_model_module_has_bias(c, k))
+                carve(&L->bias[k], &cur, lt_model_module_rows(c, k), 0, module_names[k]);
+        }
+    }
+    carve(&m->rope_inv_freq, &cur, half, 0, "rope_inv_freq");
+    lt_rope_inv_freq(m->rope_inv_freq.data, c);
+    LT_ASSERT(cur == m->base + total);
+    return LT_OK;
 }
 
 static lt_status load_tensor(const lt_gguf *g, const char *name, lt_tensor *dst) {
@@ -124,53 +247,25 @@ lt_status lt_model_load_gguf(lt_model **out, const lt_gguf *g) {
     }
     const lt_model_config *c = &m->cfg;
     m->path = lt_xstrdup(g->path);
-    int64_t D = c->dim, F = c->ffn_dim, V = c->vocab_size;
-    int64_t Dq = (int64_t)c->n_head * c->head_dim, Dkv = (int64_t)c->n_kv_head * c->head_dim;
-    int64_t per_layer = 2 * D + Dq * D + 2 * Dkv * D + D * Dq + 3 * F * D;
-    int64_t total = V * D + D + (c->tied ? 0 : V * D) + c->n_layer * per_layer;
-    m->base_bytes = (size_t)total * sizeof(float);
-    m->base = lt_alloc_big(m->base_bytes, "the base model weights");
-    if (!m->base) {
-        lt_model_free(m);
-        return LT_ERR_OOM;
-    }
-    m->layers = lt_xcalloc((size_t)c->n_layer, sizeof *m->layers);
-
-    float *cur = m->base;
-    carve(&m->tok_embd, &cur, V, D, "token_embd.weight");
-    carve(&m->out_norm, &cur, D, 0, "output_norm.weight");
-    if (c->tied) {
-        m->lm_head = m->tok_embd;
-        m->lm_head.name = "output.weight (tied to token_embd.weight)";
-    } else {
-        carve(&m->lm_head, &cur, V, D, "output.weight");
-    }
+    if ((st = lt_model_alloc_base(m))) goto fail;
     if ((st = load_tensor(g, "token_embd.weight", &m->tok_embd)) ||
         (st = load_tensor(g, "output_norm.weight", &m->out_norm)) ||
-        (!c->tied && (st = load_tensor(g, "output.weight", &m->lm_head)))) {
-        lt_model_free(m);
-        return st;
-    }
-    const int64_t rows[LT_MOD_COUNT] = {Dq, Dkv, Dkv, D, F, F, D};
-    const int64_t cols[LT_MOD_COUNT] = {D, D, D, Dq, D, D, F};
+        (!c->tied && (st = load_tensor(g, "output.weight", &m->lm_head))))
+        goto fail;
     char name[96];
     for (int l = 0; l < c->n_layer; l++) {
         lt_layer *L = &m->layers[l];
-        carve(&L->attn_norm, &cur, D, 0, "attn_norm");
-        carve(&L->ffn_norm, &cur, D, 0, "ffn_norm");
         snprintf(name, sizeof name, "blk.%d.attn_norm.weight", l);
         if ((st = load_tensor(g, name, &L->attn_norm))) goto fail;
         snprintf(name, sizeof name, "blk.%d.ffn_norm.weight", l);
         if ((st = load_tensor(g, name, &L->ffn_norm))) goto fail;
         for (int k = 0; k < LT_MOD_COUNT; k++) {
-            carve(&L->w[k], &cur, rows[k], cols[k], module_names[k]);
             snprintf(name, sizeof name, "blk.%d.%s.weight", l, gguf_names[k]);
             if ((st = load_tensor(g, name, &L->w[k]))) goto fail;
         }
-        lt_qk_unpermute(L->w[LT_MOD_Q].data, Dq, D, c->n_head);
-        lt_qk_unpermute(L->w[LT_MOD_K].data, Dkv, D, c->n_kv_head);
+        lt_qk_unpermute(L->w[LT_MOD_Q].data, L->w[LT_MOD_Q].shape[0], c->dim, c->n_head);
+        lt_qk_unpermute(L->w[LT_MOD_K].data, L->w[LT_MOD_K].shape[0], c->dim, c->n_kv_head);
     }
-    LT_ASSERT(cur == m->base + total);
     *out = m;
     return LT_OK;
 fail:

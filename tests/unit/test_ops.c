@@ -125,13 +125,15 @@ typedef struct {
     lt_tensor *x, *W, *A, *B;
     float s, p;
     uint64_t seed;
+    lt_tensor *bias; /* frozen [out] or NULL */
 } lin_ctx;
 static lt_tensor *lin_build(lt_graph *g, void *c) {
     lin_ctx *l = c;
+    if (l->bias) return lt_linear_bias(g, l->x, l->W, l->bias, l->A, l->B, l->s, l->p, l->seed);
     return lt_linear(g, l->x, l->W, l->A, l->B, l->s, l->p, l->seed);
 }
 
-/* y = x Wᵀ + s · (m ⊙ x / (1 − p)) Aᵀ Bᵀ in float64; the mask from lt_dropout_keep. */
+/* y = x Wᵀ + b + s · (m ⊙ x / (1 − p)) Aᵀ Bᵀ in float64; the mask from lt_dropout_keep. */
 static void ref_linear(const lin_ctx *l, double *y) {
     const int64_t in = l->W->shape[1], out = l->W->shape[0];
     const int64_t N = lt_tensor_numel(l->x) / in;
@@ -139,7 +141,7 @@ static void ref_linear(const lin_ctx *l, double *y) {
     const float *x = lt_f32(l->x), *W = lt_f32(l->W);
     for (int64_t i = 0; i < N; i++)
         for (int64_t o = 0; o < out; o++) {
-            double acc = 0;
+            double acc = l->bias ? (double)lt_f32(l->bias)[o] : 0.0;
             for (int64_t c = 0; c < in; c++) acc += (double)x[i * in + c] * W[o * in + c];
             if (l->A) {
                 for (int64_t k = 0; k < r; k++) {
@@ -159,13 +161,15 @@ static void ref_linear(const lin_ctx *l, double *y) {
         }
 }
 
-static void linear_case(bool lora, bool W_trainable, float p, int ndim, const int64_t *xshape,
-                        int64_t out_f, int64_t r) {
-    tl_rng rng = {42 + (uint64_t)lora * 7 + (uint64_t)W_trainable * 13 + (uint64_t)(p * 100)};
+static void linear_case_b(bool lora, bool W_trainable, float p, bool bias, int ndim,
+                          const int64_t *xshape, int64_t out_f, int64_t r) {
+    tl_rng rng = {42 + (uint64_t)lora * 7 + (uint64_t)W_trainable * 13 + (uint64_t)(p * 100) +
+                  (uint64_t)bias * 29};
     const int64_t in_f = xshape[ndim - 1];
     lin_ctx l = {0};
     l.x = leaf_f32(&rng, ndim, xshape, true);
     l.W = leaf_f32(&rng, 2, (int64_t[]){out_f, in_f}, W_trainable);
+    if (bias) l.bias = leaf_f32(&rng, 1, (int64_t[]){out_f}, false);
     if (lora) {
         l.A = leaf_f32(&rng, 2, (int64_t[]){r, in_f}, true);
         l.B = leaf_f32(&rng, 2, (int64_t[]){out_f, r}, true);
@@ -182,18 +186,19 @@ static void linear_case(bool lora, bool W_trainable, float p, int ndim, const in
     double *ref = malloc((size_t)ny * sizeof(double));
     ref_linear(&l, ref);
     double e = tl_rel_err(lt_f32(y), ref, ny);
-    cr_expect(e < TOL_FWD, "linear forward rel err %.3g (lora %d p %.2f)", e, lora, p);
+    cr_expect(e < TOL_FWD, "linear forward rel err %.3g (lora %d p %.2f bias %d)", e, lora, p, bias);
     free(ref);
     fx_free(&f);
 
     lt_tensor *leaves[4];
     const char *names[4];
     int nl = 0;
-    lt_tensor *frozen[1];
+    lt_tensor *frozen[2];
     int nf = 0;
     leaves[nl] = l.x, names[nl++] = "x";
     if (W_trainable) leaves[nl] = l.W, names[nl++] = "W";
     else frozen[nf++] = l.W;
+    if (bias) frozen[nf++] = l.bias; /* the bias is frozen base weight: never a grad */
     if (lora) {
         leaves[nl] = l.A, names[nl++] = "A";
         leaves[nl] = l.B, names[nl++] = "B";
@@ -204,6 +209,12 @@ static void linear_case(bool lora, bool W_trainable, float p, int ndim, const in
     tl_free(l.W);
     tl_free(l.A);
     tl_free(l.B);
+    tl_free(l.bias);
+}
+
+static void linear_case(bool lora, bool W_trainable, float p, int ndim, const int64_t *xshape,
+                        int64_t out_f, int64_t r) {
+    linear_case_b(lora, W_trainable, p, false, ndim, xshape, out_f, r);
 }
 
 Test(ops, linear_plain) {
@@ -216,6 +227,31 @@ Test(ops, linear_lora_frozen_base) { linear_case(true, false, 0.0f, 2, (int64_t[
 Test(ops, linear_lora_trainable_base) { linear_case(true, true, 0.0f, 3, (int64_t[]){1, 7, 13}, 11, 3); }
 
 Test(ops, linear_lora_dropout_grad) { linear_case(true, false, 0.3f, 2, (int64_t[]){7, 13}, 11, 3); }
+
+/* Frozen bias (Qwen2's q/k/v): forward against the reference, FD grads of x (and W, A, B)
+ * unchanged by it, and no grad buffer for the bias itself. */
+Test(ops, linear_bias) {
+    linear_case_b(false, true, 0.0f, true, 2, (int64_t[]){7, 13}, 11, 0);
+    linear_case_b(true, false, 0.0f, true, 3, (int64_t[]){2, 3, 13}, 5, 3);
+    linear_case_b(true, false, 0.3f, true, 2, (int64_t[]){7, 13}, 11, 3);
+}
+
+/* With a bias, y equals the bias-free output plus b on every row, exactly (one float add). */
+Test(ops, linear_bias_adds_rows) {
+    tl_rng rng = {6};
+    lt_tensor *x = leaf_f32(&rng, 2, (int64_t[]){5, 9}, true);
+    lt_tensor *W = leaf_f32(&rng, 2, (int64_t[]){4, 9}, false);
+    lt_tensor *b = leaf_f32(&rng, 1, (int64_t[]){4}, false);
+    fixture f;
+    fx_init(&f);
+    lt_tensor *y0 = lt_linear(&f.g, x, W, NULL, NULL, 0, 0, 0);
+    lt_tensor *y1 = lt_linear_bias(&f.g, x, W, b, NULL, NULL, 0, 0, 0);
+    for (int64_t i = 0; i < 5; i++)
+        for (int64_t o = 0; o < 4; o++)
+            cr_expect_eq(lt_f32(y1)[i * 4 + o], lt_f32(y0)[i * 4 + o] + lt_f32(b)[o]);
+    fx_free(&f);
+    tl_free(x), tl_free(W), tl_free(b);
+}
 
 Test(ops, linear_lora_b_zero_equals_plain) {
     tl_rng rng = {5};
@@ -310,11 +346,18 @@ Test(ops, rmsnorm) {
 
 typedef struct {
     lt_tensor *x, *pos;
-    float base;
+    lt_tensor *inv_freq; /* [Dh/2], frozen */
 } rope_ctx;
 static lt_tensor *rope_build(lt_graph *g, void *c) {
     rope_ctx *r = c;
-    return lt_rope(g, r->x, r->pos, r->base);
+    return lt_rope(g, r->x, r->pos, r->inv_freq);
+}
+
+/* Unscaled RoPE frequencies base^(−2i/Dh), rounded once from float64. */
+static lt_tensor *rope_freqs(int64_t Dh, double base) {
+    lt_tensor *t = tl_leaf(LT_F32, 1, (int64_t[]){Dh / 2}, false);
+    for (int64_t i = 0; i < Dh / 2; i++) lt_f32(t)[i] = (float)pow(base, -2.0 * (double)i / (double)Dh);
+    return t;
 }
 
 static void ref_rope(const rope_ctx *c, int64_t N, int64_t H, int64_t Dh, double *y) {
@@ -322,7 +365,7 @@ static void ref_rope(const rope_ctx *c, int64_t N, int64_t H, int64_t Dh, double
     for (int64_t n = 0; n < N; n++)
         for (int64_t h = 0; h < H; h++)
             for (int64_t i = 0; i < half; i++) {
-                double th = ((int32_t *)c->pos->data)[n] * pow(c->base, -2.0 * i / Dh);
+                double th = ((int32_t *)c->pos->data)[n] * (double)lt_f32(c->inv_freq)[i];
                 const float *x = lt_f32(c->x) + (n * H + h) * Dh;
                 y[(n * H + h) * Dh + i] = x[i] * cos(th) - x[i + half] * sin(th);
                 y[(n * H + h) * Dh + i + half] = x[i + half] * cos(th) + x[i] * sin(th);
@@ -333,7 +376,7 @@ Test(ops, rope) {
     tl_rng rng = {17};
     const int64_t B = 2, T = 5, H = 3, Dh = 8, N = B * T;
     rope_ctx c = {leaf_f32(&rng, 4, (int64_t[]){B, T, H, Dh}, true),
-                  tl_leaf(LT_I32, 1, (int64_t[]){N}, false), 10000.0f};
+                  tl_leaf(LT_I32, 1, (int64_t[]){N}, false), rope_freqs(Dh, 10000.0)};
     /* positions restart per packed document: row 0 is [0..4], row 1 is [0, 1, 0, 1, 2] */
     const int32_t pv[10] = {0, 1, 2, 3, 4, 0, 1, 0, 1, 2};
     memcpy(c.pos->data, pv, sizeof pv);
@@ -366,6 +409,24 @@ Test(ops, rope) {
     tl_gc_result res = tl_gradcheck(rope_build, &c, leaves, 1, NULL, 0, 8, FD_H, 0);
     check_grads(&res, leaves, (const char *[]){"x"}, 1);
     tl_free(c.x), tl_free(c.pos);
+
+    /* rescaled frequencies (what llama3 / linear rope_scaling hand the op): the angle is
+     * pos · inv_freq[i] whatever the values, forward and backward */
+    rope_ctx c3 = {leaf_f32(&rng, 3, (int64_t[]){N, H, Dh}, true),
+                   tl_leaf(LT_I32, 1, (int64_t[]){N}, false), rope_freqs(Dh, 500000.0)};
+    for (int64_t i = 0; i < Dh / 2; i++) lt_f32(c3.inv_freq)[i] /= (float)(1 + 3 * i);
+    for (int64_t i = 0; i < N; i++) ((int32_t *)c3.pos->data)[i] = (int32_t)(7 * i + 3);
+    fx_init(&f);
+    y = rope_build(&f.g, &c3);
+    ref_rope(&c3, N, H, Dh, ref);
+    /* angles up to 66 rad: float32 θ is off by ~4e-6 rad, as in the 1e-5 case below */
+    e = tl_rel_err(lt_f32(y), ref, N * H * Dh);
+    cr_expect(e < 1e-5, "scaled rope forward rel err %.3g", e);
+    fx_free(&f);
+    lt_tensor *l3[1] = {c3.x}, *fz3[1] = {c3.inv_freq};
+    res = tl_gradcheck(rope_build, &c3, l3, 1, fz3, 1, 9, FD_H, 0);
+    check_grads(&res, l3, (const char *[]){"x (scaled)"}, 1);
+    tl_free(c3.x), tl_free(c3.pos), tl_free(c3.inv_freq), tl_free(c.inv_freq);
 }
 
 /* ---- attention ---------------------------------------------------------------------------- */
@@ -803,7 +864,7 @@ Test(ops, parallel_paths_elementwise) {
     check_grads(&res, bl, (const char *[]){"add a", "add b"}, 2);
 
     rope_ctx pc = {leaf_f32(&r, 3, (int64_t[]){N, 9, 64}, true), tl_leaf(LT_I32, 1, (int64_t[]){N}, false),
-                   10000.0f};
+                   rope_freqs(64, 10000.0)};
     for (int64_t i = 0; i < N; i++) ((int32_t *)pc.pos->data)[i] = (int32_t)(i % 40);
     fixture f;
     fx_init(&f);
@@ -826,14 +887,14 @@ Test(ops, parallel_paths_elementwise) {
     check_grads(&res, el, (const char *[]){"embedding table"}, 1);
 
     tl_free(rc.x), tl_free(rc.w), tl_free(bc.b), tl_free(pc.x), tl_free(pc.pos), tl_free(ec.table),
-        tl_free(ec.ids);
+        tl_free(ec.ids), tl_free(pc.inv_freq);
 }
 
 Test(ops, parallel_paths_linear_dropout) {
     tl_rng r = {87};
     lin_ctx l = {leaf_f32(&r, 2, (int64_t[]){67, 601}, true), leaf_f32(&r, 2, (int64_t[]){19, 601}, false),
                  leaf_f32(&r, 2, (int64_t[]){5, 601}, true), leaf_f32(&r, 2, (int64_t[]){19, 5}, true),
-                 0.5f, 0.1f, 4242};
+                 0.5f, 0.1f, 4242, NULL};
     fixture f;
     fx_init(&f);
     lt_tensor *y = lin_build(&f.g, &l);

@@ -2,7 +2,7 @@
  * CPU linear with an optional LoRA adapter (Hu et al., "LoRA: Low-Rank Adaptation of Large
  * Language Models", arXiv 2106.09685):
  *
- *   y  = x Wᵀ + s · drop(x) Aᵀ Bᵀ,    drop(x) = m ⊙ x / (1 − p),   h = drop(x) Aᵀ
+ *   y  = x Wᵀ + b + s · drop(x) Aᵀ Bᵀ,    drop(x) = m ⊙ x / (1 − p),   h = drop(x) Aᵀ
  *   dx = dy W + s · m ⊙ ((dy B) A) / (1 − p)
  *   dW = dyᵀ x            (only when W is trainable; a frozen base never gets a grad)
  *   dA = s · (dy B)ᵀ drop(x)
@@ -10,12 +10,21 @@
  *
  * Dropout is inverted dropout (Srivastava et al., JMLR 2014) on the adapter branch only, as in
  * PEFT's lora_dropout; the mask m is lt_dropout_keep(seed, j, p) over the flat index j of x.
+ * The optional bias b (in[4], torch.nn.Linear's bias) is frozen base weight: it adds to every row
+ * and has no gradient, and dx does not depend on it.
  * Every product is one cblas_sgemm on row-major matrices (OpenBLAS threads them itself).
  */
 #include "../kernels.h"
 
 #include <cblas.h>
 #include <stdlib.h>
+
+/* y[i, :] += b for every row i. y (N, out), b (out). */
+static void add_bias_rows(float *y, const float *b, int N, int out_f) {
+#pragma omp parallel for schedule(static) if ((int64_t)N * out_f > 32768)
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < out_f; j++) y[(int64_t)i * out_f + j] += b[j];
+}
 
 void lt_cpu_linear_forward(lt_graph *g, lt_node *n) {
     lt_tensor *tx = n->in[0], *tW = n->in[1], *tA = n->in[2], *tB = n->in[3];
@@ -27,6 +36,7 @@ void lt_cpu_linear_forward(lt_graph *g, lt_node *n) {
 
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, out_f, in_f, 1.0f, x, in_f, W, in_f,
                 0.0f, y, out_f);
+    if (n->n_in > 4 && n->in[4]) add_bias_rows(y, lt_f32(n->in[4]), N, out_f);
     if (!tA) return;
 
     const float *A = lt_f32(tA); // (r, in)
