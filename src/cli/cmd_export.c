@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "export/export.h"
@@ -39,37 +40,24 @@ static const char usage_text[] =
     "\n"
     "Exit codes: 0 done, 1 runtime failure, 2 bad usage, 3 bad model or adapter file.\n";
 
-/* Absolute, symlink-free form of `path`, which need not exist (its nearest existing ancestor is
- * resolved and the rest appended). */
+/* Absolute, symlink-free form of `path` when it or its parent exists, else `path` itself (then
+ * it cannot hold an existing input anyway). */
 static void resolve(const char *path, char *out) {
-    char buf[PATH_MAX], tail[PATH_MAX] = "";
-    snprintf(buf, sizeof buf, "%s", path);
-    for (;;) {
-        if (realpath(buf, out)) {
-            if (tail[0]) {
-                size_t n = strlen(out);
-                snprintf(out + n, PATH_MAX - n, "%s", tail);
-            }
-            return;
-        }
-        char *slash = strrchr(buf, '/');
-        char t2[PATH_MAX];
-        if (!slash) { /* relative single component: under the current directory */
-            snprintf(t2, sizeof t2, "/%s%s", buf, tail);
-            snprintf(tail, sizeof tail, "%s", t2);
-            if (!getcwd(out, PATH_MAX)) out[0] = 0;
-            size_t n = strlen(out);
-            snprintf(out + n, PATH_MAX - n, "%s", tail);
-            return;
-        }
-        snprintf(t2, sizeof t2, "%s%s", slash, tail);
-        snprintf(tail, sizeof tail, "%s", t2);
-        if (slash == buf) {
-            snprintf(out, PATH_MAX, "%s", tail);
-            return;
-        }
-        *slash = 0;
+    if (realpath(path, out)) return;
+    char dir[PATH_MAX], parent[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    const char *base = slash ? slash + 1 : dir;
+    if (slash) *slash = 0;
+    size_t np, nb = strlen(base);
+    if (realpath(slash ? (dir[0] ? dir : "/") : ".", parent) &&
+        (np = strlen(parent)) + nb + 2 <= PATH_MAX) {
+        memcpy(out, parent, np);
+        out[np] = '/';
+        memcpy(out + np + 1, base, nb + 1);
+        return;
     }
+    snprintf(out, PATH_MAX, "%s", path);
 }
 
 /* `inner` is `outer` or lies below it. */
