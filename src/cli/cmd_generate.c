@@ -13,11 +13,11 @@
 #include "tokenizer/tokenizer.h"
 
 static const char usage_text[] =
-    "usage: lathe generate --model FILE [options]\n"
+    "usage: lathe generate --model PATH [options]\n"
     "\n"
-    "Generate text from a GGUF model. Prints only the generated text on stdout.\n"
+    "Generate text from a base model. Prints only the generated text on stdout.\n"
     "\n"
-    "  --model FILE        GGUF model (llama architecture)\n"
+    "  --model PATH        GGUF file or Hugging Face model directory\n"
     "  --adapter DIR       PEFT LoRA adapter directory (adapter_config.json + safetensors)\n"
     "  --prompt TEXT       prompt (default: empty; generation starts from BOS)\n"
     "  --chat              wrap the prompt as a user turn in the model's chat template\n"
@@ -81,13 +81,9 @@ int lt_cmd_generate(int argc, char **argv) {
         o.tpl_set = true;
     }
 
-    lt_gguf *g = NULL;
     lt_model *m = NULL;
     lt_tokenizer *tok = NULL;
-    lt_status st = lt_gguf_open(&g, model_path);
-    if (!st) st = lt_model_load_gguf(&m, g);
-    if (!st) st = lt_tokenizer_from_gguf(&tok, g);
-    lt_gguf_close(g);
+    lt_status st = lt_model_load(&m, &tok, model_path);
     if (!st && adapter) st = lt_peft_load(m, adapter);
     if (!st) st = lt_generate(m, tok, &o, stdout);
     lt_tokenizer_free(tok);

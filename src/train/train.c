@@ -133,7 +133,6 @@ lt_status lt_train_run(const lt_recipe *r, const lt_train_opts *o) {
     lt_run run;
     if ((st = lt_run_open(&run, r, o->resume))) return st;
 
-    lt_gguf *gguf = NULL;
     lt_model *m = NULL;
     lt_tokenizer *tok = NULL;
     lt_loader *train = NULL, *eval = NULL;
@@ -142,11 +141,7 @@ lt_status lt_train_run(const lt_recipe *r, const lt_train_opts *o) {
     double t_start = lt_now();
 
     lt_info("loading %s", r->model.path);
-    if ((st = lt_gguf_open(&gguf, r->model.path)) || (st = lt_model_load_gguf(&m, gguf)) ||
-        (st = lt_tokenizer_from_gguf(&tok, gguf)))
-        goto done;
-    lt_gguf_close(gguf);
-    gguf = NULL;
+    if ((st = lt_model_load(&m, &tok, r->model.path))) goto done;
     const lt_model_config *c = &m->cfg;
     if (c->context_length > 0 && r->data.seq_len > c->context_length) {
         st = lt_error_set(LT_ERR_RECIPE, "%s: data.seq_len = %lld exceeds the model's context "
@@ -326,6 +321,5 @@ done:
     lt_loader_free(eval);
     lt_tokenizer_free(tok);
     lt_model_free(m);
-    lt_gguf_close(gguf);
     return st;
 }
