@@ -20,8 +20,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* GPT-2 pre-tokenizer (openai/gpt-2 encoder.py; llama.cpp LLAMA_VOCAB_PRE_TYPE_GPT2). */
+/* GPT-2 pre-tokenizer (openai/gpt-2 encoder.py; llama.cpp LLAMA_VOCAB_PRE_TYPE_GPT2). HF
+ * tokenizers' ByteLevel(use_regex) appends "|\\s+"; that alternative can only match a lone
+ * whitespace character followed by a non-space (every other whitespace run matches
+ * "\\s+(?!\\S)" or " ?..."), which split() already makes a piece of its own as a gap. */
 #define RE_GPT2 "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)"
+const char *const LT_TOK_RE_GPT2 = RE_GPT2;
 /* Llama 3 (llama.cpp LLAMA_VOCAB_PRE_TYPE_LLAMA3, case-insensitive contractions spelled out). */
 #define RE_LLAMA3                                                                                \
     "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|"  \
@@ -111,7 +115,7 @@ static size_t put_utf8(char *o, uint32_t cp) {
     return 3;
 }
 
-lt_status lt_tok_bpe_init(lt_tokenizer *t, const lt_gguf *g, const char *path) {
+void lt_tok_bpe_bytes(lt_tokenizer *t) {
     /* GPT-2 bytes_to_unicode (openai/gpt-2 src/encoder.py): printable Latin-1 bytes map to
      * themselves, the other 68 to U+0100 onwards in byte order. */
     uint32_t next = 256;
@@ -126,7 +130,100 @@ lt_status lt_tok_bpe_init(lt_tokenizer *t, const lt_gguf *g, const char *path) {
         size_t l = put_utf8(u, t->byte_to_cp[b]);
         t->byte_ids[b] = lt_tok_lookup(t, u, l);
     }
+}
 
+lt_status lt_tok_bpe_add_regex(lt_tokenizer *t, const char *src, tok_split how, const char *where) {
+    if (t->n_regex == TOK_MAX_REGEX)
+        return lt_error_set(LT_ERR_MODEL,
+                            "%s: more than %d pre-tokenizer regexes; lathe supports at most %d",
+                            where, TOK_MAX_REGEX, TOK_MAX_REGEX);
+    int err;
+    PCRE2_SIZE eoff;
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)src, PCRE2_ZERO_TERMINATED,
+                                   PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &err, &eoff,
+                                   NULL);
+    if (!re) {
+        PCRE2_UCHAR msg[256];
+        pcre2_get_error_message(err, msg, sizeof msg);
+        return lt_error_set(LT_ERR_MODEL,
+                            "%s: pre-tokenizer regex \"%.80s\" does not compile at offset %zu: %s "
+                            "(PCRE2 syntax; a PCRE2 built without Unicode support fails here too)",
+                            where, src, (size_t)eoff, (const char *)msg);
+    }
+    pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* falls back to the interpreter on failure */
+    t->regex_src[t->n_regex] = lt_xstrdup(src);
+    t->regex_split[t->n_regex] = how;
+    t->regex[t->n_regex++] = re;
+    return LT_OK;
+}
+
+const char *lt_tok_bpe_known_pre(const lt_tokenizer *t) {
+    for (size_t i = 0; i < sizeof PRE_SPECS / sizeof PRE_SPECS[0]; i++) {
+        const pre_spec *s = &PRE_SPECS[i];
+        if (s->n != t->n_regex || s->ignore_merges != t->ignore_merges) continue;
+        bool same = true;
+        for (int k = 0; k < s->n; k++)
+            same &= strcmp(s->re[k], t->regex_src[k]) == 0 &&
+                    t->regex_split[k] == TOK_SPLIT_ISOLATED;
+        if (same) {
+            const char *bar = strchr(s->names, '|');
+            static _Thread_local char name[32];
+            size_t l = bar ? (size_t)(bar - s->names) : strlen(s->names);
+            snprintf(name, sizeof name, "%.*s", (int)l, s->names);
+            return name;
+        }
+    }
+    return NULL;
+}
+
+void lt_tok_bpe_merges_alloc(lt_tokenizer *t, size_t n) {
+    uint64_t cap = 16;
+    while (cap < (uint64_t)n * 2) cap <<= 1;
+    t->merge_map.keys = lt_xcalloc(cap, sizeof(uint64_t));
+    t->merge_map.rank = lt_xmalloc(cap * sizeof(int32_t));
+    t->merge_map.result = lt_xmalloc(cap * sizeof(int32_t));
+    t->merge_map.mask = cap - 1;
+    t->n_merges = (int)n;
+}
+
+bool lt_tok_bpe_add_merge(lt_tokenizer *t, int32_t rank, const char *ls, size_t ll, const char *rs,
+                          size_t rl) {
+    int32_t l = lt_tok_lookup(t, ls, ll), r = lt_tok_lookup(t, rs, rl);
+    if (l < 0 || r < 0) return false;
+    char small[256];
+    char *cat = ll + rl <= sizeof small ? small : lt_xmalloc(ll + rl);
+    memcpy(cat, ls, ll);
+    memcpy(cat + ll, rs, rl);
+    int32_t res = lt_tok_lookup(t, cat, ll + rl);
+    if (cat != small) free(cat);
+    if (res < 0) return false;
+    pair_insert(&t->merge_map, l, r, rank, res);
+    return true;
+}
+
+size_t lt_tok_bpe_merge_pairs(const lt_tokenizer *t, int32_t **pairs) {
+    /* rank order: walk the table once, placing each pair at its rank; ranks of merges that
+     * were skipped (parts not tokens) stay empty and are squeezed out */
+    uint64_t *byrank = lt_xcalloc((size_t)t->n_merges + 1, sizeof(uint64_t));
+    for (uint64_t i = 0; t->merge_map.keys && i <= t->merge_map.mask; i++)
+        if (t->merge_map.keys[i] && t->merge_map.rank[i] < t->n_merges)
+            byrank[t->merge_map.rank[i]] = t->merge_map.keys[i];
+    int32_t *p = lt_xmalloc(((size_t)t->n_merges * 2 + 1) * sizeof(int32_t));
+    size_t n = 0;
+    for (int i = 0; i < t->n_merges; i++) {
+        if (!byrank[i]) continue;
+        uint64_t k = byrank[i] - 1;
+        p[2 * n] = (int32_t)(k >> 32);
+        p[2 * n + 1] = (int32_t)(uint32_t)k;
+        n++;
+    }
+    free(byrank);
+    *pairs = p;
+    return n;
+}
+
+lt_status lt_tok_bpe_init(lt_tokenizer *t, const lt_gguf *g, const char *path) {
+    lt_tok_bpe_bytes(t);
     const pre_spec *spec = NULL;
     for (size_t i = 0; i < sizeof PRE_SPECS / sizeof PRE_SPECS[0]; i++)
         if (name_in(PRE_SPECS[i].names, t->pre)) spec = &PRE_SPECS[i];
@@ -137,22 +234,11 @@ lt_status lt_tok_bpe_init(lt_tokenizer *t, const lt_gguf *g, const char *path) {
                             "llama3, llama-v3, llama-bpe",
                             path, t->pre);
     t->ignore_merges = spec->ignore_merges;
+    char where[512];
+    snprintf(where, sizeof where, "%s: key tokenizer.ggml.pre = \"%s\"", path, t->pre);
     for (int i = 0; i < spec->n; i++) {
-        int err;
-        PCRE2_SIZE eoff;
-        pcre2_code *re = pcre2_compile((PCRE2_SPTR)spec->re[i], PCRE2_ZERO_TERMINATED,
-                                       PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &err, &eoff,
-                                       NULL);
-        if (!re) {
-            PCRE2_UCHAR msg[256];
-            pcre2_get_error_message(err, msg, sizeof msg);
-            return lt_error_set(LT_ERR_RUNTIME,
-                                "%s: pre-tokenizer \"%s\" regex %d does not compile at offset %zu: "
-                                "%s (PCRE2 built without Unicode support?)",
-                                path, t->pre, i, (size_t)eoff, (const char *)msg);
-        }
-        pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* falls back to the interpreter on failure */
-        t->regex[t->n_regex++] = re;
+        lt_status st = lt_tok_bpe_add_regex(t, spec->re[i], TOK_SPLIT_ISOLATED, where);
+        if (st) return st;
     }
 
     const lt_gguf_kv *km = lt_gguf_find(g, "tokenizer.ggml.merges");
@@ -164,44 +250,29 @@ lt_status lt_tok_bpe_init(lt_tokenizer *t, const lt_gguf *g, const char *path) {
     if (km->arr_n > INT32_MAX / 4)
         return lt_error_set(LT_ERR_MODEL, "%s: key tokenizer.ggml.merges has %llu entries", path,
                             (unsigned long long)km->arr_n);
-    uint64_t cap = 16;
-    while (cap < km->arr_n * 2) cap <<= 1;
-    t->merge_map.keys = lt_xcalloc(cap, sizeof(uint64_t));
-    t->merge_map.rank = lt_xmalloc(cap * sizeof(int32_t));
-    t->merge_map.result = lt_xmalloc(cap * sizeof(int32_t));
-    t->merge_map.mask = cap - 1;
-    t->n_merges = (int)km->arr_n;
-    char *cat = NULL;
-    size_t catcap = 0;
+    lt_tok_bpe_merges_alloc(t, km->arr_n);
     for (uint64_t i = 0; i < km->arr_n; i++) {
         lt_gguf_str s = km->arr_str[i];
         /* "left right": the separator is the first space after the first byte (llama.cpp) */
         const char *sp = s.len > 1 ? memchr(s.ptr + 1, ' ', s.len - 1) : NULL;
-        if (!sp) {
-            free(cat);
+        if (!sp)
             return lt_error_set(LT_ERR_MODEL,
                                 "%s: key tokenizer.ggml.merges: entry %llu \"%.*s\" is not "
                                 "\"left right\"",
                                 path, (unsigned long long)i, (int)(s.len > 64 ? 64 : s.len), s.ptr);
-        }
-        size_t ll = (size_t)(sp - s.ptr), rl = s.len - ll - 1;
-        int32_t l = lt_tok_lookup(t, s.ptr, ll), r = lt_tok_lookup(t, sp + 1, rl);
-        if (ll + rl > catcap) {
-            catcap = (ll + rl) * 2;
-            cat = lt_xrealloc(cat, catcap);
-        }
-        memcpy(cat, s.ptr, ll);
-        memcpy(cat + ll, sp + 1, rl);
-        int32_t res = lt_tok_lookup(t, cat, ll + rl);
-        /* a merge whose parts or result are not tokens can never produce a token: skip it */
-        if (l >= 0 && r >= 0 && res >= 0) pair_insert(&t->merge_map, l, r, (int32_t)i, res);
+        size_t ll = (size_t)(sp - s.ptr);
+        /* a merge whose parts or result are not tokens can never produce a token: skipped */
+        lt_tok_bpe_add_merge(t, (int32_t)i, s.ptr, ll, sp + 1, s.len - ll - 1);
     }
-    free(cat);
     return LT_OK;
 }
 
 void lt_tok_bpe_free(lt_tokenizer *t) {
-    for (int i = 0; i < t->n_regex; i++) pcre2_code_free(t->regex[i]);
+    for (int i = 0; i < t->n_regex; i++) {
+        pcre2_code_free(t->regex[i]);
+        free(t->regex_src[i]);
+        t->regex_src[i] = NULL;
+    }
     t->n_regex = 0;
     free(t->merge_map.keys);
     free(t->merge_map.rank);
@@ -344,7 +415,7 @@ static void split(bpe_ctx *c, int k, const char *p, size_t n) {
             continue;
         }
         if (s > gap) split(c, k + 1, p + gap, s - gap);
-        split(c, k + 1, p + s, e - s);
+        if (c->t->regex_split[k] == TOK_SPLIT_ISOLATED) split(c, k + 1, p + s, e - s);
         pos = gap = e;
     }
     if (n > gap) split(c, k + 1, p + gap, n - gap);

@@ -7,11 +7,13 @@
  * vocabulary token with the highest score is merged (ties: the leftmost pair); finally each
  * symbol becomes its token, or — when a single character is not in the vocabulary — one
  * <0xNN> byte token per byte (the unknown token when the vocabulary has no byte tokens).
+ * Tokens scored -inf are never formed by a merge (see try_bigram).
  * Invalid UTF-8 needs no special case: a stray byte is a one-byte "character" that falls back
  * to its byte token.
  */
 #include "tok_internal.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -86,7 +88,9 @@ static void try_bigram(const lt_tokenizer *t, const char *text, const spm_sym *s
     if (l < 0 || r < 0) return;
     uint32_t size = sym[l].n + sym[r].n;
     int32_t id = lt_tok_lookup(t, text + sym[l].start, size);
-    if (id < 0) return;
+    /* a token scored -inf is never a merge result: vocabularies built from HF merges (hf_json.c)
+     * score the tokens no merge produces so, as HF BPE can never form them */
+    if (id < 0 || (isinf(t->scores[id]) && t->scores[id] < 0)) return;
     heap_push(h, (spm_bigram){t->scores[id], l, r, size});
 }
 

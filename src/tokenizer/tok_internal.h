@@ -29,6 +29,18 @@ enum {
 
 typedef enum { TOK_KIND_SPM = 0, TOK_KIND_BPE } tok_kind;
 
+/* Where SentencePiece-style encoding prepends U+2581 (when add_space_prefix):
+ *  EVERY_RUN   — to every text run: the sequence start and each run after a special token, even
+ *                when the run starts with a space (llama.cpp; HF normalizer Prepend("▁")).
+ *  META_ALWAYS — HF Metaspace prepend_scheme "always": every run, unless it starts with a space.
+ *  META_FIRST  — HF Metaspace prepend_scheme "first": the first run of the input only, unless it
+ *                starts with a space. */
+typedef enum { TOK_PREFIX_EVERY_RUN = 0, TOK_PREFIX_META_ALWAYS, TOK_PREFIX_META_FIRST } tok_prefix;
+
+/* How a pre-tokenizer regex splits (HF tokenizers SplitDelimiterBehavior): ISOLATED keeps each
+ * match as a piece of its own, REMOVED drops the matches. Text between matches is a piece. */
+typedef enum { TOK_SPLIT_ISOLATED = 0, TOK_SPLIT_REMOVED } tok_split;
+
 /* Open-addressing string -> id map (keys point into the tokenizer's blob). */
 typedef struct {
     uint32_t *slots; /* id + 1, 0 = empty */
@@ -58,7 +70,9 @@ struct lt_tokenizer {
 
     int32_t bos, eos, pad, unk;
     bool add_bos;
+    bool add_eos;              /* tokenizer.ggml.add_eos_token / add_eos_token (kept, not applied) */
     bool add_space_prefix;     /* SPM only */
+    tok_prefix prefix_mode;    /* SPM only: where the space prefix goes */
     int32_t byte_ids[256];     /* SPM: <0xNN> ids (-1 absent); BPE: id of the byte's unicode char */
 
     /* byte-level BPE */
@@ -66,6 +80,9 @@ struct lt_tokenizer {
     tok_pairmap merge_map;
     int n_regex;
     pcre2_code *regex[TOK_MAX_REGEX];
+    char *regex_src[TOK_MAX_REGEX];     /* owned pattern text, for writing the tokenizer out */
+    tok_split regex_split[TOK_MAX_REGEX];
+    bool byte_prefix_space;    /* HF ByteLevel add_prefix_space: a run not starting with ' ' gets one */
     bool ignore_merges;        /* llama3: a whole pre-token that is in the vocab is one token */
     uint16_t byte_to_cp[256];  /* GPT-2 bytes_to_unicode */
     int16_t cp_to_byte[324];   /* inverse over code points < 324 (-1 elsewhere) */
@@ -98,6 +115,31 @@ void lt_tok_bpe_encode(const lt_tokenizer *t, const char *text, size_t len, uint
  * (message names `path` and the key). */
 lt_status lt_tok_bpe_init(lt_tokenizer *t, const lt_gguf *g, const char *path);
 void lt_tok_bpe_free(lt_tokenizer *t);
+
+/* The pieces lt_tok_bpe_init is made of, for other sources (tokenizer.json):
+ * byte maps (after the string map is built); one pre-tokenizer regex (compiled, source copied;
+ * LT_ERR_MODEL naming `where` when it does not compile or there are more than TOK_MAX_REGEX);
+ * the pre-tokenizer name whose regex list equals the current one (NULL when none); the merge
+ * table sized for n merges; one merge by token strings (false when a part or the concatenation
+ * is not a token, so it can never apply). */
+void lt_tok_bpe_bytes(lt_tokenizer *t);
+lt_status lt_tok_bpe_add_regex(lt_tokenizer *t, const char *src, tok_split how, const char *where);
+const char *lt_tok_bpe_known_pre(const lt_tokenizer *t);
+void lt_tok_bpe_merges_alloc(lt_tokenizer *t, size_t n);
+bool lt_tok_bpe_add_merge(lt_tokenizer *t, int32_t rank, const char *l, size_t ll, const char *r,
+                          size_t rl);
+/* The merges as (left id, right id) pairs in rank order, malloc'ed [2 * count]; returns count. */
+size_t lt_tok_bpe_merge_pairs(const lt_tokenizer *t, int32_t **pairs);
+/* GPT-2's pre-tokenizer regex as lathe spells it (HF ByteLevel use_regex adds "|\\s+", which
+ * never changes a split: see bpe.c). */
+extern const char *const LT_TOK_RE_GPT2;
+
+/* Shared by the loaders (tokenizer.c): allocate the per-token arrays for n tokens (types NORMAL,
+ * scores 0); build the string map (after all token strings are in); build the special-token
+ * buckets and the checksum (last). */
+void lt_tok_alloc_vocab(lt_tokenizer *t, int32_t n, size_t blob_bytes);
+void lt_tok_build_map(lt_tokenizer *t);
+void lt_tok_finish(lt_tokenizer *t);
 
 /* Encode with an explicit SentencePiece "start of text" state (spm: prefix a space to the first
  * text run and to each run that follows a special token, as llama.cpp does). */

@@ -166,17 +166,35 @@ static void compute_sha(lt_tokenizer *t) {
         PUT(&t->types[i], 4);
     }
     if (t->kind == TOK_KIND_BPE) {
-        /* rank order: walk the table once, placing each pair at its rank */
-        uint64_t *pairs = lt_xcalloc((size_t)t->n_merges + 1, sizeof(uint64_t));
-        for (uint64_t i = 0; i <= t->merge_map.mask; i++)
-            if (t->merge_map.keys[i] && t->merge_map.rank[i] < t->n_merges)
-                pairs[t->merge_map.rank[i]] = t->merge_map.keys[i];
-        for (int i = 0; i < t->n_merges; i++) PUT(&pairs[i], 8);
+        int32_t *pairs;
+        size_t np = lt_tok_bpe_merge_pairs(t, &pairs);
+        for (size_t i = 0; i < np; i++) {
+            /* the (left << 32 | right) + 1 key the merge table stores, as before */
+            uint64_t key = (((uint64_t)(uint32_t)pairs[2 * i] << 32) | (uint32_t)pairs[2 * i + 1]) + 1;
+            PUT(&key, 8);
+        }
         free(pairs);
     }
 #undef PUT
     lt_sha256_hex(buf, n, t->sha256);
     free(buf);
+}
+
+void lt_tok_alloc_vocab(lt_tokenizer *t, int32_t n, size_t blob_bytes) {
+    t->n_vocab = n;
+    t->blob = lt_xmalloc(blob_bytes ? blob_bytes : 1);
+    t->tok_off = lt_xmalloc((size_t)n * sizeof *t->tok_off);
+    t->tok_len = lt_xmalloc((size_t)n * sizeof *t->tok_len);
+    t->scores = lt_xcalloc((size_t)n, sizeof *t->scores);
+    t->types = lt_xmalloc((size_t)n * sizeof *t->types);
+    for (int32_t i = 0; i < n; i++) t->types[i] = TOK_NORMAL;
+}
+
+void lt_tok_build_map(lt_tokenizer *t) { strmap_build(t); }
+
+void lt_tok_finish(lt_tokenizer *t) {
+    build_specials(t);
+    compute_sha(t);
 }
 
 lt_status lt_tokenizer_from_gguf(lt_tokenizer **out, const lt_gguf *g) {
@@ -209,16 +227,11 @@ lt_status lt_tokenizer_from_gguf(lt_tokenizer **out, const lt_gguf *g) {
 
     lt_tokenizer *t = lt_xcalloc(1, sizeof *t);
     t->kind = kind;
-    t->n_vocab = (int32_t)ktok->arr_n;
     lt_status st = LT_OK;
 
     size_t total = 0;
-    for (int32_t i = 0; i < t->n_vocab; i++) total += ktok->arr_str[i].len + 1;
-    t->blob = lt_xmalloc(total ? total : 1);
-    t->tok_off = lt_xmalloc((size_t)t->n_vocab * sizeof *t->tok_off);
-    t->tok_len = lt_xmalloc((size_t)t->n_vocab * sizeof *t->tok_len);
-    t->scores = lt_xcalloc((size_t)t->n_vocab, sizeof *t->scores);
-    t->types = lt_xmalloc((size_t)t->n_vocab * sizeof *t->types);
+    for (uint64_t i = 0; i < ktok->arr_n; i++) total += ktok->arr_str[i].len + 1;
+    lt_tok_alloc_vocab(t, (int32_t)ktok->arr_n, total);
     size_t off = 0;
     for (int32_t i = 0; i < t->n_vocab; i++) {
         lt_gguf_str s = ktok->arr_str[i];
@@ -231,7 +244,6 @@ lt_status lt_tokenizer_from_gguf(lt_tokenizer **out, const lt_gguf *g) {
         t->blob[off + s.len] = 0;
         t->tok_off[i] = off;
         t->tok_len[i] = (uint32_t)s.len;
-        t->types[i] = TOK_NORMAL;
         off += s.len + 1;
     }
 
@@ -294,7 +306,7 @@ lt_status lt_tokenizer_from_gguf(lt_tokenizer **out, const lt_gguf *g) {
     }
     if (!spm) t->add_space_prefix = false;
 
-    strmap_build(t);
+    lt_tok_build_map(t);
     if (spm) {
         for (int b = 0; b < 256; b++) {
             char name[8];
@@ -313,6 +325,12 @@ lt_status lt_tokenizer_from_gguf(lt_tokenizer **out, const lt_gguf *g) {
         goto fail;
     }
     if (t->bos < 0) t->add_bos = false;
+    if (lt_gguf_find(g, "tokenizer.ggml.add_eos_token") &&
+        !lt_gguf_get_bool(g, "tokenizer.ggml.add_eos_token", &t->add_eos)) {
+        st = lt_error_set(LT_ERR_MODEL, "%s: key tokenizer.ggml.add_eos_token is not a bool",
+                          path);
+        goto fail;
+    }
 
     lt_gguf_str tpl;
     if (lt_gguf_get_str(g, "tokenizer.chat_template", &tpl)) {
@@ -322,8 +340,7 @@ lt_status lt_tokenizer_from_gguf(lt_tokenizer **out, const lt_gguf *g) {
         t->default_system = lt_template_default_system(t->chat_template);
     }
 
-    build_specials(t);
-    compute_sha(t);
+    lt_tok_finish(t);
     *out = t;
     return LT_OK;
 fail:
@@ -369,13 +386,25 @@ int32_t lt_tokenizer_find(const lt_tokenizer *t, const char *piece) {
 
 /* ---- encoding ----------------------------------------------------------------------------- */
 
+/* One run without special tokens. `prefix`: the run may get SentencePiece's space prefix (the
+ * caller decided by prefix_mode); Metaspace modes skip it when the run starts with a space. A
+ * byte-level tokenizer with byte_prefix_space prepends ' ' to a run that does not start with one
+ * (HF ByteLevel add_prefix_space, applied per run between added tokens). */
 static void encode_run(const lt_tokenizer *t, const char *text, size_t len, bool prefix,
                        uint8_t mask, lt_tokens *out) {
     if (len == 0) return;
-    if (t->kind == TOK_KIND_SPM)
+    if (t->kind == TOK_KIND_SPM) {
+        if (t->prefix_mode != TOK_PREFIX_EVERY_RUN && text[0] == ' ') prefix = false;
         lt_tok_spm_encode(t, text, len, prefix && t->add_space_prefix, mask, out);
-    else
+    } else if (t->byte_prefix_space && text[0] != ' ') {
+        char *s = lt_xmalloc(len + 1);
+        s[0] = ' ';
+        memcpy(s + 1, text, len);
+        lt_tok_bpe_encode(t, s, len + 1, mask, out);
+        free(s);
+    } else {
         lt_tok_bpe_encode(t, text, len, mask, out);
+    }
 }
 
 /* Longest special token starting at s[0..n), or -1. */
@@ -409,7 +438,9 @@ void lt_tok_encode_ex(const lt_tokenizer *t, const char *text, size_t len, bool 
         }
         if (i > run) encode_run(t, text + run, i - run, prefix, mask, out);
         lt_tokens_push(out, id, mask);
-        prefix = true; /* llama.cpp: a text run after a special token gets the space prefix */
+        /* llama.cpp: a text run after a special token gets the space prefix again; HF Metaspace
+         * prepend_scheme "first" gives it to the start of the input only */
+        prefix = t->prefix_mode != TOK_PREFIX_META_FIRST;
         i += t->tok_len[id];
         run = i;
     }

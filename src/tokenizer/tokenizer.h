@@ -104,14 +104,21 @@ typedef struct {
 typedef enum {
     LT_TEMPLATE_CHATML = 0, /* <|im_start|>role\n...<|im_end|>\n (SmolLM2, Qwen) */
     LT_TEMPLATE_ALPACA,     /* ### Instruction:\n...\n\n### Response:\n... EOS (base models) */
+    LT_TEMPLATE_LLAMA3,     /* <|start_header_id|>role<|end_header_id|>\n\n...<|eot_id|> */
+    LT_TEMPLATE_LLAMA2,     /* <s>[INST] <<SYS>>\n...\n<</SYS>>\n\n... [/INST] ... </s> */
+    LT_TEMPLATE_MISTRAL,    /* [INST] ... [/INST]...</s> */
+    LT_TEMPLATE_GEMMA,      /* <start_of_turn>user\n...<end_of_turn>\n (assistant = "model") */
     LT_TEMPLATE_COUNT
 } lt_template;
 
-/* By name ("chatml", "alpaca"); LT_ERR_USAGE listing the names otherwise. */
+/* By name ("chatml", "alpaca", "llama3", "llama2", "mistral", "gemma"); LT_ERR_USAGE listing
+ * the names otherwise. */
 lt_status lt_template_from_name(lt_template *out, const char *name);
 const char *lt_template_name(lt_template t);
-/* Recognize a GGUF/HF Jinja chat template; LT_ERR_DATA when unrecognized, with a hint to pass
- * --template NAME. NULL source (no template in the file) chooses alpaca. */
+/* Recognize a GGUF/HF Jinja chat template by its family's markers (<|start_header_id|> llama3,
+ * <start_of_turn> gemma, <|im_start|> chatml, <<SYS>> llama2, [INST] mistral, "### Instruction:"
+ * alpaca); LT_ERR_DATA when unrecognized, with a hint to pass --template and the names. NULL
+ * source (no template in the file) chooses alpaca. */
 lt_status lt_template_detect(lt_template *out, const char *jinja_source);
 /* The literal default system prompt of a ChatML Jinja template — the text of a
  * "<|im_start|>system\n...<|im_end|>" string literal in a template that tests the first role
@@ -119,12 +126,17 @@ lt_status lt_template_detect(lt_template *out, const char *jinja_source);
  * the template has none. */
 char *lt_template_default_system(const char *jinja_source);
 
-/* Render a conversation (BOS first when the tokenizer adds one), appending to out with the loss
- * mask 1 on assistant content tokens and the assistant turn's closing token (<|im_end|> or
- * EOS), 0 elsewhere. With add_generation_prompt the ids end with the assistant header, ready to
+/* The token that closes an assistant turn in template tpl (<|im_end|>, <|eot_id|>,
+ * <end_of_turn>, else EOS), for stopping generation; -1 when the vocabulary has none. */
+int32_t lt_template_end_of_turn(const lt_tokenizer *t, lt_template tpl);
+
+/* Render a conversation (BOS first when the tokenizer adds one; Llama 2 puts one before each user
+ * turn), appending to out with the loss mask 1 on assistant content tokens and the assistant
+ * turn's closing token (<|im_end|>, <|eot_id|>, <end_of_turn> or EOS), 0 elsewhere. With add_generation_prompt the ids end with the assistant header, ready to
  * generate. ChatML inserts the tokenizer's default system prompt (lt_tokenizer_default_system)
- * before a first message that is not a system message. Alpaca's user turn always ends with the
- * "### Response:\n" header, so add_generation_prompt adds nothing there. Layouts: chat.c. */
+ * before a first message that is not a system message. Alpaca's, Llama 2's and Mistral's user
+ * turns end with the assistant header, so add_generation_prompt adds nothing there. Layouts:
+ * chat.c. */
 void lt_chat_render(const lt_tokenizer *t, lt_template tpl, const lt_message *msgs, size_t n,
                     bool add_generation_prompt, lt_tokens *out);
 
