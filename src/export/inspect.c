@@ -1,6 +1,6 @@
 /* `lathe inspect`: readable summaries of the files lathe reads and writes. Which kind a path is
  * comes from its content (GGUF magic, HDF5 signature, safetensors header) or, for directories,
- * from the files in it: manifest.json + recipe.yaml (run), adapter_config.json (PEFT adapter),
+ * from the files in it: manifest.json or recipe.yaml (run), adapter_config.json (PEFT adapter),
  * config.json (HF model). Every described file gets its SHA-256. */
 #include <dirent.h>
 #include <errno.h>
@@ -318,11 +318,18 @@ static lt_status inspect_run(const char *dir, FILE *out) {
     char p[PATH_MAX + 64];
     json_t *man;
     snprintf(p, sizeof p, "%s/manifest.json", dir);
-    lt_status st = load_json(p, &man);
-    if (st) return st;
-    fprintf(out, "run        %s\nmanifest.json:\n", dir);
-    print_json_fields(out, man, "  ");
-    json_decref(man);
+    lt_status st;
+    fprintf(out, "run        %s\n", dir);
+    if (is_file(p)) {
+        if ((st = load_json(p, &man))) return st;
+        fprintf(out, "manifest.json:\n");
+        print_json_fields(out, man, "  ");
+        json_decref(man);
+    } else {
+        fprintf(out, "manifest.json absent\n");
+    }
+    snprintf(p, sizeof p, "%s/recipe.yaml", dir);
+    if (is_file(p)) sha_line(out, p);
     /* last training and last evaluation record of metrics.jsonl */
     snprintf(p, sizeof p, "%s/metrics.jsonl", dir);
     char *text;
@@ -388,11 +395,13 @@ lt_status lt_inspect(const char *path, FILE *out) {
     if (S_ISDIR(sb.st_mode)) {
         snprintf(p, sizeof p, "%s/manifest.json", path);
         if (is_file(p)) return inspect_run(path, out);
+        snprintf(p, sizeof p, "%s/recipe.yaml", path);
+        if (is_file(p)) return inspect_run(path, out);
         snprintf(p, sizeof p, "%s/adapter_config.json", path);
         if (is_file(p)) return inspect_peft(path, out);
         snprintf(p, sizeof p, "%s/config.json", path);
         if (is_file(p)) return inspect_hf(path, out);
-        return lt_error_set(LT_ERR_USAGE, "'%s' is a directory but not a run (manifest.json), a "
+        return lt_error_set(LT_ERR_USAGE, "'%s' is a directory but not a run (manifest.json or recipe.yaml), a "
                             "PEFT adapter (adapter_config.json) or an HF model (config.json)",
                             path);
     }
