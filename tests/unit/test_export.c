@@ -388,3 +388,33 @@ Test(export, names_sizes_formats) {
     cr_assert_eq(lt_export_check_dtype(LT_EXPORT_MERGED_GGUF, LT_Q8_0), LT_OK);
     cr_assert_eq(lt_export_check_dtype(LT_EXPORT_PEFT, LT_F16), LT_ERR_USAGE);
 }
+
+/* PEFT settings that would make lathe apply a different adapter than the file describes are
+ * refused at load, with the key named. */
+Test(export, peft_load_refuses_unsupported_settings, .init = setup, .fini = teardown) {
+    lt_export_src src;
+    lt_model *m = load_base(&src);
+    attach(m, 8, 16, false);
+    char dir[512], cfgp[600];
+    export_to(&src, LT_EXPORT_PEFT, LT_F32, dir, sizeof dir);
+    snprintf(cfgp, sizeof cfgp, "%s/adapter_config.json", dir);
+    const char *keys[] = {"modules_to_save", "rank_pattern", "layers_to_transform",
+                          "fan_in_fan_out"};
+    const char *vals[] = {"[\"lm_head\"]", "{\"q_proj\": 4}", "[0, 1]", "true"};
+    for (int i = 0; i < 4; i++) {
+        json_error_t je;
+        json_t *cfg = json_load_file(cfgp, 0, &je);
+        cr_assert_not_null(cfg);
+        json_t *orig = json_deep_copy(cfg);
+        json_object_set_new(cfg, keys[i], json_loads(vals[i], JSON_DECODE_ANY, &je));
+        cr_assert_eq(json_dump_file(cfg, cfgp, 0), 0);
+        cr_assert_eq(lt_peft_load(m, dir), LT_ERR_MODEL, "%s accepted", keys[i]);
+        cr_assert(strstr(lt_error_message(), keys[i]), "%s", lt_error_message());
+        cr_assert_eq(json_dump_file(orig, cfgp, 0), 0);
+        json_decref(cfg);
+        json_decref(orig);
+    }
+    cr_assert_eq(lt_peft_load(m, dir), LT_OK, "%s", lt_error_message());
+    lt_export_src_close(&src);
+    lt_model_free(m);
+}
