@@ -19,12 +19,27 @@ Lines starting with '#' are comments.
 Usage (from the repository root):
     LATHE_FIXTURES=../shared/fixtures LATHE_SMOLLM2_GGUF=/path/SmolLM2-135M-Instruct.Q4_1.gguf \\
         python3 tools/gen_tokenizer_refs.py
+
+Second mode, --hf DIR: reference ids from Hugging Face `tokenizers` for the tokenizer.json files
+lathe writes (lt_tokenizer_write_hf), into tests/data/tokenizer/<model>.hf.refs. DIR holds
+stories260K/ and smollm2/ as written by the test that exports them:
+    LATHE_TOKENIZER_EXPORT=/tmp/lathe_hf LATHE_FIXTURES=../shared/fixtures \\
+        build/lathe_tests --filter 'tokenizer_hf/export_for_reference'
+    python3 tools/gen_tokenizer_refs.py --hf /tmp/lathe_hf
+Each case is tokenized with tokenizers.Tokenizer.from_file(DIR/MODEL/tokenizer.json):
+    tok.encode_special_tokens = not SPECIAL; tok.encode(text, add_special_tokens=False).ids
+and, as a cross-check that transformers loads the directory the same way,
+    transformers.AutoTokenizer.from_pretrained(DIR/MODEL)(text, add_special_tokens=False,
+        split_special_tokens=not SPECIAL).input_ids
+must agree (the script stops otherwise). Packages: tokenizers 0.23.3, transformers 5.23.0
+(`pip install tokenizers==0.23.3 transformers==5.23.0`, CPU only, no torch needed).
 """
 import os
 import sys
 
 SOURCE_PACKAGE = "llama-cpp-python"
 SOURCE_VERSION = "0.3.36"
+HF_VERSIONS = {"tokenizers": "0.23.3", "transformers": "5.23.0"}
 
 FIXTURES = os.environ.get("LATHE_FIXTURES", "../shared/fixtures")
 SMOLLM2 = os.environ.get(
@@ -70,7 +85,50 @@ def snap(data, off, length):
     return off, end - off
 
 
+def main_hf(export_dir):
+    try:
+        import tokenizers
+        import transformers
+    except ImportError:
+        sys.exit("needs " + " ".join(f"{k}=={v}" for k, v in HF_VERSIONS.items()))
+    got = {"tokenizers": tokenizers.__version__, "transformers": transformers.__version__}
+    for k, v in HF_VERSIONS.items():
+        if got[k] != v:
+            print(f"warning: {k} {got[k]} installed, refs were made with {v}", file=sys.stderr)
+    for refs, gguf, extra in MODELS:
+        name = "stories260K" if refs.startswith("stories") else "smollm2"
+        d = os.path.join(export_dir, name)
+        tok = tokenizers.Tokenizer.from_file(os.path.join(d, "tokenizer.json"))
+        auto = transformers.AutoTokenizer.from_pretrained(d)
+        lines = [
+            f"# reference token ids from Hugging Face tokenizers for the tokenizer.json lathe writes "
+            f"from {os.path.basename(gguf)}",
+            f"# made by tools/gen_tokenizer_refs.py --hf with tokenizers {got['tokenizers']} "
+            f"(cross-checked with transformers {got['transformers']} AutoTokenizer), "
+            "encode(add_special_tokens=False, encode_special_tokens=not S)",
+            "# name\tsource\toffset\tlength\tspecial\tids...",
+        ]
+        for case, source, off, length, special in SLICES + extra:
+            data = open(resolve(source), "rb").read()
+            off, length = snap(data, off, length)
+            text = data[off:off + length].decode("utf-8")
+            tok.encode_special_tokens = not special
+            ids = tok.encode(text, add_special_tokens=False).ids
+            ids2 = auto(text, add_special_tokens=False,
+                        split_special_tokens=not special)["input_ids"]
+            if ids != ids2:
+                sys.exit(f"{name}:{case}: tokenizers and transformers disagree")
+            lines.append("\t".join([case, source, str(off), str(length), str(special),
+                                    " ".join(map(str, ids))]))
+            print(f"{refs}: {case}: {length} bytes -> {len(ids)} ids", file=sys.stderr)
+        out = refs.replace(".refs", ".hf.refs")
+        with open(os.path.join(OUT_DIR, out), "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--hf":
+        return main_hf(sys.argv[2])
     try:
         import llama_cpp
         from llama_cpp import Llama

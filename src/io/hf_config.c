@@ -13,11 +13,13 @@
  */
 #include "../model/model.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct {
     const char *arch;       /* architectures[0] */
@@ -179,11 +181,15 @@ static lt_status parse_rope_scaling(const char *path, json_t *root, lt_model_con
 
 lt_status lt_hf_config_parse(lt_model_config *c, const char *path) {
     memset(c, 0, sizeof *c);
+    if (access(path, R_OK) != 0)
+        return lt_error_set(LT_ERR_MODEL, "%s: cannot be read: %s; hint: a Hugging Face model "
+                            "directory holds config.json beside its safetensors", path,
+                            strerror(errno));
     json_error_t je;
     json_t *root = json_load_file(path, 0, &je);
     if (!root)
-        return lt_error_set(LT_ERR_MODEL, "%s:%d:%d: config.json is not readable JSON: %s", path,
-                            je.line, je.column, je.text);
+        return lt_error_set(LT_ERR_MODEL, "%s:%d:%d: not valid JSON: %s", path, je.line,
+                            je.column, je.text);
     lt_status st = LT_OK;
     if (!json_is_object(root)) {
         st = lt_error_set(LT_ERR_MODEL, "%s: expected a JSON object", path);

@@ -1,0 +1,422 @@
+/*
+ * test_tokenizer_hf.c — Hugging Face tokenizer directories and GGUF tokenizer keys:
+ *  - round trips: GGUF tokenizer -> lt_tokenizer_write_hf -> lt_tokenizer_from_hf_dir, and
+ *    GGUF tokenizer -> lt_tokenizer_to_gguf -> GGUF file -> lt_tokenizer_from_gguf, both against
+ *    the llama.cpp reference ids (tests/data/tokenizer/<model>.refs);
+ *  - the written tokenizer.json against HF `tokenizers` itself: <model>.hf.refs holds the ids
+ *    `tokenizers.Tokenizer.from_file` gives for the same slices (tools/gen_tokenizer_refs.py --hf,
+ *    which reads the directories this file's export test writes when LATHE_TOKENIZER_EXPORT is
+ *    set: LATHE_TOKENIZER_EXPORT=/tmp/x build/lathe_tests --filter 'tokenizer_hf/export*');
+ *  - errors for what lathe does not support, and the chat template families.
+ */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../support.h"
+#include "tokenizer/tokenizer.h"
+
+static lt_tokenizer *from_gguf_path(const char *path) {
+    lt_gguf *g = NULL;
+    cr_assert_eq(lt_gguf_open(&g, path), LT_OK, "%s", lt_error_message());
+    lt_tokenizer *t = NULL;
+    cr_assert_eq(lt_tokenizer_from_gguf(&t, g), LT_OK, "%s", lt_error_message());
+    lt_gguf_close(g);
+    return t;
+}
+
+static lt_tokenizer *stories(void) {
+    char p[4096];
+    ts_fixture(p, sizeof p, "stories260K/stories260K.gguf");
+    return from_gguf_path(p);
+}
+
+static lt_tokenizer *smollm2(void) {
+    char p[4096];
+    ts_smollm2(p, sizeof p);
+    return from_gguf_path(p);
+}
+
+/* ---- reference files (format: tools/gen_tokenizer_refs.py) -------------------------------- */
+
+typedef struct {
+    char name[64], source[256];
+    long offset, length;
+    int special;
+    int32_t *ids;
+    size_t n;
+} ref_case;
+
+static size_t load_refs(const char *file, ref_case **out) {
+    char path[512], *data;
+    size_t n;
+    snprintf(path, sizeof path, "tests/data/tokenizer/%s", file);
+    cr_assert_eq(lt_read_file(path, &data, &n), LT_OK, "%s (run from the repo root)",
+                 lt_error_message());
+    size_t nc = 0;
+    ref_case *cs = NULL;
+    char *save = NULL;
+    for (char *line = strtok_r(data, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (line[0] == '#' || !line[0]) continue;
+        cs = realloc(cs, (nc + 1) * sizeof *cs);
+        ref_case *c = memset(&cs[nc++], 0, sizeof *cs);
+        char *f[6] = {0}, *s2 = NULL;
+        for (int k = 0; k < 6; k++) f[k] = strtok_r(k ? NULL : line, "\t", &s2);
+        cr_assert(f[4], "%s: malformed line", path);
+        snprintf(c->name, sizeof c->name, "%s", f[0]);
+        snprintf(c->source, sizeof c->source, "%s", f[1]);
+        c->offset = atol(f[2]);
+        c->length = atol(f[3]);
+        c->special = atoi(f[4]);
+        for (char *p = f[5], *e; p && *p; p = e) {
+            long v = strtol(p, &e, 10);
+            if (e == p) break;
+            c->ids = realloc(c->ids, (c->n + 1) * sizeof *c->ids);
+            c->ids[c->n++] = (int32_t)v;
+        }
+    }
+    free(data);
+    *out = cs;
+    return nc;
+}
+
+static char *case_text(const ref_case *c, size_t *len) {
+    char path[4096], *data;
+    size_t n;
+    if (strncmp(c->source, "fixtures/", 9) == 0)
+        ts_fixture(path, sizeof path, c->source + 9);
+    else
+        snprintf(path, sizeof path, "%s", c->source + 5);
+    cr_assert_eq(lt_read_file(path, &data, &n), LT_OK, "%s", lt_error_message());
+    cr_assert((size_t)(c->offset + c->length) <= n, "%s: slice outside the file", path);
+    memmove(data, data + c->offset, (size_t)c->length);
+    data[c->length] = 0;
+    *len = (size_t)c->length;
+    return data;
+}
+
+static void expect_ids(const char *what, const lt_tokens *v, const int32_t *want, size_t nwant) {
+    size_t i = 0;
+    while (i < v->n && i < nwant && v->ids[i] == want[i]) i++;
+    if (i == v->n && i == nwant) return;
+    cr_assert_fail("%s: first mismatch at token %zu (lathe %zu ids: %d, reference %zu ids: %d)",
+                   what, i, v->n, i < v->n ? v->ids[i] : -1, nwant, i < nwant ? want[i] : -1);
+}
+
+/* Every case of `file` through t, exactly. Returns the number of cases. */
+static size_t run_refs(const lt_tokenizer *t, const char *file, const char *tag) {
+    ref_case *cs;
+    size_t n = load_refs(file, &cs);
+    for (size_t i = 0; i < n; i++) {
+        size_t len;
+        char *text = case_text(&cs[i], &len);
+        lt_tokens v = {0};
+        lt_tokenizer_encode(t, text, len, cs[i].special != 0, 0, &v);
+        char what[256];
+        snprintf(what, sizeof what, "%s %s:%s", tag, file, cs[i].name);
+        expect_ids(what, &v, cs[i].ids, cs[i].n);
+        if (!cs[i].special) {
+            char *back = lt_tokenizer_decode(t, v.ids, v.n);
+            cr_expect_str_eq(back, text, "%s: decode(encode(x)) != x", what);
+            free(back);
+        }
+        lt_tokens_free(&v);
+        free(text);
+        free(cs[i].ids);
+    }
+    free(cs);
+    return n;
+}
+
+/* ---- round trips -------------------------------------------------------------------------- */
+
+static lt_tokenizer *via_hf(const lt_tokenizer *t, char *dir, size_t cap) {
+    ts_tmpdir(dir, cap, "hftok");
+    cr_assert_eq(lt_tokenizer_write_hf(t, dir), LT_OK, "%s", lt_error_message());
+    lt_tokenizer *u = NULL;
+    cr_assert_eq(lt_tokenizer_from_hf_dir(&u, dir), LT_OK, "%s", lt_error_message());
+    return u;
+}
+
+static lt_tokenizer *via_gguf(const lt_tokenizer *t) {
+    char dir[256], path[512];
+    ts_tmpdir(dir, sizeof dir, "hftok_gguf");
+    snprintf(path, sizeof path, "%s/tok.gguf", dir);
+    lt_gguf_writer *w = lt_gguf_writer_new();
+    lt_tokenizer_to_gguf(t, w);
+    cr_assert_eq(lt_gguf_writer_write(w, path), LT_OK, "%s", lt_error_message());
+    lt_gguf_writer_free(w);
+    lt_tokenizer *u = from_gguf_path(path);
+    ts_rmtree(dir);
+    return u;
+}
+
+static void same_specials(const lt_tokenizer *a, const lt_tokenizer *b) {
+    cr_assert_eq(lt_tokenizer_vocab_size(a), lt_tokenizer_vocab_size(b));
+    cr_assert_eq(lt_tokenizer_bos(a), lt_tokenizer_bos(b));
+    cr_assert_eq(lt_tokenizer_eos(a), lt_tokenizer_eos(b));
+    cr_assert_eq(lt_tokenizer_pad(a), lt_tokenizer_pad(b));
+    cr_assert_eq(lt_tokenizer_add_bos(a), lt_tokenizer_add_bos(b));
+    const char *ca = lt_tokenizer_chat_template(a), *cb = lt_tokenizer_chat_template(b);
+    cr_assert((ca == NULL) == (cb == NULL));
+    if (ca) cr_assert_str_eq(ca, cb);
+}
+
+Test(tokenizer_hf, stories260K_gguf_to_hf_round_trip) {
+    lt_tokenizer *t = stories();
+    char dir[256];
+    lt_tokenizer *u = via_hf(t, dir, sizeof dir);
+    same_specials(t, u);
+    cr_assert_gt(run_refs(u, "stories260K.refs", "gguf->hf->lathe"), 8);
+    lt_tokenizer_free(u);
+    lt_tokenizer_free(t);
+    ts_rmtree(dir);
+}
+
+Test(tokenizer_hf, smollm2_gguf_to_hf_round_trip) {
+    lt_tokenizer *t = smollm2();
+    char dir[256];
+    lt_tokenizer *u = via_hf(t, dir, sizeof dir);
+    same_specials(t, u);
+    cr_assert_str_eq(lt_tokenizer_sha256(t), lt_tokenizer_sha256(u),
+                     "byte-level: same tokens, types, merges and pre-tokenizer name");
+    cr_assert_str_eq(lt_tokenizer_default_system(u), lt_tokenizer_default_system(t));
+    cr_assert_gt(run_refs(u, "smollm2.refs", "gguf->hf->lathe"), 8);
+    /* and HF -> GGUF again: still the same vocabulary */
+    lt_tokenizer *w = via_gguf(u);
+    cr_assert_str_eq(lt_tokenizer_sha256(w), lt_tokenizer_sha256(t));
+    lt_tokenizer_free(w);
+    lt_tokenizer_free(u);
+    lt_tokenizer_free(t);
+    ts_rmtree(dir);
+}
+
+Test(tokenizer_hf, gguf_keys_round_trip) {
+    lt_tokenizer *ts[2] = {stories(), smollm2()};
+    const char *refs[2] = {"stories260K.refs", "smollm2.refs"};
+    for (int k = 0; k < 2; k++) {
+        lt_tokenizer *u = via_gguf(ts[k]);
+        same_specials(ts[k], u);
+        cr_assert_str_eq(lt_tokenizer_sha256(u), lt_tokenizer_sha256(ts[k]),
+                         "%s: to_gguf -> from_gguf must give the identical vocabulary", refs[k]);
+        run_refs(u, refs[k], "gguf->to_gguf->lathe");
+        lt_tokenizer_free(u);
+        lt_tokenizer_free(ts[k]);
+    }
+}
+
+/* The written tokenizer.json against HF tokenizers' own ids (<model>.hf.refs). */
+Test(tokenizer_hf, written_tokenizer_json_matches_hf_tokenizers) {
+    lt_tokenizer *ts[2] = {stories(), smollm2()};
+    const char *refs[2] = {"stories260K.hf.refs", "smollm2.hf.refs"};
+    for (int k = 0; k < 2; k++) {
+        char dir[256];
+        lt_tokenizer *u = via_hf(ts[k], dir, sizeof dir);
+        cr_assert_gt(run_refs(u, refs[k], "lathe(hf dir) vs tokenizers"), 8);
+        lt_tokenizer_free(u);
+        lt_tokenizer_free(ts[k]);
+        ts_rmtree(dir);
+    }
+}
+
+/* Writes the directories the reference generator reads; skipped unless asked for. */
+Test(tokenizer_hf, export_for_reference) {
+    const char *out = getenv("LATHE_TOKENIZER_EXPORT");
+    if (!out || !*out) cr_skip_test("LATHE_TOKENIZER_EXPORT not set: nothing to export");
+    lt_tokenizer *ts[2] = {stories(), smollm2()};
+    const char *names[2] = {"stories260K", "smollm2"};
+    for (int k = 0; k < 2; k++) {
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s/%s", out, names[k]);
+        cr_assert_eq(lt_tokenizer_write_hf(ts[k], dir), LT_OK, "%s", lt_error_message());
+        lt_tokenizer_free(ts[k]);
+    }
+}
+
+/* ---- errors ------------------------------------------------------------------------------- */
+
+static void write_dir(char *dir, size_t cap, const char *tokenizer_json, const char *config) {
+    char p[512];
+    ts_tmpdir(dir, cap, "hftok_bad");
+    snprintf(p, sizeof p, "%s/tokenizer.json", dir);
+    cr_assert_eq(lt_write_file_atomic(p, tokenizer_json, strlen(tokenizer_json)), LT_OK);
+    if (config) {
+        snprintf(p, sizeof p, "%s/tokenizer_config.json", dir);
+        cr_assert_eq(lt_write_file_atomic(p, config, strlen(config)), LT_OK);
+    }
+}
+
+static void expect_error(const char *json, const char *config, const char *needle) {
+    char dir[256];
+    write_dir(dir, sizeof dir, json, config);
+    lt_tokenizer *t = (lt_tokenizer *)1;
+    cr_assert_eq(lt_tokenizer_from_hf_dir(&t, dir), LT_ERR_MODEL, "expected an error for %s",
+                 needle);
+    cr_assert_null(t);
+    cr_assert(strstr(lt_error_message(), needle), "message \"%s\" lacks \"%s\"",
+              lt_error_message(), needle);
+    cr_assert(strstr(lt_error_message(), dir), "message names the file: %s", lt_error_message());
+    ts_rmtree(dir);
+}
+
+#define BL_PRE "{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"use_regex\":true}"
+#define VOCAB "{\"a\":0,\"b\":1,\"ab\":2,\"<s>\":3}"
+
+Test(tokenizer_hf, unsupported_parts_are_named) {
+    expect_error("{\"model\":{\"type\":\"WordPiece\",\"vocab\":" VOCAB "}}", NULL, "model.type");
+    expect_error("{\"normalizer\":{\"type\":\"NFKC\"},\"pre_tokenizer\":" BL_PRE
+                 ",\"model\":{\"type\":\"BPE\",\"vocab\":" VOCAB ",\"merges\":[\"a b\"]}}",
+                 NULL, "normalizer");
+    expect_error("{\"pre_tokenizer\":{\"type\":\"Whitespace\"},\"model\":{\"type\":\"BPE\","
+                 "\"vocab\":" VOCAB ",\"merges\":[\"a b\"]}}",
+                 NULL, "pre_tokenizer");
+    expect_error("{\"pre_tokenizer\":" BL_PRE ",\"decoder\":{\"type\":\"WordPiece\"},"
+                 "\"model\":{\"type\":\"BPE\",\"vocab\":" VOCAB ",\"merges\":[\"a b\"]}}",
+                 NULL, "decoder");
+    expect_error("{\"pre_tokenizer\":" BL_PRE ",\"model\":{\"type\":\"BPE\",\"vocab\":" VOCAB
+                 ",\"merges\":[\"a b c\"]}}",
+                 NULL, "model.merges[0]");
+    expect_error("{\"pre_tokenizer\":" BL_PRE ",\"model\":{\"type\":\"BPE\",\"vocab\":" VOCAB
+                 ",\"merges\":[]}}",
+                 "{\"bos_token\":\"<nope>\"}", "bos_token");
+    expect_error("{\"pre_tokenizer\":" BL_PRE ",\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,"
+                 "\"b\":2},\"merges\":[]}}",
+                 NULL, "id 1");
+    expect_error("{\"pre_tokenizer\":" BL_PRE ",\"model\":{\"type\":\"BPE\",\"vocab\":" VOCAB
+                 ",\"merges\":[]}}",
+                 "{\"chat_template\":[{\"name\":\"tool_use\",\"template\":\"x\"}]}", "default");
+    expect_error("{\"model\":", NULL, "JSON");
+}
+
+Test(tokenizer_hf, small_byte_level_file) {
+    /* pairs form of merges, AddedToken objects, a named chat-template list, Split + ByteLevel */
+    const char *json =
+        "{\"added_tokens\":[{\"id\":3,\"content\":\"<s>\",\"special\":true}],"
+        "\"pre_tokenizer\":{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\","
+        "\"pattern\":{\"String\":\"b\"},\"behavior\":\"Isolated\",\"invert\":false},"
+        "{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"use_regex\":false}]},"
+        "\"decoder\":{\"type\":\"ByteLevel\"},"
+        "\"model\":{\"type\":\"BPE\",\"vocab\":" VOCAB ",\"merges\":[[\"a\",\"b\"]]}}";
+    const char *cfg = "{\"bos_token\":{\"content\":\"<s>\"},\"add_bos_token\":true,"
+                      "\"chat_template\":[{\"name\":\"default\",\"template\":\"<|im_start|>\"}]}";
+    char dir[256];
+    write_dir(dir, sizeof dir, json, cfg);
+    lt_tokenizer *t = NULL;
+    cr_assert_eq(lt_tokenizer_from_hf_dir(&t, dir), LT_OK, "%s", lt_error_message());
+    cr_assert_eq(lt_tokenizer_bos(t), 3);
+    cr_assert(lt_tokenizer_add_bos(t));
+    cr_assert_str_eq(lt_tokenizer_chat_template(t), "<|im_start|>");
+    lt_tokens v = {0};
+    lt_tokenizer_encode(t, "aab<s>ab", 8, true, 0, &v);
+    /* "b" is split off by the Split, so "ab" cannot merge: a a b <s> a b */
+    int32_t want[] = {0, 0, 1, 3, 0, 1};
+    expect_ids("split + special", &v, want, 6);
+    lt_tokens_free(&v);
+    lt_tokenizer_free(t);
+    ts_rmtree(dir);
+}
+
+/* ---- chat templates ----------------------------------------------------------------------- */
+
+Test(tokenizer_hf, template_families) {
+    static const struct {
+        const char *src;
+        lt_template tpl;
+        const char *name;
+    } cases[] = {
+        {"{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' }}",
+         LT_TEMPLATE_LLAMA3, "llama3"},
+        {"{{ bos_token + '[INST] <<SYS>>\\n' + system + '\\n<</SYS>>\\n\\n' }}",
+         LT_TEMPLATE_LLAMA2, "llama2"},
+        {"{{ '[INST] ' + message['content'] + ' [/INST]' }}", LT_TEMPLATE_MISTRAL, "mistral"},
+        {"{{ '<start_of_turn>' + role + '\\n' }}", LT_TEMPLATE_GEMMA, "gemma"},
+        {"{{ '<|im_start|>' }}", LT_TEMPLATE_CHATML, "chatml"},
+        {"### Instruction:", LT_TEMPLATE_ALPACA, "alpaca"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        lt_template tpl;
+        cr_assert_eq(lt_template_detect(&tpl, cases[i].src), LT_OK);
+        cr_assert_eq(tpl, cases[i].tpl, "%s", cases[i].name);
+        cr_assert_str_eq(lt_template_name(tpl), cases[i].name);
+        cr_assert_eq(lt_template_from_name(&tpl, cases[i].name), LT_OK);
+        cr_assert_eq(tpl, cases[i].tpl);
+    }
+    lt_template tpl;
+    cr_assert_eq(lt_template_detect(&tpl, "{{ messages }}"), LT_ERR_DATA);
+    cr_assert(strstr(lt_error_message(), "--template chatml|alpaca|llama3|llama2|mistral|gemma"),
+              "%s", lt_error_message());
+}
+
+static const lt_message CONVO[] = {
+    {LT_ROLE_SYSTEM, "Be brief."},
+    {LT_ROLE_USER, "Tell me a story."},
+    {LT_ROLE_ASSISTANT, " Once upon a time. "},
+    {LT_ROLE_USER, "More?"},
+    {LT_ROLE_ASSISTANT, "The end."},
+};
+
+#define NO_CHECK INT32_MIN
+
+/* Render, check the text and that every mask run decodes to an assistant turn + its closer. */
+static void check_render(lt_tokenizer *t, lt_template tpl, const char *want, int32_t closer,
+                         bool gen, size_t n) {
+    lt_tokens v = {0};
+    lt_chat_render(t, tpl, CONVO, n, gen, &v);
+    char *got = lt_tokenizer_decode_special(t, v.ids, v.n, true);
+    cr_assert_str_eq(got, want, "%s: got [%s]", lt_template_name(tpl), got);
+    free(got);
+    size_t runs = 0;
+    for (size_t i = 0; i < v.n;) {
+        if (!v.mask[i]) {
+            i++;
+            continue;
+        }
+        size_t j = i;
+        while (j < v.n && v.mask[j]) j++;
+        if (closer != NO_CHECK)
+            cr_assert_eq(v.ids[j - 1], closer,
+                         "%s: a mask run ends with the turn's closing token",
+                         lt_template_name(tpl));
+        runs++;
+        i = j;
+    }
+    cr_assert_eq(runs, 2, "%s", lt_template_name(tpl));
+    if (closer != NO_CHECK) cr_assert_eq(lt_template_end_of_turn(t, tpl), closer);
+    lt_tokens_free(&v);
+}
+
+Test(tokenizer_hf, render_new_families_stories260K) {
+    lt_tokenizer *t = stories(); /* SentencePiece-style; <s> </s>, no chat markers: text */
+    int32_t eos = lt_tokenizer_eos(t);
+    check_render(t, LT_TEMPLATE_LLAMA2,
+                 "<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nTell me a story. [/INST] Once upon a "
+                 "time. </s><s>[INST] More? [/INST] The end. </s>",
+                 eos, false, 5);
+    check_render(t, LT_TEMPLATE_MISTRAL,
+                 "<s>[INST] Be brief.\n\nTell me a story. [/INST] Once upon a time. </s> [INST] "
+                 "More? [/INST]The end.</s>",
+                 eos, true, 5);
+    lt_tokenizer_free(t);
+}
+
+Test(tokenizer_hf, render_new_families_smollm2) {
+    lt_tokenizer *t = smollm2(); /* markers not in the vocabulary are rendered as text */
+    int32_t eos = lt_tokenizer_eos(t);
+    check_render(t, LT_TEMPLATE_LLAMA3,
+                 "<|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|>"
+                 "<|start_header_id|>user<|end_header_id|>\n\nTell me a story.<|eot_id|>"
+                 "<|start_header_id|>assistant<|end_header_id|>\n\nOnce upon a time.<|eot_id|>"
+                 "<|start_header_id|>user<|end_header_id|>\n\nMore?<|eot_id|>"
+                 "<|start_header_id|>assistant<|end_header_id|>\n\nThe end.<|eot_id|>"
+                 "<|start_header_id|>assistant<|end_header_id|>\n\n",
+                 NO_CHECK /* <|eot_id|> is text in this vocabulary */, true, 5);
+    check_render(t, LT_TEMPLATE_GEMMA,
+                 "<start_of_turn>user\nBe brief.\n\nTell me a story.<end_of_turn>\n"
+                 "<start_of_turn>model\nOnce upon a time.<end_of_turn>\n"
+                 "<start_of_turn>user\nMore?<end_of_turn>\n"
+                 "<start_of_turn>model\nThe end.<end_of_turn>\n",
+                 NO_CHECK, false, 5);
+    (void)eos;
+    lt_tokenizer_free(t);
+}
