@@ -51,7 +51,7 @@ void lt_tokenizer_free(lt_tokenizer *t);
 lt_status lt_tokenizer_from_hf_dir(lt_tokenizer **out, const char *dir);
 /* Write tokenizer.json + tokenizer_config.json + special_tokens_map.json into dir (created;
  * each file atomic), such that Hugging Face `tokenizers` / `transformers` tokenize exactly as this
- * tokenizer does (checked on the reference slices: tests/data/tokenizer/*.hf.refs). A
+ * tokenizer does (checked on the reference slices: tests/data/tokenizer/<model>.hf.refs). A
  * SentencePiece-style vocabulary gets merges derived from its scores the way transformers' GGUF
  * loader derives them (hf_write.c). LT_ERR_MODEL when a token cannot be a JSON key (invalid UTF-8
  * or a duplicate), LT_ERR_IO naming the path on write failure. */
