@@ -125,8 +125,8 @@ lt_status lt_export_check_name(const char *name, const char *what) {
 lt_status lt_export_check_servable(const lt_lora_config *lc, int max_rank, const char *where) {
     if (max_rank > 0 && lc->r > max_rank)
         return lt_error_set(LT_ERR_USAGE, "%s: rank r = %d is above the serving limit %d: vLLM "
-                            "refuses adapters above its --max-lora-rank (default 16) and TGI "
-                            "above its LoRA rank support; hint: start the server with "
+                            "refuses adapters above its --max-lora-rank (default 16); hint: "
+                            "start the server with "
                             "--max-lora-rank %d (or higher) and export with --max-rank %d, or "
                             "train with a lower lora.r", where, lc->r, max_rank, lc->r, lc->r);
     return LT_OK;
