@@ -4,6 +4,7 @@
 #define LATHE_TESTS_SUPPORT_H
 
 #include <criterion/criterion.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,12 +21,16 @@ static inline void ts_tmpdir(char *buf, size_t cap, const char *tag) {
 
 static inline void ts_rmtree(const char *dir) { lt_remove_tree(dir); }
 
-/* $LATHE_FIXTURES/rel into buf, or skip the test naming what is missing. */
+/* $LATHE_FIXTURES/rel into buf as an absolute path (tests hand it to recipes in other
+ * directories), or skip the test naming what is missing. */
 static inline void ts_fixture(char *buf, size_t cap, const char *rel) {
     const char *f = getenv("LATHE_FIXTURES");
-    snprintf(buf, cap, "%s/%s", f ? f : "../shared/fixtures", rel);
-    if (access(buf, R_OK) != 0)
-        cr_skip_test("fixture %s not found (set LATHE_FIXTURES to the fixtures directory)", buf);
+    char rel_path[4096], abs_path[PATH_MAX];
+    snprintf(rel_path, sizeof rel_path, "%s/%s", f ? f : "../shared/fixtures", rel);
+    if (access(rel_path, R_OK) != 0 || !realpath(rel_path, abs_path) || strlen(abs_path) >= cap)
+        cr_skip_test("fixture %s not found (set LATHE_FIXTURES to the fixtures directory)",
+                     rel_path);
+    memcpy(buf, abs_path, strlen(abs_path) + 1);
 }
 
 /* The SmolLM2-135M-Instruct GGUF: $LATHE_SMOLLM2_GGUF, else the cache tools/fetch_model.sh

@@ -11,6 +11,9 @@ static const lt_command commands[] = {
     {"generate", lt_cmd_generate, "generate text from a GGUF model (+ optional PEFT adapter)"},
     {"eval", lt_cmd_eval, "score a model (+ adapter) on token shards, or dump prompt logits"},
     {"tokenize", lt_cmd_tokenize, "tokenize datasets into HDF5 token shards"},
+    {"export", lt_cmd_export, "write an adapter as PEFT, GGUF adapter, merged safetensors or GGUF"},
+    {"convert", lt_cmd_convert, "convert a base model between GGUF and a Hugging Face directory"},
+    {"inspect", lt_cmd_inspect, "summarize a GGUF, safetensors, shard, model, adapter or run"},
     {NULL, NULL, NULL},
 };
 

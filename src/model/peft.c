@@ -114,6 +114,35 @@ lt_status lt_peft_load(lt_model *m, const char *dir) {
         st = cfg_error(path, "adapters with trained biases (bias != \"none\") are not supported");
         goto done;
     }
+    /* settings that change which weights or what scale the adapter has; applying the adapter
+     * without them would silently give another model (peft LoraConfig fields) */
+    json_t *mts = json_object_get(cfg, "modules_to_save");
+    if (mts && !json_is_null(mts) && !(json_is_array(mts) && json_array_size(mts) == 0)) {
+        st = cfg_error(path, "'modules_to_save' is set: the adapter carries fully trained copies "
+                       "of other layers, which lathe does not apply");
+        goto done;
+    }
+    static const char *const patterns[] = {"rank_pattern", "alpha_pattern"};
+    for (int p = 0; p < 2; p++) {
+        json_t *pat = json_object_get(cfg, patterns[p]);
+        if (pat && !json_is_null(pat) && !(json_is_object(pat) && json_object_size(pat) == 0)) {
+            st = lt_error_set(LT_ERR_MODEL, "%s: '%s' gives some modules their own rank or "
+                              "alpha; lathe applies one r and lora_alpha to every module", path,
+                              patterns[p]);
+            goto done;
+        }
+    }
+    json_t *ltt = json_object_get(cfg, "layers_to_transform");
+    if (ltt && !json_is_null(ltt)) {
+        st = cfg_error(path, "'layers_to_transform' limits the adapter to some layers, which "
+                       "lathe does not support");
+        goto done;
+    }
+    if (json_is_true(json_object_get(cfg, "fan_in_fan_out"))) {
+        st = cfg_error(path, "'fan_in_fan_out' is true (Conv1D weights stored [in, out], as in "
+                       "GPT-2); lathe reads nn.Linear adapters only");
+        goto done;
+    }
     json_t *tm = json_object_get(cfg, "target_modules");
     if (!json_is_array(tm) || json_array_size(tm) == 0) {
         st = cfg_error(path, "'target_modules' must be a non-empty list of module names");

@@ -8,6 +8,8 @@
  */
 #include "recipe/recipe_impl.h"
 
+#include "export/export.h" /* lt_export_format_names: the output.exports choices */
+
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -107,6 +109,10 @@ const rk_key lt_recipe_keys[LT_RECIPE_NKEYS] = {
     {"output.dir", RK_PATH, OFF(output.dir), NULL, RF_REQUIRED, 0, 0, NULL,
      "Run directory: resolved recipe.yaml, manifest.json, metrics.jsonl, checkpoints/, "
      "adapter/ (required)." PATH_HELP, {0}},
+    {"output.exports", RK_LIST, OFF(output.exports), "[]", 0, 0, 0, lt_export_format_names,
+     "Serving formats written after training into output.dir/exports/<format>/ (each as "
+     "`lathe export` with its defaults): peft, gguf-adapter (llama.cpp), merged-safetensors, "
+     "merged-gguf. docs/exports.md says which server loads which.", {0}},
 };
 /* clang-format on */
 
@@ -778,6 +784,12 @@ lt_status lt_recipe_validate(const lt_recipe *r) {
                             "%s: lora.target_modules is empty; hint: list at least one module, "
                             "e.g. [q_proj, v_proj]",
                             where(r, itm, w, sizeof w));
+    int iex = find_full("output.exports");
+    for (int i = 0; i < r->output.exports.n; i++)
+        for (int j = 0; j < i; j++)
+            if (!strcmp(r->output.exports.items[i], r->output.exports.items[j]))
+                return lt_error_set(LT_ERR_RECIPE, "%s: output.exports names '%s' twice",
+                                    where(r, iex, w, sizeof w), r->output.exports.items[i]);
     int iee = find_full("train.eval_every");
     if (r->train.eval_every > 0 && r->data.eval.n == 0)
         return lt_error_set(LT_ERR_RECIPE,

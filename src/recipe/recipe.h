@@ -28,7 +28,7 @@
 #include "optim/optim.h" /* lt_schedule_type */
 
 /* Number of rows in the key table (checked by a _Static_assert in recipe.c). */
-#define LT_RECIPE_NKEYS 31
+#define LT_RECIPE_NKEYS 32
 
 /* An owned list of owned strings. */
 typedef struct {
@@ -79,7 +79,9 @@ typedef struct {
         int64_t threads;                                         /* 0 = all cores */
     } train;
     struct {
-        char *dir; /* run directory, absolute; NULL until set (required) */
+        char *dir;              /* run directory, absolute; NULL until set (required) */
+        lt_recipe_list exports; /* export formats written to dir/exports/<format>/ at the end:
+                                 * peft, gguf-adapter, merged-safetensors, merged-gguf */
     } output;
 
     char *source; /* the recipe file as given to lt_recipe_load; NULL if none */
@@ -116,7 +118,7 @@ lt_status lt_recipe_set(lt_recipe *r, const char *assignment);
 
 /* Cross-field checks on a loaded / overridden recipe: required keys present, max_steps and epochs
  * not both set, schedule.min_lr <= optim.lr, warm-up shorter than max_steps, no repeated
- * target module, eval data present when train.eval_every asks for it. LT_ERR_RECIPE naming the
+ * target module, eval data present when train.eval_every asks for it, no repeated export format. LT_ERR_RECIPE naming the
  * key and where it was set. */
 lt_status lt_recipe_validate(const lt_recipe *r);
 

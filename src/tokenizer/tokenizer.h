@@ -35,17 +35,33 @@ typedef struct lt_tokenizer lt_tokenizer;
 lt_status lt_tokenizer_from_gguf(lt_tokenizer **out, const lt_gguf *g);
 void lt_tokenizer_free(lt_tokenizer *t);
 
-/* Build from a Hugging Face directory: tokenizer.json (BPE models: byte-level pre-tokenization
- * as in Llama 3 / Qwen2 / SmolLM / GPT-2, or SentencePiece-style with byte fallback as in
- * Llama 2 / Mistral; normalizers, pre-tokenizers Split/ByteLevel/Metaspace/Sequence, decoders,
- * added_tokens) plus tokenizer_config.json (bos/eos/pad, add_bos_token, chat_template).
- * LT_ERR_MODEL naming the file and JSON path for anything unsupported. */
+/* Build from a Hugging Face directory: tokenizer.json (the `tokenizers` serialization,
+ * huggingface/tokenizers tokenizers/src/tokenizer/serialization.rs) with model.type BPE, merges as
+ * "a b" strings or [a, b] pairs, byte_fallback, ignore_merges; normalizers Sequence / Prepend("▁") /
+ * Replace(" ", "▁") / NFC (accepted, not applied — as llama.cpp's conversions do); pre-tokenizers
+ * Sequence / Split(Regex or String; Isolated or Removed) / Digits / ByteLevel(add_prefix_space,
+ * use_regex) / Metaspace(prepend_scheme always|first|never, split false); decoders ByteLevel,
+ * Metaspace, Replace, ByteFallback, Fuse, Strip, Sequence; added_tokens (special ones matched only
+ * with parse_special). A ByteLevel pipeline becomes the byte-level engine with the Split regexes,
+ * anything with U+2581 handling the SentencePiece-style engine (token scores derived from merge
+ * ranks: hf_json.c). Plus tokenizer_config.json when present: bos/eos/pad_token (strings or
+ * AddedToken objects), add_bos_token (else: whether the post-processor template starts with BOS),
+ * add_eos_token, chat_template (a string, or the list entry named "default").
+ * LT_ERR_MODEL naming the file, the JSON path and a hint for anything unsupported or malformed. */
 lt_status lt_tokenizer_from_hf_dir(lt_tokenizer **out, const char *dir);
-/* Write tokenizer.json + tokenizer_config.json (and special_tokens_map.json) into dir, such that
- * Hugging Face `tokenizers` / `transformers` tokenize exactly as this tokenizer does. */
+/* Write tokenizer.json + tokenizer_config.json + special_tokens_map.json into dir (created;
+ * each file atomic), such that Hugging Face `tokenizers` / `transformers` tokenize exactly as this
+ * tokenizer does (checked on the reference slices: tests/data/tokenizer/<model>.hf.refs). A
+ * SentencePiece-style vocabulary gets merges derived from its scores the way transformers' GGUF
+ * loader derives them (hf_write.c). LT_ERR_MODEL when a token cannot be a JSON key (invalid UTF-8
+ * or a duplicate), LT_ERR_IO naming the path on write failure. */
 lt_status lt_tokenizer_write_hf(const lt_tokenizer *t, const char *dir);
 /* Set the tokenizer.ggml.* keys (model, pre, tokens, scores, token_type, merges, special ids,
- * add_bos/eos, chat_template) on a GGUF writer, e.g. for a merged GGUF or an HF -> GGUF convert. */
+ * add_bos/eos, add_space_prefix, chat_template) on a GGUF writer, e.g. for a merged GGUF or an
+ * HF -> GGUF convert; lt_tokenizer_from_gguf on the result gives the same vocabulary (same
+ * lt_tokenizer_sha256). Not expressible in GGUF: a Metaspace "first"/"always" prefix scheme and a
+ * regex list llama.cpp has no pre-tokenizer name for (written as pre "hf", which loading
+ * refuses). Key meanings: gguf_keys.c. */
 void lt_tokenizer_to_gguf(const lt_tokenizer *t, lt_gguf_writer *w);
 
 int32_t lt_tokenizer_vocab_size(const lt_tokenizer *t);
@@ -59,7 +75,8 @@ int32_t lt_tokenizer_find(const lt_tokenizer *t, const char *piece);
 /* SHA-256 hex of the vocabulary (model kind, tokens, scores, types, merges): stamped into shards
  * so a shard tokenized with another vocabulary is refused. */
 const char *lt_tokenizer_sha256(const lt_tokenizer *t);
-/* The GGUF's tokenizer.chat_template source, or NULL. */
+/* The chat template source (GGUF tokenizer.chat_template, tokenizer_config.json chat_template),
+ * or NULL. */
 const char *lt_tokenizer_chat_template(const lt_tokenizer *t);
 /* The default system prompt that the file's ChatML template inserts when a conversation does not
  * start with a system message (lt_template_default_system of the template), or NULL. ChatML

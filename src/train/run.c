@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../export/export.h"
 #include "../io/io.h"
 
 #define LATHE_VERSION "0.1.0"
@@ -286,7 +287,24 @@ lt_status lt_run_load_checkpoint(lt_run *run, lt_model *m, float *opt_m, float *
 }
 
 lt_status lt_run_export(lt_run *run, const lt_model *m) {
-    char dir[PATH_MAX];
+    char dir[PATH_MAX + 64];
     snprintf(dir, sizeof dir, "%s/adapter", run->r->output.dir);
-    return lt_peft_save(m, dir, run->r->model.path, true);
+    lt_status st = lt_peft_save(m, dir, run->r->model.path, true);
+    const lt_recipe_list *ex = &run->r->output.exports;
+    if (st || ex->n == 0) return st;
+    /* output.exports: each format with `lathe export`'s defaults into exports/<format>/,
+     * replacing an older export of this run like adapter/ above */
+    lt_export_src src;
+    if ((st = lt_export_src_open(&src, m, run->r->model.path))) return st;
+    src.base_name = run->r->model.path;
+    for (int i = 0; i < ex->n && !st; i++) {
+        lt_export_format f;
+        if ((st = lt_export_format_from_name(&f, ex->items[i]))) break;
+        lt_export_opts o = lt_export_defaults(f);
+        o.force = true;
+        snprintf(dir, sizeof dir, "%s/exports/%s", run->r->output.dir, ex->items[i]);
+        st = lt_export_write(&src, dir, &o);
+    }
+    lt_export_src_close(&src);
+    return st;
 }
