@@ -72,6 +72,8 @@ struct lt_graph {
     int n_nodes, cap;
     bool record;       /* false: ops compute only (eval, generation) */
     lt_device device;
+    struct lt_dev_arena *dev_arena; /* LT_CUDA: where per-step tensor data lives (core/device.h);
+                                     * headers and nodes stay in `arena` */
 };
 
 void lt_graph_init(lt_graph *g, lt_arena *arena);

@@ -86,7 +86,7 @@ typedef enum { LT_DEV_BASE = 0, LT_DEV_ADAPTER, LT_DEV_GRADS, LT_DEV_OPTIM, LT_D
 
 /* One cudaMalloc of `cap` bytes handed out by a bump pointer, 256-byte aligned (cuBLASLt and
  * 16-byte vector loads want that). reset() makes all of it reusable; peak is tracked. */
-typedef struct {
+typedef struct lt_dev_arena {
     char *base;        /* device pointer */
     size_t cap, used, peak;
     const char *what;  /* for messages: "frozen base", "activations", ... */
