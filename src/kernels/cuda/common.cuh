@@ -100,9 +100,17 @@ __device__ static inline float block_max(float v, float *sh) {
 void lt_cu_f32_to_bf16(bf16 *dst, const float *src, int64_t n, cudaStream_t s);
 /* dst f32 (n) (+)= src bf16 (n). */
 void lt_cu_bf16_to_f32(float *dst, const bf16 *src, int64_t n, bool accumulate, cudaStream_t s);
-/* A bf16 copy of an f32 device tensor in the step arena (for GEMM operands). */
-bf16 *lt_cu_bf16_copy(lt_graph *g, const lt_tensor *t);
-/* A device scratch buffer of n bytes from the graph's device arena. */
+/* Reusable temporaries: one growable device buffer per slot, valid until the next request for
+ * the same slot. Safe without events because every kernel runs on the one compute stream (a later
+ * user of the slot is ordered after every earlier reader). Growing synchronizes the stream once
+ * (first step only); lt_cu_temp_bytes() is their total, reported with peak memory. */
+enum { LT_TMP_W = 0, LT_TMP_DY, LT_TMP_A, LT_TMP_B, LT_TMP_DYB, LT_TMP_T, LT_TMP_CE, LT_TMP_CE2,
+       LT_TMP_NORM, LT_TMP_COUNT };
+void *lt_cu_temp(int slot, size_t n);
+/* A bf16 version of an f32 or bf16 device tensor: the data itself when bf16, else converted
+ * into temp `slot`. */
+const bf16 *lt_cu_bf16_tmp(int slot, const lt_tensor *t);
+/* A device buffer of n bytes from the graph's step arena (lives until the arena reset). */
 void *lt_cu_scratch(lt_graph *g, size_t n);
 
 /* Row-major GEMM through cuBLASLt: C (M, N) = alpha · op(A) op(B) + beta · C, where op(A) is

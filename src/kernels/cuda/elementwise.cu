@@ -39,12 +39,35 @@ void lt_cu_bf16_to_f32(float *dst, const bf16 *src, int64_t n, bool acc, cudaStr
     LT_CUDA_LAUNCH_CHECK();
 }
 
-bf16 *lt_cu_bf16_copy(lt_graph *g, const lt_tensor *t) {
+static struct {
+    void *p;
+    size_t n;
+} temps[LT_TMP_COUNT];
+
+void *lt_cu_temp(int slot, size_t n) {
+    LT_ASSERT(slot >= 0 && slot < LT_TMP_COUNT);
+    if (n > temps[slot].n) {
+        LT_CUDA_CHECK(cudaStreamSynchronize(lt_stream()));
+        if (temps[slot].p) LT_CUDA_CHECK(cudaFree(temps[slot].p));
+        size_t cap = (n + 4095) & ~(size_t)4095;
+        LT_CUDA_CHECK(cudaMalloc(&temps[slot].p, cap));
+        temps[slot].n = cap;
+    }
+    return temps[slot].p;
+}
+
+extern "C" size_t lt_cuda_temp_bytes(void) {
+    size_t t = 0;
+    for (int i = 0; i < LT_TMP_COUNT; i++) t += temps[i].n;
+    return t;
+}
+
+const bf16 *lt_cu_bf16_tmp(int slot, const lt_tensor *t) {
     LT_ASSERT(t->device == LT_CUDA);
     int64_t n = lt_tensor_numel(t);
-    if (t->dtype == LT_BF16) return (bf16 *)t->data;
+    if (t->dtype == LT_BF16) return (const bf16 *)t->data;
     LT_ASSERT(t->dtype == LT_F32);
-    bf16 *d = (bf16 *)lt_cu_scratch(g, (size_t)n * sizeof(bf16));
+    bf16 *d = (bf16 *)lt_cu_temp(slot, (size_t)n * sizeof(bf16));
     lt_cu_f32_to_bf16(d, (const float *)t->data, n, lt_stream());
     return d;
 }
