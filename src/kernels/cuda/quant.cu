@@ -1,6 +1,6 @@
 /*
  * quant.cu — dequantize-to-bf16 kernels that feed the linear GEMM (the base weight is expanded
- * into a bf16 scratch tile in the step arena, then one cuBLASLt GEMM; as bitsandbytes does for
+ * into a reusable bf16 temp (common.cuh LT_TMP_W), then one cuBLASLt GEMM; as bitsandbytes does for
  * its training path). Element formulas live in quant.cuh; host wrappers of the same functions
  * let tests/cuda check them without a GPU.
  */
