@@ -7,9 +7,6 @@
  */
 #include "common.cuh"
 
-extern "C" {
-#include "../../optim/optim.h"
-}
 
 #define OPT_THREADS 256
 #define NORM_BLOCKS 1024 /* fixed partition: the sum order never depends on the launch */
