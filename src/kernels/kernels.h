@@ -125,6 +125,8 @@ float lt_cuda_grad_clip(float *g, int64_t n, float max_norm, float norm);
 void lt_cuda_dequant_q8_0_bf16(void *dst, const void *src, int64_t n, void *stream);
 /* Total bytes of the reusable device temps (common.cuh), for peak-memory reports. */
 size_t lt_cuda_temp_bytes(void);
+/* Measured bf16 GEMM rate in TFLOP/s (median of reps M×N×K products; gemm.cu). */
+double lt_cuda_gemm_tflops(int64_t M, int64_t N, int64_t K, int reps);
 #endif
 
 /* Host copies of the device element functions, for tests without a GPU (cuda/quant.cu). */

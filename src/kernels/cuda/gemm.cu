@@ -95,3 +95,44 @@ void lt_cu_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, 
                                    p->lb, &beta, C, p->lc, C, p->lc,
                                    p->has_algo ? &p->algo : NULL, ws, ws_bytes, lt_stream()));
 }
+
+/* Measured dense bf16 GEMM rate (TFLOP/s): median of `reps` timed M×N×K products after one
+ * warm-up, inputs filled with a non-zero pattern (zeros run faster than real data). The MFU
+ * denominator of bench/gpu. */
+static __global__ void k_fill_pattern(bf16 *p, int64_t n) {
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x)
+        p[i] = __float2bfloat16((float)((i * 2654435761u) % 2001) / 1000.0f - 1.0f);
+}
+
+extern "C" double lt_cuda_gemm_tflops(int64_t M, int64_t N, int64_t K, int reps) {
+    bf16 *A, *B, *C;
+    LT_CUDA_CHECK(cudaMalloc(&A, (size_t)M * K * 2));
+    LT_CUDA_CHECK(cudaMalloc(&B, (size_t)N * K * 2));
+    LT_CUDA_CHECK(cudaMalloc(&C, (size_t)M * N * 2));
+    k_fill_pattern<<<1024, 256, 0, lt_stream()>>>(A, M * K);
+    k_fill_pattern<<<1024, 256, 0, lt_stream()>>>(B, N * K);
+    LT_CUDA_LAUNCH_CHECK();
+    cudaEvent_t e0, e1;
+    LT_CUDA_CHECK(cudaEventCreate(&e0));
+    LT_CUDA_CHECK(cudaEventCreate(&e1));
+    lt_cu_gemm(false, true, M, N, K, 1.0f, A, K, B, K, 0.0f, C, CUDA_R_16BF, N);
+    float ms[64];
+    if (reps > 64) reps = 64;
+    for (int r = 0; r < reps; r++) {
+        LT_CUDA_CHECK(cudaEventRecord(e0, lt_stream()));
+        lt_cu_gemm(false, true, M, N, K, 1.0f, A, K, B, K, 0.0f, C, CUDA_R_16BF, N);
+        LT_CUDA_CHECK(cudaEventRecord(e1, lt_stream()));
+        LT_CUDA_CHECK(cudaEventSynchronize(e1));
+        LT_CUDA_CHECK(cudaEventElapsedTime(&ms[r], e0, e1));
+    }
+    for (int i = 1; i < reps; i++) /* insertion sort for the median */
+        for (int j = i; j > 0 && ms[j] < ms[j - 1]; j--) {
+            float t = ms[j];
+            ms[j] = ms[j - 1];
+            ms[j - 1] = t;
+        }
+    cudaEventDestroy(e0), cudaEventDestroy(e1);
+    cudaFree(A), cudaFree(B), cudaFree(C);
+    return 2.0 * (double)M * N * K / (ms[reps / 2] * 1e-3) / 1e12;
+}
