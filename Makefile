@@ -110,6 +110,28 @@ interop: ensure-deps $(BIN)/lathe
 bench-run: $(BIN)/lathe $(BUILD)/bench_train
 	BENCH_BIN=$(abspath $(BUILD)/bench_train) tools/bench.sh
 
+# ---- CUDA: op tests against the CPU, and the GPU benchmark (both skip cleanly without a GPU) ----
+.PHONY: test-cuda bench-gpu
+ifeq ($(CUDA),1)
+$(BUILD)/test_cuda_ops: $(BUILD)/tests/cuda/test_cuda_ops.o $(BUILD)/liblathe.a
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/liblathe.a $(LDLIBS)
+
+$(BUILD)/bench_gpu: $(BUILD)/bench/gpu/bench_gpu.o $(BUILD)/liblathe.a
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/liblathe.a $(LDLIBS)
+
+test-cuda: $(BUILD)/test_cuda_ops
+	$(BUILD)/test_cuda_ops
+
+bench-gpu: $(BUILD)/bench_gpu
+	BENCH_GPU_BIN=$(abspath $(BUILD)/bench_gpu) bench/gpu/run.sh
+else
+test-cuda:
+	@echo "SKIP test-cuda: lathe built without CUDA (nvcc not found, or CUDA=0)"
+
+bench-gpu:
+	@echo "SKIP bench-gpu: lathe built without CUDA (nvcc not found, or CUDA=0)"
+endif
+
 clean:
 	rm -rf $(BUILD) $(BIN)
 

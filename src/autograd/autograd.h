@@ -25,6 +25,7 @@ typedef enum {
     LT_OP_ADD,
     LT_OP_CROSS_ENTROPY,
     LT_OP_RESHAPE,
+    LT_OP_LM_HEAD_CE,
     LT_OP_COUNT
 } lt_op;
 
@@ -71,6 +72,8 @@ struct lt_graph {
     int n_nodes, cap;
     bool record;       /* false: ops compute only (eval, generation) */
     lt_device device;
+    struct lt_dev_arena *dev_arena; /* LT_CUDA: where per-step tensor data lives (core/device.h);
+                                     * headers and nodes stay in `arena` */
 };
 
 void lt_graph_init(lt_graph *g, lt_arena *arena);
@@ -139,6 +142,12 @@ lt_tensor *lt_add(lt_graph *g, lt_tensor *a, lt_tensor *b);
  * divided by `denominator` when > 0, else by the number of counted tokens (0 tokens -> 0). */
 lt_tensor *lt_cross_entropy(lt_graph *g, lt_tensor *logits, lt_tensor *targets, lt_tensor *mask,
                             float denominator);
+
+/* lt_cross_entropy(lt_linear(x, W), targets, mask, denominator) without the [N, V] logits:
+ * x [N, D]; W [V, D] (the LM head, usually frozen); targets I32 [N]; mask U8 [N] or NULL.
+ * Returns [1] with cross_entropy's counting and denominator rules. */
+lt_tensor *lt_lm_head_cross_entropy(lt_graph *g, lt_tensor *x, lt_tensor *W, lt_tensor *targets,
+                                    lt_tensor *mask, float denominator);
 
 /* A view of x with a new shape of the same element count (shares data; grads flow back). */
 lt_tensor *lt_reshape(lt_graph *g, lt_tensor *x, int ndim, const int64_t *shape);

@@ -11,36 +11,57 @@
 #include "../kernels/kernels.h"
 #include "../quant/quant.h"
 
+/* CUDA entry points fill the device columns when the build has CUDA (kernels.h). */
+#ifdef LATHE_CUDA
+#define CUDA_FB(name) lt_cuda_##name##_forward, lt_cuda_##name##_backward
+#else
+#define CUDA_FB(name) NULL, NULL
+#endif
+
 #include <string.h>
 
 const lt_op_def lt_op_table[LT_OP_COUNT] = {
-    [LT_OP_EMBEDDING] = {"embedding", lt_cpu_embedding_forward, lt_cpu_embedding_backward, NULL,
-                         NULL},
-    [LT_OP_LINEAR] = {"linear", lt_cpu_linear_forward, lt_cpu_linear_backward, NULL, NULL},
-    [LT_OP_RMSNORM] = {"rmsnorm", lt_cpu_rmsnorm_forward, lt_cpu_rmsnorm_backward, NULL, NULL},
-    [LT_OP_ROPE] = {"rope", lt_cpu_rope_forward, lt_cpu_rope_backward, NULL, NULL},
-    [LT_OP_ATTENTION] = {"attention", lt_cpu_attention_forward, lt_cpu_attention_backward, NULL,
-                         NULL},
-    [LT_OP_SWIGLU] = {"swiglu", lt_cpu_swiglu_forward, lt_cpu_swiglu_backward, NULL, NULL},
-    [LT_OP_ADD] = {"add", lt_cpu_add_forward, lt_cpu_add_backward, NULL, NULL},
+    [LT_OP_EMBEDDING] = {"embedding", lt_cpu_embedding_forward, lt_cpu_embedding_backward,
+                         CUDA_FB(embedding)},
+    [LT_OP_LINEAR] = {"linear", lt_cpu_linear_forward, lt_cpu_linear_backward, CUDA_FB(linear)},
+    [LT_OP_RMSNORM] = {"rmsnorm", lt_cpu_rmsnorm_forward, lt_cpu_rmsnorm_backward,
+                       CUDA_FB(rmsnorm)},
+    [LT_OP_ROPE] = {"rope", lt_cpu_rope_forward, lt_cpu_rope_backward, CUDA_FB(rope)},
+    [LT_OP_ATTENTION] = {"attention", lt_cpu_attention_forward, lt_cpu_attention_backward,
+                         CUDA_FB(attention)},
+    [LT_OP_SWIGLU] = {"swiglu", lt_cpu_swiglu_forward, lt_cpu_swiglu_backward, CUDA_FB(swiglu)},
+    [LT_OP_ADD] = {"add", lt_cpu_add_forward, lt_cpu_add_backward, CUDA_FB(add)},
     [LT_OP_CROSS_ENTROPY] = {"cross_entropy", lt_cpu_cross_entropy_forward,
-                             lt_cpu_cross_entropy_backward, NULL, NULL},
-    [LT_OP_RESHAPE] = {"reshape", lt_cpu_reshape_forward, lt_cpu_reshape_backward, NULL, NULL},
+                             lt_cpu_cross_entropy_backward, CUDA_FB(cross_entropy)},
+    [LT_OP_RESHAPE] = {"reshape", lt_cpu_reshape_forward, lt_cpu_reshape_backward,
+                       CUDA_FB(reshape)},
+    [LT_OP_LM_HEAD_CE] = {"lm_head_cross_entropy", lt_cpu_lm_head_ce_forward,
+                          lt_cpu_lm_head_ce_backward, CUDA_FB(lm_head_ce)},
 };
 _Static_assert(sizeof lt_op_table / sizeof lt_op_table[0] == LT_OP_COUNT,
                "lt_op_table needs exactly one row per lt_op");
-_Static_assert(LT_OP_COUNT == 9, "a new op needs a row in lt_op_table, a kernel and a test");
+_Static_assert(LT_OP_COUNT == 10, "a new op needs a row in lt_op_table, a kernel and a test");
 
 static bool is_f32(const lt_tensor *t) { return t && t->dtype == LT_F32; }
+
+/* Activation dtype per device (core/device.h): F32 on CPU, BF16 on CUDA. */
+static lt_dtype act_dt(const lt_graph *g) { return g->device == LT_CUDA ? LT_BF16 : LT_F32; }
+static bool is_act(const lt_graph *g, const lt_tensor *t) {
+    return t && t->dtype == act_dt(g) && t->device == g->device;
+}
+/* A frozen weight: F32 anywhere, or BF16 on CUDA. */
+static bool is_wt(const lt_graph *g, const lt_tensor *t) {
+    return t && (t->dtype == LT_F32 || (g->device == LT_CUDA && t->dtype == LT_BF16));
+}
 
 /* Rows of t when its last dim is the feature dim. */
 static int64_t rows_of(const lt_tensor *t) { return lt_tensor_numel(t) / t->shape[t->ndim - 1]; }
 
 lt_tensor *lt_embedding(lt_graph *g, lt_tensor *table, lt_tensor *ids) {
-    LT_ASSERT(is_f32(table) && table->ndim == 2);
+    LT_ASSERT(is_wt(g, table) && table->ndim == 2);
     LT_ASSERT(ids && ids->dtype == LT_I32 && ids->ndim == 1);
     int64_t shape[2] = {ids->shape[0], table->shape[1]};
-    lt_tensor *out = lt_graph_tensor(g, LT_F32, 2, shape);
+    lt_tensor *out = lt_graph_tensor(g, act_dt(g), 2, shape);
     lt_tensor *in[2] = {table, ids};
     lt_graph_apply(g, LT_OP_EMBEDDING, 2, in, out, NULL);
     return out;
@@ -53,18 +74,19 @@ lt_tensor *lt_linear(lt_graph *g, lt_tensor *x, lt_tensor *W, lt_tensor *A, lt_t
 
 lt_tensor *lt_linear_bias(lt_graph *g, lt_tensor *x, lt_tensor *W, lt_tensor *b, lt_tensor *A,
                           lt_tensor *B, float scale, float dropout, uint64_t seed) {
-    LT_ASSERT(is_f32(x) && W->ndim == 2);
+    LT_ASSERT(is_act(g, x) && W && W->ndim == 2);
     int64_t in_f = W->shape[1], out_f = W->shape[0];
     LT_ASSERT(x->shape[x->ndim - 1] == in_f);
-    if (!is_f32(W)) { /* a frozen quantized base: whole blocks per row, no grad, NF4 state */
-        LT_ASSERT(W->dtype == LT_NF4 || W->dtype == LT_Q8_0 || W->dtype == LT_Q4_0 ||
-                  W->dtype == LT_Q4_1);
+    bool quantized = W->dtype == LT_NF4 || W->dtype == LT_Q8_0 || W->dtype == LT_Q4_0 ||
+                     W->dtype == LT_Q4_1;
+    LT_ASSERT(quantized || is_wt(g, W));
+    if (quantized) { /* a frozen quantized base: whole blocks per row, no grad, NF4 state */
         LT_ASSERT(!W->requires_grad && in_f % lt_dtype_block_elems(W->dtype) == 0);
         LT_ASSERT(W->dtype != LT_NF4 ||
                   (W->quant && in_f % ((const lt_nf4_state *)W->quant)->blocksize == 0));
     }
     LT_ASSERT((A == NULL) == (B == NULL));
-    if (b) LT_ASSERT(is_f32(b) && b->ndim == 1 && b->shape[0] == out_f && !b->requires_grad);
+    if (b) LT_ASSERT(is_wt(g, b) && b->ndim == 1 && b->shape[0] == out_f && !b->requires_grad);
     if (A) {
         LT_ASSERT(is_f32(A) && is_f32(B) && A->ndim == 2 && B->ndim == 2);
         LT_ASSERT(A->shape[1] == in_f && B->shape[0] == out_f && B->shape[1] == A->shape[0]);
@@ -73,7 +95,7 @@ lt_tensor *lt_linear_bias(lt_graph *g, lt_tensor *x, lt_tensor *W, lt_tensor *b,
     int64_t shape[LT_MAX_DIMS];
     memcpy(shape, x->shape, sizeof shape);
     shape[x->ndim - 1] = out_f;
-    lt_tensor *out = lt_graph_tensor(g, LT_F32, x->ndim, shape);
+    lt_tensor *out = lt_graph_tensor(g, act_dt(g), x->ndim, shape);
     lt_op_params p = {0};
     p.lora_scale = A ? scale : 0.0f;
     p.dropout = A ? dropout : 0.0f;
@@ -84,10 +106,10 @@ lt_tensor *lt_linear_bias(lt_graph *g, lt_tensor *x, lt_tensor *W, lt_tensor *b,
 }
 
 lt_tensor *lt_rmsnorm(lt_graph *g, lt_tensor *x, lt_tensor *w, float eps) {
-    LT_ASSERT(is_f32(x) && is_f32(w) && w->ndim == 1);
+    LT_ASSERT(is_act(g, x) && is_wt(g, w) && w->ndim == 1);
     LT_ASSERT(x->shape[x->ndim - 1] == w->shape[0]);
     LT_ASSERT(eps > 0.0f);
-    lt_tensor *out = lt_graph_tensor(g, LT_F32, x->ndim, x->shape);
+    lt_tensor *out = lt_graph_tensor(g, act_dt(g), x->ndim, x->shape);
     lt_op_params p = {0};
     p.eps = eps;
     lt_tensor *in[2] = {x, w};
@@ -96,21 +118,21 @@ lt_tensor *lt_rmsnorm(lt_graph *g, lt_tensor *x, lt_tensor *w, float eps) {
 }
 
 lt_tensor *lt_rope(lt_graph *g, lt_tensor *x, lt_tensor *pos, lt_tensor *inv_freq) {
-    LT_ASSERT(is_f32(x) && (x->ndim == 3 || x->ndim == 4));
+    LT_ASSERT(is_act(g, x) && (x->ndim == 3 || x->ndim == 4));
     LT_ASSERT(pos && pos->dtype == LT_I32 && pos->ndim == 1);
     int64_t dh = x->shape[x->ndim - 1], h = x->shape[x->ndim - 2];
     LT_ASSERT(dh % 2 == 0 && dh <= 1024);
     LT_ASSERT(pos->shape[0] * h * dh == lt_tensor_numel(x));
     LT_ASSERT(is_f32(inv_freq) && inv_freq->ndim == 1 && inv_freq->shape[0] * 2 == dh);
     LT_ASSERT(!inv_freq->requires_grad);
-    lt_tensor *out = lt_graph_tensor(g, LT_F32, x->ndim, x->shape);
+    lt_tensor *out = lt_graph_tensor(g, act_dt(g), x->ndim, x->shape);
     lt_tensor *in[3] = {x, pos, inv_freq};
     lt_graph_apply(g, LT_OP_ROPE, 3, in, out, NULL);
     return out;
 }
 
 lt_tensor *lt_attention(lt_graph *g, lt_tensor *q, lt_tensor *k, lt_tensor *v, lt_tensor *doc) {
-    LT_ASSERT(is_f32(q) && is_f32(k) && is_f32(v));
+    LT_ASSERT(is_act(g, q) && is_act(g, k) && is_act(g, v));
     LT_ASSERT(q->ndim == 4 && k->ndim == 4 && lt_tensor_same_shape(k, v));
     LT_ASSERT(q->shape[0] == k->shape[0] && q->shape[3] == k->shape[3]);
     LT_ASSERT(k->shape[1] >= q->shape[1] && q->shape[1] >= 1);
@@ -119,23 +141,23 @@ lt_tensor *lt_attention(lt_graph *g, lt_tensor *q, lt_tensor *k, lt_tensor *v, l
         LT_ASSERT(doc->dtype == LT_I32 && doc->ndim == 2);
         LT_ASSERT(doc->shape[0] == k->shape[0] && doc->shape[1] == k->shape[1]);
     }
-    lt_tensor *out = lt_graph_tensor(g, LT_F32, 4, q->shape);
+    lt_tensor *out = lt_graph_tensor(g, act_dt(g), 4, q->shape);
     lt_tensor *in[4] = {q, k, v, doc};
     lt_graph_apply(g, LT_OP_ATTENTION, 4, in, out, NULL);
     return out;
 }
 
 lt_tensor *lt_swiglu(lt_graph *g, lt_tensor *gate, lt_tensor *up) {
-    LT_ASSERT(is_f32(gate) && is_f32(up) && lt_tensor_same_shape(gate, up));
-    lt_tensor *out = lt_graph_tensor(g, LT_F32, gate->ndim, gate->shape);
+    LT_ASSERT(is_act(g, gate) && is_act(g, up) && lt_tensor_same_shape(gate, up));
+    lt_tensor *out = lt_graph_tensor(g, act_dt(g), gate->ndim, gate->shape);
     lt_tensor *in[2] = {gate, up};
     lt_graph_apply(g, LT_OP_SWIGLU, 2, in, out, NULL);
     return out;
 }
 
 lt_tensor *lt_add(lt_graph *g, lt_tensor *a, lt_tensor *b) {
-    LT_ASSERT(is_f32(a) && is_f32(b) && lt_tensor_same_shape(a, b));
-    lt_tensor *out = lt_graph_tensor(g, LT_F32, a->ndim, a->shape);
+    LT_ASSERT(is_act(g, a) && is_act(g, b) && lt_tensor_same_shape(a, b));
+    lt_tensor *out = lt_graph_tensor(g, act_dt(g), a->ndim, a->shape);
     lt_tensor *in[2] = {a, b};
     lt_graph_apply(g, LT_OP_ADD, 2, in, out, NULL);
     return out;
@@ -143,7 +165,7 @@ lt_tensor *lt_add(lt_graph *g, lt_tensor *a, lt_tensor *b) {
 
 lt_tensor *lt_cross_entropy(lt_graph *g, lt_tensor *logits, lt_tensor *targets, lt_tensor *mask,
                             float denominator) {
-    LT_ASSERT(is_f32(logits) && logits->ndim == 2);
+    LT_ASSERT((is_f32(logits) || is_act(g, logits)) && logits->ndim == 2);
     LT_ASSERT(targets && targets->dtype == LT_I32 && targets->ndim == 1);
     LT_ASSERT(targets->shape[0] == logits->shape[0]);
     if (mask) LT_ASSERT(mask->dtype == LT_U8 && mask->ndim == 1 && mask->shape[0] == rows_of(logits));
@@ -153,6 +175,22 @@ lt_tensor *lt_cross_entropy(lt_graph *g, lt_tensor *logits, lt_tensor *targets, 
     p.ce_denominator = denominator;
     lt_tensor *in[3] = {logits, targets, mask};
     lt_graph_apply(g, LT_OP_CROSS_ENTROPY, 3, in, out, &p);
+    return out;
+}
+
+lt_tensor *lt_lm_head_cross_entropy(lt_graph *g, lt_tensor *x, lt_tensor *W, lt_tensor *targets,
+                                    lt_tensor *mask, float denominator) {
+    LT_ASSERT(is_act(g, x) && x->ndim == 2 && is_wt(g, W) && W->ndim == 2);
+    LT_ASSERT(W->shape[1] == x->shape[1]);
+    LT_ASSERT(targets && targets->dtype == LT_I32 && targets->ndim == 1);
+    LT_ASSERT(targets->shape[0] == x->shape[0]);
+    if (mask) LT_ASSERT(mask->dtype == LT_U8 && mask->ndim == 1 && mask->shape[0] == x->shape[0]);
+    int64_t one = 1;
+    lt_tensor *out = lt_graph_tensor(g, LT_F32, 1, &one);
+    lt_op_params p = {0};
+    p.ce_denominator = denominator;
+    lt_tensor *in[4] = {x, W, targets, mask};
+    lt_graph_apply(g, LT_OP_LM_HEAD_CE, 4, in, out, &p);
     return out;
 }
 

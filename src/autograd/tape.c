@@ -2,6 +2,8 @@
  * forwards ran, so walking the array backwards visits every consumer before its producers. */
 #include "autograd.h"
 
+#include "../core/device.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,12 +23,21 @@ void lt_graph_free(lt_graph *g) {
 
 void lt_graph_clear(lt_graph *g) { g->n_nodes = 0; }
 
+/* On CUDA the header comes from the host arena and the data from the device step arena. */
+static lt_tensor *graph_new(lt_graph *g, lt_dtype dt, int ndim, const int64_t *shape, bool zero) {
+    if (g->device == LT_CUDA) {
+        LT_ASSERT(g->dev_arena != NULL);
+        return lt_dev_tensor(g->arena, g->dev_arena, dt, ndim, shape, zero);
+    }
+    return lt_arena_tensor(g->arena, dt, ndim, shape, zero);
+}
+
 lt_tensor *lt_graph_tensor(lt_graph *g, lt_dtype dt, int ndim, const int64_t *shape) {
-    return lt_arena_tensor(g->arena, dt, ndim, shape, false);
+    return graph_new(g, dt, ndim, shape, false);
 }
 
 lt_tensor *lt_graph_grad(lt_graph *g, lt_tensor *t) {
-    if (!t->grad) t->grad = lt_arena_tensor(g->arena, LT_F32, t->ndim, t->shape, true);
+    if (!t->grad) t->grad = graph_new(g, LT_F32, t->ndim, t->shape, true);
     return t->grad;
 }
 
@@ -64,7 +75,10 @@ void lt_backward(lt_graph *g, lt_tensor *loss, float scale) {
     LT_ASSERT(lt_tensor_numel(loss) == 1 && loss->dtype == LT_F32);
     if (!loss->requires_grad) return;
     lt_tensor *dl = lt_graph_grad(g, loss);
-    lt_f32(dl)[0] += scale;
+    if (g->device == LT_CUDA)
+        lt_cuda_add_scalar_f32(lt_f32(dl), scale);
+    else
+        lt_f32(dl)[0] += scale;
     for (int i = g->n_nodes - 1; i >= 0; i--) {
         lt_node *n = g->nodes[i];
         if (!n->out->grad) continue;

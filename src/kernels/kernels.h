@@ -16,6 +16,7 @@
 #define LATHE_KERNELS_H
 
 #include "../autograd/autograd.h"
+#include "../optim/optim.h"
 
 /* ---- LoRA dropout mask (shared by CPU and CUDA so both draw the same mask) ------------------
  * Element j of the flattened adapter input is kept iff u(seed, j) >= p, where u is the top 24
@@ -86,5 +87,54 @@ void lt_cpu_cross_entropy_backward(lt_graph *g, lt_node *n);
  * backward: x->grad becomes a view of dout when x has no grad yet, else dx += dout. */
 void lt_cpu_reshape_forward(lt_graph *g, lt_node *n);
 void lt_cpu_reshape_backward(lt_graph *g, lt_node *n);
+
+/* lm_head_cross_entropy: in[0] x F32 (N, D), in[1] W F32 (V, D), in[2] targets I32 (N), in[3]
+ * mask U8 (N) or NULL; out F32 (1); p.ce_denominator. saved[0] lse F32 (N). */
+void lt_cpu_lm_head_ce_forward(lt_graph *g, lt_node *n);
+void lt_cpu_lm_head_ce_backward(lt_graph *g, lt_node *n);
+
+/* ---- CUDA kernels (src/kernels/cuda/<op>.cu; built when LATHE_CUDA) ---------------------------
+ * Same in[]/saved[] contracts as the CPU rows above, with the device dtypes of core/device.h:
+ * activations (op outputs, saved drop(x) and h of linear) bf16; grads, lse, rstd, losses f32;
+ * linear W bf16 / f32 / Q8_0 (NF4 pending the quant-state field), optional in[4] bias [out]
+ * f32 or bf16; rope optional in[2] inv_freq F32 [Dh/2]; cross_entropy saved[1] F32 [2] =
+ * {Σ nll, den} (the device keeps the denominator so backward needs no host sync). */
+#ifdef LATHE_CUDA
+#define LT_CUDA_OP(name)                                                                         \
+    void lt_cuda_##name##_forward(lt_graph *g, lt_node *n);                                      \
+    void lt_cuda_##name##_backward(lt_graph *g, lt_node *n);
+LT_CUDA_OP(embedding)
+LT_CUDA_OP(linear)
+LT_CUDA_OP(rmsnorm)
+LT_CUDA_OP(rope)
+LT_CUDA_OP(attention)
+LT_CUDA_OP(swiglu)
+LT_CUDA_OP(add)
+LT_CUDA_OP(cross_entropy)
+LT_CUDA_OP(reshape)
+LT_CUDA_OP(lm_head_ce)
+#undef LT_CUDA_OP
+
+/* Optimizer on device (optim.cu), same contracts as optim.h's lt_adamw_step / lt_grad_global_norm
+ * / lt_grad_clip with device pointers. The norm synchronizes (returns a host float). */
+void lt_cuda_adamw_step(float *p, const float *g, float *m, float *v, int64_t n,
+                        const lt_adamw_hparams *h, int64_t t, float lr);
+float lt_cuda_grad_global_norm(const float *g, int64_t n);
+float lt_cuda_grad_clip(float *g, int64_t n, float max_norm, float norm);
+
+/* Dequantize n elements to bf16 at dst (device) on `stream` (cudaStream_t). Q8_0: ggml blocks.
+ * NF4: bitsandbytes layout, device quant state as lt_cu_nf4_state in src/kernels/cuda/quant.cuh. */
+void lt_cuda_dequant_q8_0_bf16(void *dst, const void *src, int64_t n, void *stream);
+/* Total bytes of the reusable device temps (common.cuh), for peak-memory reports. */
+size_t lt_cuda_temp_bytes(void);
+/* Measured bf16 GEMM rate in TFLOP/s (median of reps M×N×K products; gemm.cu). */
+double lt_cuda_gemm_tflops(int64_t M, int64_t N, int64_t K, int reps);
+#endif
+
+/* Host copies of the device element functions, for tests without a GPU (cuda/quant.cu). */
+#ifdef LATHE_CUDA
+void lt_cuda_host_dequant_q8_0(float *dst, const void *src, int64_t n);
+bool lt_cuda_host_dropout_keep(uint64_t seed, uint64_t j, float p);
+#endif
 
 #endif

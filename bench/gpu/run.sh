@@ -1,0 +1,35 @@
+#!/bin/sh
+# bench-gpu: lathe's CUDA training step vs PyTorch + transformers + PEFT on the same shapes, in one
+# run on one machine. JSON lines: one per (model, mode) from each program, then the ratio.
+# Environment: BENCH_GPU_BIN (built by make), STEPS (default 10), BATCH (1), SEQ (2048),
+#              MODELS ("smollm2-135m llama3-8b"), MODES ("lora qlora-nf4").
+set -u
+BIN=${BENCH_GPU_BIN:-build/bench_gpu}
+STEPS=${STEPS:-10}; BATCH=${BATCH:-1}; SEQ=${SEQ:-2048}
+MODELS=${MODELS:-"smollm2-135m llama3-8b"}; MODES=${MODES:-"lora qlora-nf4"}
+HERE=$(dirname "$0")
+if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi -L >/dev/null 2>&1; then
+    echo '{"bench":"gpu","skip":"no NVIDIA GPU visible (nvidia-smi -L failed)"}'
+    exit 0
+fi
+for model in $MODELS; do
+    for mode in $MODES; do
+        ours=$("$BIN" "$model" "$mode" "$SEQ" "$BATCH" "$STEPS" | tail -1)
+        echo "$ours"
+        if python3 -c 'import torch, transformers, peft' 2>/dev/null; then
+            theirs=$(python3 "$HERE/torch_peft_bench.py" --model "$model" --mode "$mode" \
+                     --seq "$SEQ" --batch "$BATCH" --steps "$STEPS" | tail -1)
+        else
+            theirs='{"bench":"torch-peft","skip":"python3 cannot import torch, transformers and peft"}'
+        fi
+        echo "$theirs"
+        python3 - "$ours" "$theirs" <<'PY'
+import json, sys
+a, b = (json.loads(x) for x in sys.argv[1:3])
+if "tokens_per_s" in a and "tokens_per_s" in b:
+    print(json.dumps({"bench": "ratio", "model": a["model"], "mode": a["mode"],
+                      "lathe_over_torch_tokens_per_s": round(a["tokens_per_s"] / b["tokens_per_s"], 3)}))
+PY
+    done
+done
+exit 0

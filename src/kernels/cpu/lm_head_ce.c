@@ -1,0 +1,103 @@
+/*
+ * CPU LM head fused with token cross-entropy (op lm_head_cross_entropy): the same loss as
+ * lt_linear(x, W) followed by lt_cross_entropy, without keeping [N, V] logits. Rows are processed
+ * in blocks of LMCE_BR: logits of a block (LMCE_BR × V, one cblas_sgemm) give its lse and NLL;
+ * backward recomputes them and applies g = dloss · (softmax − onehot) / den through two GEMMs:
+ *   dx += g W,   dW += gᵀ x   (W only when trainable, e.g. an untied, unfrozen head).
+ * Counting and denominator rules are those of cross_entropy.c.
+ */
+#include "../kernels.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+
+#define LMCE_BR 32
+
+static inline bool lm_counted(const int32_t *tgt, const uint8_t *mask, int64_t i) {
+    return tgt[i] >= 0 && (!mask || mask[i] != 0);
+}
+
+static float lm_den(const lt_node *n, int64_t N, const int32_t *tgt, const uint8_t *mask) {
+    if (n->p.ce_denominator > 0.0f) return n->p.ce_denominator;
+    int64_t c = 0;
+    for (int64_t i = 0; i < N; i++) c += lm_counted(tgt, mask, i);
+    return (float)c;
+}
+
+void lt_cpu_lm_head_ce_forward(lt_graph *g, lt_node *n) {
+    const float *x = lt_f32(n->in[0]);                                       // (N, D)
+    const float *W = lt_f32(n->in[1]);                                       // (V, D)
+    const int32_t *tgt = (const int32_t *)n->in[2]->data;                   // (N)
+    const uint8_t *mask = n->in[3] ? (const uint8_t *)n->in[3]->data : NULL; // (N) or NULL
+    const int64_t N = n->in[0]->shape[0], D = n->in[0]->shape[1], V = n->in[1]->shape[0];
+    float *lse = NULL; // (N)
+    if (n->out->requires_grad) {
+        n->saved[0] = lt_graph_tensor(g, LT_F32, 1, (int64_t[]){N});
+        lse = lt_f32(n->saved[0]);
+    }
+    float *z = lt_xmalloc((size_t)LMCE_BR * (size_t)(V > 0 ? V : 1) * sizeof(float)); // (BR, V)
+    double total = 0.0;
+    for (int64_t r0 = 0; r0 < N; r0 += LMCE_BR) {
+        const int br = (int)(N - r0 < LMCE_BR ? N - r0 : LMCE_BR);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, br, (int)V, (int)D, 1.0f, x + r0 * D,
+                    (int)D, W, (int)D, 0.0f, z, (int)V);
+        for (int r = 0; r < br; r++) {
+            const int64_t i = r0 + r;
+            if (!lm_counted(tgt, mask, i)) {
+                if (lse) lse[i] = 0.0f;
+                continue;
+            }
+            LT_ASSERT(tgt[i] < V);
+            const float *row = z + (int64_t)r * V;
+            float m = -INFINITY;
+            for (int64_t c = 0; c < V; c++) m = row[c] > m ? row[c] : m;
+            float s = 0.0f;
+            for (int64_t c = 0; c < V; c++) s += expf(row[c] - m);
+            const float l = m + logf(s);
+            if (lse) lse[i] = l;
+            total += (double)l - (double)row[tgt[i]];
+        }
+    }
+    free(z);
+    const float den = lm_den(n, N, tgt, mask);
+    lt_f32(n->out)[0] = den > 0.0f ? (float)(total / den) : 0.0f;
+}
+
+void lt_cpu_lm_head_ce_backward(lt_graph *g, lt_node *n) {
+    lt_tensor *tx = n->in[0], *tW = n->in[1];
+    if (!tx->requires_grad && !tW->requires_grad) return;
+    const float *x = lt_f32(tx), *W = lt_f32(tW);
+    const int32_t *tgt = (const int32_t *)n->in[2]->data;
+    const uint8_t *mask = n->in[3] ? (const uint8_t *)n->in[3]->data : NULL;
+    const float *lse = lt_f32(n->saved[0]);
+    const int64_t N = tx->shape[0], D = tx->shape[1], V = tW->shape[0];
+    const float den = lm_den(n, N, tgt, mask);
+    if (den <= 0.0f || V == 0) return;
+    const float c = lt_f32(n->out->grad)[0] / den;
+    float *dx = tx->requires_grad ? lt_f32(lt_graph_grad(g, tx)) : NULL; // (N, D)
+    float *dW = tW->requires_grad ? lt_f32(lt_graph_grad(g, tW)) : NULL; // (V, D)
+    float *z = lt_xmalloc((size_t)LMCE_BR * V * sizeof(float));          // (BR, V) → g
+    for (int64_t r0 = 0; r0 < N; r0 += LMCE_BR) {
+        const int br = (int)(N - r0 < LMCE_BR ? N - r0 : LMCE_BR);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, br, (int)V, (int)D, 1.0f, x + r0 * D,
+                    (int)D, W, (int)D, 0.0f, z, (int)V);
+        for (int r = 0; r < br; r++) {
+            const int64_t i = r0 + r;
+            float *row = z + (int64_t)r * V;
+            if (!lm_counted(tgt, mask, i)) {
+                for (int64_t j = 0; j < V; j++) row[j] = 0.0f;
+                continue;
+            }
+            for (int64_t j = 0; j < V; j++) row[j] = c * expf(row[j] - lse[i]);
+            row[tgt[i]] -= c;
+        }
+        if (dx)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, br, (int)D, (int)V, 1.0f, z,
+                        (int)V, W, (int)D, 1.0f, dx + r0 * D, (int)D);
+        if (dW)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)V, (int)D, br, 1.0f, z,
+                        (int)V, x + r0 * D, (int)D, 1.0f, dW, (int)D);
+    }
+    free(z);
+}

@@ -1,0 +1,456 @@
+/*
+ * test_cuda_ops — every CUDA op against the CPU op (the reference) on random inputs with odd
+ * sizes, forward and backward, by normalized error ‖gpu − cpu‖ / ‖cpu‖ under named per-dtype
+ * tolerances; NaN never passes. The device step arena is poisoned with 0xFF bytes (bf16/f32 NaN)
+ * before each case, so an output element the kernel never wrote fails as NaN, and the alignment
+ * padding after each output must still hold the poison (out-of-bounds write guard).
+ * Host tests (no GPU needed) check the device element functions against the C references:
+ * dropout mask bits, Q8_0 and NF4 dequantization, device-arena bookkeeping.
+ * Without a GPU each device test prints one SKIP line and the program exits 0.
+ * Built and run by `make test-cuda` only.
+ */
+#include "autograd/autograd.h"
+#include "core/device.h"
+#include "kernels/kernels.h"
+#include "quant/quant.h"
+
+#include <cuda_runtime_api.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* bf16 has 8 significant bits (rel. rounding 2^-9 ≈ 2e-3 per value); outputs that pass through
+ * a few bf16 roundings (inputs are pre-rounded, so only intermediates/outputs round) measure
+ * ~4e-3 normwise; 2e-2 leaves margin and still catches any wrong term (O(1e-1..1)). */
+#define TOL_BF16_FWD 2e-2
+/* grads are f32 but their GEMM operands (dy, saved activations) are rounded to bf16. */
+#define TOL_BF16_BWD 3e-2
+/* f32 outputs computed from bf16 inputs in f32 (losses): only summation order differs. */
+#define TOL_F32_LOSS 1e-3
+
+static int failures, checks;
+
+#define CHECK(cond, ...)                                                                          \
+    do {                                                                                         \
+        checks++;                                                                                \
+        if (!(cond)) {                                                                           \
+            failures++;                                                                          \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                 \
+            fprintf(stderr, __VA_ARGS__);                                                        \
+            fputc('\n', stderr);                                                                 \
+        }                                                                                        \
+    } while (0)
+
+static uint64_t rng_s = 12345;
+static double unif(double lo, double hi) {
+    return lo + (hi - lo) * (double)(lt_splitmix64(&rng_s) >> 11) * (1.0 / 9007199254740992.0);
+}
+static float bf16_round(float x) { return lt_bf16_to_f32(lt_f32_to_bf16(x)); }
+
+/* ---- host tests --------------------------------------------------------------------------- */
+
+static void host_dropout(void) {
+    int bad = 0;
+    for (int s = 0; s < 8; s++)
+        for (uint64_t j = 0; j < 20000; j++) {
+            float p = (float)(s + 1) / 10.0f;
+            uint64_t seed = 0x1234567ull * (uint64_t)(s + 1) + (uint64_t)s;
+            bad += lt_dropout_keep(seed, j, p) != lt_cuda_host_dropout_keep(seed, j, p);
+        }
+    CHECK(bad == 0, "dropout mask: %d of 160000 bits differ from kernels.h", bad);
+}
+
+static void host_q8_0(void) {
+    const int64_t n = 32 * 37;
+    float *x = malloc(n * sizeof *x), *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
+    for (int64_t i = 0; i < n; i++) x[i] = (float)unif(-3, 3) * (i % 64 < 32 ? 1.0f : 1e-3f);
+    void *q = malloc(lt_dtype_nbytes(LT_Q8_0, n));
+    lt_quantize_q8_0(x, q, n);
+    lt_dequant(LT_Q8_0, q, a, n);
+    lt_cuda_host_dequant_q8_0(b, q, n);
+    int64_t bad = 0;
+    for (int64_t i = 0; i < n; i++) bad += a[i] != b[i];
+    CHECK(bad == 0, "Q8_0 device dequant differs from quant.c in %ld elements", (long)bad);
+    free(x), free(a), free(b), free(q);
+}
+
+/* The same element function the NF4 kernel runs (quant.cuh), checked against a reference
+ * written from the bitsandbytes layout description: first element in the high nibble. */
+typedef struct {
+    const float *absmax;
+    const uint8_t *absmax_q;
+    const float *code;
+    const float *nested_absmax;
+    float offset;
+    int blocksize, nested_blocksize;
+} nf4_state_c; /* mirrors lt_cu_nf4_state (quant.cuh) */
+void lt_cuda_host_dequant_nf4(float *dst, const void *packed, const nf4_state_c *q, int64_t n);
+
+static void host_nf4(void) {
+    static const float nf4[16] = {-1.0f, -0.6961928009986877f, -0.5250730514526367f,
+                                  -0.39491748809814453f, -0.28444138169288635f,
+                                  -0.18477343022823334f, -0.09105003625154495f, 0.0f,
+                                  0.07958029955625534f, 0.16093020141124725f, 0.24611230194568634f,
+                                  0.33791524171829224f, 0.44070982933044434f, 0.5626170039176941f,
+                                  0.7229568362236023f, 1.0f};
+    enum { N = 64 * 300, NB = N / 64, NNB = (NB + 255) / 256 };
+    static uint8_t packed[N / 2], aq[NB];
+    static float absmax[NB], code[256], nested[NNB], got[N];
+    for (int i = 0; i < N / 2; i++) packed[i] = (uint8_t)(lt_splitmix64(&rng_s) & 255);
+    for (int b = 0; b < NB; b++) absmax[b] = (float)unif(0.01, 2.0), aq[b] = (uint8_t)(b * 7 % 256);
+    for (int c = 0; c < 256; c++) code[c] = (float)(c - 128) / 128.0f;
+    for (int b = 0; b < NNB; b++) nested[b] = (float)unif(0.5, 1.5);
+    nf4_state_c plain = {absmax, NULL, NULL, NULL, 0.0f, 64, 256};
+    lt_cuda_host_dequant_nf4(got, packed, &plain, N);
+    int bad = 0;
+    for (int i = 0; i < N; i++) {
+        int nib = i % 2 == 0 ? packed[i / 2] >> 4 : packed[i / 2] & 15;
+        bad += got[i] != nf4[nib] * absmax[i / 64];
+    }
+    CHECK(bad == 0, "NF4 dequant (plain absmax): %d mismatches", bad);
+    const float off = 0.25f;
+    nf4_state_c dq = {NULL, aq, code, nested, off, 64, 256};
+    lt_cuda_host_dequant_nf4(got, packed, &dq, N);
+    bad = 0;
+    for (int i = 0; i < N; i++) {
+        int nib = i % 2 == 0 ? packed[i / 2] >> 4 : packed[i / 2] & 15;
+        int b = i / 64;
+        float am = code[aq[b]] * nested[b / 256] + off;
+        bad += got[i] != nf4[nib] * am;
+    }
+    CHECK(bad == 0, "NF4 dequant (double quant): %d mismatches", bad);
+}
+
+static void host_arena_plan(void) {
+    lt_dev_arena a = {.base = NULL, .cap = 1000, .used = 0};
+    CHECK(lt_dev_arena_plan(&a, 1000) == 0, "plan fits exactly");
+    CHECK(lt_dev_arena_plan(&a, 1001) == SIZE_MAX, "plan overflow");
+    a.used = 1;
+    CHECK(lt_dev_arena_plan(&a, 10) == 256, "plan aligns to 256");
+    CHECK(lt_dev_arena_plan(&a, 745) == SIZE_MAX, "plan aligned overflow");
+}
+
+/* ---- device tests -------------------------------------------------------------------------- */
+
+/* A leaf for both devices: CPU F32/I32/U8 data (bf16-rounded where the device copy is bf16) and
+ * its device twin. */
+typedef struct {
+    lt_tensor cpu, dev;
+    lt_dtype ddt; /* device dtype */
+} leaf;
+
+static void leaf_make(leaf *l, lt_dtype cpu_dt, lt_dtype dev_dt, int ndim, const int64_t *shape,
+                      bool rg, double lo, double hi) {
+    memset(l, 0, sizeof *l);
+    l->cpu.dtype = cpu_dt;
+    lt_tensor_set_shape(&l->cpu, ndim, shape);
+    l->cpu.data = lt_xcalloc(1, lt_tensor_nbytes(&l->cpu) + 64);
+    l->cpu.requires_grad = rg;
+    int64_t n = lt_tensor_numel(&l->cpu);
+    if (cpu_dt == LT_F32)
+        for (int64_t i = 0; i < n; i++) {
+            float v = (float)unif(lo, hi);
+            lt_f32(&l->cpu)[i] = dev_dt == LT_BF16 ? bf16_round(v) : v;
+        }
+    l->ddt = dev_dt;
+    l->dev = l->cpu;
+    l->dev.dtype = dev_dt;
+    l->dev.device = LT_CUDA;
+    LT_CUDA_CHECK(cudaMalloc(&l->dev.data, lt_tensor_nbytes(&l->dev) + 64));
+}
+static void leaf_upload(leaf *l) {
+    int64_t n = lt_tensor_numel(&l->cpu);
+    if (l->ddt == LT_BF16)
+        lt_cuda_h2d_f32_to_bf16(l->dev.data, lt_f32(&l->cpu), n);
+    else
+        lt_cuda_h2d(l->dev.data, l->cpu.data, lt_tensor_nbytes(&l->cpu));
+}
+static void leaf_free(leaf *l) {
+    free(l->cpu.data);
+    cudaFree(l->dev.data);
+}
+
+static double norm_err(const float *a, const float *ref, int64_t n, int *nan) {
+    double num = 0, den = 0;
+    *nan = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (!isfinite(a[i])) (*nan)++;
+        double d = (double)a[i] - ref[i];
+        num += d * d;
+        den += (double)ref[i] * ref[i];
+    }
+    return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+static float *to_host_f32(const lt_tensor *t) {
+    int64_t n = lt_tensor_numel(t);
+    float *h = lt_xmalloc((size_t)n * sizeof(float) + 4);
+    if (t->dtype == LT_BF16)
+        lt_cuda_d2h_bf16_to_f32(h, t->data, n);
+    else
+        lt_cuda_d2h(h, t->data, (size_t)n * sizeof(float));
+    return h;
+}
+
+typedef lt_tensor *(*build_fn)(lt_graph *g, lt_tensor **in, void *ctx);
+
+static lt_dev_arena step;
+#define STEP_BYTES (256u << 20)
+
+/* Backprop a fixed random R from `out` through the recorded nodes (CPU or CUDA columns). */
+static void backprop(lt_graph *g, lt_tensor *out, const float *R) {
+    lt_tensor *d = lt_graph_grad(g, out);
+    int64_t n = lt_tensor_numel(out);
+    if (g->device == LT_CUDA)
+        lt_cuda_h2d(d->data, R, (size_t)n * sizeof(float));
+    else
+        memcpy(d->data, R, (size_t)n * sizeof(float));
+    for (int i = g->n_nodes - 1; i >= 0; i--) {
+        lt_node *nd = g->nodes[i];
+        if (!nd->out->grad) continue;
+        const lt_op_def *def = &lt_op_table[nd->op];
+        (g->device == LT_CUDA ? def->backward_cuda : def->backward_cpu)(g, nd);
+    }
+}
+
+static void run_case(const char *name, leaf *L, int nl, build_fn build, void *ctx,
+                     double tol_fwd, double tol_bwd) {
+    lt_arena ha, da;
+    lt_arena_init(&ha, 1 << 20);
+    lt_arena_init(&da, 1 << 20);
+    lt_graph gc, gd;
+    lt_graph_init(&gc, &ha);
+    lt_graph_init(&gd, &da);
+    gd.device = LT_CUDA;
+    gd.dev_arena = &step;
+    lt_dev_arena_reset(&step);
+    LT_CUDA_CHECK(cudaMemset(step.base, 0xFF, step.cap)); /* poison: NaN in bf16 and f32 */
+
+    lt_tensor *cin[8], *din[8];
+    for (int i = 0; i < nl; i++) {
+        leaf_upload(&L[i]);
+        L[i].cpu.grad = L[i].dev.grad = NULL;
+        cin[i] = L[i].cpu.dtype == LT_U8 && L[i].cpu.ndim == 0 ? NULL : &L[i].cpu;
+        din[i] = &L[i].dev;
+    }
+    lt_tensor *oc = build(&gc, cin, ctx), *od = build(&gd, din, ctx);
+    lt_cuda_sync();
+    int64_t n = lt_tensor_numel(oc);
+    float *got = to_host_f32(od);
+    int nan;
+    double e = norm_err(got, lt_f32(oc), n, &nan);
+    CHECK(nan == 0 && e < tol_fwd, "%s forward: err %.3g (tol %.3g), %d non-finite", name, e,
+          tol_fwd, nan);
+    /* the padding after the output up to the next 256-byte boundary must still be poison */
+    size_t nb = lt_tensor_nbytes(od), pad = ((nb + 255) & ~(size_t)255) - nb;
+    if (pad) {
+        unsigned char buf[256];
+        lt_cuda_d2h(buf, (char *)od->data + nb, pad);
+        size_t badp = 0;
+        for (size_t i = 0; i < pad; i++) badp += buf[i] != 0xFF;
+        CHECK(badp == 0, "%s forward: %zu bytes written past the output", name, badp);
+    }
+    if (getenv("TL_VERBOSE")) fprintf(stderr, "%s fwd err %.3g\n", name, e);
+    free(got);
+
+    if (oc->requires_grad) {
+        float *R = lt_xmalloc((size_t)n * sizeof(float));
+        for (int64_t i = 0; i < n; i++) R[i] = (float)unif(-1, 1);
+        backprop(&gc, oc, R);
+        backprop(&gd, od, R);
+        lt_cuda_sync();
+        for (int i = 0; i < nl; i++) {
+            if (!L[i].cpu.requires_grad) {
+                CHECK(L[i].dev.grad == NULL, "%s: frozen input %d got a grad", name, i);
+                continue;
+            }
+            CHECK(L[i].dev.grad != NULL, "%s: input %d has no grad", name, i);
+            if (!L[i].dev.grad) continue;
+            float *gg = to_host_f32(L[i].dev.grad);
+            double eg = norm_err(gg, lt_f32(L[i].cpu.grad), lt_tensor_numel(&L[i].cpu), &nan);
+            CHECK(nan == 0 && eg < tol_bwd, "%s backward input %d: err %.3g (tol %.3g), %d nan",
+                  name, i, eg, tol_bwd, nan);
+            if (getenv("TL_VERBOSE")) fprintf(stderr, "%s grad %d err %.3g\n", name, i, eg);
+            free(gg);
+        }
+        free(R);
+    }
+    lt_graph_free(&gc), lt_graph_free(&gd);
+    lt_arena_free(&ha), lt_arena_free(&da);
+}
+
+/* ---- cases ---------------------------------------------------------------------------------- */
+
+static lt_tensor *b_add(lt_graph *g, lt_tensor **in, void *c) { (void)c; return lt_add(g, in[0], in[1]); }
+static lt_tensor *b_swiglu(lt_graph *g, lt_tensor **in, void *c) { (void)c; return lt_swiglu(g, in[0], in[1]); }
+static lt_tensor *b_rms(lt_graph *g, lt_tensor **in, void *c) { (void)c; return lt_rmsnorm(g, in[0], in[1], 1e-5f); }
+static lt_tensor *b_rope(lt_graph *g, lt_tensor **in, void *c) { (void)c; return lt_rope(g, in[0], in[1], in[2]); }
+static lt_tensor *b_emb(lt_graph *g, lt_tensor **in, void *c) { (void)c; return lt_embedding(g, in[0], in[1]); }
+static lt_tensor *b_att(lt_graph *g, lt_tensor **in, void *c) {
+    return lt_attention(g, in[0], in[1], in[2], c ? in[3] : NULL);
+}
+typedef struct { float scale, p; bool lora; } lin_ctx;
+static lt_tensor *b_lin(lt_graph *g, lt_tensor **in, void *c) {
+    lin_ctx *l = c;
+    return lt_linear(g, in[0], in[1], l->lora ? in[2] : NULL, l->lora ? in[3] : NULL, l->scale, l->p,
+                     777);
+}
+static lt_tensor *b_ce(lt_graph *g, lt_tensor **in, void *c) {
+    return lt_cross_entropy(g, in[0], in[1], in[2], c ? 5.0f : 0.0f);
+}
+static lt_tensor *b_lmce(lt_graph *g, lt_tensor **in, void *c) {
+    return lt_lm_head_cross_entropy(g, in[0], in[1], in[2], in[3], c ? 5.0f : 0.0f);
+}
+
+static void set_i32(leaf *l, int64_t mod, int64_t every_neg) {
+    int64_t n = lt_tensor_numel(&l->cpu);
+    for (int64_t i = 0; i < n; i++)
+        ((int32_t *)l->cpu.data)[i] = every_neg && i % every_neg == 3 ? -100 : (int32_t)(lt_splitmix64(&rng_s) % (uint64_t)mod);
+}
+
+static void dev_tests(void) {
+    leaf L[6];
+    /* add / swiglu on an odd size */
+    for (int k = 0; k < 2; k++) {
+        const int64_t sh[2] = {37, 129};
+        leaf_make(&L[0], LT_F32, LT_BF16, 2, sh, true, -3, 3);
+        leaf_make(&L[1], LT_F32, LT_BF16, 2, sh, true, -3, 3);
+        run_case(k ? "swiglu" : "add", L, 2, k ? b_swiglu : b_add, NULL, TOL_BF16_FWD, TOL_BF16_BWD);
+        leaf_free(&L[0]), leaf_free(&L[1]);
+    }
+    { /* rmsnorm: trainable weight too */
+        leaf_make(&L[0], LT_F32, LT_BF16, 2, (int64_t[]){19, 333}, true, -2, 2);
+        leaf_make(&L[1], LT_F32, LT_F32, 1, (int64_t[]){333}, true, 0.5, 1.5);
+        run_case("rmsnorm", L, 2, b_rms, NULL, TOL_BF16_FWD, TOL_BF16_BWD);
+        leaf_free(&L[0]), leaf_free(&L[1]);
+    }
+    { /* rope: positions restart (packed docs), Dh 64 */
+        leaf_make(&L[0], LT_F32, LT_BF16, 3, (int64_t[]){23, 3, 64}, true, -2, 2);
+        leaf_make(&L[1], LT_I32, LT_I32, 1, (int64_t[]){23}, false, 0, 0);
+        for (int i = 0; i < 23; i++) ((int32_t *)L[1].cpu.data)[i] = i < 11 ? i * 97 : i - 11;
+        leaf_make(&L[2], LT_F32, LT_F32, 1, (int64_t[]){32}, false, 0, 0);
+        for (int i = 0; i < 32; i++) /* HF default frequencies, base 10000 */
+            lt_f32(&L[2].cpu)[i] = 1.0f / powf(10000.0f, (float)(2 * i) / 64.0f);
+        run_case("rope", L, 3, b_rope, NULL, TOL_BF16_FWD, TOL_BF16_BWD);
+        leaf_free(&L[0]), leaf_free(&L[1]), leaf_free(&L[2]);
+    }
+    { /* embedding with repeated ids, trainable table */
+        leaf_make(&L[0], LT_F32, LT_F32, 2, (int64_t[]){41, 67}, true, -1, 1);
+        leaf_make(&L[1], LT_I32, LT_I32, 1, (int64_t[]){29}, false, 0, 0);
+        set_i32(&L[1], 7, 0);
+        run_case("embedding", L, 2, b_emb, NULL, TOL_BF16_FWD, 1e-5);
+        leaf_free(&L[0]), leaf_free(&L[1]);
+    }
+    /* linear: plain, LoRA, LoRA + dropout (same mask bits as the CPU) */
+    for (int k = 0; k < 3; k++) {
+        const int64_t N = 45, in = 97, out = 71, r = 8;
+        leaf_make(&L[0], LT_F32, LT_BF16, 2, (int64_t[]){N, in}, true, -1, 1);
+        leaf_make(&L[1], LT_F32, LT_BF16, 2, (int64_t[]){out, in}, false, -0.2, 0.2);
+        leaf_make(&L[2], LT_F32, LT_F32, 2, (int64_t[]){r, in}, true, -0.2, 0.2);
+        leaf_make(&L[3], LT_F32, LT_F32, 2, (int64_t[]){out, r}, true, -0.2, 0.2);
+        lin_ctx c = {2.0f, k == 2 ? 0.25f : 0.0f, k > 0};
+        const char *nm[3] = {"linear", "linear_lora", "linear_lora_dropout"};
+        run_case(nm[k], L, k ? 4 : 2, b_lin, &c, TOL_BF16_FWD, TOL_BF16_BWD);
+        for (int i = 0; i < 4; i++) leaf_free(&L[i]);
+    }
+    /* attention: GQA, KV offset, packed documents, Dh 40 and 128 */
+    for (int k = 0; k < 3; k++) {
+        const int64_t B = 2, Tq = k == 1 ? 21 : 70, Tk = 70, Hq = 4, Hkv = 2, Dh = k == 2 ? 128 : 40;
+        leaf_make(&L[0], LT_F32, LT_BF16, 4, (int64_t[]){B, Tq, Hq, Dh}, true, -1.5, 1.5);
+        leaf_make(&L[1], LT_F32, LT_BF16, 4, (int64_t[]){B, Tk, Hkv, Dh}, true, -1.5, 1.5);
+        leaf_make(&L[2], LT_F32, LT_BF16, 4, (int64_t[]){B, Tk, Hkv, Dh}, true, -1.5, 1.5);
+        leaf_make(&L[3], LT_I32, LT_I32, 2, (int64_t[]){B, Tk}, false, 0, 0);
+        for (int64_t i = 0; i < B * Tk; i++) ((int32_t *)L[3].cpu.data)[i] = (int32_t)((i % Tk) / 23);
+        const char *nm[3] = {"attention_doc", "attention_kv_offset", "attention_dh128"};
+        run_case(nm[k], L, 4, b_att, (void *)1, TOL_BF16_FWD, TOL_BF16_BWD);
+        for (int i = 0; i < 4; i++) leaf_free(&L[i]);
+    }
+    /* cross-entropy on bf16 logits, and fused with the LM head (vocab > one chunk) */
+    for (int k = 0; k < 2; k++) {
+        const int64_t N = 33, V = 301;
+        leaf_make(&L[0], LT_F32, LT_BF16, 2, (int64_t[]){N, V}, true, -4, 4);
+        leaf_make(&L[1], LT_I32, LT_I32, 1, (int64_t[]){N}, false, 0, 0);
+        leaf_make(&L[2], LT_U8, LT_U8, 1, (int64_t[]){N}, false, 0, 0);
+        set_i32(&L[1], V, 11);
+        for (int64_t i = 0; i < N; i++) ((uint8_t *)L[2].cpu.data)[i] = i % 5 != 1;
+        run_case(k ? "cross_entropy_den" : "cross_entropy", L, 3, b_ce, k ? (void *)1 : NULL,
+                 TOL_F32_LOSS, TOL_BF16_BWD);
+        for (int i = 0; i < 3; i++) leaf_free(&L[i]);
+    }
+    for (int k = 0; k < 2; k++) {
+        const int64_t N = 37, D = 64, V = k ? 9000 : 257; /* 9000 > LMCE_CHUNK (8192) */
+        leaf_make(&L[0], LT_F32, LT_BF16, 2, (int64_t[]){N, D}, true, -1, 1);
+        leaf_make(&L[1], LT_F32, LT_BF16, 2, (int64_t[]){V, D}, k == 0, -0.5, 0.5);
+        leaf_make(&L[2], LT_I32, LT_I32, 1, (int64_t[]){N}, false, 0, 0);
+        leaf_make(&L[3], LT_U8, LT_U8, 1, (int64_t[]){N}, false, 0, 0);
+        set_i32(&L[2], V, 9);
+        for (int64_t i = 0; i < N; i++) ((uint8_t *)L[3].cpu.data)[i] = i % 6 != 2;
+        run_case(k ? "lm_head_ce_chunked" : "lm_head_ce", L, 4, b_lmce, NULL, TOL_F32_LOSS,
+                 TOL_BF16_BWD);
+        for (int i = 0; i < 4; i++) leaf_free(&L[i]);
+    }
+    { /* AdamW and the global norm on device vs optim.c */
+        const int64_t n = 100003;
+        float *p = malloc(n * 4), *g = malloc(n * 4), *m = calloc(n, 4), *v = calloc(n, 4);
+        for (int64_t i = 0; i < n; i++) p[i] = (float)unif(-1, 1), g[i] = (float)unif(-1, 1);
+        float *dp, *dg, *dm, *dv;
+        cudaMalloc((void **)&dp, n * 4), cudaMalloc((void **)&dg, n * 4);
+        cudaMalloc((void **)&dm, n * 4), cudaMalloc((void **)&dv, n * 4);
+        lt_cuda_h2d(dp, p, n * 4), lt_cuda_h2d(dg, g, n * 4);
+        lt_cuda_memset0(dm, n * 4), lt_cuda_memset0(dv, n * 4);
+        lt_adamw_hparams h = lt_adamw_defaults();
+        h.weight_decay = 0.01f;
+        float nc = lt_grad_global_norm(g, n), nd = lt_cuda_grad_global_norm(dg, n);
+        CHECK(fabsf(nc - nd) <= 1e-6f * nc, "global norm %.9g vs %.9g", nd, nc);
+        for (int t = 1; t <= 3; t++) {
+            lt_adamw_step(p, g, m, v, n, &h, t, 1e-3f);
+            lt_cuda_adamw_step(dp, dg, dm, dv, n, &h, t, 1e-3f);
+        }
+        float *back = malloc(n * 4);
+        lt_cuda_d2h(back, dp, n * 4);
+        int nan;
+        double e = norm_err(back, p, n, &nan);
+        CHECK(nan == 0 && e < 1e-6, "adamw: err %.3g", e);
+        free(p), free(g), free(m), free(v), free(back);
+        cudaFree(dp), cudaFree(dg), cudaFree(dm), cudaFree(dv);
+    }
+}
+
+static const char *dev_names[] = {"add", "swiglu", "rmsnorm", "rope", "embedding", "linear",
+                                  "linear_lora", "linear_lora_dropout", "attention_doc",
+                                  "attention_kv_offset", "attention_dh128", "cross_entropy",
+                                  "cross_entropy_den", "lm_head_ce", "lm_head_ce_chunked",
+                                  "adamw_norm"};
+
+int main(void) {
+    host_dropout();
+    host_q8_0();
+    host_nf4();
+    host_arena_plan();
+    printf("host checks: %d run, %d failed\n", checks, failures);
+    int ndev = lt_cuda_device_count();
+    if (ndev <= 0) {
+        const char *why = lt_error_message()[0] ? lt_error_message() : "no GPU visible";
+        for (size_t i = 0; i < sizeof dev_names / sizeof dev_names[0]; i++)
+            printf("SKIP cuda %s: no CUDA device (%s)\n", dev_names[i], why);
+        return failures ? 1 : 0;
+    }
+    if (lt_device_init(LT_CUDA, 0)) {
+        fprintf(stderr, "%s\n", lt_error_message());
+        return 1;
+    }
+    char desc[256];
+    printf("device: %s\n", lt_cuda_describe(desc, sizeof desc));
+    if (lt_dev_arena_init(&step, STEP_BYTES, "test step arena")) {
+        fprintf(stderr, "%s\n", lt_error_message());
+        return 1;
+    }
+    int before = failures;
+    dev_tests();
+    printf("device checks: %d failed\n", failures - before);
+    lt_dev_arena_free(&step);
+    lt_device_shutdown();
+    printf("%s: %d checks, %d failed\n", failures ? "FAIL" : "PASS", checks, failures);
+    return failures ? 1 : 0;
+}
