@@ -78,7 +78,7 @@ lt_status lt_generate_text(lt_model *m, const lt_tokenizer *tok, const lt_genera
         if (o->system) msgs[n++] = (lt_message){LT_ROLE_SYSTEM, o->system};
         msgs[n++] = (lt_message){LT_ROLE_USER, o->prompt};
         lt_chat_render(tok, tpl, msgs, n, true, &prompt);
-        if (tpl == LT_TEMPLATE_CHATML) end_of_turn = lt_tokenizer_find(tok, "<|im_end|>");
+        end_of_turn = lt_template_end_of_turn(tok, tpl);
     } else {
         int32_t bos = lt_tokenizer_bos(tok);
         /* an empty prompt needs some first token: BOS even for tokenizers that add none */
