@@ -27,20 +27,26 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 LATHE = os.environ.get("LATHE_BIN", os.path.join(ROOT, "bin", "lathe"))
 FIXTURES = os.environ.get("LATHE_FIXTURES", os.path.join(ROOT, "..", "shared", "fixtures"))
 REL_TOL = 1e-3
+# A block-quantized GGUF (SmolLM2's is Q4_1) is also compared as is, but llama.cpp computes those
+# matmuls on activations it quantizes to Q8_1 (ggml's vec_dot_q4_1_q8_1), an error lathe's exact
+# dequantize-then-F32 path does not make; 8-bit activations bound the difference to a few
+# percent of the logit range, so that comparison gets its own tolerance and label. The exact
+# F32 comparisons use an F32 GGUF written by `lathe convert` from the same weights.
+QUANT_ACT_REL_TOL = 5e-2
 PROMPT = "Once upon a time, there was a little robot who wanted to learn"
 
 failures = 0
 
 
-def report(check, model, err=None, rng=None, ok=None, **extra):
+def report(check, model, err=None, rng=None, ok=None, tol=REL_TOL, **extra):
     global failures
     if ok is None:
-        ok = err is not None and rng is not None and err <= REL_TOL * rng
+        ok = err is not None and rng is not None and err <= tol * rng
     failures += 0 if ok else 1
     line = {"check": check, "model": model, "ok": bool(ok)}
     if err is not None:
         line.update(max_abs_diff=float(err), logit_range=float(rng),
-                    tolerance=float(REL_TOL * rng), rel=float(err / rng))
+                    tolerance=float(tol * rng), rel=float(err / rng))
     line.update(extra)
     print(json.dumps(line), flush=True)
 
@@ -62,11 +68,16 @@ def lathe_logits(model, work, adapter=None, tag="base"):
     return info["tokens"], logits
 
 
-def compare(check, model, ours, theirs):
+def compare(check, model, ours, theirs, tol=REL_TOL):
     n = min(len(ours), len(theirs))
     err = float(np.max(np.abs(ours[:n] - theirs[:n])))
     rng = float(np.max(ours) - np.min(ours))
-    report(check, model, err, rng, positions=n)
+    report(check, model, err, rng, tol=tol, positions=n)
+
+
+def gguf_is_f32(path):
+    from gguf import GGUFReader
+    return all(t.tensor_type.name in ("F32",) for t in GGUFReader(path).tensors)
 
 
 def llama_cpp_logits(gguf, tokens, lora=None):
@@ -116,25 +127,30 @@ def check_model(name, gguf, data, steps):
                ok=float(np.max(np.abs(base - tuned))) > 1e-3,
                max_abs_change=float(np.max(np.abs(base - tuned))))
 
-        compare("llama.cpp base GGUF", name, base, llama_cpp_logits(gguf, tokens))
-
         exp = os.path.join(work, "exports")
         for fmt in ("gguf-adapter", "merged-gguf", "merged-safetensors", "peft"):
             dtype = ["--dtype", "f32"] if fmt != "peft" else []
             lathe("export", run, "--format", fmt, *dtype, "--out", os.path.join(exp, fmt))
         hf_base = os.path.join(work, "hf-base")
         lathe("convert", gguf, "--to", "hf", "--dtype", "f32", "--out", hf_base)
+        base_f32 = gguf
+        if not gguf_is_f32(gguf):
+            compare("llama.cpp base GGUF, native quantized (Q8_1 activations)", name, base,
+                    llama_cpp_logits(gguf, tokens), tol=QUANT_ACT_REL_TOL)
+            base_f32 = os.path.join(work, "base-f32.gguf")
+            lathe("convert", hf_base, "--to", "gguf", "--dtype", "f32", "--out", base_f32)
+        compare("llama.cpp base GGUF (F32)", name, base, llama_cpp_logits(base_f32, tokens))
 
         merged_gguf = [os.path.join(exp, "merged-gguf", f) for f in os.listdir(os.path.join(exp, "merged-gguf")) if f.endswith(".gguf")][0]
         compare("llama.cpp merged GGUF", name, tuned, llama_cpp_logits(merged_gguf, tokens))
         lora_gguf = [os.path.join(exp, "gguf-adapter", f) for f in os.listdir(os.path.join(exp, "gguf-adapter")) if f.endswith(".gguf")][0]
-        compare("llama.cpp base + GGUF LoRA adapter", name, tuned,
-                llama_cpp_logits(gguf, tokens, lora=lora_gguf))
+        compare("llama.cpp base GGUF (F32) + GGUF LoRA adapter", name, tuned,
+                llama_cpp_logits(base_f32, tokens, lora=lora_gguf))
 
         m = AutoModelForCausalLM.from_pretrained(os.path.join(exp, "merged-safetensors"),
-                                                 torch_dtype=torch.float32)
+                                                 dtype=torch.float32)
         compare("transformers merged safetensors", name, tuned, hf_logits(m, tokens))
-        b = AutoModelForCausalLM.from_pretrained(hf_base, torch_dtype=torch.float32)
+        b = AutoModelForCausalLM.from_pretrained(hf_base, dtype=torch.float32)
         compare("transformers converted base", name, base, hf_logits(b, tokens))
         p = PeftModel.from_pretrained(b, os.path.join(exp, "peft"))
         compare("peft PeftModel on converted base", name, tuned, hf_logits(p, tokens))
