@@ -14,26 +14,26 @@
 #include "recipe/recipe.h"
 
 /* Logit error of a quantized-base forward against the F32 base, as ||Δ||₂ / ||logits||₂ over a
- * 64-token prompt of in-distribution text. Measured here (x86-64, OpenBLAS): NF4+DQ 0.061,
- * NF4 0.060, Q8_0 0.0033 — the order of the weights' own quantization error: NF4's 16 levels
- * give a per-weight RMS error of ~0.1 of the block absmax divided by ~sqrt(3) for Gaussian-like
- * weights (about 6-8% of the weights' RMS), and Q8_0's 255 levels about 1/20 of that. Each
- * tolerance leaves ~1.6x headroom over the measurement; a wrong code book, nibble order,
- * un-permutation or block/row mismatch gives errors of order 1. */
-#define QLORA_NF4_REL_TOL 0.10
-#define QLORA_Q8_0_REL_TOL 0.006
-/* Double quantization changes each block's absmax by at most half a step of an 8-bit dynamic
- * code (relative ~1/256 of the 256-block range): NF4+DQ and NF4 logits differ by far less than
- * NF4 differs from F32. Measured 0.004; bound 0.02. */
+ * 64-token prompt of in-distribution text, six projections quantized. Measured here (x86-64,
+ * OpenBLAS): NF4+DQ 0.0933, NF4 0.0934, Q8_0 0.0048 — the order of the weights' own relative
+ * quantization error: NF4's 16 levels per 64-block leave a per-weight RMS error of ~8-10% of the
+ * weights' RMS, Q8_0's 255 levels per 32-block about 1/20 of that, and stories260K (dim 64, 5
+ * layers) passes it to the logits nearly undamped. Each tolerance leaves ~1.6x headroom; a wrong
+ * code book, nibble order, un-permutation or block/row mismatch gives errors of order 1. */
+#define QLORA_NF4_REL_TOL 0.15
+#define QLORA_Q8_0_REL_TOL 0.008
+/* Double quantization moves each block's absmax by at most half a step of its 8-bit dynamic code
+ * (a few 1e-3 relative): NF4+DQ and NF4 logits differ far less than NF4 differs from F32.
+ * Measured 0.0061; bound 0.02. */
 #define QLORA_DQ_VS_NF4_REL_TOL 0.02
 /* A merged F32 export of a QLoRA run holds deq(W) + s·B·A, exactly what the trained model's
  * linear kernel multiplies by, computed in a different order (one sgemm on the merged weight vs
- * x·deq(W)ᵀ + s·(x·Aᵀ)·Bᵀ): only float summation order differs. Measured ~3e-7; bound 1e-5
- * (a merge forgetting to dequantize, or to add the adapter, is off by > 1e-2). */
+ * x·deq(W)ᵀ + s·(x·Aᵀ)·Bᵀ): only float summation order differs. Measured 8.6e-7; bound 1e-5
+ * (a merge that forgot to dequantize or to add the adapter is off by > 1e-2). */
 #define QLORA_MERGED_F32_REL_TOL 1e-5
-/* The default merged-safetensors export is BF16: rounding every merged weight to 8 mantissa bits
- * (relative 2^-9) moves the logits by about that times sqrt(depth). Measured 0.0076; bound 0.03. */
-#define QLORA_MERGED_BF16_REL_TOL 0.03
+/* The default merged-safetensors export is BF16: rounding each merged weight to 8 mantissa bits
+ * (relative error <= 2^-9 = 0.002) moves the logits by about that. Measured 0.0028; bound 0.01. */
+#define QLORA_MERGED_BF16_REL_TOL 0.01
 
 #define SIX_PROJ (LT_QUANT_ALL_PROJ & ~(1u << LT_MOD_DOWN))
 
