@@ -356,3 +356,40 @@ Test(qlora, recipe_errors) {
               lt_error_message());
     lt_recipe_free(&r);
 }
+
+Test(qlora, hf_directory_quantizes_like_the_gguf) {
+    ts_fixture(model_path, sizeof model_path, "stories260K/stories260K.gguf");
+    char tmp[256], dir[512];
+    ts_tmpdir(tmp, sizeof tmp, "qlora_hf");
+    snprintf(dir, sizeof dir, "%s/hf", tmp);
+    cr_assert_eq(lt_convert(model_path, LT_CONVERT_TO_HF, dir, LT_F32,
+                            LT_EXPORT_DEFAULT_SHARD_BYTES, false), LT_OK, "%s",
+                 lt_error_message());
+    lt_model *g = load_q(LT_QUANT_NF4, true, SIX_PROJ), *h;
+    lt_model_opts o = {.type = LT_QUANT_NF4, .double_quant = true, .block_size = 64,
+                       .modules = SIX_PROJ};
+    cr_assert_eq(lt_model_load_opts(&h, NULL, dir, &o), LT_OK, "%s", lt_error_message());
+    /* the same F32 values (GGUF Q/K rows un-permuted, HF rows as they are) quantize to the same
+     * codes and states */
+    cr_expect_eq(h->quant_bytes, g->quant_bytes);
+    for (int l = 0; l < g->cfg.n_layer; l++)
+        for (int k = 0; k < LT_MOD_DOWN; k++) {
+            const lt_tensor *a = &g->layers[l].w[k], *b = &h->layers[l].w[k];
+            cr_assert_eq(b->dtype, LT_NF4);
+            cr_expect(!memcmp(a->data, b->data, lt_tensor_numel(a) / 2), "layer %d %s codes", l,
+                      lt_module_name((lt_module)k));
+            const lt_nf4_state *sa = a->quant, *sb = b->quant;
+            cr_expect(!memcmp(sa->absmax_q, sb->absmax_q, (size_t)sa->n_blocks) &&
+                      sa->offset == sb->offset, "layer %d %s state", l,
+                      lt_module_name((lt_module)k));
+        }
+    /* the block-size error names the HF tensor */
+    o.modules = 0;
+    lt_model *x = NULL;
+    cr_expect_eq(lt_model_load_opts(&x, NULL, dir, &o), LT_ERR_RECIPE);
+    cr_expect(strstr(lt_error_message(), "model.layers.0.mlp.down_proj.weight"), "%s",
+              lt_error_message());
+    lt_model_free(g);
+    lt_model_free(h);
+    ts_rmtree(tmp);
+}
