@@ -8,6 +8,7 @@
 
 #include "../support.h"
 #include "export/export.h"
+#include "io/io.h"
 #include "model/model.h"
 #include "optim/optim.h"
 #include "quant/quant.h"
@@ -389,6 +390,67 @@ Test(qlora, hf_directory_quantizes_like_the_gguf) {
     cr_expect_eq(lt_model_load_opts(&x, NULL, dir, &o), LT_ERR_RECIPE);
     cr_expect(strstr(lt_error_message(), "model.layers.0.mlp.down_proj.weight"), "%s",
               lt_error_message());
+    lt_model_free(g);
+    lt_model_free(h);
+    ts_rmtree(tmp);
+}
+
+/* A bitsandbytes 4-bit checkpoint (src/io/bnb.c layout) loads with its NF4 codes kept as stored:
+ * the same codes and states as quantizing the F32 weights on load. */
+Test(qlora, bnb_checkpoint_is_adopted_without_requantizing) {
+    ts_fixture(model_path, sizeof model_path, "stories260K/stories260K.gguf");
+    char tmp[256], f32dir[512], path[700], qpath[700];
+    ts_tmpdir(tmp, sizeof tmp, "qlora_bnb");
+    snprintf(f32dir, sizeof f32dir, "%s/hf", tmp);
+    cr_assert_eq(lt_convert(model_path, LT_CONVERT_TO_HF, f32dir, LT_F32,
+                            LT_EXPORT_DEFAULT_SHARD_BYTES, false), LT_OK, "%s",
+                 lt_error_message());
+    snprintf(path, sizeof path, "%s/model.safetensors", f32dir);
+    snprintf(qpath, sizeof qpath, "%s/model.q.safetensors", f32dir);
+    lt_safetensors *sf;
+    cr_assert_eq(lt_safetensors_open(&sf, path), LT_OK, "%s", lt_error_message());
+    lt_st_writer *w = lt_st_writer_new();
+    lt_tensor *q = calloc((size_t)sf->n_tensors, sizeof *q);
+    for (int i = 0; i < sf->n_tensors; i++) {
+        const lt_st_tensor *t = &sf->tensors[i];
+        bool proj = strstr(t->name, "_proj.weight") && !strstr(t->name, "down_proj");
+        if (!proj) {
+            lt_st_writer_add(w, t->name, t->dtype, t->ndim, t->shape, t->data);
+            continue;
+        }
+        lt_tensor src = {.dtype = LT_F32, .name = t->name, .data = (void *)t->data};
+        lt_tensor_set_shape(&src, 2, t->shape);
+        cr_assert_eq(lt_nf4_quantize(&q[i], &src, 64, true), LT_OK);
+        cr_assert_eq(lt_bnb_write_nf4(w, t->name, &q[i]), LT_OK, "%s", lt_error_message());
+    }
+    cr_assert_eq(lt_st_writer_write(w, qpath), LT_OK, "%s", lt_error_message());
+    lt_bnb_writer_release(w);
+    lt_st_writer_free(w);
+    for (int i = 0; i < sf->n_tensors; i++) lt_nf4_free(&q[i]);
+    free(q);
+    lt_safetensors_close(sf);
+    cr_assert_eq(rename(qpath, path), 0);
+
+    lt_model *g = load_q(LT_QUANT_NF4, true, SIX_PROJ), *h;
+    lt_model_opts o = {.type = LT_QUANT_NF4, .double_quant = true, .block_size = 64,
+                       .modules = SIX_PROJ};
+    cr_assert_eq(lt_model_load_opts(&h, NULL, f32dir, &o), LT_OK, "%s", lt_error_message());
+    cr_expect_eq(h->quant_bytes, g->quant_bytes);
+    for (int l = 0; l < g->cfg.n_layer; l++)
+        for (int k = 0; k < LT_MOD_DOWN; k++) {
+            const lt_tensor *a = &g->layers[l].w[k], *b = &h->layers[l].w[k];
+            cr_assert_eq(b->dtype, LT_NF4);
+            cr_expect(!memcmp(a->data, b->data, lt_tensor_numel(a) / 2));
+        }
+    /* without quantization options the same directory loads as deq(W) in F32 */
+    lt_model *d;
+    cr_assert_eq(lt_model_load(&d, NULL, f32dir), LT_OK, "%s", lt_error_message());
+    float *row = malloc((size_t)d->cfg.dim * sizeof *row);
+    lt_dequant_rows(&g->layers[2].w[LT_MOD_V], 3, 1, row);
+    cr_expect(!memcmp(row, (float *)d->layers[2].w[LT_MOD_V].data + 3 * d->cfg.dim,
+                      (size_t)d->cfg.dim * sizeof *row));
+    free(row);
+    lt_model_free(d);
     lt_model_free(g);
     lt_model_free(h);
     ts_rmtree(tmp);
