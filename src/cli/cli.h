@@ -19,6 +19,7 @@ int lt_cmd_eval(int argc, char **argv);
 int lt_cmd_export(int argc, char **argv);
 int lt_cmd_convert(int argc, char **argv);
 int lt_cmd_inspect(int argc, char **argv);
+int lt_cmd_quantize(int argc, char **argv);
 
 /* Print "lathe: <message>" for the current error and return its exit code. */
 int lt_cli_fail(int status);

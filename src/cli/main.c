@@ -13,6 +13,7 @@ static const lt_command commands[] = {
     {"tokenize", lt_cmd_tokenize, "tokenize datasets into HDF5 token shards"},
     {"export", lt_cmd_export, "write an adapter as PEFT, GGUF adapter, merged safetensors or GGUF"},
     {"convert", lt_cmd_convert, "convert a base model between GGUF and a Hugging Face directory"},
+    {"quantize", lt_cmd_quantize, "quantize a base to NF4 and save it as a bitsandbytes 4-bit directory"},
     {"inspect", lt_cmd_inspect, "summarize a GGUF, safetensors, shard, model, adapter or run"},
     {NULL, NULL, NULL},
 };

@@ -31,6 +31,70 @@ static void human(char *buf, size_t n, double v) {
     snprintf(buf, n, i ? "%.2f%s" : "%.0f%s", v, u[i]);
 }
 
+/* ---- memory by storage format ------------------------------------------------------------- */
+
+/* Bytes and parameters per storage format of a model's weights, the same breakdown `lathe train`
+ * prints for the base it loaded (model.h lt_model_memory_str): a quantized base (GGUF Q4_0 /
+ * Q4_1 / Q8_0, or a bitsandbytes NF4 safetensors directory, whose packed U8 weight and its
+ * absmax / quant_map / nested_* / quant_state tensors count as NF4) next to its F32/F16/BF16
+ * remainder. bits/param = bytes · 8 / params, scales and states included. */
+typedef struct {
+    double bytes[LT_DTYPE_COUNT];
+    int64_t params[LT_DTYPE_COUNT];
+} membreak;
+
+static void mem_add(membreak *mb, lt_dtype t, size_t bytes, int64_t params) {
+    mb->bytes[t] += (double)bytes;
+    mb->params[t] += params;
+}
+
+static void mem_print(FILE *out, const membreak *mb) {
+    fprintf(out, "memory    ");
+    const char *sep = " ";
+    for (int t = LT_DTYPE_COUNT - 1; t >= 0; t--) { /* quantized formats first */
+        if (mb->bytes[t] <= 0) continue;
+        fprintf(out, "%s%.1f MiB %s", sep, mb->bytes[t] / 1048576.0, lt_dtype_name((lt_dtype)t));
+        if (mb->params[t] > 0)
+            fprintf(out, " (%.3f bits/param, %.1fM params)",
+                    8.0 * mb->bytes[t] / (double)mb->params[t], mb->params[t] / 1e6);
+        sep = ", ";
+    }
+    fputc('\n', out);
+}
+
+/* One safetensors file's tensors into mb. A bitsandbytes 4-bit weight (transformers'
+ * Params4bit serialization: "X.weight" U8 packed two codes per byte beside
+ * "X.weight.quant_state.bitsandbytes__nf4") counts as NF4 with 2 params per byte; its state
+ * tensors ("X.weight.absmax", ".quant_map", ".nested_absmax", ".nested_quant_map",
+ * ".quant_state.*") add to NF4's bytes. */
+static void mem_add_safetensors(membreak *mb, const lt_safetensors *st) {
+    static const char *const state_sfx[] = {".weight.absmax", ".weight.quant_map",
+                                            ".weight.nested_absmax", ".weight.nested_quant_map",
+                                            NULL};
+    for (int i = 0; i < st->n_tensors; i++) {
+        const lt_st_tensor *t = &st->tensors[i];
+        size_t len = strlen(t->name);
+        bool state = strstr(t->name, ".weight.quant_state.") != NULL;
+        for (int k = 0; !state && state_sfx[k]; k++) {
+            size_t sl = strlen(state_sfx[k]);
+            state = len > sl && !strcmp(t->name + len - sl, state_sfx[k]);
+        }
+        if (state) {
+            mem_add(mb, LT_NF4, t->nbytes, 0);
+            continue;
+        }
+        char qs[512];
+        snprintf(qs, sizeof qs, "%s.quant_state.bitsandbytes__nf4", t->name);
+        if (t->dtype == LT_U8 && lt_safetensors_find(st, qs)) {
+            mem_add(mb, LT_NF4, t->nbytes, 2 * (int64_t)t->nbytes);
+            continue;
+        }
+        int64_t n = 1;
+        for (int d = 0; d < t->ndim; d++) n *= t->shape[d];
+        mem_add(mb, t->dtype, t->nbytes, n);
+    }
+}
+
 /* ---- GGUF --------------------------------------------------------------------------------- */
 
 static const char *gtype_name(lt_gguf_type t) {
@@ -101,6 +165,7 @@ static lt_status inspect_gguf(const char *path, FILE *out) {
     fprintf(out, "tensors (shape in GGUF order, ne[0] first):\n");
     int64_t params = 0;
     size_t bytes = 0;
+    membreak mb = {0};
     for (int64_t i = 0; i < g->n_tensors; i++) {
         const lt_gguf_tensor *t = &g->tensors[i];
         char shape[96];
@@ -112,11 +177,13 @@ static lt_status inspect_gguf(const char *path, FILE *out) {
         fprintf(out, "  %-40s %-6s %s\n", t->name, lt_ggml_type_name(t->ggml_type), shape);
         params += lt_gguf_tensor_numel(t);
         bytes += t->nbytes;
+        mem_add(&mb, t->dtype, t->nbytes, lt_gguf_tensor_numel(t));
     }
     char hp[32], hb[32];
     human(hp, sizeof hp, (double)params);
     human(hb, sizeof hb, (double)bytes);
     fprintf(out, "parameters %lld (%s), tensor data %sB\n", (long long)params, hp, hb);
+    mem_print(out, &mb);
     lt_gguf_close(g);
     sha_line(out, path);
     return LT_OK;
@@ -124,7 +191,8 @@ static lt_status inspect_gguf(const char *path, FILE *out) {
 
 /* ---- safetensors -------------------------------------------------------------------------- */
 
-static lt_status inspect_safetensors(const char *path, FILE *out, bool list) {
+/* mb: when not NULL, the file's weights are added to it (an HF directory's breakdown). */
+static lt_status inspect_safetensors(const char *path, FILE *out, bool list, membreak *mb) {
     lt_safetensors *sf;
     lt_status st = lt_safetensors_open(&sf, path);
     if (st) return st;
@@ -154,6 +222,7 @@ static lt_status inspect_safetensors(const char *path, FILE *out, bool list) {
     for (int d = 0; d < LT_DTYPE_COUNT; d++)
         if (counts[d]) fprintf(out, " %s x%d", lt_dtype_name((lt_dtype)d), counts[d]);
     fputc('\n', out);
+    if (mb) mem_add_safetensors(mb, sf);
     lt_safetensors_close(sf);
     sha_line(out, path);
     return LT_OK;
@@ -255,6 +324,7 @@ static lt_status inspect_hf(const char *dir, FILE *out) {
     sha_line(out, p);
     snprintf(p, sizeof p, "%s/model.safetensors.index.json", dir);
     json_t *idx;
+    membreak mb = {0};
     if (is_file(p)) {
         if ((st = load_json(p, &idx))) return st;
         json_t *wm = json_object_get(idx, "weight_map");
@@ -276,15 +346,16 @@ static lt_status inspect_hf(const char *dir, FILE *out) {
                 break;
             }
             snprintf(p, sizeof p, "%s/%s", dir, f);
-            if ((st = inspect_safetensors(p, out, false))) break;
+            if ((st = inspect_safetensors(p, out, false, &mb))) break;
         }
         json_decref(seen);
         json_decref(idx);
         if (st) return st;
     } else {
         snprintf(p, sizeof p, "%s/model.safetensors", dir);
-        if (is_file(p) && (st = inspect_safetensors(p, out, false))) return st;
+        if (is_file(p) && (st = inspect_safetensors(p, out, false, &mb))) return st;
     }
+    mem_print(out, &mb);
     snprintf(p, sizeof p, "%s/tokenizer.json", dir);
     json_t *tj;
     if (is_file(p) && !load_json(p, &tj)) {
@@ -413,7 +484,7 @@ lt_status lt_inspect(const char *path, FILE *out) {
     if (got >= 4 && !memcmp(magic, "GGUF", 4)) return inspect_gguf(path, out);
     if (got == 8 && !memcmp(magic, "\x89HDF\r\n\x1a\n", 8)) return inspect_shard(path, out);
     size_t len = strlen(path);
-    if (len > 12 && !strcmp(path + len - 12, ".safetensors")) return inspect_safetensors(path, out, true);
+    if (len > 12 && !strcmp(path + len - 12, ".safetensors")) return inspect_safetensors(path, out, true, NULL);
     return lt_error_set(LT_ERR_USAGE, "'%s' is not a GGUF file, a safetensors file or an HDF5 "
                         "token shard", path);
 }

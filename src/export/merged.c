@@ -7,7 +7,16 @@
  *    config.json and tokenizer files beside;
  *  - a llama-architecture GGUF: tensor names and Q/K row permutation of llama.cpp
  *    convert_hf_to_gguf.py (LlamaModel), norms F32, llama.* keys, tokenizer.* keys.
- * A model without an adapter is written as is (that is `lathe convert`). */
+ * A model without an adapter is written as is (that is `lathe convert`).
+ *
+ * A quantized base (QLoRA, arXiv 2305.14314: NF4 with or without double quantization, or Q8_0,
+ * see model.h lt_model_opts) is merged as W' = deq(W) + scale·B·A: the merged model is the
+ * DEQUANTIZED base plus the adapter, written at the requested dtype. Its forward pass equals the
+ * one trained (quantized base + adapter, whose linear kernel also multiplies by deq(W)) up to the
+ * output dtype's rounding of W' and float summation order; it differs from the original
+ * full-precision base + adapter by the base's quantization error, which training saw and the
+ * adapter partly absorbed. test_qlora measures the logit distance of the F32 merge to the
+ * trained model. */
 #include <cblas.h>
 #include <jansson.h>
 #include <limits.h>
@@ -87,7 +96,8 @@ static void fill(const lt_model *m, const mtensor *t, float *dst) {
     default: src = &m->layers[t->layer].w[t->mod]; break;
     }
     LT_ASSERT(lt_tensor_numel(src) == numel(t));
-    memcpy(dst, src->data, (size_t)numel(t) * sizeof(float));
+    if (src->dtype == LT_F32) memcpy(dst, src->data, (size_t)numel(t) * sizeof(float));
+    else lt_dequant_rows(src, 0, t->rows, dst); /* a quantized base: deq(W) */
     if (t->kind != T_PROJ) return;
     const lt_tensor *A = &m->layers[t->layer].lora_A[t->mod];
     const lt_tensor *B = &m->layers[t->layer].lora_B[t->mod];

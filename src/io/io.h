@@ -200,4 +200,82 @@ void lt_st_writer_add(lt_st_writer *w, const char *name, lt_dtype dtype, int ndi
 void lt_st_writer_meta(lt_st_writer *w, const char *key, const char *value);
 lt_status lt_st_writer_write(lt_st_writer *w, const char *path);
 
+/* ---- bitsandbytes 4-bit (NF4) checkpoints -------------------------------------------------- */
+/* A "bnb-4bit" Hugging Face checkpoint (what transformers' save_pretrained writes for a model
+ * loaded with BitsAndBytesConfig(load_in_4bit=True); transformers quantizers/quantizer_bnb_4bit.py
+ * `serialized_names`, integrations/bitsandbytes.py Bnb4bitDeserialize ->
+ * bitsandbytes Params4bit.from_prequantized -> functional.py QuantState.from_dict). For a weight
+ * `P` = "model.layers.N.self_attn.q_proj.weight" of shape [rows, cols] (n = rows·cols):
+ *   P                                   U8  [n/2, 1]  packed NF4 codes, first element in the high
+ *                                                     nibble (quant_storage uint8)
+ *   P.absmax                            F32 [n/B]     per-block absmax, or, with double quant,
+ *                                       U8  [n/B]     dynamic-map codes of absmax - offset
+ *   P.quant_map                         F32 [16]      the NF4 code book (LT_NF4_CODE)
+ *   P.nested_absmax                     F32 [ceil(n/B/256)]   (double quant only)
+ *   P.nested_quant_map                  F32 [256]     lt_quant_dynamic_map() (double quant only)
+ *   P.quant_state.bitsandbytes__nf4     U8  [len]     UTF-8 JSON (bitsandbytes utils.py
+ *                                       pack_dict_to_tensor of QuantState.as_dict(packed=True)'s
+ *                                       non-tensor items): {"quant_type": "nf4", "blocksize": B,
+ *                                       "dtype": "float32", "shape": [rows, cols]} plus, with
+ *                                       double quant, "nested_blocksize": 256, "nested_dtype":
+ *                                       "float32", "nested_offset": offset.
+ * Every companion tensor lives in the same safetensors file as P (lathe writes them together;
+ * a checkpoint that splits them across shards is rejected with both names). */
+
+/* Add the six (double quant) or four tensors above for the LT_NF4 tensor W (2-D [rows, cols],
+ * W->quant an lt_nf4_state) to w under `name` (the weight's own tensor name, e.g.
+ * "model.layers.0.mlp.up_proj.weight"; W->name is ignored). W's codes and state stay borrowed
+ * until lt_st_writer_write returns, like every tensor added to a writer; the packed JSON bytes are
+ * allocated here and kept in a side list owned on w's behalf: call lt_bnb_writer_release(w) after
+ * lt_st_writer_write (or instead of it, on an error path) and before lt_st_writer_free. The
+ * state's dtype field records "float32" (lathe quantizes F32 values and dequantizes to F32, so
+ * bitsandbytes' dequantize_4bit returns the same F32 numbers). Errors: LT_ERR_RUNTIME when W is
+ * not a 2-D LT_NF4 tensor with a state whose block count matches its size, or name + suffix does
+ * not fit 512 bytes. */
+lt_status lt_bnb_write_nf4(lt_st_writer *w, const char *name, const lt_tensor *W);
+/* Free the JSON buffers lt_bnb_write_nf4 made for w (NULL-safe, idempotent; thread-safe). */
+void lt_bnb_writer_release(lt_st_writer *w);
+
+/* Whether `name` in st is a bitsandbytes 4-bit weight: its companion
+ * "<name>.quant_state.bitsandbytes__nf4" or "...__fp4" tensor exists. */
+bool lt_bnb_is_quantized(const lt_safetensors *st, const char *name);
+
+/* Read the bnb NF4 weight `name` of expected shape [rows, cols] from st into the caller's header
+ * `out` (overwritten): dtype LT_NF4, device CPU, shape [rows, cols], name NULL, data = packed codes
+ * (malloc'ed copy, n/2 bytes), quant = a malloc'ed lt_nf4_state (absmax, or absmax_q + absmax2 +
+ * offset), requires_grad false. Release with lt_nf4_free (quant.h). The result is bit for bit the
+ * lt_nf4_quantize output that was written. Validation, each an LT_ERR_MODEL naming st's file and
+ * the offending tensor with a hint: a missing companion tensor; the packed JSON not UTF-8 JSON,
+ * a missing/mistyped key, quant_type other than "nf4" (fp4 is not supported), a blocksize that is
+ * not a power of two in [32, 4096] or does not divide cols, nested_blocksize other than 256, a
+ * non-finite nested_offset, a dtype other than float32/float16/bfloat16, or a shape other than
+ * [rows, cols]; codes not U8 with n/2 elements; absmax of the wrong dtype or count; quant_map not
+ * the NF4 code book bit for bit; nested_quant_map not the dynamic map bit for bit; nested_absmax
+ * of the wrong dtype or count; non-finite absmax values. LT_ERR_OOM for the copies. */
+lt_status lt_bnb_read_nf4(const lt_safetensors *st, const char *name, int64_t rows, int64_t cols,
+                          lt_tensor *out);
+
+/* The `quantization_config` of a bnb-4bit config.json (transformers BitsAndBytesConfig.to_dict:
+ * quant_method "bitsandbytes", load_in_4bit / _load_in_4bit true, load_in_8bit false,
+ * bnb_4bit_quant_type "nf4", bnb_4bit_use_double_quant, bnb_4bit_compute_dtype,
+ * bnb_4bit_quant_storage "uint8", llm_int8_* at their defaults). The block size is not part of
+ * it: transformers reads each weight's from its packed quant state. */
+typedef struct {
+    bool double_quant;      /* bnb_4bit_use_double_quant */
+    lt_dtype compute_dtype; /* bnb_4bit_compute_dtype: LT_F32, LT_F16 or LT_BF16 */
+} lt_bnb_config;
+
+/* Add (or replace) "quantization_config" in the existing config.json at `path` and rewrite it
+ * atomically (other keys keep their order). compute_dtype must be F32, F16 or BF16 (LT_ASSERT).
+ * LT_ERR_MODEL when the file is not a JSON object, LT_ERR_IO when it cannot be read/written. */
+lt_status lt_bnb_config_add(const char *path, const lt_bnb_config *c);
+
+/* Detect a bitsandbytes quantization_config in the config.json at `path`: *found false (and
+ * LT_OK) when the key is absent or null. When present it must be quant_method "bitsandbytes"
+ * with load_in_4bit true and bnb_4bit_quant_type "nf4": LT_ERR_MODEL naming the file and key
+ * otherwise (8-bit, fp4, another quant_method, bnb_4bit_quant_storage other than "uint8", an
+ * unknown compute dtype). Missing optional keys take BitsAndBytesConfig's defaults
+ * (double quant false, compute dtype float32). LT_ERR_MODEL for unreadable JSON. */
+lt_status lt_bnb_config_read(const char *path, bool *found, lt_bnb_config *out);
+
 #endif

@@ -12,6 +12,8 @@
  */
 #include "model_impl.h"
 
+#include "../quant/quant.h"
+
 #include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
@@ -120,10 +122,44 @@ static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape) {
     if (k < n) snprintf(buf + k, n - k, "]");
 }
 
-/* Copy tensor `name` into dst (whose shape the config fixed), converting to F32. */
-static lt_status load_tensor(const hf_weights *w, const char *name, lt_tensor *dst) {
+/* Copy tensor `name` into dst (whose shape the config fixed), converting to F32; when dst is a
+ * quantization target, through q's scratch into dst's quantized storage. */
+/* The open file whose path is `file` (weights_find's answer). */
+static const lt_safetensors *weights_file(const hf_weights *w, const char *file) {
+    for (int i = 0; i < w->n_files; i++)
+        if (w->files[i]->path == file) return w->files[i];
+    return NULL;
+}
+
+/* A bitsandbytes 4-bit weight (src/io/bnb.c: a packed U8 tensor beside its
+ * "<name>.quant_state.bitsandbytes__nf4" entry, what `lathe quantize` and transformers'
+ * save_pretrained of a load_in_4bit model write) into dst. An NF4 target keeps the file's codes
+ * and state as they are (no requantization); any other target gets deq(W): the F32 weight, or
+ * the scratch that then goes to Q8_0. */
+static lt_status load_bnb(const lt_safetensors *sf, const char *name, lt_tensor *dst,
+                          lt_qload *q, lt_model *m) {
+    if (dst->ndim != 2)
+        return lt_error_set(LT_ERR_MODEL, "%s: tensor '%s' is stored 4-bit, but lathe reads only "
+                            "linear weights that way; hint: keep norms and biases unquantized",
+                            sf->path, name);
+    lt_tensor nf4;
+    lt_status st = lt_bnb_read_nf4(sf, name, dst->shape[0], dst->shape[1], &nf4);
+    if (st) return st;
+    nf4.name = dst->name;
+    if (lt_qload_target(dst) && q->o.type == LT_QUANT_NF4) return lt_qload_adopt(q, m, dst, &nf4);
+    float *f = lt_qload_target(dst) ? q->scratch : dst->data;
+    lt_dequant_rows(&nf4, 0, dst->shape[0], f);
+    lt_nf4_free(&nf4);
+    return lt_qload_target(dst) ? lt_qload_weight(q, m, dst, LT_NF4) : LT_OK;
+}
+
+static lt_status load_tensor(const hf_weights *w, const char *name, lt_tensor *dst, lt_qload *q,
+                             lt_model *m) {
     const char *file;
     const lt_st_tensor *t = weights_find(w, name, &file);
+    const lt_safetensors *sf = t ? weights_file(w, file) : NULL;
+    if (sf && t->dtype == LT_U8 && lt_bnb_is_quantized(sf, name))
+        return load_bnb(sf, name, dst, q, m);
     if (!t) {
         if (w->index && file == w->index_path)
             return lt_error_set(LT_ERR_MODEL, "%s: tensor '%s' is not in weight_map; hint: the "
@@ -143,12 +179,31 @@ static lt_status load_tensor(const hf_weights *w, const char *name, lt_tensor *d
         return lt_error_set(LT_ERR_MODEL, "%s: tensor '%s' has shape %s, expected %s from "
                             "config.json", file, name, got, want);
     }
-    lt_st_tensor_to_f32(t, dst->data);
-    return LT_OK;
+    if (!lt_qload_target(dst)) {
+        lt_st_tensor_to_f32(t, dst->data);
+        return LT_OK;
+    }
+    lt_st_tensor_to_f32(t, q->scratch);
+    lt_release_pages(t->data, t->nbytes); /* streaming: the source need not stay resident */
+    return lt_qload_weight(q, m, dst, t->dtype);
+}
+
+/* HF tensor names for error messages (mod LT_MOD_COUNT: the output head). */
+static void hf_tensor_name(char *buf, size_t n, int layer, int mod) {
+    if (mod == LT_MOD_COUNT)
+        snprintf(buf, n, layer < 0 ? "model.embed_tokens.weight" : "lm_head.weight");
+    else
+        snprintf(buf, n, "model.layers.%d.%s.%s.weight", layer, lt_module_parent((lt_module)mod),
+                 lt_module_name((lt_module)mod));
 }
 
 lt_status lt_model_load_hf(lt_model **out, const char *dir) {
+    return lt_model_load_hf_opts(out, dir, NULL);
+}
+
+lt_status lt_model_load_hf_opts(lt_model **out, const char *dir, const lt_model_opts *o) {
     *out = NULL;
+    lt_qload q = {0};
     char cfg_path[PATH_MAX];
     snprintf(cfg_path, sizeof cfg_path, "%s/config.json", dir);
     lt_model *m = lt_xcalloc(1, sizeof *m);
@@ -157,50 +212,60 @@ lt_status lt_model_load_hf(lt_model **out, const char *dir) {
     if (st) goto fail;
     const lt_model_config *c = &m->cfg;
     m->path = lt_xstrdup(dir);
-    if ((st = weights_open(&w, dir)) || (st = lt_model_alloc_base(m))) goto fail;
-    if ((st = load_tensor(&w, "model.embed_tokens.weight", &m->tok_embd)) ||
-        (st = load_tensor(&w, "model.norm.weight", &m->out_norm)) ||
-        (!c->tied && (st = load_tensor(&w, "lm_head.weight", &m->lm_head))))
+    if ((st = lt_qload_init(&q, m, o, dir, hf_tensor_name))) goto fail;
+    if ((st = weights_open(&w, dir)) || (st = lt_model_alloc_base(m, q.mask)) ||
+        (st = lt_qload_begin(&q, m)))
+        goto fail;
+    if ((st = load_tensor(&w, "model.embed_tokens.weight", &m->tok_embd, &q, m)) ||
+        (st = load_tensor(&w, "model.norm.weight", &m->out_norm, &q, m)) ||
+        (!c->tied && (st = load_tensor(&w, "lm_head.weight", &m->lm_head, &q, m))))
         goto fail;
     char name[128];
     for (int l = 0; l < c->n_layer; l++) {
         lt_layer *L = &m->layers[l];
         snprintf(name, sizeof name, "model.layers.%d.input_layernorm.weight", l);
-        if ((st = load_tensor(&w, name, &L->attn_norm))) goto fail;
+        if ((st = load_tensor(&w, name, &L->attn_norm, &q, m))) goto fail;
         snprintf(name, sizeof name, "model.layers.%d.post_attention_layernorm.weight", l);
-        if ((st = load_tensor(&w, name, &L->ffn_norm))) goto fail;
+        if ((st = load_tensor(&w, name, &L->ffn_norm, &q, m))) goto fail;
         for (int k = 0; k < LT_MOD_COUNT; k++) {
             snprintf(name, sizeof name, "model.layers.%d.%s.%s.weight", l,
                      lt_module_parent((lt_module)k), lt_module_name((lt_module)k));
-            if ((st = load_tensor(&w, name, &L->w[k]))) goto fail;
+            if ((st = load_tensor(&w, name, &L->w[k], &q, m))) goto fail;
             if (!L->bias[k].data) continue;
             snprintf(name, sizeof name, "model.layers.%d.%s.%s.bias", l,
                      lt_module_parent((lt_module)k), lt_module_name((lt_module)k));
-            if ((st = load_tensor(&w, name, &L->bias[k]))) goto fail;
+            if ((st = load_tensor(&w, name, &L->bias[k], &q, m))) goto fail;
         }
     }
+    lt_qload_end(&q, m, LT_OK);
     weights_close(&w);
     *out = m;
     return LT_OK;
 fail:
+    lt_qload_end(&q, m, st);
     weights_close(&w);
     lt_model_free(m);
     return st;
 }
 
 lt_status lt_model_load(lt_model **out, lt_tokenizer **tok, const char *path) {
+    return lt_model_load_opts(out, tok, path, NULL);
+}
+
+lt_status lt_model_load_opts(lt_model **out, lt_tokenizer **tok, const char *path,
+                             const lt_model_opts *o) {
     *out = NULL;
     if (tok) *tok = NULL;
     struct stat sb;
     lt_status st;
     if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
-        if ((st = lt_model_load_hf(out, path))) return st;
+        if ((st = lt_model_load_hf_opts(out, path, o))) return st;
         if (tok && (st = lt_tokenizer_from_hf_dir(tok, path))) goto fail;
         return LT_OK;
     }
     lt_gguf *g = NULL;
     if ((st = lt_gguf_open(&g, path))) return st;
-    st = lt_model_load_gguf(out, g);
+    st = lt_model_load_gguf_opts(out, g, o);
     if (!st && tok) st = lt_tokenizer_from_gguf(tok, g);
     lt_gguf_close(g);
     if (!st) return LT_OK;

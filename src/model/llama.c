@@ -4,6 +4,8 @@
  * residual; final RMSNorm and LM head. */
 #include "model_impl.h"
 
+#include "../quant/quant.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,13 +118,18 @@ lt_status lt_model_config_from_gguf(lt_model_config *c, const lt_gguf *g) {
     return LT_OK;
 }
 
-/* Point t at the next `rows x cols` floats of the base buffer (cols == 0: a vector). */
-static void carve(lt_tensor *t, float **cursor, int64_t rows, int64_t cols, const char *name) {
+/* An F32 header of `rows x cols` (cols == 0: a vector) with no data. */
+static void header(lt_tensor *t, int64_t rows, int64_t cols, const char *name) {
     memset(t, 0, sizeof *t);
     t->dtype = LT_F32;
     t->name = name;
     int64_t shape[2] = {rows, cols};
     lt_tensor_set_shape(t, cols ? 2 : 1, cols ? shape : &shape[0]);
+}
+
+/* Point t at the next `rows x cols` floats of the base buffer (cols == 0: a vector). */
+static void carve(lt_tensor *t, float **cursor, int64_t rows, int64_t cols, const char *name) {
+    header(t, rows, cols, name);
     t->data = *cursor;
     *cursor += rows * (cols ? cols : 1);
 }
@@ -169,15 +176,20 @@ void lt_rope_inv_freq(float *out, const lt_model_config *c) {
     }
 }
 
-lt_status lt_model_alloc_base(lt_model *m) {
+lt_status lt_model_alloc_base(lt_model *m, unsigned quant_mask) {
     const lt_model_config *c = &m->cfg;
     const int64_t D = c->dim, V = c->vocab_size, half = c->head_dim / 2;
-    int64_t per_layer = 2 * D;
+    bool q_head = (quant_mask & LT_QUANT_LM_HEAD) && !c->tied;
+    int64_t per_layer = 2 * D, per_layer_q = 0;
     for (int k = 0; k < LT_MOD_COUNT; k++) {
-        per_layer += lt_model_module_rows(c, k) * lt_model_module_cols(c, k);
+        int64_t w = lt_model_module_rows(c, k) * lt_model_module_cols(c, k);
+        if (quant_mask & (1u << k)) per_layer_q += w;
+        else per_layer += w;
         if (lt_model_module_has_bias(c, k)) per_layer += lt_model_module_rows(c, k);
     }
-    const int64_t total = V * D + D + (c->tied ? 0 : V * D) + c->n_layer * per_layer + half;
+    const int64_t total = V * D + D + (c->tied || q_head ? 0 : V * D) + c->n_layer * per_layer +
+                          half;
+    m->n_params = total - half + c->n_layer * per_layer_q + (q_head ? V * D : 0);
     m->base_bytes = (size_t)total * sizeof(float);
     m->base = lt_alloc_big(m->base_bytes, "the base model weights");
     if (!m->base) return LT_ERR_OOM;
@@ -189,6 +201,8 @@ lt_status lt_model_alloc_base(lt_model *m) {
     if (c->tied) {
         m->lm_head = m->tok_embd;
         m->lm_head.name = "lm_head (tied to embed_tokens)";
+    } else if (q_head) {
+        header(&m->lm_head, V, D, "lm_head"); /* quantized storage comes from the loader */
     } else {
         carve(&m->lm_head, &cur, V, D, "lm_head");
     }
@@ -197,8 +211,13 @@ lt_status lt_model_alloc_base(lt_model *m) {
         carve(&L->attn_norm, &cur, D, 0, "input_layernorm");
         carve(&L->ffn_norm, &cur, D, 0, "post_attention_layernorm");
         for (int k = 0; k < LT_MOD_COUNT; k++) {
-            carve(&L->w[k], &cur, lt_model_module_rows(c, k), lt_model_module_cols(c, k),
-                  module_names[k]);
+            if (quant_mask & (1u << k)) { /* header only: quantized storage from the loader */
+                header(&L->w[k], lt_model_module_rows(c, k), lt_model_module_cols(c, k),
+                       module_names[k]);
+            } else {
+                carve(&L->w[k], &cur, lt_model_module_rows(c, k), lt_model_module_cols(c, k),
+                      module_names[k]);
+            }
             if (lt_model_module_has_bias(c, k))
                 carve(&L->bias[k], &cur, lt_model_module_rows(c, k), 0, module_names[k]);
         }
@@ -209,7 +228,9 @@ lt_status lt_model_alloc_base(lt_model *m) {
     return LT_OK;
 }
 
-static lt_status load_tensor(const lt_gguf *g, const char *name, lt_tensor *dst) {
+/* Find tensor `name` and check its shape against dst's (which the config fixed). */
+static lt_status find_tensor(const lt_gguf *g, const char *name, const lt_tensor *dst,
+                             const lt_gguf_tensor **out) {
     const lt_gguf_tensor *t = lt_gguf_find_tensor(g, name);
     if (!t) return lt_error_set(LT_ERR_MODEL, "%s: tensor '%s' is missing", g->path, name);
     /* GGUF ne is innermost-first: ne = {cols, rows} for a [rows, cols] matrix */
@@ -222,12 +243,39 @@ static lt_status load_tensor(const lt_gguf *g, const char *name, lt_tensor *dst)
                             "[%lld, %lld] from the model's metadata", g->path, name,
                             (long long)rows, (long long)t->ne[0], (long long)want_rows,
                             (long long)want_cols);
-    lt_gguf_tensor_to_f32(t, dst->data);
+    *out = t;
     return LT_OK;
+}
+
+/* Read tensor `name` into dst as F32 (Q/K rows un-permuted over `qk_heads` heads when > 0), or,
+ * when dst is a quantization target, through q's scratch into dst's quantized storage. */
+static lt_status load_tensor(const lt_gguf *g, const char *name, lt_tensor *dst, lt_qload *q,
+                             lt_model *m, int qk_heads) {
+    const lt_gguf_tensor *t = NULL;
+    lt_status st = find_tensor(g, name, dst, &t);
+    if (st) return st;
+    bool quant = lt_qload_target(dst);
+    float *f = quant ? q->scratch : dst->data;
+    lt_gguf_tensor_to_f32(t, f);
+    if (qk_heads > 0) lt_qk_unpermute(f, dst->shape[0], dst->shape[1], qk_heads);
+    if (!quant) return LT_OK;
+    lt_release_pages(t->data, t->nbytes); /* streaming: the source need not stay resident */
+    return lt_qload_weight(q, m, dst, t->dtype);
+}
+
+/* Release a quantized weight's own storage (NF4 codes + state, or Q8_0 blocks). */
+static void free_quantized(lt_tensor *t) {
+    if (t->dtype == LT_NF4) lt_nf4_free(t);
+    else if (t->dtype != LT_F32) free(t->data);
+    t->data = NULL;
 }
 
 void lt_model_free(lt_model *m) {
     if (!m) return;
+    if (m->layers)
+        for (int l = 0; l < m->cfg.n_layer; l++)
+            for (int k = 0; k < LT_MOD_COUNT; k++) free_quantized(&m->layers[l].w[k]);
+    if (!m->cfg.tied) free_quantized(&m->lm_head);
     free(m->base);
     free(m->lora_params);
     free(m->lora_grads);
@@ -237,7 +285,17 @@ void lt_model_free(lt_model *m) {
     free(m);
 }
 
+/* GGUF tensor names for error messages (layer -1 with mod LT_MOD_COUNT: the output head). */
+static void gguf_tensor_name(char *buf, size_t n, int layer, int mod) {
+    if (mod == LT_MOD_COUNT) snprintf(buf, n, layer < 0 ? "token_embd.weight" : "output.weight");
+    else snprintf(buf, n, "blk.%d.%s.weight", layer, gguf_names[mod]);
+}
+
 lt_status lt_model_load_gguf(lt_model **out, const lt_gguf *g) {
+    return lt_model_load_gguf_opts(out, g, NULL);
+}
+
+lt_status lt_model_load_gguf_opts(lt_model **out, const lt_gguf *g, const lt_model_opts *o) {
     *out = NULL;
     lt_model *m = lt_xcalloc(1, sizeof *m);
     lt_status st = lt_model_config_from_gguf(&m->cfg, g);
@@ -247,28 +305,31 @@ lt_status lt_model_load_gguf(lt_model **out, const lt_gguf *g) {
     }
     const lt_model_config *c = &m->cfg;
     m->path = lt_xstrdup(g->path);
-    if ((st = lt_model_alloc_base(m))) goto fail;
-    if ((st = load_tensor(g, "token_embd.weight", &m->tok_embd)) ||
-        (st = load_tensor(g, "output_norm.weight", &m->out_norm)) ||
-        (!c->tied && (st = load_tensor(g, "output.weight", &m->lm_head))))
+    lt_qload q;
+    if ((st = lt_qload_init(&q, m, o, g->path, gguf_tensor_name))) goto fail;
+    if ((st = lt_model_alloc_base(m, q.mask)) || (st = lt_qload_begin(&q, m))) goto fail;
+    if ((st = load_tensor(g, "token_embd.weight", &m->tok_embd, &q, m, 0)) ||
+        (st = load_tensor(g, "output_norm.weight", &m->out_norm, &q, m, 0)) ||
+        (!c->tied && (st = load_tensor(g, "output.weight", &m->lm_head, &q, m, 0))))
         goto fail;
     char name[96];
     for (int l = 0; l < c->n_layer; l++) {
         lt_layer *L = &m->layers[l];
         snprintf(name, sizeof name, "blk.%d.attn_norm.weight", l);
-        if ((st = load_tensor(g, name, &L->attn_norm))) goto fail;
+        if ((st = load_tensor(g, name, &L->attn_norm, &q, m, 0))) goto fail;
         snprintf(name, sizeof name, "blk.%d.ffn_norm.weight", l);
-        if ((st = load_tensor(g, name, &L->ffn_norm))) goto fail;
+        if ((st = load_tensor(g, name, &L->ffn_norm, &q, m, 0))) goto fail;
         for (int k = 0; k < LT_MOD_COUNT; k++) {
             snprintf(name, sizeof name, "blk.%d.%s.weight", l, gguf_names[k]);
-            if ((st = load_tensor(g, name, &L->w[k]))) goto fail;
+            int heads = k == LT_MOD_Q ? c->n_head : k == LT_MOD_K ? c->n_kv_head : 0;
+            if ((st = load_tensor(g, name, &L->w[k], &q, m, heads))) goto fail;
         }
-        lt_qk_unpermute(L->w[LT_MOD_Q].data, L->w[LT_MOD_Q].shape[0], c->dim, c->n_head);
-        lt_qk_unpermute(L->w[LT_MOD_K].data, L->w[LT_MOD_K].shape[0], c->dim, c->n_kv_head);
     }
+    lt_qload_end(&q, m, LT_OK);
     *out = m;
     return LT_OK;
 fail:
+    lt_qload_end(&q, m, st);
     lt_model_free(m);
     return st;
 }

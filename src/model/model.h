@@ -92,6 +92,35 @@ typedef struct {
     float scale;       /* alpha / r, or alpha / sqrt(r) with rsLoRA */
 } lt_lora_config;
 
+/* ---- quantized frozen base (QLoRA, Dettmers et al., arXiv 2305.14314) ---------------------- */
+
+/* Storage of the frozen projection weights. NF4 (+ double quantization) is QLoRA's format as
+ * bitsandbytes lays it out (src/quant/quant.h); Q8_0 is ggml's 8-bit block format. */
+typedef enum { LT_QUANT_NONE = 0, LT_QUANT_NF4, LT_QUANT_Q8_0 } lt_quant_type;
+
+/* lt_model_opts.modules: bit (1 << lt_module) per projection, plus this bit for an untied
+ * lm_head (the linear kernel reads quantized W; the embedding lookup reads F32 only, so
+ * embed_tokens, and an lm_head tied to it, stay F32). Norms, biases and RoPE tables are always
+ * F32. */
+#define LT_QUANT_LM_HEAD (1u << LT_MOD_COUNT)
+#define LT_QUANT_ALL_PROJ ((1u << LT_MOD_COUNT) - 1u)
+
+/* Options of lt_model_load_opts (quantization of the frozen base). A NULL pointer, or type LT_QUANT_NONE, loads every weight as
+ * F32 (the plain LoRA base). */
+typedef struct {
+    lt_quant_type type;
+    bool double_quant;  /* NF4: quantize the per-block absmax again (QLoRA §3 "Double
+                         * Quantization": 8-bit dynamic codes in blocks of 256) */
+    int64_t block_size; /* NF4 elements per absmax block (power of two in [32, 4096]; 0 = 64);
+                         * Q8_0 blocks are always 32 */
+    unsigned modules;   /* which weights to quantize (see LT_QUANT_LM_HEAD); 0 = all seven
+                         * projections */
+    bool progress;      /* "quantizing 150/150 tensors to NF4..." on stderr */
+} lt_model_opts;
+
+/* "none", "nf4", "q8_0" (the recipe's quantization.type values, in enum order). */
+const char *lt_quant_type_name(lt_quant_type t);
+
 typedef struct lt_model {
     lt_model_config cfg;
     char *path;           /* the file or HF directory the base came from */
@@ -100,8 +129,15 @@ typedef struct lt_model {
     lt_tensor lm_head;    /* [V, dim]; shares tok_embd's data when tied */
     lt_layer *layers;     /* [n_layer] */
     lt_tensor rope_inv_freq; /* [head_dim/2]: RoPE inverse frequencies (lt_rope_inv_freq) */
-    float *base;          /* owned: every frozen weight */
-    size_t base_bytes;
+    float *base;          /* owned: every frozen F32 weight (all of them unless quantized) */
+    size_t base_bytes;    /* bytes of `base` */
+    /* Quantized projections (lt_model_opts): each such lt_tensor (layers[l].w[k], and
+     * lm_head when LT_QUANT_LM_HEAD) has dtype NF4 or Q8_0 and owns its data (and, for NF4, its
+     * lt_nf4_state in .quant), released by lt_model_free. */
+    lt_model_opts quant;   /* what was applied (type LT_QUANT_NONE: nothing) */
+    size_t quant_bytes;       /* storage of the quantized weights: codes + scales/states */
+    int64_t n_quant_params;   /* elements stored quantized */
+    int64_t n_params;         /* every frozen base parameter (F32 and quantized) */
 
     /* LoRA (absent when lora.r == 0) */
     lt_lora_config lora;
@@ -160,6 +196,25 @@ void lt_rope_inv_freq(float *out, const lt_model_config *c);
  * Errors name the file and key/tensor (LT_ERR_MODEL). `tok` may be NULL when not needed. */
 lt_status lt_model_load(lt_model **out, lt_tokenizer **tok, const char *path);
 
+/* lt_model_load with a quantized frozen base (o NULL: as lt_model_load). Streaming: tensor by
+ * tensor, a weight to be quantized is read (and dequantized when the file stores it quantized,
+ * e.g. a Q4_1 GGUF: requantization only ever goes through F32, logged once) into one reusable
+ * F32 scratch the size of the largest such weight, Q/K rows un-permuted, then quantized into
+ * its own storage; the source pages are released after each tensor. Peak host memory is
+ * therefore the quantized weights + the F32 remainder (embeddings, norms) + one tensor, never
+ * the full-precision model. Errors, before any weight is read: LT_ERR_RECIPE naming the tensor
+ * (layer 0's name; every layer has the same shape), its row length and quantization.block_size
+ * when a block does not divide a quantized weight's row (NF4: block_size; Q8_0: 32), or when
+ * o->modules asks for a tied lm_head; plus lt_model_load's errors. */
+lt_status lt_model_load_opts(lt_model **out, lt_tokenizer **tok, const char *path,
+                             const lt_model_opts *o);
+
+/* One line describing the frozen base's memory by storage format into buf, e.g.
+ * "92.1 MiB NF4+DQ (4.127 bits/param, 106.0M params), 108.9 MiB F32 (embeddings, norms)" or
+ * "513.1 MiB F32 (134.5M params)". bits/param is measured: quantized bytes · 8 / quantized
+ * params (codes, absmax / double-quant state and per-tensor offset included). Returns buf. */
+const char *lt_model_memory_str(const lt_model *m, char *buf, size_t n);
+
 /* Load a base from a Hugging Face directory: config.json (lt_hf_config_parse) and weights in
  * model.safetensors, or shards named by model.safetensors.index.json's weight_map (the
  * huggingface/transformers sharded-checkpoint index). Tensors (F32/F16/BF16, converted to F32):
@@ -170,10 +225,15 @@ lt_status lt_model_load(lt_model **out, lt_tokenizer **tok, const char *path);
  * file and tensor for a missing tensor, a shape differing from the config (both shapes named), an
  * unsupported dtype, or an index naming a shard that is missing (index and shard named). */
 lt_status lt_model_load_hf(lt_model **out, const char *dir);
+/* The same with quantization options (lt_model_opts; NULL = none). */
+lt_status lt_model_load_hf_opts(lt_model **out, const char *dir, const lt_model_opts *o);
 
 /* Load a Llama-family base from an open GGUF: dequantize every weight to F32 and un-permute
  * q/k rows to HF layout. Errors name the file and tensor (missing tensor, wrong shape). */
 lt_status lt_model_load_gguf(lt_model **out, const lt_gguf *g);
+/* The same with quantization options (lt_model_opts; NULL = none). */
+lt_status lt_model_load_gguf_opts(lt_model **out, const lt_gguf *g, const lt_model_opts *o);
+/* Frees the base, every quantized weight and its NF4 state, the adapter and the model. NULL ok. */
 void lt_model_free(lt_model *m);
 
 /* Attach zero-initialized-B adapters (PEFT's init: A ~ kaiming-uniform(a=√5), i.e.
