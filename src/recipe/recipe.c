@@ -1,6 +1,7 @@
 /*
- * recipe — the key table and everything driven by it except YAML input and printed output:
- * defaults, value parsing and range checks, --set overrides, cross-field validation, equality.
+ * recipe — everything the key table (recipe_keys.c) drives except YAML input and printed
+ * output: defaults, value parsing and range checks, --set overrides, cross-field validation,
+ * equality.
  *
  * Invariants: every table row's field lives at `off` in lt_recipe with the C type its rk_type
  * names; a row's default text parses (checked by LT_ASSERT in lt_recipe_defaults); from[i]
@@ -8,7 +9,6 @@
  */
 #include "recipe/recipe_impl.h"
 
-#include "export/export.h" /* lt_export_format_names: the output.exports choices */
 
 #include <ctype.h>
 #include <errno.h>
@@ -19,126 +19,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define OFF(field) offsetof(lt_recipe, field)
-
-static const char *const schedule_types[] = {"cosine", "linear", "constant", NULL};
-static const char *const lora_modules[] = {"q_proj",    "k_proj",  "v_proj",    "o_proj",
-                                           "gate_proj", "up_proj", "down_proj", NULL};
-
-/* model.h lt_quant_type order (LT_QUANT_NONE, LT_QUANT_NF4, LT_QUANT_Q8_0) */
-static const char *const quant_types[] = {"none", "nf4", "q8_0", NULL};
-/* the seven projections plus the two vocabulary matrices; validation refuses embed_tokens (the
- * embedding lookup reads F32 only) and the model loader a tied lm_head */
-static const char *const quant_modules[] = {"q_proj",  "k_proj",    "v_proj",
-                                            "o_proj",  "gate_proj", "up_proj",
-                                            "down_proj", "embed_tokens", "lm_head", NULL};
-
-_Static_assert(sizeof(lt_schedule_type) == sizeof(int), "RK_ENUM fields are stored as int");
-
-#define PATH_HELP " A relative path is relative to the recipe file's directory (to the current " \
-                  "directory with --set); ~/ is the home directory."
-
-/* clang-format off */
-const rk_key lt_recipe_keys[LT_RECIPE_NKEYS] = {
-    {"model.path", RK_PATH, OFF(model.path), NULL, RF_REQUIRED, 0, 0, NULL,
-     "Base model GGUF file (required)." PATH_HELP, {0}},
-
-    {"lora.r", RK_INT, OFF(lora.r), "16", RF_MIN | RF_MAX, 1, 4096, NULL,
-     "Adapter rank: A is [r, in], B is [out, r].", {0}},
-    {"lora.alpha", RK_FLOAT, OFF(lora.alpha), "32", RF_MIN | RF_MIN_EXCL, 0, 0, NULL,
-     "Adapter scale numerator: the update is scaled by alpha / r (alpha / sqrt(r) with "
-     "lora.rslora).", {0}},
-    {"lora.dropout", RK_FLOAT, OFF(lora.dropout), "0.05", RF_MIN | RF_MAX | RF_MAX_EXCL, 0, 1,
-     NULL, "Dropout probability on the adapter input during training.", {0}},
-    {"lora.target_modules", RK_LIST, OFF(lora.target_modules),
-     "[q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj]", 0, 0, 0, lora_modules,
-     "Linear layers that get an adapter, by Hugging Face module name.", {0}},
-    {"lora.rslora", RK_BOOL, OFF(lora.rslora), "false", 0, 0, 0, NULL,
-     "Rank-stabilized LoRA scaling alpha / sqrt(r) (arXiv 2312.03732).", {0}},
-
-    {"quantization.type", RK_ENUM, OFF(quantization.type), "none", 0, 0, 0, quant_types,
-     "Storage of the frozen base's quantization.modules: none (F32, plain LoRA), nf4 (QLoRA's "
-     "4-bit NormalFloat, arXiv 2305.14314, bitsandbytes layout) or q8_0 (ggml 8-bit blocks of "
-     "32). Quantized on load, tensor by tensor (a quantized GGUF is dequantized first).", {0}},
-    {"quantization.double_quant", RK_BOOL, OFF(quantization.double_quant), "true", 0, 0, 0, NULL,
-     "nf4: also quantize the per-block absmax to 8 bits in blocks of 256 (QLoRA double "
-     "quantization: 4.127 instead of 4.5 bits per parameter at block_size 64).", {0}},
-    {"quantization.block_size", RK_INT, OFF(quantization.block_size), "64", RF_MIN | RF_MAX, 32,
-     4096, NULL,
-     "nf4: elements per absmax block, a power of two dividing every quantized row (checked when "
-     "the model loads). q8_0 blocks are always 32.", {0}},
-    {"quantization.modules", RK_LIST, OFF(quantization.modules),
-     "[q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj]", 0, 0, 0, quant_modules,
-     "Weights stored quantized, by Hugging Face module name; lm_head only when not tied to "
-     "embed_tokens. Norms, biases and embed_tokens stay F32.", {0}},
-
-    {"data.train", RK_PATHLIST, OFF(data.train), NULL, RF_REQUIRED, 0, 0, NULL,
-     "Training token shards (HDF5, made by `lathe tokenize`): a list of glob patterns "
-     "(required)." PATH_HELP, {0}},
-    {"data.eval", RK_PATHLIST, OFF(data.eval), "[]", 0, 0, 0, NULL,
-     "Evaluation token shards: a list of glob patterns; empty = no evaluation." PATH_HELP, {0}},
-    {"data.seq_len", RK_INT, OFF(data.seq_len), "512", RF_MIN | RF_MAX, 8, 1048576, NULL,
-     "Tokens per training sequence.", {0}},
-    {"data.packing", RK_BOOL, OFF(data.packing), "true", 0, 0, 0, NULL,
-     "Pack several documents into each sequence (attention does not cross documents) "
-     "instead of padding one document per sequence.", {0}},
-
-    {"optim.lr", RK_FLOAT, OFF(optim.lr), "0.0002", RF_MIN | RF_MIN_EXCL, 0, 0, NULL,
-     "Peak learning rate of AdamW (reached after schedule.warmup_steps).", {0}},
-    {"optim.beta1", RK_FLOAT, OFF(optim.beta1), "0.9", RF_MIN | RF_MAX | RF_MAX_EXCL, 0, 1, NULL,
-     "AdamW first-moment decay.", {0}},
-    {"optim.beta2", RK_FLOAT, OFF(optim.beta2), "0.999", RF_MIN | RF_MAX | RF_MAX_EXCL, 0, 1,
-     NULL, "AdamW second-moment decay.", {0}},
-    {"optim.betas", RK_FLOATPAIR, OFF(optim.beta1), NULL, RF_ALIAS | RF_MIN | RF_MAX | RF_MAX_EXCL,
-     0, 1, NULL, "Synonym: [beta1, beta2] in one list, e.g. [0.9, 0.999].",
-     {"optim.beta1", "optim.beta2"}},
-    {"optim.eps", RK_FLOAT, OFF(optim.eps), "1e-08", RF_MIN | RF_MIN_EXCL, 0, 0, NULL,
-     "AdamW denominator epsilon.", {0}},
-    {"optim.weight_decay", RK_FLOAT, OFF(optim.weight_decay), "0", RF_MIN, 0, 0, NULL,
-     "AdamW decoupled weight decay on the adapter weights.", {0}},
-
-    {"schedule.type", RK_ENUM, OFF(schedule.type), "cosine", 0, 0, 0, schedule_types,
-     "Learning-rate decay after warm-up: cosine or linear down to schedule.min_lr, or constant.",
-     {0}},
-    {"schedule.warmup_steps", RK_INT, OFF(schedule.warmup_steps), "0", RF_MIN, 0, 0, NULL,
-     "Optimizer steps of linear warm-up from 0 to optim.lr.", {0}},
-    {"schedule.min_lr", RK_FLOAT, OFF(schedule.min_lr), "0", RF_MIN, 0, 0, NULL,
-     "Learning rate at the end of the decay (at most optim.lr).", {0}},
-
-    {"train.micro_batch_size", RK_INT, OFF(train.micro_batch_size), "4", RF_MIN, 1, 0, NULL,
-     "Sequences per forward/backward pass.", {0}},
-    {"train.grad_accum", RK_INT, OFF(train.grad_accum), "1", RF_MIN, 1, 0, NULL,
-     "Micro-batches accumulated per optimizer step (batch = micro_batch_size x grad_accum).",
-     {0}},
-    {"train.max_steps", RK_INT, OFF(train.max_steps), "0", RF_MIN, 0, 0, NULL,
-     "Optimizer steps to run; 0 = train.epochs decides. Do not set both (a --set of one "
-     "replaces the other from the file).", {0}},
-    {"train.epochs", RK_FLOAT, OFF(train.epochs), "1", RF_MIN | RF_MIN_EXCL, 0, 0, NULL,
-     "Passes over data.train when train.max_steps is 0; fractions allowed.", {0}},
-    {"train.grad_clip", RK_FLOAT, OFF(train.grad_clip), "1", RF_MIN, 0, 0, NULL,
-     "Clip the global L2 norm of the adapter gradients to this; 0 = off.", {0}},
-    {"train.seed", RK_INT, OFF(train.seed), "42", RF_MIN, 0, 0, NULL,
-     "Seed for adapter initialization, dropout and data shuffling.", {0}},
-    {"train.log_every", RK_INT, OFF(train.log_every), "1", RF_MIN, 1, 0, NULL,
-     "Optimizer steps between progress lines and metrics.jsonl records.", {0}},
-    {"train.eval_every", RK_INT, OFF(train.eval_every), "0", RF_MIN, 0, 0, NULL,
-     "Optimizer steps between evaluations on data.eval; 0 = only at the end.", {0}},
-    {"train.eval_batches", RK_INT, OFF(train.eval_batches), "0", RF_MIN, 0, 0, NULL,
-     "Micro-batches per evaluation; 0 = the whole eval set.", {0}},
-    {"train.save_every", RK_INT, OFF(train.save_every), "0", RF_MIN, 0, 0, NULL,
-     "Optimizer steps between checkpoints; 0 = only at the end.", {0}},
-    {"train.threads", RK_INT, OFF(train.threads), "0", RF_MIN, 0, 0, NULL,
-     "CPU threads; 0 = all cores.", {0}},
-
-    {"output.dir", RK_PATH, OFF(output.dir), NULL, RF_REQUIRED, 0, 0, NULL,
-     "Run directory: resolved recipe.yaml, manifest.json, metrics.jsonl, checkpoints/, "
-     "adapter/ (required)." PATH_HELP, {0}},
-    {"output.exports", RK_LIST, OFF(output.exports), "[]", 0, 0, 0, lt_export_format_names,
-     "Serving formats written after training into output.dir/exports/<format>/ (each as "
-     "`lathe export` with its defaults): peft, gguf-adapter (llama.cpp), merged-safetensors, "
-     "merged-gguf. docs/exports.md says which server loads which.", {0}},
-};
-/* clang-format on */
 
 /* ---- small helpers ------------------------------------------------------------------------ */
 
@@ -819,7 +699,7 @@ lt_status lt_recipe_validate(const lt_recipe *r) {
         return lt_error_set(LT_ERR_RECIPE,
                             "%s: quantization.modules is empty while quantization.type is %s; "
                             "hint: list the projections to quantize, or set quantization.type: "
-                            "none", where(r, iqm, w, sizeof w), quant_types[r->quantization.type]);
+                            "none", where(r, iqm, w, sizeof w), lt_recipe_quant_types[r->quantization.type]);
     for (int i = 0; r->quantization.type != 0 && i < r->quantization.modules.n; i++)
         if (!strcmp(r->quantization.modules.items[i], "embed_tokens"))
             return lt_error_set(LT_ERR_RECIPE,

@@ -48,6 +48,8 @@ typedef struct {
 } rk_key;
 
 extern const rk_key lt_recipe_keys[LT_RECIPE_NKEYS];
+/* quantization.type's choices, in lt_quant_type order (NULL-terminated). */
+extern const char *const lt_recipe_quant_types[];
 
 typedef struct {
     const char *text; /* NUL-terminated */
