@@ -3,6 +3,11 @@
  * matmul FLOPs per second over that sgemm rate, measured in the same run).
  *
  * usage: bench_train MODEL.gguf [--steps N] [--batch B] [--seq T] [--rank R]
+ *                    [--quant none|nf4|q8_0] [--double-quant]
+ *
+ * --quant stores the frozen base's seven projections as NF4 (QLoRA, arXiv 2305.14314; block 64,
+ * with --double-quant its absmax double-quantized) or Q8_0, quantized on load; the default is
+ * the F32 base (plain LoRA). Run each mode in its own process: peak RSS is per process.
  *
  * FLOPs counted per step (N = B·T tokens; only matmul work, as MFU conventionally does):
  *   base projections and LM head: 2·N·in·out forward + 2·N·in·out input-gradient backward
@@ -39,25 +44,59 @@ int main(int argc, char **argv) {
     lt_tune_thread_env(argv);
     if (argc < 2) {
         fprintf(stderr, "usage: bench_train MODEL.gguf [--steps N] [--batch B] [--seq T] "
-                        "[--rank R]\n");
+                        "[--rank R] [--quant none|nf4|q8_0] [--double-quant]\n");
         return 2;
     }
     int steps = 4, B = 4, T = 512, R = 16;
-    for (int i = 2; i + 1 < argc; i += 2) {
+    lt_model_opts qo = {.type = LT_QUANT_NONE, .block_size = 64};
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--double-quant")) {
+            qo.double_quant = true;
+            continue;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "bench_train: %s needs a value\n", argv[i]);
+            return 2;
+        }
         if (!strcmp(argv[i], "--steps")) steps = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--batch")) B = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--seq")) T = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--rank")) R = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--quant")) {
+            const char *q = argv[i + 1];
+            if (!strcmp(q, "none")) qo.type = LT_QUANT_NONE;
+            else if (!strcmp(q, "nf4")) qo.type = LT_QUANT_NF4;
+            else if (!strcmp(q, "q8_0")) qo.type = LT_QUANT_Q8_0;
+            else {
+                fprintf(stderr, "bench_train: --quant %s: expected none, nf4 or q8_0\n", q);
+                return 2;
+            }
+        } else {
+            fprintf(stderr, "bench_train: unknown option %s\n", argv[i]);
+            return 2;
+        }
+        i++;
     }
     lt_gguf *g;
     lt_model *m;
+    double t_load = lt_now();
     lt_status st = lt_gguf_open(&g, argv[1]);
-    if (!st) st = lt_model_load_gguf(&m, g);
+    if (!st) st = lt_model_load_gguf_opts(&m, g, &qo);
     if (st) {
         fprintf(stderr, "bench_train: %s\n", lt_error_message());
         return lt_status_exit_code(st);
     }
     lt_gguf_close(g);
+    t_load = lt_now() - t_load;
+    size_t rss_load = lt_peak_rss();
+    char mem[256];
+    const char *mode = qo.type == LT_QUANT_NONE ? "lora_f32_base"
+                       : qo.type == LT_QUANT_Q8_0 ? "qlora_q8_0"
+                       : qo.double_quant ? "qlora_nf4_dq" : "qlora_nf4";
+    printf("{\"bench\": \"load\", \"mode\": \"%s\", \"seconds\": %.2f, \"base_mib\": %.1f, "
+           "\"peak_rss_after_load_mib\": %.1f, \"base\": \"%s\"}\n", mode, t_load,
+           (m->base_bytes + m->quant_bytes) / 1048576.0, rss_load / 1048576.0,
+           lt_model_memory_str(m, mem, sizeof mem));
     const lt_model_config *c = &m->cfg;
     int64_t N = (int64_t)B * T;
 
@@ -111,11 +150,11 @@ int main(int argc, char **argv) {
                lt_f32(loss)[0], dt * 1e3);
     }
     double per = total / steps;
-    printf("{\"bench\": \"lora_train_cpu\", \"model\": \"%s\", \"batch\": %d, \"seq_len\": %d, "
+    printf("{\"bench\": \"lora_train_cpu\", \"mode\": \"%s\", \"model\": \"%s\", \"batch\": %d, \"seq_len\": %d, "
            "\"rank\": %d, \"steps\": %d, \"tokens_per_s\": %.1f, \"ms_per_step\": %.1f, "
            "\"model_gflop_per_step\": %.1f, \"achieved_gflops\": %.1f, \"sgemm_gflops\": %.1f, "
            "\"mfu\": %.3f, \"activation_arena_mib\": %.1f, \"peak_rss_mib\": %.1f}\n",
-           argv[1], B, T, R, steps, N / per, per * 1e3, flops / 1e9, flops / per / 1e9,
+           mode, argv[1], B, T, R, steps, N / per, per * 1e3, flops / 1e9, flops / per / 1e9,
            peak / 1e9, flops / per / peak, arena.peak / 1048576.0, lt_peak_rss() / 1048576.0);
     lt_graph_free(&gr);
     lt_arena_free(&arena);

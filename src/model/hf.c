@@ -12,6 +12,8 @@
  */
 #include "model_impl.h"
 
+#include "../quant/quant.h"
+
 #include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
@@ -122,10 +124,42 @@ static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape) {
 
 /* Copy tensor `name` into dst (whose shape the config fixed), converting to F32; when dst is a
  * quantization target, through q's scratch into dst's quantized storage. */
+/* The open file whose path is `file` (weights_find's answer). */
+static const lt_safetensors *weights_file(const hf_weights *w, const char *file) {
+    for (int i = 0; i < w->n_files; i++)
+        if (w->files[i]->path == file) return w->files[i];
+    return NULL;
+}
+
+/* A bitsandbytes 4-bit weight (src/io/bnb.c: a packed U8 tensor beside its
+ * "<name>.quant_state.bitsandbytes__nf4" entry, what `lathe quantize` and transformers'
+ * save_pretrained of a load_in_4bit model write) into dst. An NF4 target keeps the file's codes
+ * and state as they are (no requantization); any other target gets deq(W): the F32 weight, or
+ * the scratch that then goes to Q8_0. */
+static lt_status load_bnb(const lt_safetensors *sf, const char *name, lt_tensor *dst,
+                          lt_qload *q, lt_model *m) {
+    if (dst->ndim != 2)
+        return lt_error_set(LT_ERR_MODEL, "%s: tensor '%s' is stored 4-bit, but lathe reads only "
+                            "linear weights that way; hint: keep norms and biases unquantized",
+                            sf->path, name);
+    lt_tensor nf4;
+    lt_status st = lt_bnb_read_nf4(sf, name, dst->shape[0], dst->shape[1], &nf4);
+    if (st) return st;
+    nf4.name = dst->name;
+    if (lt_qload_target(dst) && q->o.type == LT_QUANT_NF4) return lt_qload_adopt(q, m, dst, &nf4);
+    float *f = lt_qload_target(dst) ? q->scratch : dst->data;
+    lt_dequant_rows(&nf4, 0, dst->shape[0], f);
+    lt_nf4_free(&nf4);
+    return lt_qload_target(dst) ? lt_qload_weight(q, m, dst, LT_NF4) : LT_OK;
+}
+
 static lt_status load_tensor(const hf_weights *w, const char *name, lt_tensor *dst, lt_qload *q,
                              lt_model *m) {
     const char *file;
     const lt_st_tensor *t = weights_find(w, name, &file);
+    const lt_safetensors *sf = t ? weights_file(w, file) : NULL;
+    if (sf && t->dtype == LT_U8 && lt_bnb_is_quantized(sf, name))
+        return load_bnb(sf, name, dst, q, m);
     if (!t) {
         if (w->index && file == w->index_path)
             return lt_error_set(LT_ERR_MODEL, "%s: tensor '%s' is not in weight_map; hint: the "

@@ -36,6 +36,10 @@ static inline bool lt_qload_target(const lt_tensor *t) { return t->data == NULL;
 /* Quantize the F32 values in q->scratch (dst's shape) into dst's own storage and account for it
  * in m. `src_dtype` is the file's storage type (a quantized one is noted once in the log). */
 lt_status lt_qload_weight(lt_qload *q, lt_model *m, lt_tensor *dst, lt_dtype src_dtype);
+/* Take an NF4 tensor already in the file's storage (a bitsandbytes checkpoint) as dst's quantized
+ * weight without requantizing it: codes and state move into dst (nf4 is consumed). Its block
+ * size is the file's, whatever quantization.block_size says (noted once in the log). */
+lt_status lt_qload_adopt(lt_qload *q, lt_model *m, lt_tensor *dst, lt_tensor *nf4);
 /* Finish: progress line, m->n_params, free the scratch. Also called on failure (st != LT_OK). */
 void lt_qload_end(lt_qload *q, lt_model *m, lt_status st);
 /* Give a read-only mapping's pages of [p, p + n) back to the kernel (they are re-read from the

@@ -152,6 +152,33 @@ lt_status lt_qload_weight(lt_qload *q, lt_model *m, lt_tensor *dst, lt_dtype src
     return LT_OK;
 }
 
+lt_status lt_qload_adopt(lt_qload *q, lt_model *m, lt_tensor *dst, lt_tensor *nf4) {
+    LT_ASSERT(q->mask && dst->data == NULL && nf4->dtype == LT_NF4 && nf4->quant);
+    const lt_nf4_state *s = nf4->quant;
+    if (!q->requant_logged && (s->blocksize != q->o.block_size ||
+                               s->double_quant != q->o.double_quant)) {
+        q->requant_logged = true;
+        lt_info("%s: weights already stored as NF4 (block %lld%s) are kept as stored, not "
+                "requantized to block %lld%s", m->path, (long long)s->blocksize,
+                s->double_quant ? ", double quant" : "", (long long)q->o.block_size,
+                q->o.double_quant ? ", double quant" : "");
+    }
+    const int64_t n = lt_tensor_numel(dst);
+    const char *name = dst->name;
+    *dst = *nf4;
+    dst->name = name;
+    dst->requires_grad = false;
+    m->quant_bytes += (size_t)n / 2 +
+                      (s->double_quant ? (size_t)s->n_blocks +
+                                             4 * (size_t)((s->n_blocks + LT_NF4_DQ_BLOCK - 1) /
+                                                          LT_NF4_DQ_BLOCK) + 4
+                                       : 4 * (size_t)s->n_blocks);
+    m->n_quant_params += n;
+    q->done++;
+    progress(q, false);
+    return LT_OK;
+}
+
 void lt_qload_end(lt_qload *q, lt_model *m, lt_status st) {
     (void)m;
     if (q->mask && !st) progress(q, true);

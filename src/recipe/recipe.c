@@ -25,6 +25,14 @@ static const char *const schedule_types[] = {"cosine", "linear", "constant", NUL
 static const char *const lora_modules[] = {"q_proj",    "k_proj",  "v_proj",    "o_proj",
                                            "gate_proj", "up_proj", "down_proj", NULL};
 
+/* model.h lt_quant_type order (LT_QUANT_NONE, LT_QUANT_NF4, LT_QUANT_Q8_0) */
+static const char *const quant_types[] = {"none", "nf4", "q8_0", NULL};
+/* the seven projections plus the two vocabulary matrices; validation refuses embed_tokens (the
+ * embedding lookup reads F32 only) and the model loader a tied lm_head */
+static const char *const quant_modules[] = {"q_proj",  "k_proj",    "v_proj",
+                                            "o_proj",  "gate_proj", "up_proj",
+                                            "down_proj", "embed_tokens", "lm_head", NULL};
+
 _Static_assert(sizeof(lt_schedule_type) == sizeof(int), "RK_ENUM fields are stored as int");
 
 #define PATH_HELP " A relative path is relative to the recipe file's directory (to the current " \
@@ -47,6 +55,22 @@ const rk_key lt_recipe_keys[LT_RECIPE_NKEYS] = {
      "Linear layers that get an adapter, by Hugging Face module name.", {0}},
     {"lora.rslora", RK_BOOL, OFF(lora.rslora), "false", 0, 0, 0, NULL,
      "Rank-stabilized LoRA scaling alpha / sqrt(r) (arXiv 2312.03732).", {0}},
+
+    {"quantization.type", RK_ENUM, OFF(quantization.type), "none", 0, 0, 0, quant_types,
+     "Storage of the frozen base's quantization.modules: none (F32, plain LoRA), nf4 (QLoRA's "
+     "4-bit NormalFloat, arXiv 2305.14314, bitsandbytes layout) or q8_0 (ggml 8-bit blocks of "
+     "32). Quantized on load, tensor by tensor (a quantized GGUF is dequantized first).", {0}},
+    {"quantization.double_quant", RK_BOOL, OFF(quantization.double_quant), "true", 0, 0, 0, NULL,
+     "nf4: also quantize the per-block absmax to 8 bits in blocks of 256 (QLoRA double "
+     "quantization: 4.127 instead of 4.5 bits per parameter at block_size 64).", {0}},
+    {"quantization.block_size", RK_INT, OFF(quantization.block_size), "64", RF_MIN | RF_MAX, 32,
+     4096, NULL,
+     "nf4: elements per absmax block, a power of two dividing every quantized row (checked when "
+     "the model loads). q8_0 blocks are always 32.", {0}},
+    {"quantization.modules", RK_LIST, OFF(quantization.modules),
+     "[q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj]", 0, 0, 0, quant_modules,
+     "Weights stored quantized, by Hugging Face module name; lm_head only when not tied to "
+     "embed_tokens. Norms, biases and embed_tokens stay F32.", {0}},
 
     {"data.train", RK_PATHLIST, OFF(data.train), NULL, RF_REQUIRED, 0, 0, NULL,
      "Training token shards (HDF5, made by `lathe tokenize`): a list of glob patterns "
@@ -784,6 +808,25 @@ lt_status lt_recipe_validate(const lt_recipe *r) {
                             "%s: lora.target_modules is empty; hint: list at least one module, "
                             "e.g. [q_proj, v_proj]",
                             where(r, itm, w, sizeof w));
+    int iqb = find_full("quantization.block_size"), iqm = find_full("quantization.modules");
+    int64_t bs = r->quantization.block_size;
+    if (bs & (bs - 1))
+        return lt_error_set(LT_ERR_RECIPE,
+                            "%s: quantization.block_size = %lld is not a power of two; hint: "
+                            "64 (QLoRA's and bitsandbytes' default), or 32, 128, ... 4096",
+                            where(r, iqb, w, sizeof w), (long long)bs);
+    if (r->quantization.type != 0 && r->quantization.modules.n == 0)
+        return lt_error_set(LT_ERR_RECIPE,
+                            "%s: quantization.modules is empty while quantization.type is %s; "
+                            "hint: list the projections to quantize, or set quantization.type: "
+                            "none", where(r, iqm, w, sizeof w), quant_types[r->quantization.type]);
+    for (int i = 0; r->quantization.type != 0 && i < r->quantization.modules.n; i++)
+        if (!strcmp(r->quantization.modules.items[i], "embed_tokens"))
+            return lt_error_set(LT_ERR_RECIPE,
+                                "%s: quantization.modules: embed_tokens cannot be quantized: the "
+                                "embedding lookup kernel reads an F32 table; hint: remove it "
+                                "(lm_head, when not tied, can be)",
+                                where(r, iqm, w, sizeof w));
     int iex = find_full("output.exports");
     for (int i = 0; i < r->output.exports.n; i++)
         for (int j = 0; j < i; j++)

@@ -3,8 +3,8 @@
  * defaults, parsing, `--set section.key=value` overrides, validation, the resolved copy saved in
  * each run directory, and the Markdown reference in docs/recipe.md (DESIGN.md §4).
  *
- * A recipe file is one YAML document: a mapping of sections (model, lora, data, optim, schedule,
- * train, output), each a mapping of keys. Every key has a default except model.path, data.train
+ * A recipe file is one YAML document: a mapping of sections (model, lora, quantization, data,
+ * optim, schedule, train, output), each a mapping of keys. Every key has a default except model.path, data.train
  * and output.dir, which are required.
  *
  * Paths (model.path, data.train, data.eval, output.dir): a relative path written in a recipe file
@@ -28,7 +28,7 @@
 #include "optim/optim.h" /* lt_schedule_type */
 
 /* Number of rows in the key table (checked by a _Static_assert in recipe.c). */
-#define LT_RECIPE_NKEYS 32
+#define LT_RECIPE_NKEYS 36
 
 /* An owned list of owned strings. */
 typedef struct {
@@ -55,6 +55,12 @@ typedef struct {
         lt_recipe_list target_modules; /* HF module names: q_proj ... down_proj */
         bool rslora;                   /* rank-stabilized scaling (arXiv 2312.03732) */
     } lora;
+    struct {
+        int type;               /* 0 none, 1 nf4, 2 q8_0 (model.h lt_quant_type order) */
+        bool double_quant;      /* NF4: quantize the absmax values too (QLoRA §3) */
+        int64_t block_size;     /* NF4 elements per absmax block, power of two in [32, 4096] */
+        lt_recipe_list modules; /* which weights: the seven projections and lm_head */
+    } quantization;
     struct {
         lt_recipe_list train; /* absolute glob patterns of token shards (required, non-empty) */
         lt_recipe_list eval;  /* absolute glob patterns; may be empty */
@@ -118,8 +124,11 @@ lt_status lt_recipe_set(lt_recipe *r, const char *assignment);
 
 /* Cross-field checks on a loaded / overridden recipe: required keys present, max_steps and epochs
  * not both set, schedule.min_lr <= optim.lr, warm-up shorter than max_steps, no repeated
- * target module, eval data present when train.eval_every asks for it, no repeated export format. LT_ERR_RECIPE naming the
- * key and where it was set. */
+ * target module, eval data present when train.eval_every asks for it, no repeated export format,
+ * quantization.block_size a power of two, quantization.modules non-empty when quantizing and
+ * without embed_tokens (the embedding lookup reads F32 only). LT_ERR_RECIPE naming the key and
+ * where it was set. Whether the block size divides every quantized row depends on the model and
+ * is checked when it loads (lt_model_load_opts). */
 lt_status lt_recipe_validate(const lt_recipe *r);
 
 /* Where the value of `key` ("section.key") came from; LT_RECIPE_DEFAULT for unknown keys. */

@@ -121,6 +121,22 @@ static unsigned target_mask(const lt_recipe *r) {
     return mask;
 }
 
+/* The recipe's quantization section as model load options (recipe.h keeps lt_quant_type's
+ * order in quantization.type). embed_tokens never reaches here (lt_recipe_validate). */
+static lt_model_opts quant_opts(const lt_recipe *r) {
+    lt_model_opts o = {.type = (lt_quant_type)r->quantization.type,
+                       .double_quant = r->quantization.double_quant,
+                       .block_size = r->quantization.block_size,
+                       .progress = true};
+    for (int i = 0; i < r->quantization.modules.n; i++) {
+        const char *name = r->quantization.modules.items[i];
+        int k = lt_module_from_name(name);
+        if (k >= 0) o.modules |= 1u << k;
+        else if (!strcmp(name, "lm_head")) o.modules |= LT_QUANT_LM_HEAD;
+    }
+    return o;
+}
+
 static void set_threads(int64_t n) {
     if (n <= 0) return;
     openblas_set_num_threads((int)n);
@@ -141,7 +157,11 @@ lt_status lt_train_run(const lt_recipe *r, const lt_train_opts *o) {
     double t_start = lt_now();
 
     lt_info("loading %s", r->model.path);
-    if ((st = lt_model_load(&m, &tok, r->model.path))) goto done;
+    lt_model_opts qo = quant_opts(r);
+    if ((st = lt_model_load_opts(&m, &tok, r->model.path, &qo))) {
+        if (st == LT_ERR_RECIPE && r->source) lt_error_wrap(st, "%s", r->source);
+        goto done;
+    }
     const lt_model_config *c = &m->cfg;
     if (c->context_length > 0 && r->data.seq_len > c->context_length) {
         st = lt_error_set(LT_ERR_RECIPE, "%s: data.seq_len = %lld exceeds the model's context "
@@ -198,13 +218,14 @@ lt_status lt_train_run(const lt_recipe *r, const lt_train_opts *o) {
     }
 
     int64_t tokens_per_step = accum * r->train.micro_batch_size * r->data.seq_len;
-    lt_info("model: %d layers, hidden %d, %d heads (%d kv), vocab %d, context %d; base %.1f MiB F32",
-            c->n_layer, c->dim, c->n_head, c->n_kv_head, c->vocab_size, c->context_length,
-            m->base_bytes / 1048576.0);
+    char mem[256];
+    lt_info("model: %d layers, hidden %d, %d heads (%d kv), vocab %d, context %d",
+            c->n_layer, c->dim, c->n_head, c->n_kv_head, c->vocab_size, c->context_length);
+    lt_info("base: %s", lt_model_memory_str(m, mem, sizeof mem));
     lt_info("LoRA: r=%d alpha=%g%s on %d modules/layer: %lld trainable parameters (%.3f%% of "
             "the base); adapter + grads + AdamW state %.1f MiB",
             lc.r, lc.alpha, lc.rslora ? " (rsLoRA)" : "", __builtin_popcount(lc.targets),
-            (long long)m->n_lora, 100.0 * m->n_lora / (m->base_bytes / 4.0),
+            (long long)m->n_lora, 100.0 * m->n_lora / (double)m->n_params,
             4.0 * nb / 1048576.0);
     lt_info("data: %lld documents, %lld tokens (%lld trained) in %lld shards; %lld micro-batches "
             "of %lld x %lld per epoch; %lld steps of %lld tokens",

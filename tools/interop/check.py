@@ -83,7 +83,8 @@ def gguf_is_f32(path):
 def llama_cpp_logits(gguf, tokens, lora=None):
     from llama_cpp import Llama
     kw = dict(model_path=gguf, n_ctx=max(64, len(tokens) + 8), logits_all=True, verbose=False,
-              n_threads=2, n_batch=len(tokens) + 8)
+              n_threads=2, n_batch=len(tokens) + 8,
+              type_k=0, type_v=0)  # F32 KV cache (GGML_TYPE_F32): llama.cpp defaults to F16
     if lora:
         kw["lora_path"] = lora
     llm = Llama(**kw)
