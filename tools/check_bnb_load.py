@@ -11,17 +11,19 @@ For SRC (a GGUF file or HF directory lathe loads), for double quant on and off:
   2. transformers.AutoModelForCausalLM.from_pretrained(DIR, device_map="cpu"): every projection
      must come back as a bitsandbytes Linear4bit, every other parameter equal to the F32 source;
   3. per projection, bitsandbytes.functional.dequantize_4bit(weight, weight.quant_state) must equal
-     bit for bit lathe's dequantization of the file (quant.h: code[q] * absmax, absmax =
-     dynamic_map[qa] * nested_absmax + offset in F32), computed here from the raw tensors;
+     bit for bit (a) lathe's dequantization formula (quant.h: code[q] * absmax, absmax =
+     dynamic_map[qa] * nested_absmax + offset in F32) applied here to the raw tensors, and (b)
+     what lathe itself loads: `lathe convert DIR --to hf --dtype f32` (HF loader ->
+     lt_bnb_read_nf4 -> dequantized F32);
   4. per projection, bitsandbytes' own quantize_4bit of the F32 source weight (CPU backend) is
      compared with lathe's codes and absmax; quant.h names the only expected differences (values
      exactly on four NF4 thresholds, all-zero blocks, the last bit of the double-quant offset), so
      the script reports counts and fails only above a small named share;
   5. logits on a prompt: transformers' 4-bit model (bitsandbytes' AVX512-BF16 CPU kernel switched
      off, so it computes in F32; the default bf16 path is reported for information) against (a) an
-     F32 transformers model holding the dequantized weights (LOGIT_ATOL) and (b) lathe's own
-     NF4 model via `lathe eval --model DIR --prompt ... --logits` when this lathe build loads bnb
-     directories (otherwise reported as not available).
+     F32 transformers model holding the dequantized weights (LOGIT_ATOL) and (b) lathe:
+     `lathe eval --model DIR --prompt ... --logits`, or, where eval takes GGUF files only, lathe
+     eval on `lathe convert DIR --to gguf --dtype f32` (lathe's loading of DIR, dequantized).
 
 Exit 0 when every check that could run passed.
 """
@@ -138,8 +140,21 @@ def main():
               f"{'all' if not plain_bad else 'NOT ' + ', '.join(plain_bad[:5])}")
         ok &= not plain_bad
 
+        # lathe's own reading of the directory: its HF loader (lt_bnb_read_nf4) dequantizes the
+        # NF4 weights when converting to F32
+        deq_dir = qdir + "-lathe-f32"
+        rc, out = run([args.lathe, "convert", qdir, "--to", "hf", "--dtype", "f32", "--out", deq_dir])
+        lathe_sd = {}
+        if rc:
+            print(f"[{tag}] FAIL lathe convert of the 4-bit directory ({rc}): {out}")
+            ok = False
+        else:
+            with safe_open(os.path.join(deq_dir, "model.safetensors"), "pt") as f:
+                for k in f.keys():
+                    lathe_sd[k] = f.get_tensor(k)
+
         # 3. + 4. per projection
-        deq_bad, code_diff, code_total, absmax_diff, offset_diff = [], 0, 0, 0, []
+        deq_bad, lathe_bad, code_diff, code_total, absmax_diff, offset_diff = [], [], 0, 0, 0, []
         deq_weights = {}
         with safe_open(os.path.join(qdir, "model.safetensors"), "pt") as f:
             for l in range(n_layers):
@@ -153,6 +168,9 @@ def main():
                     deq_weights[name] = torch.from_numpy(want)
                     if not np.array_equal(got.numpy().view(np.uint32), want.view(np.uint32)):
                         deq_bad.append(name)
+                    if lathe_sd and not np.array_equal(got.numpy().view(np.uint32),
+                                                       lathe_sd[name].numpy().view(np.uint32)):
+                        lathe_bad.append(name)
                     # bitsandbytes' own quantization of the F32 weight lathe quantized
                     ref, rs = bnb.functional.quantize_4bit(
                         src_sd[name].float().contiguous(), blocksize=qs["blocksize"],
@@ -173,6 +191,11 @@ def main():
               f"{7 * n_layers - len(deq_bad)}/{7 * n_layers} projections"
               + (f" (differ: {deq_bad[:3]})" if deq_bad else ""))
         ok &= not deq_bad
+        if lathe_sd:
+            print(f"[{tag}] bitsandbytes dequantize_4bit == lathe's loader (lathe convert DIR --to hf "
+                  f"--dtype f32), bit for bit: {7 * n_layers - len(lathe_bad)}/{7 * n_layers} "
+                  f"projections" + (f" (differ: {lathe_bad[:3]})" if lathe_bad else ""))
+            ok &= not lathe_bad
         share = code_diff / max(code_total, 1)
         print(f"[{tag}] lathe codes vs bitsandbytes CPU quantize_4bit of the same F32 weights: "
               f"{code_diff}/{code_total} codes differ ({share:.2e}); absmax entries differing: "
@@ -215,11 +238,22 @@ def main():
                   f"arithmetic; informational, no tolerance): max |diff| {d2:.3e}; argmax equal: "
                   f"{bool(torch.equal(l4_fast.argmax(-1), lf.argmax(-1)))}")
         lpath = os.path.join(work, f"{tag}.logits.f32")
+        how = "lathe eval --model DIR"
         rc, out = run([args.lathe, "eval", "--model", qdir, "--prompt", args.prompt,
                        "--logits", lpath])
         if rc:
-            print(f"[{tag}] lathe eval on the directory: not available with this build "
-                  f"({out.strip().splitlines()[-1] if out.strip() else rc})")
+            # this lathe's eval takes GGUF files only: evaluate lathe's loading of DIR written
+            # out as an F32 GGUF (the NF4 weights as lathe dequantizes them)
+            how = "lathe eval on `lathe convert DIR --to gguf --dtype f32`"
+            gguf = os.path.join(work, f"{tag}.gguf")
+            rc, out = run([args.lathe, "convert", qdir, "--to", "gguf", "--dtype", "f32",
+                           "--out", gguf])
+            if not rc:
+                rc, out = run([args.lathe, "eval", "--model", gguf, "--prompt", args.prompt,
+                               "--logits", lpath])
+        if rc:
+            print(f"[{tag}] FAIL lathe logits not available ({rc}): {out.strip()[-300:]}")
+            ok = False
         else:
             info = json.loads(out.strip().splitlines()[-1])
             lathe_ids = info.get("tokens")
@@ -230,7 +264,7 @@ def main():
                 ok = False
             else:
                 d = (ll - l4).abs().max().item()
-                print(f"[{tag}] logits: lathe NF4 model vs transformers 4-bit: max |diff| "
+                print(f"[{tag}] logits: {how} vs transformers 4-bit: max |diff| "
                       f"{d:.3e} (tolerance {LOGIT_ATOL}); argmax equal: "
                       f"{bool(torch.equal(ll.argmax(-1), l4.argmax(-1)))}")
                 ok &= d <= LOGIT_ATOL
