@@ -15,13 +15,13 @@
 #include "train/train.h"
 
 static const char usage_text[] =
-    "usage: lathe eval --model FILE [--adapter DIR] --data GLOB... [options]\n"
-    "       lathe eval --model FILE [--adapter DIR] --prompt TEXT [--logits OUT.f32]\n"
+    "usage: lathe eval --model PATH [--adapter DIR] --data GLOB... [options]\n"
+    "       lathe eval --model PATH [--adapter DIR] --prompt TEXT [--logits OUT.f32]\n"
     "\n"
     "Score a model on token shards (mean next-token loss and perplexity over one pass, in file\n"
     "order), or run one prompt and write its logits. Prints one JSON object on stdout.\n"
     "\n"
-    "  --model FILE       GGUF model\n"
+    "  --model PATH       GGUF file or Hugging Face model directory\n"
     "  --adapter DIR      PEFT LoRA adapter directory\n"
     "  --data GLOB        token shards (repeatable; quote globs)\n"
     "  --seq-len N        rows of N tokens (default 512)\n"
@@ -30,6 +30,8 @@ static const char usage_text[] =
     "  --no-packing       one document per row\n"
     "  --prompt TEXT      tokenize TEXT (BOS first when the tokenizer adds one) and run it\n"
     "  --logits FILE      with --prompt: write the logits, F32 little-endian [tokens, vocab]\n"
+    "  --quant TYPE       load the base quantized as a QLoRA run did: nf4 (double quant,\n"
+    "                     blocks of 64), nf4-nodq, q8_0 or none (default)\n"
     "  -h, --help         this help\n";
 
 static int eval_prompt(lt_model *m, const lt_tokenizer *tok, const char *prompt,
@@ -107,7 +109,8 @@ int lt_cmd_eval(int argc, char **argv) {
         {"data", required_argument, 0, 'd'},      {"seq-len", required_argument, 0, 'T'},
         {"batch", required_argument, 0, 'B'},     {"max-batches", required_argument, 0, 'n'},
         {"no-packing", no_argument, 0, 'P'},      {"prompt", required_argument, 0, 'p'},
-        {"logits", required_argument, 0, 'l'},    {"help", no_argument, 0, 'h'},
+        {"logits", required_argument, 0, 'l'},    {"quant", required_argument, 0, 'Q'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     const char *model_path = NULL, *adapter = NULL, *prompt = NULL, *logits = NULL;
     const char *globs[64];
@@ -115,6 +118,8 @@ int lt_cmd_eval(int argc, char **argv) {
     int64_t max_batches = 0;
     bool pack = true;
     char *end;
+    lt_model_opts quant;
+    bool quant_set = false;
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -131,6 +136,14 @@ int lt_cmd_eval(int argc, char **argv) {
         case 'P': pack = false; break;
         case 'p': prompt = optarg; break;
         case 'l': logits = optarg; break;
+        case 'Q':
+            if (lt_cli_parse_quant(optarg, &quant)) {
+                fprintf(stderr, "lathe eval: --quant takes none, nf4, nf4-nodq or q8_0, not '%s'\n",
+                        optarg);
+                return 2;
+            }
+            quant_set = true;
+            break;
         case 'h': fputs(usage_text, stdout); return 0;
         default: fputs(usage_text, stderr); return 2;
         }
@@ -140,13 +153,9 @@ int lt_cmd_eval(int argc, char **argv) {
         fprintf(stderr, "lathe eval: give --model and either --data or --prompt\n%s", usage_text);
         return 2;
     }
-    lt_gguf *g = NULL;
     lt_model *m = NULL;
     lt_tokenizer *tok = NULL;
-    lt_status st = lt_gguf_open(&g, model_path);
-    if (!st) st = lt_model_load_gguf(&m, g);
-    if (!st) st = lt_tokenizer_from_gguf(&tok, g);
-    lt_gguf_close(g);
+    lt_status st = lt_model_load_opts(&m, &tok, model_path, quant_set ? &quant : NULL);
     if (!st && adapter) st = lt_peft_load(m, adapter);
     int rc = st ? lt_cli_fail(st)
                 : prompt ? eval_prompt(m, tok, prompt, logits)

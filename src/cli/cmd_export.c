@@ -166,7 +166,9 @@ int lt_cmd_export(int argc, char **argv) {
 
     lt_export_src src;
     lt_model *m = NULL;
-    if (!(st = lt_export_src_load(&src, &m, model))) {
+    /* a run's base loads as training loaded it: a QLoRA adapter merges onto deq(NF4 base) */
+    lt_model_opts qo = lt_recipe_model_opts(&r);
+    if (!(st = lt_export_src_load(&src, &m, model, run_dir ? &qo : NULL))) {
         src.base_name = model;
         if (!(st = lt_peft_load(m, adapter))) st = lt_export_write(&src, out, &o);
         lt_export_src_close(&src);

@@ -27,6 +27,8 @@ static const char usage_text[] =
     "  --temperature T     0 = greedy (default 0.8)\n"
     "  --top-p P           nucleus sampling mass (default 0.9; 1 = off)\n"
     "  --seed S            sampling seed (default 42)\n"
+    "  --quant TYPE        load the base quantized as a QLoRA run did: nf4 (double quant,\n"
+    "                      blocks of 64), nf4-nodq, q8_0 or none (default)\n"
     "  -h, --help          this help\n";
 
 int lt_cmd_generate(int argc, char **argv) {
@@ -38,7 +40,10 @@ int lt_cmd_generate(int argc, char **argv) {
         {"template", required_argument, 0, 'T'},   {"system", required_argument, 0, 'S'},
         {"max-tokens", required_argument, 0, 'n'}, {"temperature", required_argument, 0, 't'},
         {"top-p", required_argument, 0, 'P'},      {"seed", required_argument, 0, 's'},
+        {"quant", required_argument, 0, 'Q'},
         {"help", no_argument, 0, 'h'},             {0, 0, 0, 0}};
+    lt_model_opts quant;
+    bool quant_set = false;
     optind = 1;
     int c;
     char *end;
@@ -66,6 +71,14 @@ int lt_cmd_generate(int argc, char **argv) {
             o.seed = strtoull(optarg, &end, 10);
             if (*end) goto bad_value;
             break;
+        case 'Q':
+            if (lt_cli_parse_quant(optarg, &quant)) {
+                fprintf(stderr, "lathe generate: --quant takes none, nf4, nf4-nodq or q8_0, not '%s'\n",
+                        optarg);
+                return 2;
+            }
+            quant_set = true;
+            break;
         case 'h': fputs(usage_text, stdout); return 0;
         default: fputs(usage_text, stderr); return 2;
         }
@@ -83,7 +96,7 @@ int lt_cmd_generate(int argc, char **argv) {
 
     lt_model *m = NULL;
     lt_tokenizer *tok = NULL;
-    lt_status st = lt_model_load(&m, &tok, model_path);
+    lt_status st = lt_model_load_opts(&m, &tok, model_path, quant_set ? &quant : NULL);
     if (!st && adapter) st = lt_peft_load(m, adapter);
     if (!st) st = lt_generate(m, tok, &o, stdout);
     lt_tokenizer_free(tok);

@@ -26,7 +26,7 @@ lt_status lt_convert(const char *src_path, lt_convert_to to, const char *out, lt
     }
     lt_export_src src;
     lt_model *m = NULL;
-    if ((st = lt_export_src_load(&src, &m, src_path))) return st;
+    if ((st = lt_export_src_load(&src, &m, src_path, NULL))) return st;
     if (to == LT_CONVERT_TO_GGUF) {
         st = lt_export_merged_gguf_file(&src, out, dtype);
     } else {

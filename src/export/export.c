@@ -163,11 +163,13 @@ void lt_export_src_close(lt_export_src *src) {
     src->tok = NULL;
 }
 
-lt_status lt_export_src_load(lt_export_src *src, lt_model **m, const char *base_path) {
+lt_status lt_export_src_load(lt_export_src *src, lt_model **m, const char *base_path,
+                             const lt_model_opts *opts) {
     *m = NULL;
     lt_status st = lt_export_src_open(src, NULL, base_path);
     if (st) return st;
-    st = src->gguf ? lt_model_load_gguf(m, src->gguf) : lt_model_load_hf(m, base_path);
+    st = src->gguf ? lt_model_load_gguf_opts(m, src->gguf, opts)
+                   : lt_model_load_hf_opts(m, base_path, opts);
     if (st) {
         lt_export_src_close(src);
         return st;

@@ -102,10 +102,12 @@ typedef struct {
 lt_status lt_export_src_open(lt_export_src *src, const lt_model *m, const char *base_path);
 void lt_export_src_close(lt_export_src *src);
 
-/* Load the base at `base_path` — a GGUF file (lt_model_load_gguf) or an HF directory
- * (lt_model_load_hf) — into *m and open src for it as lt_export_src_open does. On failure nothing
- * is left open. Release with lt_export_src_close and lt_model_free. */
-lt_status lt_export_src_load(lt_export_src *src, lt_model **m, const char *base_path);
+/* Load the base at `base_path` — a GGUF file or an HF directory — into *m, quantized as `opts`
+ * says (NULL = F32; a QLoRA run's merge must dequantize the same NF4 base it trained on), and
+ * open src for it as lt_export_src_open does. On failure nothing is left open. Release with
+ * lt_export_src_close and lt_model_free. */
+lt_status lt_export_src_load(lt_export_src *src, lt_model **m, const char *base_path,
+                             const lt_model_opts *opts);
 
 /* Write one export into the directory `out_dir`:
  *   peft                out_dir/adapter_config.json, out_dir/adapter_model.safetensors

@@ -721,3 +721,19 @@ lt_status lt_recipe_validate(const lt_recipe *r) {
                             where(r, iee, w, sizeof w), (long long)r->train.eval_every);
     return LT_OK;
 }
+
+lt_model_opts lt_recipe_model_opts(const lt_recipe *r) {
+    /* recipe_keys.c lists quantization.type's choices in lt_quant_type order */
+    lt_model_opts o = {.type = (lt_quant_type)r->quantization.type,
+                       .double_quant = r->quantization.double_quant,
+                       .block_size = r->quantization.block_size,
+                       .progress = true};
+    for (int i = 0; i < r->quantization.modules.n; i++) {
+        const char *name = r->quantization.modules.items[i];
+        int k = lt_module_from_name(name);
+        if (k >= 0) o.modules |= 1u << k;
+        else if (!strcmp(name, "lm_head")) o.modules |= LT_QUANT_LM_HEAD;
+        /* embed_tokens is refused by validation: the embedding lookup reads F32 only */
+    }
+    return o;
+}

@@ -25,6 +25,7 @@
 #include <stdio.h>
 
 #include "core/core.h"
+#include "model/model.h"  /* lt_model_opts */
 #include "optim/optim.h" /* lt_schedule_type */
 
 /* Number of rows in the key table (checked by a _Static_assert in recipe.c). */
@@ -121,6 +122,10 @@ lt_status lt_recipe_load(lt_recipe *r, const char *path);
  * Errors: LT_ERR_RECIPE, message "--set <assignment>: problem; hint: ..."; `r` is unchanged on
  * error. */
 lt_status lt_recipe_set(lt_recipe *r, const char *assignment);
+
+/* The quantization section as base-model load options (lt_model_load_opts), for everything that
+ * loads a recipe's base the way training did (train, export of a run). Progress lines on. */
+lt_model_opts lt_recipe_model_opts(const lt_recipe *r);
 
 /* Cross-field checks on a loaded / overridden recipe: required keys present, max_steps and epochs
  * not both set, schedule.min_lr <= optim.lr, warm-up shorter than max_steps, no repeated

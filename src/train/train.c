@@ -121,22 +121,6 @@ static unsigned target_mask(const lt_recipe *r) {
     return mask;
 }
 
-/* The recipe's quantization section as model load options (recipe.h keeps lt_quant_type's
- * order in quantization.type). embed_tokens never reaches here (lt_recipe_validate). */
-static lt_model_opts quant_opts(const lt_recipe *r) {
-    lt_model_opts o = {.type = (lt_quant_type)r->quantization.type,
-                       .double_quant = r->quantization.double_quant,
-                       .block_size = r->quantization.block_size,
-                       .progress = true};
-    for (int i = 0; i < r->quantization.modules.n; i++) {
-        const char *name = r->quantization.modules.items[i];
-        int k = lt_module_from_name(name);
-        if (k >= 0) o.modules |= 1u << k;
-        else if (!strcmp(name, "lm_head")) o.modules |= LT_QUANT_LM_HEAD;
-    }
-    return o;
-}
-
 static void set_threads(int64_t n) {
     if (n <= 0) return;
     openblas_set_num_threads((int)n);
@@ -157,7 +141,7 @@ lt_status lt_train_run(const lt_recipe *r, const lt_train_opts *o) {
     double t_start = lt_now();
 
     lt_info("loading %s", r->model.path);
-    lt_model_opts qo = quant_opts(r);
+    lt_model_opts qo = lt_recipe_model_opts(r);
     if ((st = lt_model_load_opts(&m, &tok, r->model.path, &qo))) {
         if (st == LT_ERR_RECIPE && r->source) lt_error_wrap(st, "%s", r->source);
         goto done;

@@ -98,3 +98,13 @@ Test(cli, bad_data_for_train, .init = setup, .fini = teardown) {
              path, model, tmp, tmp);
     expect(3, args, "nothing-*.h5", NULL);
 }
+
+Test(cli, quantized_base_options, .init = setup, .fini = teardown) {
+    char model[1024], args[2048];
+    ts_fixture(model, sizeof model, "stories260K/stories260K.gguf");
+    snprintf(args, sizeof args, "eval --model %s --quant nf5 --prompt hi", model);
+    expect(2, args, "--quant takes none, nf4, nf4-nodq or q8_0", NULL);
+    /* stories260K's down_proj rows (172) hold no whole NF4 block: refused, tensor named */
+    snprintf(args, sizeof args, "generate --model %s --quant nf4 --max-tokens 2", model);
+    expect(2, args, "blk.0.ffn_down.weight", "172");
+}

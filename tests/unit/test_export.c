@@ -24,7 +24,7 @@ static void teardown(void) { ts_rmtree(tmp); }
 static lt_model *load_base(lt_export_src *src) {
     ts_fixture(model_path, sizeof model_path, "stories260K/stories260K.gguf");
     lt_model *m;
-    cr_assert_eq(lt_export_src_load(src, &m, model_path), LT_OK, "%s", lt_error_message());
+    cr_assert_eq(lt_export_src_load(src, &m, model_path, NULL), LT_OK, "%s", lt_error_message());
     return m;
 }
 
@@ -162,7 +162,7 @@ Test(export, merged_gguf_logits_match_adapted_model, .init = setup, .fini = tear
     snprintf(path, sizeof path, "%s/model.gguf", dir);
     lt_export_src src2;
     lt_model *merged;
-    cr_assert_eq(lt_export_src_load(&src2, &merged, path), LT_OK, "%s", lt_error_message());
+    cr_assert_eq(lt_export_src_load(&src2, &merged, path, NULL), LT_OK, "%s", lt_error_message());
     lt_gguf_str s;
     cr_assert(lt_gguf_get_str(src2.gguf, "tokenizer.ggml.model", &s) && lt_gguf_str_eq(s, "llama"));
     cr_assert_eq(lt_tokenizer_vocab_size(src2.tok), lt_tokenizer_vocab_size(src.tok));
@@ -210,7 +210,7 @@ Test(export, peft_roundtrip_and_rank_limit, .init = setup, .fini = teardown) {
     export_to(&src, LT_EXPORT_PEFT, LT_F32, dir, sizeof dir);
     lt_export_src src2;
     lt_model *m2;
-    cr_assert_eq(lt_export_src_load(&src2, &m2, model_path), LT_OK);
+    cr_assert_eq(lt_export_src_load(&src2, &m2, model_path, NULL), LT_OK);
     cr_assert_eq(lt_peft_load(m2, dir), LT_OK, "%s", lt_error_message());
     cr_assert(m2->lora.rslora && m2->lora.r == 8);
     cr_assert_eq(m2->n_lora, m->n_lora);
@@ -347,7 +347,7 @@ Test(convert, gguf_to_hf_to_gguf_roundtrip, .init = setup, .fini = teardown) {
     }
     lt_export_src s2;
     lt_model *mg;
-    cr_assert_eq(lt_export_src_load(&s2, &mg, gg), LT_OK, "%s", lt_error_message());
+    cr_assert_eq(lt_export_src_load(&s2, &mg, gg, NULL), LT_OK, "%s", lt_error_message());
     got = logits(mg);
     cr_assert(max_diff(got, want, n) <= CONVERT_F32_TOL);
     free(got);

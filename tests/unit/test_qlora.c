@@ -268,6 +268,23 @@ Test(qlora, cli_run_merged_export, .timeout = 300) {
     cr_log_info("merged-safetensors (BF16) of a QLoRA run vs NF4+DQ base + adapter: logits rel. "
                 "L2 %.4f (tol %g)", e, QLORA_MERGED_BF16_REL_TOL);
     cr_expect(e < QLORA_MERGED_BF16_REL_TOL);
+    free(b);
+    lt_model_free(mm);
+
+    /* `lathe export RUN` later loads the base as the run's recipe says (quantized), so its F32
+     * merge is deq(NF4 base) + adapter: as close to the trained model as the in-process merge */
+    snprintf(args, sizeof args, "export %s --format merged-safetensors --dtype f32 --out %s/m32",
+             run, tmp);
+    rc = ts_run(tmp, args, &out);
+    cr_assert_eq(rc, 0, "export failed (exit %d):\n%s", rc, out);
+    free(out);
+    snprintf(dir, sizeof dir, "%s/m32", tmp);
+    cr_assert_eq(lt_model_load(&mm, NULL, dir), LT_OK, "%s", lt_error_message());
+    b = logits(mm, ids, T);
+    e = rel_err(b, a, (size_t)T * m->cfg.vocab_size);
+    cr_log_info("lathe export RUN (F32 merge) vs NF4+DQ base + adapter: logits rel. L2 %.3g "
+                "(tol %g)", e, QLORA_MERGED_F32_REL_TOL);
+    cr_expect(e < QLORA_MERGED_F32_REL_TOL);
     free(a);
     free(b);
     lt_model_free(mm);
