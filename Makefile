@@ -107,7 +107,7 @@ interop: ensure-deps $(BIN)/lathe
 	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(INTEROP_VENV)/bin/pip install -q --disable-pip-version-check $(INTEROP_PKGS)
 	LATHE_BIN=$(abspath $(BIN)/lathe) $(INTEROP_VENV)/bin/python tools/interop/check.py
 
-bench-run: $(BIN)/lathe $(BUILD)/bench_train
+bench-run: $(BIN)/lathe $(BUILD)/bench_train $(BUILD)/bench_quant
 	BENCH_BIN=$(abspath $(BUILD)/bench_train) tools/bench.sh
 
 # ---- CUDA: op tests against the CPU, and the GPU benchmark (both skip cleanly without a GPU) ----

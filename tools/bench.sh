@@ -10,3 +10,6 @@ BIN="${BENCH_BIN:-build/bench_train}"
 STEPS="${BENCH_STEPS:-3}"
 "$BIN" "$MODEL" --steps "$STEPS" --batch 4 --seq 512 --rank 16 --quant none
 "$BIN" "$MODEL" --steps "$STEPS" --batch 4 --seq 512 --rank 16 --quant nf4 --double-quant
+# quantization error of each base layout (NF4, NF4 + DQ, int4 absmax, Q8_0) on Gaussian weights
+# and on SmolLM2's own weights
+"$(dirname "$BIN")/bench_quant" "$MODEL"
