@@ -42,13 +42,16 @@ typedef struct {
 #define LT_NODE_MAX_IN 5
 #define LT_NODE_MAX_SAVED 3
 
+typedef struct lt_segment lt_segment;
+
 typedef struct lt_node {
-    lt_op op;
+    lt_op op;              /* LT_OP_COUNT for a checkpointed segment (seg != NULL) */
     int n_in;
     lt_tensor *in[LT_NODE_MAX_IN];       /* NULL entries allowed for optional inputs */
     lt_tensor *out;
     lt_tensor *saved[LT_NODE_MAX_SAVED]; /* op-private forward results kept for backward */
     lt_op_params p;
+    lt_segment *seg;       /* non-NULL: a checkpointed segment (lt_checkpoint); in[] unused */
 } lt_node;
 
 typedef struct lt_graph lt_graph;
@@ -71,6 +74,10 @@ struct lt_graph {
     lt_node **nodes;   /* tape, in execution order (array owned, nodes in the arena) */
     int n_nodes, cap;
     bool record;       /* false: ops compute only (eval, generation) */
+    int suspend;       /* > 0: inside a checkpointed segment's forward (lt_checkpoint): ops compute
+                        * and set requires_grad as when recording, but append no node */
+    bool checkpoint;   /* model forwards wrap each transformer block in lt_checkpoint (read by
+                        * src/model/forward.c; only while recording) */
     lt_device device;
     struct lt_dev_arena *dev_arena; /* LT_CUDA: where per-step tensor data lives (core/device.h);
                                      * headers and nodes stay in `arena` */
@@ -93,9 +100,45 @@ lt_tensor *lt_graph_tensor(lt_graph *g, lt_dtype dt, int ndim, const int64_t *sh
 lt_node *lt_graph_apply(lt_graph *g, lt_op op, int n_in, lt_tensor **in, lt_tensor *out,
                         const lt_op_params *p);
 
+/* Append node n to the tape and make it n->out's producer (lt_graph_apply, lt_checkpoint). */
+void lt_graph_push(lt_graph *g, lt_node *n);
+
 /* Reverse pass from a scalar `loss` (shape [1]): seeds d loss = 1 (times `scale`) and runs every
  * recorded node's backward in reverse order, skipping nodes whose output got no gradient. */
 void lt_backward(lt_graph *g, lt_tensor *loss, float scale);
+/* Run the backward of tape nodes [from, to) in reverse (lt_backward's walk; checkpoint.c runs a
+ * recomputed segment's sub-tape with it). */
+void lt_backward_nodes(lt_graph *g, int from, int to);
+
+/* ---- gradient checkpointing (Chen et al. 2016, "Training Deep Nets with Sublinear Memory
+ * Cost", arXiv 1604.06174) ------------------------------------------------------------------
+ *
+ * y = lt_checkpoint(g, fn, ctx, n_in, in) returns fn(g, ctx, in) but keeps only y: fn runs with
+ * the tape suspended, its intermediate tensors are dropped (the arena is rewound to where it was
+ * before fn and y is copied down), and ONE node is recorded. That node's backward re-runs fn
+ * with recording on (into the arena), seeds the recomputed output's grad with y's, walks the
+ * recomputed sub-tape in reverse — accumulating into the grads of `in` and of any persistent
+ * parameter fn reads (LoRA A/B) — and rewinds the arena again. Peak activation memory for L
+ * checkpointed blocks is then L outputs + one block's activations instead of L blocks'.
+ *
+ * Contract for fn:
+ *  - A pure function of (ctx, in, the tensors ctx points to): called twice, it must run the same
+ *    ops in the same order on the same values. Randomness must be a function of ctx (LoRA dropout
+ *    masks are functions of per-op seeds), so the recomputation repeats the forward bit for bit
+ *    and the grads equal the uncheckpointed ones exactly.
+ *  - Every tensor fn reads that requires a gradient is either in `in` or already has its grad
+ *    buffer (persistent parameters: the model's LoRA grads); a grad allocated during the
+ *    recomputation would be dropped with it (checked by LT_ASSERT).
+ *  - Returns a tensor that fn's own ops produced (not an input).
+ *  - `ctx` and the tensors it points to outlive the backward (allocate them in the graph's arena
+ *    before the call, or keep them on the caller's side until lt_backward returns).
+ * `in` is copied (n_in >= 0 entries, NULL allowed). Outside recording (g->record false), and
+ * inside another segment's forward, it simply returns fn(g, ctx, in). Device-agnostic: fn's ops
+ * go through lt_graph_apply on g->device; on CUDA the device step arena is rewound too. */
+typedef lt_tensor *(*lt_checkpoint_fn)(lt_graph *g, void *ctx, lt_tensor **in);
+lt_tensor *lt_checkpoint(lt_graph *g, lt_checkpoint_fn fn, void *ctx, int n_in, lt_tensor **in);
+/* The backward of a segment node (called by the tape's reverse walk). */
+void lt_checkpoint_backward(lt_graph *g, lt_node *n);
 
 /* ---- op constructors (shapes row-major; N = product of leading dims) ----------------------
  * Each returns a new arena tensor. Shape and dtype mismatches are bugs in the caller

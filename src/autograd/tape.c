@@ -1,5 +1,7 @@
 /* The tape: node recording and the reverse pass. Invariant: nodes appear in the order their
- * forwards ran, so walking the array backwards visits every consumer before its producers. */
+ * forwards ran, so walking the array backwards visits every consumer before its producers.
+ * A checkpointed segment (checkpoint.c) is one node whose backward is not an op-table row: it
+ * runs other ops, so it has no kernel of its own and works on every device. */
 #include "autograd.h"
 
 #include "../core/device.h"
@@ -60,15 +62,19 @@ lt_node *lt_graph_apply(lt_graph *g, lt_op op, int n_in, lt_tensor **in, lt_tens
     LT_ASSERT(fwd != NULL);
     fwd(g, n);
 
-    if (out->requires_grad) {
-        if (g->n_nodes == g->cap) {
-            g->cap = g->cap ? 2 * g->cap : 1024;
-            g->nodes = lt_xrealloc(g->nodes, (size_t)g->cap * sizeof *g->nodes);
-        }
-        g->nodes[g->n_nodes++] = n;
-        out->node = n;
+    if (out->requires_grad && g->suspend == 0) {
+        lt_graph_push(g, n);
     }
     return n;
+}
+
+void lt_graph_push(lt_graph *g, lt_node *n) {
+    if (g->n_nodes == g->cap) {
+        g->cap = g->cap ? 2 * g->cap : 1024;
+        g->nodes = lt_xrealloc(g->nodes, (size_t)g->cap * sizeof *g->nodes);
+    }
+    g->nodes[g->n_nodes++] = n;
+    n->out->node = n;
 }
 
 void lt_backward(lt_graph *g, lt_tensor *loss, float scale) {
@@ -79,9 +85,18 @@ void lt_backward(lt_graph *g, lt_tensor *loss, float scale) {
         lt_cuda_add_scalar_f32(lt_f32(dl), scale);
     else
         lt_f32(dl)[0] += scale;
-    for (int i = g->n_nodes - 1; i >= 0; i--) {
-        lt_node *n = g->nodes[i];
+    lt_backward_nodes(g, 0, g->n_nodes);
+}
+
+void lt_backward_nodes(lt_graph *g, int from, int to) {
+    LT_ASSERT(0 <= from && from <= to && to <= g->n_nodes);
+    for (int i = to - 1; i >= from; i--) {
+        lt_node *n = g->nodes[i]; /* re-read: a segment's recomputation may grow g->nodes */
         if (!n->out->grad) continue;
+        if (n->seg) {
+            lt_checkpoint_backward(g, n);
+            continue;
+        }
         const lt_op_def *def = &lt_op_table[n->op];
         lt_op_fn bwd = g->device == LT_CUDA ? def->backward_cuda : def->backward_cpu;
         LT_ASSERT(bwd != NULL);

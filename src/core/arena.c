@@ -90,3 +90,24 @@ lt_tensor *lt_arena_tensor(lt_arena *a, lt_dtype dt, int ndim, const int64_t *sh
     t->data = zero ? lt_arena_calloc(a, nb) : lt_arena_alloc(a, nb);
     return t;
 }
+
+lt_arena_pos lt_arena_mark(const lt_arena *a) {
+    lt_arena_pos m = {a->head, a->head ? a->head->used : 0, a->used};
+    return m;
+}
+
+/* Blocks after the mark's keep a stale `used`: lt_arena_alloc zeroes it when it moves on to
+ * them, exactly as after lt_arena_reset. */
+void lt_arena_rewind(lt_arena *a, lt_arena_pos m) {
+    LT_ASSERT(m.used <= a->used);
+    if (m.block) {
+        a->head = m.block;
+        m.block->used = m.block_used;
+    } else if (a->head) {
+        lt_arena_block *b = a->head;
+        while (b->prev) b = b->prev;
+        b->used = 0;
+        a->head = b;
+    }
+    a->used = m.used;
+}

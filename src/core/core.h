@@ -172,6 +172,18 @@ void *lt_arena_alloc(lt_arena *a, size_t n);
 void *lt_arena_calloc(lt_arena *a, size_t n);
 /* A tensor header and its data in the arena; data zeroed iff `zero`. */
 lt_tensor *lt_arena_tensor(lt_arena *a, lt_dtype dt, int ndim, const int64_t *shape, bool zero);
+/* A position in the arena: everything allocated after lt_arena_mark() is handed out again by the
+ * allocations that follow lt_arena_rewind() to it (blocks are kept, `peak` is not lowered).
+ * Rewinding invalidates every pointer allocated after the mark; marks nest (rewind the inner
+ * one first) and a mark taken before lt_arena_reset() is void after it. Gradient checkpointing
+ * (autograd.h, lt_checkpoint) drops a segment's activations this way. */
+typedef struct {
+    lt_arena_block *block; /* head block at the mark; NULL when nothing was allocated yet */
+    size_t block_used;     /* its `used` then */
+    size_t used;           /* the arena's `used` then */
+} lt_arena_pos;
+lt_arena_pos lt_arena_mark(const lt_arena *a);
+void lt_arena_rewind(lt_arena *a, lt_arena_pos m);
 
 /* ---- files -------------------------------------------------------------------------------- */
 

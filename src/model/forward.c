@@ -64,15 +64,42 @@ static lt_tensor *mlp_block(lt_graph *g, lt_model *m, lt_layer *L, lt_tensor *x,
     return proj(g, m, L, LT_MOD_DOWN, lt_swiglu(g, gate, up), seed + 7);
 }
 
+/* One transformer block: x + attn(x), then + mlp(.). Everything it reads besides x is in here, so
+ * it can be a checkpointed segment (lt_checkpoint's fn contract: the seeds make its dropout
+ * masks, hence its values, the same on every call). */
+typedef struct {
+    lt_model *m;
+    lt_layer *L;
+    int B, T;
+    lt_tensor *pos, *doc;
+    uint64_t seed;
+    kv_hook hk;
+} block_ctx;
+
+static lt_tensor *block(lt_graph *g, void *ctx, lt_tensor **in) {
+    const block_ctx *c = ctx;
+    lt_tensor *x = in[0];
+    x = lt_add(g, x, attn_block(g, c->m, c->L, x, c->B, c->T, c->pos, c->doc, c->seed, &c->hk));
+    return lt_add(g, x, mlp_block(g, c->m, c->L, x, c->seed));
+}
+
+/* With g->checkpoint (training only) each block is one lt_checkpoint segment: its activations
+ * are recomputed in backward, and only the block outputs stay in the arena. */
 static lt_tensor *decoder(lt_graph *g, lt_model *m, int B, int T, lt_tensor *ids, lt_tensor *pos,
                           lt_tensor *doc, uint64_t seed, lt_kv_cache *cache) {
     lt_tensor *x = lt_embedding(g, &m->tok_embd, ids);
+    bool ckpt = g->checkpoint && g->record && !cache;
     for (int l = 0; l < m->cfg.n_layer; l++) {
-        lt_layer *L = &m->layers[l];
         uint64_t ls = seed ^ ((uint64_t)(l + 1) * 0x9e3779b97f4a7c15ull);
-        kv_hook hk = {cache, l};
-        x = lt_add(g, x, attn_block(g, m, L, x, B, T, pos, doc, ls, &hk));
-        x = lt_add(g, x, mlp_block(g, m, L, x, ls));
+        block_ctx local = {m, &m->layers[l], B, T, pos, doc, ls, {cache, l}};
+        if (!ckpt) {
+            x = block(g, &local, &x);
+            continue;
+        }
+        /* the context must outlive the forward: the segment's backward re-reads it */
+        block_ctx *c = lt_arena_alloc(g->arena, sizeof *c);
+        *c = local;
+        x = lt_checkpoint(g, block, c, 1, &x);
     }
     return x;
 }
