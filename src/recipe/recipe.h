@@ -29,7 +29,7 @@
 #include "optim/optim.h" /* lt_schedule_type */
 
 /* Number of rows in the key table (checked by a _Static_assert in recipe.c). */
-#define LT_RECIPE_NKEYS 36
+#define LT_RECIPE_NKEYS 37
 
 /* An owned list of owned strings. */
 typedef struct {
@@ -84,6 +84,7 @@ typedef struct {
         int64_t seed;
         int64_t log_every, eval_every, eval_batches, save_every; /* 0 = see the key help */
         int64_t threads;                                         /* 0 = all cores */
+        bool gradient_checkpointing; /* recompute each block's activations in backward */
     } train;
     struct {
         char *dir;              /* run directory, absolute; NULL until set (required) */

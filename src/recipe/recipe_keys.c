@@ -119,6 +119,12 @@ const rk_key lt_recipe_keys[LT_RECIPE_NKEYS] = {
      "Optimizer steps between checkpoints; 0 = only at the end.", {0}},
     {"train.threads", RK_INT, OFF(train.threads), "0", RF_MIN, 0, 0, NULL,
      "CPU threads; 0 = all cores.", {0}},
+    {"train.gradient_checkpointing", RK_BOOL, OFF(train.gradient_checkpointing), "false", 0, 0,
+     0, NULL,
+     "Keep only each transformer block's output during the forward pass and recompute the "
+     "block's activations during backward (Chen et al. 2016, arXiv 1604.06174): activation "
+     "memory drops from all blocks' activations to their outputs plus one block's, for about "
+     "one more forward pass of compute per step. Gradients are unchanged.", {0}},
 
     {"output.dir", RK_PATH, OFF(output.dir), NULL, RF_REQUIRED, 0, 0, NULL,
      "Run directory: resolved recipe.yaml, manifest.json, metrics.jsonl, checkpoints/, "

@@ -234,6 +234,7 @@ lt_status lt_train_run(const lt_recipe *r, const lt_train_opts *o) {
         lt_batch_init(&s.batches[a], (int)r->train.micro_batch_size, (int)r->data.seq_len);
     lt_arena_init(&s.arena, 0);
     lt_graph_init(&s.g, &s.arena);
+    s.g.checkpoint = r->train.gradient_checkpointing;
 
     stop_requested = 0;
     struct sigaction sa = {0}, old_int, old_term;
@@ -270,8 +271,10 @@ lt_status lt_train_run(const lt_recipe *r, const lt_train_opts *o) {
         double dt = lt_now() - t0;
         double tps = tokens_per_step / dt;
         if (step == 1)
-            lt_progress_note(&prog, "activation arena peak %.1f MiB; peak RSS %.1f MiB",
-                             s.arena.peak / 1048576.0, lt_peak_rss() / 1048576.0);
+            lt_progress_note(&prog, "activation arena peak %.1f MiB%s; peak RSS %.1f MiB",
+                             s.arena.peak / 1048576.0,
+                             s.g.checkpoint ? " (gradient checkpointing)" : "",
+                             lt_peak_rss() / 1048576.0);
         if (step % r->train.log_every == 0 || step == total_steps)
             lt_run_log_step(&run, step, loss, lr, tps, gn);
         lt_progress_update(&prog, step, loss, lr, tps, last_eval);
