@@ -3,11 +3,14 @@
  * matmul FLOPs per second over that sgemm rate, measured in the same run).
  *
  * usage: bench_train MODEL.gguf [--steps N] [--batch B] [--seq T] [--rank R]
- *                    [--quant none|nf4|q8_0] [--double-quant]
+ *                    [--quant none|nf4|q8_0] [--double-quant] [--checkpointing]
  *
  * --quant stores the frozen base's seven projections as NF4 (QLoRA, arXiv 2305.14314; block 64,
  * with --double-quant its absmax double-quantized) or Q8_0, quantized on load; the default is
  * the F32 base (plain LoRA). Run each mode in its own process: peak RSS is per process.
+ * --checkpointing checkpoints each transformer block (lt_checkpoint, arXiv 1604.06174): the
+ * activation arena keeps block outputs only and backward recomputes each block's forward, which
+ * the FLOP count below does not include (MFU counts useful work, so it drops by the recompute).
  *
  * FLOPs counted per step (N = B·T tokens; only matmul work, as MFU conventionally does):
  *   base projections and LM head: 2·N·in·out forward + 2·N·in·out input-gradient backward
@@ -44,14 +47,20 @@ int main(int argc, char **argv) {
     lt_tune_thread_env(argv);
     if (argc < 2) {
         fprintf(stderr, "usage: bench_train MODEL.gguf [--steps N] [--batch B] [--seq T] "
-                        "[--rank R] [--quant none|nf4|q8_0] [--double-quant]\n");
+                        "[--rank R] [--quant none|nf4|q8_0] [--double-quant] "
+                        "[--checkpointing]\n");
         return 2;
     }
     int steps = 4, B = 4, T = 512, R = 16;
     lt_model_opts qo = {.type = LT_QUANT_NONE, .block_size = 64};
+    bool ckpt = false;
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--double-quant")) {
             qo.double_quant = true;
+            continue;
+        }
+        if (!strcmp(argv[i], "--checkpointing")) {
+            ckpt = true;
             continue;
         }
         if (i + 1 >= argc) {
@@ -131,6 +140,7 @@ int main(int argc, char **argv) {
     lt_arena_init(&arena, 0);
     lt_graph gr;
     lt_graph_init(&gr, &arena);
+    gr.checkpoint = ckpt;
     double total = 0;
     for (int s = 0; s <= steps; s++) {
         double t0 = lt_now();
@@ -150,11 +160,11 @@ int main(int argc, char **argv) {
                lt_f32(loss)[0], dt * 1e3);
     }
     double per = total / steps;
-    printf("{\"bench\": \"lora_train_cpu\", \"mode\": \"%s\", \"model\": \"%s\", \"batch\": %d, \"seq_len\": %d, "
-           "\"rank\": %d, \"steps\": %d, \"tokens_per_s\": %.1f, \"ms_per_step\": %.1f, "
+    printf("{\"bench\": \"lora_train_cpu\", \"mode\": \"%s\", \"gradient_checkpointing\": %s, "
+           "\"model\": \"%s\", \"batch\": %d, \"seq_len\": %d, \"rank\": %d, \"steps\": %d, \"tokens_per_s\": %.1f, \"ms_per_step\": %.1f, "
            "\"model_gflop_per_step\": %.1f, \"achieved_gflops\": %.1f, \"sgemm_gflops\": %.1f, "
            "\"mfu\": %.3f, \"activation_arena_mib\": %.1f, \"peak_rss_mib\": %.1f}\n",
-           mode, argv[1], B, T, R, steps, N / per, per * 1e3, flops / 1e9, flops / per / 1e9,
+           mode, ckpt ? "true" : "false", argv[1], B, T, R, steps, N / per, per * 1e3, flops / 1e9, flops / per / 1e9,
            peak / 1e9, flops / per / peak, arena.peak / 1048576.0, lt_peak_rss() / 1048576.0);
     lt_graph_free(&gr);
     lt_arena_free(&arena);
