@@ -24,8 +24,9 @@ int lt_cmd_inspect(int argc, char **argv);
 int lt_cmd_quantize(int argc, char **argv);
 
 /* --quant TYPE for commands that load a base as a QLoRA run did: none, nf4 (double quant,
- * blocks of 64: the recipe defaults), nf4-nodq, q8_0; all seven projections. -1 if unknown. */
-int lt_cli_parse_quant(const char *arg, lt_model_opts *o);
+ * blocks of 64: the recipe defaults), nf4-nodq, q8_0; all seven projections. An unknown TYPE
+ * prints "lathe CMD: ..." on stderr and returns -1 (exit 2). */
+int lt_cli_parse_quant(const char *cmd, const char *arg, lt_model_opts *o);
 
 /* Print "lathe: <message>" for the current error and return its exit code. */
 int lt_cli_fail(int status);

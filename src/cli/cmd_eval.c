@@ -137,11 +137,7 @@ int lt_cmd_eval(int argc, char **argv) {
         case 'p': prompt = optarg; break;
         case 'l': logits = optarg; break;
         case 'Q':
-            if (lt_cli_parse_quant(optarg, &quant)) {
-                fprintf(stderr, "lathe eval: --quant takes none, nf4, nf4-nodq or q8_0, not '%s'\n",
-                        optarg);
-                return 2;
-            }
+            if (lt_cli_parse_quant("eval", optarg, &quant)) return 2;
             quant_set = true;
             break;
         case 'h': fputs(usage_text, stdout); return 0;

@@ -72,11 +72,7 @@ int lt_cmd_generate(int argc, char **argv) {
             if (*end) goto bad_value;
             break;
         case 'Q':
-            if (lt_cli_parse_quant(optarg, &quant)) {
-                fprintf(stderr, "lathe generate: --quant takes none, nf4, nf4-nodq or q8_0, not '%s'\n",
-                        optarg);
-                return 2;
-            }
+            if (lt_cli_parse_quant("generate", optarg, &quant)) return 2;
             quant_set = true;
             break;
         case 'h': fputs(usage_text, stdout); return 0;

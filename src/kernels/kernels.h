@@ -137,4 +137,18 @@ void lt_cuda_host_dequant_q8_0(float *dst, const void *src, int64_t n);
 bool lt_cuda_host_dropout_keep(uint64_t seed, uint64_t j, float p);
 #endif
 
+/* Cross-entropy row selection shared by cross_entropy and lm_head_cross_entropy: row i counts
+ * when its target is >= 0 and its mask (if any) is nonzero. The mean divides by p.ce_denominator
+ * when > 0, else by the number of counted rows. */
+static inline bool lt_ce_counted(const int32_t *tgt, const uint8_t *mask, int64_t i) {
+    return tgt[i] >= 0 && (!mask || mask[i] != 0);
+}
+static inline float lt_ce_denominator(const lt_node *n, int64_t N, const int32_t *tgt,
+                                      const uint8_t *mask) {
+    if (n->p.ce_denominator > 0.0f) return n->p.ce_denominator;
+    int64_t cnt = 0;
+    for (int64_t i = 0; i < N; i++) cnt += lt_ce_counted(tgt, mask, i);
+    return (float)cnt;
+}
+
 #endif

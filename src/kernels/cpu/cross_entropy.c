@@ -10,18 +10,6 @@
 
 #include <math.h>
 
-static inline bool ce_counted(const int32_t *tgt, const uint8_t *mask, int64_t i) {
-    return tgt[i] >= 0 && (!mask || mask[i] != 0);
-}
-
-/* The denominator of the mean and the number of counted rows. */
-static float ce_denominator(const lt_node *n, int64_t N, const int32_t *tgt, const uint8_t *mask) {
-    if (n->p.ce_denominator > 0.0f) return n->p.ce_denominator;
-    int64_t cnt = 0;
-    for (int64_t i = 0; i < N; i++) cnt += ce_counted(tgt, mask, i);
-    return (float)cnt;
-}
-
 void lt_cpu_cross_entropy_forward(lt_graph *g, lt_node *n) {
     const lt_tensor *tl = n->in[0];
     const float *logits = lt_f32(tl);                                        // (N, V)
@@ -36,7 +24,7 @@ void lt_cpu_cross_entropy_forward(lt_graph *g, lt_node *n) {
     double total = 0.0;
 #pragma omp parallel for schedule(static) reduction(+ : total) if (N * V > 32768)
     for (int64_t i = 0; i < N; i++) {
-        if (!ce_counted(tgt, mask, i)) {
+        if (!lt_ce_counted(tgt, mask, i)) {
             if (lse) lse[i] = 0.0f;
             continue;
         }
@@ -50,7 +38,7 @@ void lt_cpu_cross_entropy_forward(lt_graph *g, lt_node *n) {
         if (lse) lse[i] = l;
         total += (double)l - (double)row[tgt[i]];
     }
-    const float den = ce_denominator(n, N, tgt, mask);
+    const float den = lt_ce_denominator(n, N, tgt, mask);
     lt_f32(n->out)[0] = den > 0.0f ? (float)(total / den) : 0.0f;
 }
 
@@ -62,13 +50,13 @@ void lt_cpu_cross_entropy_backward(lt_graph *g, lt_node *n) {
     const uint8_t *mask = n->in[2] ? (const uint8_t *)n->in[2]->data : NULL; // (N) or NULL
     const float *lse = lt_f32(n->saved[0]);                                  // (N)
     const int64_t N = tl->shape[0], V = tl->shape[1];
-    const float den = ce_denominator(n, N, tgt, mask);
+    const float den = lt_ce_denominator(n, N, tgt, mask);
     if (den <= 0.0f) return; /* nothing counted: the loss is the constant 0 */
     const float c = lt_f32(n->out->grad)[0] / den;
     float *dl = lt_f32(lt_graph_grad(g, tl)); // (N, V)
 #pragma omp parallel for schedule(static) if (N * V > 32768)
     for (int64_t i = 0; i < N; i++) {
-        if (!ce_counted(tgt, mask, i)) continue;
+        if (!lt_ce_counted(tgt, mask, i)) continue;
         const float *row = logits + i * V;
         float *drow = dl + i * V;
         const float l = lse[i];

@@ -14,17 +14,6 @@
 
 #define LMCE_BR 32
 
-static inline bool lm_counted(const int32_t *tgt, const uint8_t *mask, int64_t i) {
-    return tgt[i] >= 0 && (!mask || mask[i] != 0);
-}
-
-static float lm_den(const lt_node *n, int64_t N, const int32_t *tgt, const uint8_t *mask) {
-    if (n->p.ce_denominator > 0.0f) return n->p.ce_denominator;
-    int64_t c = 0;
-    for (int64_t i = 0; i < N; i++) c += lm_counted(tgt, mask, i);
-    return (float)c;
-}
-
 void lt_cpu_lm_head_ce_forward(lt_graph *g, lt_node *n) {
     const float *x = lt_f32(n->in[0]);                                       // (N, D)
     const float *W = lt_f32(n->in[1]);                                       // (V, D)
@@ -44,7 +33,7 @@ void lt_cpu_lm_head_ce_forward(lt_graph *g, lt_node *n) {
                     (int)D, W, (int)D, 0.0f, z, (int)V);
         for (int r = 0; r < br; r++) {
             const int64_t i = r0 + r;
-            if (!lm_counted(tgt, mask, i)) {
+            if (!lt_ce_counted(tgt, mask, i)) {
                 if (lse) lse[i] = 0.0f;
                 continue;
             }
@@ -60,7 +49,7 @@ void lt_cpu_lm_head_ce_forward(lt_graph *g, lt_node *n) {
         }
     }
     free(z);
-    const float den = lm_den(n, N, tgt, mask);
+    const float den = lt_ce_denominator(n, N, tgt, mask);
     lt_f32(n->out)[0] = den > 0.0f ? (float)(total / den) : 0.0f;
 }
 
@@ -72,7 +61,7 @@ void lt_cpu_lm_head_ce_backward(lt_graph *g, lt_node *n) {
     const uint8_t *mask = n->in[3] ? (const uint8_t *)n->in[3]->data : NULL;
     const float *lse = lt_f32(n->saved[0]);
     const int64_t N = tx->shape[0], D = tx->shape[1], V = tW->shape[0];
-    const float den = lm_den(n, N, tgt, mask);
+    const float den = lt_ce_denominator(n, N, tgt, mask);
     if (den <= 0.0f || V == 0) return;
     const float c = lt_f32(n->out->grad)[0] / den;
     float *dx = tx->requires_grad ? lt_f32(lt_graph_grad(g, tx)) : NULL; // (N, D)
@@ -85,7 +74,7 @@ void lt_cpu_lm_head_ce_backward(lt_graph *g, lt_node *n) {
         for (int r = 0; r < br; r++) {
             const int64_t i = r0 + r;
             float *row = z + (int64_t)r * V;
-            if (!lm_counted(tgt, mask, i)) {
+            if (!lt_ce_counted(tgt, mask, i)) {
                 for (int64_t j = 0; j < V; j++) row[j] = 0.0f;
                 continue;
             }
