@@ -294,9 +294,10 @@ lt_status lt_train_run(const lt_recipe *r, const lt_train_opts *o) {
                 break;
         }
         if (stop_requested) {
+            /* the run's resolved recipe.yaml carries every --set, so it resumes as it ran */
             st = lt_error_set(LT_ERR_INTERRUPTED, "interrupted at step %lld; checkpoint saved in "
-                              "%s/checkpoints; resume with: lathe train %s --resume",
-                              (long long)step, r->output.dir, r->source ? r->source : "RECIPE");
+                              "%s/checkpoints; resume with: lathe train %s/recipe.yaml --resume",
+                              (long long)step, r->output.dir, r->output.dir);
             break;
         }
     }

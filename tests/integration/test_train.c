@@ -166,3 +166,66 @@ Test(train, seq_len_beyond_context, .init = setup, .fini = teardown) {
     snprintf(p, sizeof p, "%s/adapter", run);
     cr_assert(!ts_exists(p), "a failed run left %s", p);
 }
+
+/* SIGINT mid-run: a checkpoint is written, exit 130, no adapter presented as finished, the
+ * manifest says "interrupted", and the run resumes from its own resolved recipe.yaml. */
+Test(train, interrupt_checkpoints_and_resumes, .init = setup, .fini = teardown, .timeout = 120) {
+    ts_fixture(model, sizeof model, "stories260K/stories260K.gguf");
+    ts_fixture(data, sizeof data, "data/identity.json");
+    tokenize();
+    char run[512], cmd[8192], path[1024], *text;
+    size_t n;
+    snprintf(run, sizeof run, "%s/run", tmp);
+    snprintf(cmd, sizeof cmd,
+             "(%s train recipes/ci-stories260k.yaml --set model.path=%s "
+             "--set 'data.train=%s/data/train-*.h5' --set 'data.eval=%s/data/eval-*.h5' "
+             "--set output.dir=%s --set train.max_steps=100000 --set train.save_every=0 "
+             "> %s/log.txt 2>&1; echo $? > %s/rc.txt) &",
+             ts_lathe_bin(), model, tmp, tmp, run, tmp, tmp);
+    cr_assert_eq(system(cmd), 0);
+    /* wait until a few steps are logged, then interrupt */
+    snprintf(path, sizeof path, "%s/metrics.jsonl", run);
+    bool started = false;
+    for (int i = 0; i < 600 && !started; i++) {
+        usleep(50000);
+        if (lt_read_file(path, &text, &n) == LT_OK) {
+            started = strstr(text, "\"loss\"") != NULL;
+            free(text);
+        }
+    }
+    cr_assert(started, "training never logged a step");
+    /* anchored at the binary so neither this shell nor the wrapper shell matches */
+    snprintf(cmd, sizeof cmd, "pkill -INT -f '^%s train .*output.dir=%s '", ts_lathe_bin(), run);
+    cr_assert_eq(system(cmd), 0);
+    snprintf(path, sizeof path, "%s/rc.txt", tmp);
+    bool done = false;
+    for (int i = 0; i < 600 && !done; i++) {
+        usleep(50000);
+        if (lt_read_file(path, &text, &n) == LT_OK) {
+            done = n > 0;
+            if (done) cr_assert_eq(atoi(text), 130, "exit code %s", text);
+            free(text);
+        }
+    }
+    cr_assert(done, "training did not stop after SIGINT");
+    snprintf(path, sizeof path, "%s/log.txt", tmp);
+    cr_assert_eq(lt_read_file(path, &text, &n), LT_OK);
+    cr_assert(strstr(text, "interrupted at step") && strstr(text, "recipe.yaml --resume"), "%s",
+              text);
+    free(text);
+    snprintf(path, sizeof path, "%s/adapter", run);
+    cr_assert(!ts_exists(path), "an interrupted run left %s", path);
+    snprintf(path, sizeof path, "%s/manifest.json", run);
+    cr_assert_eq(lt_read_file(path, &text, &n), LT_OK);
+    cr_assert(strstr(text, "\"interrupted\""), "%s", text);
+    free(text);
+
+    char *out;
+    snprintf(cmd, sizeof cmd, "train %s/recipe.yaml --resume --set train.max_steps=60", run);
+    int rc = ts_run(tmp, cmd, &out);
+    cr_assert_eq(rc, 0, "resume failed (exit %d):\n%s", rc, out);
+    cr_assert(strstr(out, "resumed from"), "%s", out);
+    free(out);
+    snprintf(path, sizeof path, "%s/adapter/adapter_model.safetensors", run);
+    cr_assert(ts_exists(path));
+}
