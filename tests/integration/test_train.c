@@ -119,6 +119,17 @@ Test(train, ci_recipe_learns_exports_and_resumes, .init = setup, .fini = teardow
     cr_log_info("max |logit change| from the adapter: %g", change);
     cr_assert(change > 1e-2f, "adapter barely changes the logits (%g)", change);
 
+    /* `lathe generate --adapter` loads the export: greedy text differs from the base model's */
+    char *gen_base, *gen_tuned;
+    snprintf(cmd_eval, sizeof cmd_eval, "generate --model %s --temperature 0 --max-tokens 24", model);
+    cr_assert_eq(ts_run(tmp, cmd_eval, &gen_base), 0, "%s", gen_base);
+    snprintf(cmd_eval, sizeof cmd_eval, "generate --model %s --adapter %s/adapter --temperature 0 "
+             "--max-tokens 24", model, runA);
+    cr_assert_eq(ts_run(tmp, cmd_eval, &gen_tuned), 0, "%s", gen_tuned);
+    cr_assert_str_neq(gen_base, gen_tuned, "the adapter did not change the generated text");
+    free(gen_base);
+    free(gen_tuned);
+
     /* `lathe eval` with the exported adapter scores the eval shards as training's last eval did
      * (same forward, same fixed-order pass; the recipe's eval_batches=4 covers the whole set) */
     snprintf(cmd_eval, sizeof cmd_eval, "eval --model %s --adapter %s/adapter --data '%s/data/eval-*.h5' "
