@@ -145,10 +145,7 @@ int main(int argc, char **argv) {
     for (int s = 0; s <= steps; s++) {
         double t0 = lt_now();
         memset(m->lora_grads, 0, (size_t)m->n_lora * 4);
-        lt_tensor *logits = lt_model_forward(&gr, m, B, T, tok, pos, doc, (uint64_t)s);
-        lt_tensor *tg = lt_graph_tensor(&gr, LT_I32, 1, &N);
-        memcpy(tg->data, tgt, sizeof(int32_t) * N);
-        lt_tensor *loss = lt_cross_entropy(&gr, logits, tg, NULL, 0.0f);
+        lt_tensor *loss = lt_model_loss(&gr, m, B, T, tok, pos, doc, tgt, 0.0f, (uint64_t)s);
         lt_backward(&gr, loss, 1.0f);
         lt_adamw_step(m->lora_params, m->lora_grads, om, ov, m->n_lora, &hp, s + 1, 1e-4f);
         lt_graph_clear(&gr);

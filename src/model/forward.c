@@ -104,15 +104,33 @@ static lt_tensor *decoder(lt_graph *g, lt_model *m, int B, int T, lt_tensor *ids
     return x;
 }
 
-lt_tensor *lt_model_forward(lt_graph *g, lt_model *m, int B, int T, const int32_t *tokens,
-                            const int32_t *pos, const int32_t *doc, uint64_t dropout_seed) {
+/* The final-norm hidden states [B·T, D] of a packed micro-batch. */
+static lt_tensor *hidden(lt_graph *g, lt_model *m, int B, int T, const int32_t *tokens,
+                         const int32_t *pos, const int32_t *doc, uint64_t dropout_seed) {
     int64_t N = (int64_t)B * T, sdoc[2] = {B, T};
     lt_tensor *ids = i32_tensor(g, tokens, N), *tpos = i32_tensor(g, pos, N);
     lt_tensor *tdoc = i32_tensor(g, doc, N);
     lt_tensor_set_shape(tdoc, 2, sdoc);
     lt_tensor *x = decoder(g, m, B, T, ids, tpos, tdoc, dropout_seed, NULL);
-    x = lt_rmsnorm(g, x, &m->out_norm, m->cfg.rms_eps);
+    return lt_rmsnorm(g, x, &m->out_norm, m->cfg.rms_eps);
+}
+
+lt_tensor *lt_model_forward(lt_graph *g, lt_model *m, int B, int T, const int32_t *tokens,
+                            const int32_t *pos, const int32_t *doc, uint64_t dropout_seed) {
+    lt_tensor *x = hidden(g, m, B, T, tokens, pos, doc, dropout_seed);
     return lt_linear(g, x, &m->lm_head, NULL, NULL, 0.0f, 0.0f, 0);
+}
+
+lt_tensor *lt_model_loss(lt_graph *g, lt_model *m, int B, int T, const int32_t *tokens,
+                         const int32_t *pos, const int32_t *doc, const int32_t *targets,
+                         float denominator, uint64_t dropout_seed) {
+    int64_t N = (int64_t)B * T;
+    lt_tensor *x = hidden(g, m, B, T, tokens, pos, doc, dropout_seed);
+    lt_tensor *tg = i32_tensor(g, targets, N);
+    if (m->lm_head.dtype == LT_F32) /* the fused op reads an F32 head; a quantized one cannot */
+        return lt_lm_head_cross_entropy(g, x, &m->lm_head, tg, NULL, denominator);
+    lt_tensor *logits = lt_linear(g, x, &m->lm_head, NULL, NULL, 0.0f, 0.0f, 0);
+    return lt_cross_entropy(g, logits, tg, NULL, denominator);
 }
 
 lt_status lt_kv_cache_init(lt_kv_cache *c, const lt_model_config *cfg, int max_len) {

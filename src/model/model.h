@@ -247,6 +247,16 @@ void lt_model_add_lora(lt_model *m, const lt_lora_config *lc, uint64_t seed);
 lt_tensor *lt_model_forward(lt_graph *g, lt_model *m, int B, int T, const int32_t *tokens,
                             const int32_t *pos, const int32_t *doc, uint64_t dropout_seed);
 
+/* The training / evaluation loss of a packed micro-batch without its [B·T, V] logits: the same
+ * forward as lt_model_forward, then the LM head fused with cross-entropy in row blocks
+ * (lt_lm_head_cross_entropy) when the head is F32, else logits + lt_cross_entropy. targets I32
+ * [B, T] (-1 = no loss); `denominator` as lt_cross_entropy's (> 0: divide the summed NLL by it,
+ * e.g. the target count of a whole accumulated batch; 0: mean over this batch's targets).
+ * Returns [1]. */
+lt_tensor *lt_model_loss(lt_graph *g, lt_model *m, int B, int T, const int32_t *tokens,
+                         const int32_t *pos, const int32_t *doc, const int32_t *targets,
+                         float denominator, uint64_t dropout_seed);
+
 /* ---- KV-cached incremental forward (generation, batch 1) ---------------------------------- */
 
 typedef struct {

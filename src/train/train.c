@@ -43,12 +43,8 @@ lt_status lt_train_eval(lt_model *m, lt_loader *eval, int B, int T, int64_t max_
     for (int64_t i = 0; !end && (max_batches <= 0 || i < max_batches); i++) {
         if ((st = lt_loader_next(eval, &b, &end))) break;
         if (b.n_target_tokens == 0) continue;
-        int64_t N = (int64_t)b.B * b.T;
-        lt_tensor *logits = lt_model_forward(&g, m, b.B, b.T, b.tokens, b.pos, b.doc, 0);
-        lt_tensor *tg = lt_graph_tensor(&g, LT_I32, 1, &N);
-        memcpy(tg->data, b.targets, (size_t)N * sizeof(int32_t));
-        /* denominator 1: the op returns the summed NLL of this batch */
-        lt_tensor *loss = lt_cross_entropy(&g, logits, tg, NULL, 1.0f);
+        /* denominator 1: the loss is the summed NLL of this batch */
+        lt_tensor *loss = lt_model_loss(&g, m, b.B, b.T, b.tokens, b.pos, b.doc, b.targets, 1.0f, 0);
         sum += lt_f32(loss)[0];
         count += b.n_target_tokens;
         lt_arena_reset(&arena);
@@ -92,13 +88,9 @@ static lt_status run_step(stepper *s, int64_t step, double *loss_out, int64_t *t
     for (int a = 0; a < s->accum; a++) {
         lt_batch *b = &s->batches[a];
         if (b->n_target_tokens == 0) continue;
-        int64_t N = (int64_t)b->B * b->T;
         uint64_t dseed = s->seed ^ ((uint64_t)step * 0x100000001b3ull + (uint64_t)a + 1);
-        lt_tensor *logits = lt_model_forward(&s->g, s->m, b->B, b->T, b->tokens, b->pos, b->doc,
-                                             dseed);
-        lt_tensor *tg = lt_graph_tensor(&s->g, LT_I32, 1, &N);
-        memcpy(tg->data, b->targets, (size_t)N * sizeof(int32_t));
-        lt_tensor *l = lt_cross_entropy(&s->g, logits, tg, NULL, (float)total);
+        lt_tensor *l = lt_model_loss(&s->g, s->m, b->B, b->T, b->tokens, b->pos, b->doc,
+                                     b->targets, (float)total, dseed);
         loss += lt_f32(l)[0];
         lt_backward(&s->g, l, 1.0f);
         lt_graph_clear(&s->g);

@@ -12,7 +12,10 @@
 #include <math.h>
 #include <stdlib.h>
 
-#define LMCE_BR 32
+/* Rows per block: 256 rows × a 49152 vocabulary is a 48 MiB logits tile, large enough that the
+ * block's sgemm runs at full rate (32-row blocks ran it at a fraction), small next to the
+ * [N, V] logits the fused op exists to avoid. The tile comes from the step arena. */
+#define LMCE_BR 256
 
 void lt_cpu_lm_head_ce_forward(lt_graph *g, lt_node *n) {
     const float *x = lt_f32(n->in[0]);                                       // (N, D)
@@ -25,14 +28,17 @@ void lt_cpu_lm_head_ce_forward(lt_graph *g, lt_node *n) {
         n->saved[0] = lt_graph_tensor(g, LT_F32, 1, (int64_t[]){N});
         lse = lt_f32(n->saved[0]);
     }
-    float *z = lt_xmalloc((size_t)LMCE_BR * (size_t)(V > 0 ? V : 1) * sizeof(float)); // (BR, V)
+    float *z = lt_f32(lt_graph_tensor(g, LT_F32, 2, (int64_t[]){LMCE_BR, V > 0 ? V : 1})); // (BR, V)
+    double nll[LMCE_BR]; // per-row NLL of a block, summed in row order (deterministic)
     double total = 0.0;
     for (int64_t r0 = 0; r0 < N; r0 += LMCE_BR) {
         const int br = (int)(N - r0 < LMCE_BR ? N - r0 : LMCE_BR);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, br, (int)V, (int)D, 1.0f, x + r0 * D,
                     (int)D, W, (int)D, 0.0f, z, (int)V);
+#pragma omp parallel for schedule(static)
         for (int r = 0; r < br; r++) {
             const int64_t i = r0 + r;
+            nll[r] = 0.0;
             if (!lt_ce_counted(tgt, mask, i)) {
                 if (lse) lse[i] = 0.0f;
                 continue;
@@ -45,10 +51,10 @@ void lt_cpu_lm_head_ce_forward(lt_graph *g, lt_node *n) {
             for (int64_t c = 0; c < V; c++) s += expf(row[c] - m);
             const float l = m + logf(s);
             if (lse) lse[i] = l;
-            total += (double)l - (double)row[tgt[i]];
+            nll[r] = (double)l - (double)row[tgt[i]];
         }
+        for (int r = 0; r < br; r++) total += nll[r];
     }
-    free(z);
     const float den = lt_ce_denominator(n, N, tgt, mask);
     lt_f32(n->out)[0] = den > 0.0f ? (float)(total / den) : 0.0f;
 }
@@ -66,11 +72,12 @@ void lt_cpu_lm_head_ce_backward(lt_graph *g, lt_node *n) {
     const float c = lt_f32(n->out->grad)[0] / den;
     float *dx = tx->requires_grad ? lt_f32(lt_graph_grad(g, tx)) : NULL; // (N, D)
     float *dW = tW->requires_grad ? lt_f32(lt_graph_grad(g, tW)) : NULL; // (V, D)
-    float *z = lt_xmalloc((size_t)LMCE_BR * V * sizeof(float));          // (BR, V) → g
+    float *z = lt_f32(lt_graph_tensor(g, LT_F32, 2, (int64_t[]){LMCE_BR, V})); // (BR, V) → g
     for (int64_t r0 = 0; r0 < N; r0 += LMCE_BR) {
         const int br = (int)(N - r0 < LMCE_BR ? N - r0 : LMCE_BR);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, br, (int)V, (int)D, 1.0f, x + r0 * D,
                     (int)D, W, (int)D, 0.0f, z, (int)V);
+#pragma omp parallel for schedule(static)
         for (int r = 0; r < br; r++) {
             const int64_t i = r0 + r;
             float *row = z + (int64_t)r * V;
@@ -88,5 +95,4 @@ void lt_cpu_lm_head_ce_backward(lt_graph *g, lt_node *n) {
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)V, (int)D, br, 1.0f, z,
                         (int)V, x + r0 * D, (int)D, 1.0f, dW, (int)D);
     }
-    free(z);
 }
