@@ -83,6 +83,8 @@ struct lt_graph {
                                      * headers and nodes stay in `arena` */
 };
 
+/* A CPU graph recording into `arena` (borrowed; record = true). lt_graph_free releases the tape
+ * array only; NULL is fine. */
 void lt_graph_init(lt_graph *g, lt_arena *arena);
 void lt_graph_free(lt_graph *g);
 /* Forget the tape (does not touch the arena: reset it yourself, after the optimizer step). */

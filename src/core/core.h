@@ -54,6 +54,8 @@ _Noreturn void lt_assert_fail(const char *expr, const char *file, int line);
 /* ---- logging (stderr) --------------------------------------------------------------------- */
 
 typedef enum { LT_LOG_DEBUG = 0, LT_LOG_INFO, LT_LOG_WARN, LT_LOG_ERROR } lt_log_level;
+/* Messages below `level` are dropped (default LT_LOG_INFO); lt_log prints one line to stderr,
+ * prefixed "warning: " / "error: " by level. */
 void lt_log_set_level(lt_log_level level);
 void lt_log(lt_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 #define lt_info(...) lt_log(LT_LOG_INFO, __VA_ARGS__)
@@ -100,6 +102,7 @@ typedef enum {
     LT_DTYPE_COUNT
 } lt_dtype;
 
+/* "F32", "Q8_0", ...; "?" for an out-of-range value. */
 const char *lt_dtype_name(lt_dtype t);
 /* Elements per storage block (1 for plain types) and bytes per block. */
 int64_t lt_dtype_block_elems(lt_dtype t);
@@ -140,6 +143,7 @@ typedef struct lt_tensor {
     const void *quant;
 } lt_tensor;
 
+/* Element count (product of the ndim dims) and storage bytes (lt_dtype_nbytes of that count). */
 int64_t lt_tensor_numel(const lt_tensor *t);
 size_t lt_tensor_nbytes(const lt_tensor *t);
 /* Fill the shape fields; `ndim` values follow. */
@@ -164,6 +168,9 @@ typedef struct {
     size_t reserved;        /* bytes malloc'ed in all blocks */
 } lt_arena;
 
+/* init: no memory yet; blocks of block_size bytes (0 = 64 MiB) are malloc'ed on demand, larger
+ * for larger requests. free: releases every block (NULL is fine). reset: everything handed out
+ * becomes reusable, blocks are kept, `peak` survives. */
 void lt_arena_init(lt_arena *a, size_t block_size);
 void lt_arena_free(lt_arena *a);
 void lt_arena_reset(lt_arena *a);

@@ -133,6 +133,9 @@ typedef struct {
     size_t cap;
     void *event;  /* cudaEvent_t */
 } lt_dev_stager;
+/* init: cap bytes of pinned host memory and an event (the device must be initialized); LT_ERR_OOM
+ * when the memory cannot be pinned, LT_ERR_USAGE in a build without CUDA. free: releases both (a
+ * zeroed stager is fine). */
 lt_status lt_dev_stager_init(lt_dev_stager *s, size_t cap);
 void lt_dev_stager_free(lt_dev_stager *s);
 /* dst (device) <- src (host, n <= cap bytes). Waits for the previous upload through this stager

@@ -39,6 +39,7 @@ typedef enum {
 /* "peft", "gguf-adapter", "merged-safetensors", "merged-gguf", then NULL: the recipe's
  * output.exports choices and the CLI's --format values. */
 extern const char *const lt_export_format_names[LT_EXPORT_FORMAT_COUNT + 1];
+/* The name of one format, as in lt_export_format_names. */
 const char *lt_export_format_name(lt_export_format f);
 /* By name; LT_ERR_USAGE listing the names otherwise. */
 lt_status lt_export_format_from_name(lt_export_format *out, const char *name);

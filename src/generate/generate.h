@@ -22,6 +22,7 @@ typedef struct {
     uint64_t seed;
 } lt_generate_opts;
 
+/* Empty prompt, 256 tokens, temperature 0.8, top-p 0.9, seed 42, no chat. */
 lt_generate_opts lt_generate_defaults(void);
 
 /* Generate into `out` as tokens are produced (flushed per token), then write one '\n'.

@@ -120,6 +120,7 @@ void lt_gguf_tensor_to_f32(const lt_gguf_tensor *t, float *dst);
  * lt_gguf_writer_write returns. Misuse (NULL key, a dtype GGUF cannot hold, a row length that is
  * not a multiple of the block size, n_dims outside 1..4) is a bug: LT_ASSERT. */
 typedef struct lt_gguf_writer lt_gguf_writer;
+/* An empty writer (owned; release with lt_gguf_writer_free). */
 lt_gguf_writer *lt_gguf_writer_new(void);
 void lt_gguf_writer_free(lt_gguf_writer *w); /* NULL is fine */
 void lt_gguf_writer_set_u32(lt_gguf_writer *w, const char *key, uint32_t v);
@@ -193,6 +194,7 @@ void lt_st_tensor_to_f32(const lt_st_tensor *t, float *dst);
  * 0..4 and shape >= 0 (LT_ASSERT). write: LT_ERR_RUNTIME naming the tensor for a duplicate or
  * reserved ("__metadata__") name, LT_ERR_IO naming the path when the file cannot be written. */
 typedef struct lt_st_writer lt_st_writer;
+/* new: an empty writer (owned). free: releases it (NULL is fine); borrowed data is untouched. */
 lt_st_writer *lt_st_writer_new(void);
 void lt_st_writer_free(lt_st_writer *w);
 void lt_st_writer_add(lt_st_writer *w, const char *name, lt_dtype dtype, int ndim,

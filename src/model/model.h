@@ -265,6 +265,8 @@ typedef struct {
     float *k, *v; /* owned: [n_layer, max_len, n_kv_head, head_dim] */
 } lt_kv_cache;
 
+/* init: zeroed k and v for max_len positions of every layer (len = 0); LT_ERR_OOM naming the
+ * cache when they do not fit. free: releases them (a zeroed cache is fine). */
 lt_status lt_kv_cache_init(lt_kv_cache *c, const lt_model_config *cfg, int max_len);
 void lt_kv_cache_free(lt_kv_cache *c);
 

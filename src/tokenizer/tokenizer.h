@@ -24,6 +24,7 @@ typedef struct {
     uint8_t *mask;
     size_t n, cap;
 } lt_tokens;
+/* Append one id with its mask value, growing both buffers (aborts on host OOM). */
 void lt_tokens_push(lt_tokens *v, int32_t id, uint8_t mask);
 void lt_tokens_free(lt_tokens *v);
 

@@ -50,6 +50,9 @@ typedef struct {
     double t0;
     bool line_open; /* a live line is on screen */
 } lt_progress;
+/* init: steps count from start_step (a resumed run) to total. update: after each step; prints
+ * step, loss, lr, tokens/s, ETA, peak RSS and the last eval loss (NaN = none yet). note: one
+ * plain line, clearing a live one first. end: finishes the live line. */
 void lt_progress_init(lt_progress *p, int64_t start_step, int64_t total, int64_t log_every);
 void lt_progress_update(lt_progress *p, int64_t step, double loss, float lr, double tokens_per_s,
                         double eval_loss);

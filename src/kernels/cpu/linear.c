@@ -40,42 +40,26 @@ static int qlinear_tile_rows(int in_f, int out_f) {
     return rows < (size_t)out_f ? (int)rows : out_f;
 }
 
-/* y (N, out) = x (N, in) · Wᵀ, W (out, in) of any dtype lt_dequant_rows reads. */
-static void base_forward(const float *x, const lt_tensor *tW, int N, int in_f, int out_f,
-                         float *y) {
-    if (tW->dtype == LT_F32) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, out_f, in_f, 1.0f, x, in_f,
-                    lt_f32(tW), in_f, 0.0f, y, out_f);
-        return;
-    }
-    const int tile = qlinear_tile_rows(in_f, out_f);
-    float *w = lt_xmalloc((size_t)tile * in_f * sizeof(float)); // (tile, in)
+/* The base product over W (out, in) of any dtype lt_dequant_rows reads, tile by tile over W's
+ * rows (one tile, W itself, when it is F32):
+ *   forward:  y (N, out)  = x (N, in) · Wᵀ      (a = x, c = y)
+ *   backward: dx (N, in) += dy (N, out) · W     (a = dy, c = dx) */
+static void base_gemm(const lt_tensor *tW, int N, int in_f, int out_f, bool backward,
+                      const float *a, float *c) {
+    const bool f32 = tW->dtype == LT_F32;
+    const int tile = f32 ? out_f : qlinear_tile_rows(in_f, out_f);
+    float *w = f32 ? lt_f32(tW) : lt_xmalloc((size_t)tile * in_f * sizeof(float)); // (tile, in)
     for (int o0 = 0; o0 < out_f; o0 += tile) {
         const int rows = out_f - o0 < tile ? out_f - o0 : tile;
-        lt_dequant_rows(tW, o0, rows, w);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, rows, in_f, 1.0f, x, in_f, w,
-                    in_f, 0.0f, y + o0, out_f);
+        if (!f32) lt_dequant_rows(tW, o0, rows, w);
+        if (backward)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in_f, rows, 1.0f, a + o0,
+                        out_f, w, in_f, 1.0f, c, in_f);
+        else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, rows, in_f, 1.0f, a, in_f, w,
+                        in_f, 0.0f, c + o0, out_f);
     }
-    free(w);
-}
-
-/* dx (N, in) += dy (N, out) · W, W (out, in) of any dtype lt_dequant_rows reads. */
-static void base_backward_dx(const float *dy, const lt_tensor *tW, int N, int in_f, int out_f,
-                             float *dx) {
-    if (tW->dtype == LT_F32) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in_f, out_f, 1.0f, dy, out_f,
-                    lt_f32(tW), in_f, 1.0f, dx, in_f);
-        return;
-    }
-    const int tile = qlinear_tile_rows(in_f, out_f);
-    float *w = lt_xmalloc((size_t)tile * in_f * sizeof(float)); // (tile, in)
-    for (int o0 = 0; o0 < out_f; o0 += tile) {
-        const int rows = out_f - o0 < tile ? out_f - o0 : tile;
-        lt_dequant_rows(tW, o0, rows, w);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in_f, rows, 1.0f, dy + o0, out_f,
-                    w, in_f, 1.0f, dx, in_f);
-    }
-    free(w);
+    if (!f32) free(w);
 }
 
 /* y[i, :] += b for every row i. y (N, out), b (out). */
@@ -92,7 +76,7 @@ void lt_cpu_linear_forward(lt_graph *g, lt_node *n) {
     const int in_f = (int)tW->shape[1], out_f = (int)tW->shape[0];
     const int N = (int)(lt_tensor_numel(tx) / in_f);
 
-    base_forward(x, tW, N, in_f, out_f, y);
+    base_gemm(tW, N, in_f, out_f, false, x, y);
     if (n->n_in > 4 && n->in[4]) add_bias_rows(y, lt_f32(n->in[4]), N, out_f);
     if (!tA) return;
 
@@ -131,7 +115,7 @@ void lt_cpu_linear_backward(lt_graph *g, lt_node *n) {
     const int N = (int)(lt_tensor_numel(tx) / in_f);
 
     float *dx = tx->requires_grad ? lt_f32(lt_graph_grad(g, tx)) : NULL; // (N, in)
-    if (dx) base_backward_dx(dy, tW, N, in_f, out_f, dx);
+    if (dx) base_gemm(tW, N, in_f, out_f, true, dy, dx);
     if (tW->requires_grad) {
         LT_ASSERT(tW->dtype == LT_F32); /* a quantized base is frozen (lt_linear checks it) */
         float *dW = lt_f32(lt_graph_grad(g, tW)); // (out, in)
