@@ -185,7 +185,7 @@ int main(int argc, char **argv) {
             lt_tensor *q = lt_rope(&g, lt_reshape(&g, qkv[0], 4, q4), tp, S->rope_base);
             lt_tensor *k = lt_rope(&g, lt_reshape(&g, qkv[1], 4, k4), tp, S->rope_base);
             lt_tensor *v = lt_reshape(&g, qkv[2], 4, k4);
-            lt_tensor *a = lt_reshape(&g, lt_attention(&g, q, k, v, td), 2, f2);
+            lt_tensor *a = lt_reshape(&g, lt_attention(&g, q, k, v, td, 0), 2, f2);
             x = lt_add(&g, x, lt_linear(&g, a, W[l][3], &A[l][3], &Bt[l][3], 2.0f, 0.05f, (uint64_t)(it * 977 + l * 7 + 3)));
             h = lt_rmsnorm(&g, x, norms, 1e-5f);
             lt_tensor *gt = lt_linear(&g, h, W[l][4], &A[l][4], &Bt[l][4], 2.0f, 0.05f, (uint64_t)(it * 977 + l * 7 + 4));

@@ -37,6 +37,7 @@ typedef struct {
     uint64_t seed;        /* linear: dropout mask seed (mask is a pure function of seed, index) */
     float ce_denominator; /* cross_entropy: > 0 divides the summed NLL by this instead of the
                            * unmasked count (grad accumulation over a whole batch) */
+    int64_t window;       /* attention: sliding window in tokens (> 0), 0 = the whole prefix */
 } lt_op_params;
 
 #define LT_NODE_MAX_IN 5
@@ -172,9 +173,14 @@ lt_tensor *lt_rope(lt_graph *g, lt_tensor *x, lt_tensor *pos, lt_tensor *inv_fre
 
 /* Causal grouped-query attention with packed-document masking, softmax scale 1/sqrt(Dh).
  * q [B, Tq, Hq, Dh]; k, v [B, Tk, Hkv, Dh] with Tk >= Tq and Hq % Hkv == 0; query i sits at
- * absolute position Tk - Tq + i (Tq < Tk is the KV-cached generation case). doc I32 [B, Tk] or
- * NULL: a query attends only to keys at or before it with the same doc id. -> [B, Tq, Hq, Dh]. */
-lt_tensor *lt_attention(lt_graph *g, lt_tensor *q, lt_tensor *k, lt_tensor *v, lt_tensor *doc);
+ * absolute position t = Tk - Tq + i (Tq < Tk is the KV-cached generation case). doc I32 [B, Tk]
+ * or NULL: a query attends only to keys at or before it with the same doc id. window > 0 is
+ * sliding-window attention (Mistral, Qwen2, Gemma 2/3 local layers): key j is visible only when
+ * t - j < window, i.e. the query and the window - 1 keys before it, as transformers'
+ * masking_utils.sliding_window_overlay (kv_idx > q_idx - sliding_window); 0 = no window.
+ * -> [B, Tq, Hq, Dh]. */
+lt_tensor *lt_attention(lt_graph *g, lt_tensor *q, lt_tensor *k, lt_tensor *v, lt_tensor *doc,
+                        int64_t window);
 
 /* SwiGLU (arXiv 2002.05202): silu(gate) · up, elementwise. gate, up [..., F]. */
 lt_tensor *lt_swiglu(lt_graph *g, lt_tensor *gate, lt_tensor *up);

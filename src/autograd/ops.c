@@ -131,7 +131,8 @@ lt_tensor *lt_rope(lt_graph *g, lt_tensor *x, lt_tensor *pos, lt_tensor *inv_fre
     return out;
 }
 
-lt_tensor *lt_attention(lt_graph *g, lt_tensor *q, lt_tensor *k, lt_tensor *v, lt_tensor *doc) {
+lt_tensor *lt_attention(lt_graph *g, lt_tensor *q, lt_tensor *k, lt_tensor *v, lt_tensor *doc,
+                        int64_t window) {
     LT_ASSERT(is_act(g, q) && is_act(g, k) && is_act(g, v));
     LT_ASSERT(q->ndim == 4 && k->ndim == 4 && lt_tensor_same_shape(k, v));
     LT_ASSERT(q->shape[0] == k->shape[0] && q->shape[3] == k->shape[3]);
@@ -141,9 +142,11 @@ lt_tensor *lt_attention(lt_graph *g, lt_tensor *q, lt_tensor *k, lt_tensor *v, l
         LT_ASSERT(doc->dtype == LT_I32 && doc->ndim == 2);
         LT_ASSERT(doc->shape[0] == k->shape[0] && doc->shape[1] == k->shape[1]);
     }
+    LT_ASSERT(window >= 0);
     lt_tensor *out = lt_graph_tensor(g, act_dt(g), 4, q->shape);
     lt_tensor *in[4] = {q, k, v, doc};
-    lt_graph_apply(g, LT_OP_ATTENTION, 4, in, out, NULL);
+    lt_op_params p = {.window = window};
+    lt_graph_apply(g, LT_OP_ATTENTION, 4, in, out, &p);
     return out;
 }
 

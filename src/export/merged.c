@@ -187,6 +187,12 @@ lt_status lt_export_merged_gguf_file(const lt_export_src *src, const char *path,
     const lt_model *m = src->m;
     const lt_model_config *c = &m->cfg;
     const char *arch = lt_export__gguf_arch(c);
+    int swa_from, n_swa = lt_model_swa_layers(c, &swa_from);
+    if (n_swa > 0 && n_swa < c->n_layer)
+        return lt_error_set(LT_ERR_MODEL, "%s: cannot write a GGUF: %d of %d layers use a sliding "
+                            "window, and a GGUF's '%s.attention.sliding_window' applies to every "
+                            "layer; hint: export merged safetensors instead", path, n_swa,
+                            c->n_layer, arch);
     char key[128], prefix[32];
     snprintf(prefix, sizeof prefix, "%s.", arch);
 #define AKEY(k) (snprintf(key, sizeof key, "%s." k, arch), key)
@@ -228,7 +234,8 @@ lt_status lt_export_merged_gguf_file(const lt_export_src *src, const char *path,
         lt_gguf_writer_set_str(w, AKEY("rope.scaling.type"), "linear");
         lt_gguf_writer_set_f32(w, AKEY("rope.scaling.factor"), c->rope_scaling.factor);
     }
-    if (c->sliding_window > 0 && c->arch != LT_ARCH_LLAMA)
+    /* every layer slides (gguf_config.c reads the key that way) */
+    if (n_swa > 0)
         lt_gguf_writer_set_u32(w, AKEY("attention.sliding_window"), (uint32_t)c->sliding_window);
 #undef AKEY
     /* a GGUF base's tokenizer.* keys were carried over verbatim above; otherwise rebuild them */

@@ -134,49 +134,289 @@ static lt_status get_token_id(const char *path, json_t *o, const char *key, int 
     return LT_OK;
 }
 
-static lt_status parse_rope_scaling(const char *path, json_t *root, lt_model_config *c) {
-    json_t *rs = json_object_get(root, "rope_scaling");
-    c->rope_scaling.type = LT_ROPE_DEFAULT;
-    if (!rs || json_is_null(rs)) return LT_OK;
-    if (!json_is_object(rs)) return key_err(path, "rope_scaling", "expected an object or null");
+/* One RoPE dictionary: "rope_parameters" (transformers >= 5: rope_type, rope_theta and the
+ * scaling's own keys) or the older "rope_scaling" (rope_type, or "type" before transformers
+ * 4.45, and the scaling's keys; the base is the top-level rope_theta). `name` is the key, for
+ * messages. *theta receives rope_theta when the dictionary has one, else stays NAN. Scaling
+ * keys follow modeling_rope_utils.py: "linear" {factor}, "llama3" {factor, low_freq_factor,
+ * high_freq_factor, original_max_position_embeddings (transformers 5: max_position_embeddings,
+ * `ctx_default`, when absent)}; any other type is refused. */
+static lt_status parse_rope_dict(const char *path, const char *name, json_t *rs,
+                                 int ctx_default, lt_rope_scaling *s, double *theta) {
+    char key[96];
+#define RKEY(k) (snprintf(key, sizeof key, "%s.%s", name, k), key)
+    memset(s, 0, sizeof *s);
+    *theta = NAN;
+    if (!json_is_object(rs)) return key_err(path, name, "expected an object or null");
+    if (json_object_get(rs, "full_attention") || json_object_get(rs, "sliding_attention"))
+        return lt_error_set(LT_ERR_MODEL, "%s: %s: RoPE parameters per layer type (Gemma 3 style) "
+                            "are not supported by lathe's Llama, Mistral and Qwen2 decoders",
+                            path, name);
+    lt_status st;
+    if (json_object_get(rs, "rope_theta") &&
+        (st = get_num(path, rs, RKEY("rope_theta"), false, 10000.0, true, theta)))
+        return st;
+    double prf = 1.0;
+    if ((st = get_num(path, rs, RKEY("partial_rotary_factor"), false, 1.0, true, &prf))) return st;
+    if (prf != 1.0)
+        return lt_error_set(LT_ERR_MODEL, "%s: %s.partial_rotary_factor: %g (RoPE on part of each "
+                            "head) is not supported; lathe rotates whole heads", path, name, prf);
     const char *type = NULL;
     json_t *t = json_object_get(rs, "rope_type");
     if (!t || json_is_null(t)) t = json_object_get(rs, "type");
     if (json_is_string(t)) type = json_string_value(t);
-    if (!type)
-        return key_err(path, "rope_scaling.rope_type",
-                       "missing; expected \"default\", \"linear\" or \"llama3\"");
-    lt_rope_scaling *s = &c->rope_scaling;
-    double f;
-    lt_status st;
-    if (!strcmp(type, "default")) return LT_OK;
-    if (!strcmp(type, "linear")) {
-        if ((st = get_num(path, rs, "rope_scaling.factor", true, 1, true, &f))) return st;
-        s->type = LT_ROPE_LINEAR;
-        s->factor = (float)f;
-        return LT_OK;
-    }
-    if (!strcmp(type, "llama3")) {
-        double lo, hi;
-        int orig;
-        if ((st = get_num(path, rs, "rope_scaling.factor", true, 1, true, &f)) ||
-            (st = get_num(path, rs, "rope_scaling.low_freq_factor", true, 1, true, &lo)) ||
-            (st = get_num(path, rs, "rope_scaling.high_freq_factor", true, 4, true, &hi)) ||
-            (st = get_int(path, rs, "rope_scaling.original_max_position_embeddings", true, 0, 1,
-                          1 << 30, &orig)))
+    else if (t && !json_is_null(t)) return key_err(path, RKEY("rope_type"), "expected a string");
+    static const char *const common[] = {"rope_type", "type", "rope_theta",
+                                         "partial_rotary_factor", NULL};
+    static const char *const linear[] = {"factor", NULL};
+    static const char *const llama3[] = {"factor", "low_freq_factor", "high_freq_factor",
+                                         "original_max_position_embeddings", NULL};
+    const char *const *own = NULL;
+    double f, lo, hi;
+    int orig;
+    if (!type || !strcmp(type, "default")) {
+        /* transformers 5 reads a missing type as "default"; with a factor beside it the
+         * config meant some scaling, and guessing which would be silently wrong */
+        if (!type && json_object_get(rs, "factor"))
+            return key_err(path, RKEY("rope_type"),
+                           "missing beside a factor; expected \"linear\" or \"llama3\"");
+    } else if (!strcmp(type, "linear")) {
+        if ((st = get_num(path, rs, RKEY("factor"), true, 1, true, &f))) return st;
+        *s = (lt_rope_scaling){.type = LT_ROPE_LINEAR, .factor = (float)f};
+        own = linear;
+    } else if (!strcmp(type, "llama3")) {
+        if ((st = get_num(path, rs, RKEY("factor"), true, 1, true, &f)) ||
+            (st = get_num(path, rs, RKEY("low_freq_factor"), true, 1, true, &lo)) ||
+            (st = get_num(path, rs, RKEY("high_freq_factor"), true, 4, true, &hi)) ||
+            (st = get_int(path, rs, RKEY("original_max_position_embeddings"), false,
+                          ctx_default, 1, 1 << 30, &orig)))
             return st;
         if (!(hi > lo))
-            return lt_error_set(LT_ERR_MODEL, "%s: rope_scaling.high_freq_factor: %g must be "
-                                "greater than low_freq_factor %g", path, hi, lo);
-        s->type = LT_ROPE_LLAMA3;
-        s->factor = (float)f;
-        s->low_freq_factor = (float)lo;
-        s->high_freq_factor = (float)hi;
-        s->original_context = orig;
+            return lt_error_set(LT_ERR_MODEL, "%s: %s.high_freq_factor: %g must be greater than "
+                                "low_freq_factor %g", path, name, hi, lo);
+        *s = (lt_rope_scaling){LT_ROPE_LLAMA3, (float)f, (float)lo, (float)hi, orig};
+        own = llama3;
+    } else {
+        return lt_error_set(LT_ERR_MODEL, "%s: %s.rope_type: \"%s\" is not supported; lathe "
+                            "applies \"default\", \"linear\" and \"llama3\" (a model using \"%s\" "
+                            "would compute different positions)", path, name, type, type);
+    }
+    /* a key this type does not read could be a scaling lathe would silently drop */
+    const char *k;
+    json_t *v;
+    json_object_foreach(rs, k, v) {
+        bool known = false;
+        for (int i = 0; common[i] && !known; i++) known = !strcmp(k, common[i]);
+        for (int i = 0; own && own[i] && !known; i++) known = !strcmp(k, own[i]);
+        if (!known && !json_is_null(v))
+            lt_warn("%s: %s.%s is not read for rope_type \"%s\"; transformers ignores it too, but "
+                    "check that the model does not depend on it", path, name, k,
+                    type ? type : "default");
+    }
+#undef RKEY
+    return LT_OK;
+}
+
+static bool same_scaling(const lt_rope_scaling *a, const lt_rope_scaling *b) {
+    return a->type == b->type && a->factor == b->factor &&
+           a->low_freq_factor == b->low_freq_factor &&
+           a->high_freq_factor == b->high_freq_factor &&
+           a->original_context == b->original_context;
+}
+
+/* RoPE base and scaling from either spelling. transformers 5 keeps both in "rope_parameters";
+ * older configs have top-level "rope_theta" and "rope_scaling". A config carrying both
+ * spellings must say the same thing in each. */
+static lt_status parse_rope(const char *path, json_t *root, lt_model_config *c) {
+    lt_status st;
+    double top_theta;
+    if ((st = get_num(path, root, "rope_theta", false, NAN, true, &top_theta))) return st;
+    json_t *rp = json_object_get(root, "rope_parameters");
+    json_t *rsc = json_object_get(root, "rope_scaling");
+    lt_rope_scaling s_params = {0}, s_scaling = {0};
+    double th_params = NAN, th_scaling = NAN;
+    /* null and {} are absent (transformers: `rope_scaling or rope_parameters`) */
+    bool has_params = rp && !json_is_null(rp) && !(json_is_object(rp) && !json_object_size(rp));
+    bool has_scaling = rsc && !json_is_null(rsc) &&
+                       !(json_is_object(rsc) && !json_object_size(rsc));
+    if (has_params && (st = parse_rope_dict(path, "rope_parameters", rp, c->context_length,
+                                            &s_params, &th_params)))
+        return st;
+    if (has_scaling && (st = parse_rope_dict(path, "rope_scaling", rsc, c->context_length,
+                                             &s_scaling, &th_scaling)))
+        return st;
+    if (has_params && has_scaling && !same_scaling(&s_params, &s_scaling))
+        return lt_error_set(LT_ERR_MODEL, "%s: rope_parameters and rope_scaling describe different "
+                            "RoPE scalings; hint: keep one of the two spellings", path);
+    /* the base: every spelling present must agree */
+    double theta = NAN;
+    const char *theta_key = NULL;
+    const struct { double v; const char *key; } th[3] = {
+        {th_params, "rope_parameters.rope_theta"}, {top_theta, "rope_theta"},
+        {th_scaling, "rope_scaling.rope_theta"}};
+    for (int i = 0; i < 3; i++) {
+        if (isnan(th[i].v)) continue;
+        if (!isnan(theta) && (float)th[i].v != (float)theta)
+            return lt_error_set(LT_ERR_MODEL, "%s: %s = %g contradicts %s = %g; hint: keep one "
+                                "spelling of the RoPE base", path, th[i].key, th[i].v, theta_key,
+                                theta);
+        theta = th[i].v;
+        theta_key = th[i].key;
+    }
+    c->rope_base = isnan(theta) ? 10000.0f : (float)theta;
+    c->rope_scaling = has_params ? s_params : s_scaling;
+    return LT_OK;
+}
+
+/* Which layers use a sliding window, and its width, as transformers 5 decides it:
+ * configuration_mistral.py: every layer when sliding_window is set (absent: 4096; null: none);
+ * configuration_qwen2.py: sliding_window (absent: 4096) only with use_sliding_window, on layers
+ * >= max_window_layers (absent: 28), unless the config lists "layer_types", which then marks
+ * exactly the sliding layers. LlamaConfig has no sliding window: transformers ignores the key
+ * there, and so does lathe (with the unknown-key warning). */
+static lt_status parse_sliding(const char *path, json_t *root, lt_model_config *c) {
+    lt_status st;
+    int window = 0, from = 0;
+    if (c->arch == LT_ARCH_LLAMA) return LT_OK;
+    bool use = true;
+    if (c->arch == LT_ARCH_QWEN2 &&
+        ((st = get_bool(path, root, "use_sliding_window", false, &use)) ||
+         (st = get_int(path, root, "max_window_layers", false, 28, 0, LT_MAX_LAYERS, &from))))
+        return st;
+    /* both classes default sliding_window to 4096 when the key is absent; null means none */
+    json_t *sw = json_object_get(root, "sliding_window");
+    if (use && !json_is_null(sw) &&
+        (st = get_int(path, root, "sliding_window", false, 4096, 1, 1 << 30, &window)))
+        return st;
+    json_t *lt = json_object_get(root, "layer_types");
+    if (!lt || json_is_null(lt) || c->arch == LT_ARCH_MISTRAL) {
+        /* MistralConfig takes layer_types only to warn about it: every layer slides */
+        if (lt && !json_is_null(lt))
+            lt_warn("%s: layer_types is ignored for MistralForCausalLM, as transformers does: "
+                    "every layer uses sliding_window", path);
+        lt_model_set_swa(c, window, c->arch == LT_ARCH_QWEN2 ? from : 0);
         return LT_OK;
     }
-    return lt_error_set(LT_ERR_MODEL, "%s: rope_scaling.rope_type: \"%s\" is not supported; "
-                        "lathe applies \"default\", \"linear\" and \"llama3\"", path, type);
+    if (!json_is_array(lt) || (int)json_array_size(lt) != c->n_layer)
+        return lt_error_set(LT_ERR_MODEL, "%s: layer_types: expected a list of %d strings (one "
+                            "per layer)", path, c->n_layer);
+    lt_model_set_swa(c, window, c->n_layer); /* the width; no layer marked yet */
+    for (int l = 0; l < c->n_layer; l++) {
+        const char *t = json_string_value(json_array_get(lt, (size_t)l));
+        if (t && !strcmp(t, "full_attention")) continue;
+        if (!t || strcmp(t, "sliding_attention"))
+            return lt_error_set(LT_ERR_MODEL, "%s: layer_types[%d]: \"%s\" is not supported; lathe "
+                                "builds \"full_attention\" and \"sliding_attention\" layers", path,
+                                l, t ? t : "(not a string)");
+        if (window <= 0)
+            return lt_error_set(LT_ERR_MODEL, "%s: layer_types[%d] is \"sliding_attention\" but "
+                                "the config has no sliding_window (or use_sliding_window is "
+                                "false)", path, l);
+        c->swa_layers[l / 64] |= 1ull << (l % 64);
+    }
+    return LT_OK;
+}
+
+/* ---- keys lathe does not read ----------------------------------------------------------- */
+
+/* Keys the parser above reads (quantization_config: io/bnb.c). */
+static const char *const read_keys[] = {
+    "architectures", "model_type", "hidden_size", "num_hidden_layers", "num_attention_heads",
+    "intermediate_size", "vocab_size", "num_key_value_heads", "max_position_embeddings",
+    "head_dim", "rms_norm_eps", "rope_theta", "rope_scaling", "rope_parameters",
+    "tie_word_embeddings", "hidden_act", "mlp_bias", "attention_bias", "bos_token_id",
+    "eos_token_id", "torch_dtype", "dtype", "quantization_config", NULL};
+/* ... and only for these architectures (the others' transformers classes ignore them). */
+static const char *const sliding_keys[] = {"sliding_window", "layer_types", NULL};
+static const char *const qwen2_keys[] = {"use_sliding_window", "max_window_layers", NULL};
+
+/* Keys that never change the forward pass: bookkeeping, training-time dropout (lathe's dropout
+ * is LoRA's own), tokenizer ids and generation defaults of transformers' PretrainedConfig and
+ * GenerationConfig, which older config.json files carry. */
+static const char *const inert_keys[] = {
+    "transformers_version", "_name_or_path", "name_or_path", "auto_map", "use_cache",
+    "initializer_range", "attention_dropout", "pretraining_tp", "pad_token_id", "sep_token_id",
+    "decoder_start_token_id", "tokenizer_class", "return_dict", "output_hidden_states",
+    "output_attentions", "torchscript", "use_bfloat16", "tf_legacy_loss", "pruned_heads",
+    "chunk_size_feed_forward", "is_encoder_decoder", "is_decoder", "add_cross_attention",
+    "tie_encoder_decoder", "finetuning_task", "id2label", "label2id", "task_specific_params",
+    "problem_type", "prefix", "num_labels", "max_length", "min_length", "do_sample",
+    "early_stopping", "num_beams", "num_beam_groups", "diversity_penalty", "temperature", "top_k",
+    "top_p", "typical_p", "repetition_penalty", "length_penalty", "no_repeat_ngram_size",
+    "encoder_no_repeat_ngram_size", "bad_words_ids", "num_return_sequences",
+    "output_scores", "return_dict_in_generate", "forced_bos_token_id", "forced_eos_token_id",
+    "remove_invalid_values", "exponential_decay_length_penalty", "suppress_tokens",
+    "begin_suppress_tokens", "cross_attention_hidden_size", "_attn_implementation",
+    "attn_implementation", "_attn_implementation_autoset", "use_return_dict", "model_name",
+    "embd_pdrop", "resid_pdrop", "hidden_dropout", "hidden_dropout_prob", "attn_pdrop", NULL};
+
+/* Keys of other architectures that change the function: refused unless they hold the neutral
+ * value (null always is; otherwise `neutral`, NAN meaning "false" or nothing). */
+static const struct {
+    const char *key;
+    double neutral;
+    const char *what;
+} refused_keys[] = {
+    {"partial_rotary_factor", 1.0, "RoPE on part of each head"},
+    {"attn_logit_softcapping", NAN, "attention logit soft-capping (Gemma 2)"},
+    {"final_logit_softcapping", NAN, "final logit soft-capping (Gemma 2/3)"},
+    {"query_pre_attn_scalar", NAN, "a query scale other than 1/sqrt(head_dim) (Gemma 2/3)"},
+    {"num_experts", 0, "a mixture of experts"},
+    {"num_local_experts", 0, "a mixture of experts (Mixtral)"},
+    {"n_routed_experts", 0, "a mixture of experts (DeepSeek)"},
+    {"use_qk_norm", NAN, "RMSNorm on queries and keys"},
+    {"qk_layernorm", NAN, "LayerNorm on queries and keys"},
+    {"embedding_multiplier", 1.0, "scaled embeddings (Granite)"},
+    {"logits_scaling", 1.0, "scaled logits (Granite)"},
+    {"residual_multiplier", 1.0, "scaled residuals (Granite)"},
+    {"attention_multiplier", NAN, "a custom attention scale (Granite)"},
+    {"no_rope_layers", NAN, "layers without RoPE (SmolLM3)"},
+    {"attention_chunk_size", NAN, "chunked attention (Llama 4)"},
+    {"mrope_section", NAN, "multimodal RoPE (Qwen2-VL)"},
+};
+
+static bool in_list(const char *const *list, const char *k) {
+    for (int i = 0; list[i]; i++)
+        if (!strcmp(list[i], k)) return true;
+    return false;
+}
+
+/* Refuse keys that would change the function and were not applied; warn, in one line, about
+ * the keys lathe neither reads nor knows to be inert (one of them could matter). */
+static lt_status audit_keys(const char *path, json_t *root, const lt_model_config *c) {
+    char unknown[512] = "";
+    size_t n_unknown = 0, len = 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach(root, k, v) {
+        if (in_list(read_keys, k) || in_list(inert_keys, k)) continue;
+        if (c->arch != LT_ARCH_LLAMA && in_list(sliding_keys, k)) continue;
+        if (c->arch == LT_ARCH_QWEN2 && in_list(qwen2_keys, k)) continue;
+        bool handled = false;
+        for (size_t i = 0; i < sizeof refused_keys / sizeof refused_keys[0] && !handled; i++) {
+            if (strcmp(k, refused_keys[i].key)) continue;
+            handled = true;
+            double neutral = refused_keys[i].neutral;
+            bool is_neutral = json_is_null(v) || json_is_false(v) ||
+                              (json_is_number(v) && !isnan(neutral) &&
+                               json_number_value(v) == neutral) ||
+                              (json_is_array(v) && json_array_size(v) == 0);
+            if (!is_neutral)
+                return lt_error_set(LT_ERR_MODEL, "%s: %s: set, meaning %s, which lathe does not "
+                                    "apply; the model would compute a different function, so it "
+                                    "is refused", path, k, refused_keys[i].what);
+        }
+        if (handled || json_is_null(v)) continue;
+        n_unknown++;
+        if (len < sizeof unknown - 64)
+            len += (size_t)snprintf(unknown + len, sizeof unknown - len, "%s%s",
+                                    n_unknown > 1 ? ", " : "", k);
+    }
+    if (n_unknown)
+        lt_warn("%s: lathe does not read %zu key%s (%s); if one of them changes the model, lathe's "
+                "results differ from transformers'", path, n_unknown, n_unknown > 1 ? "s" : "",
+                unknown);
+    return LT_OK;
 }
 
 lt_status lt_hf_config_parse(lt_model_config *c, const char *path) {
@@ -258,8 +498,6 @@ lt_status lt_hf_config_parse(lt_model_config *c, const char *path) {
     double f;
     if ((st = get_num(path, root, "rms_norm_eps", false, 1e-6, true, &f))) goto done;
     c->rms_eps = (float)f;
-    if ((st = get_num(path, root, "rope_theta", false, 10000.0, true, &f))) goto done;
-    c->rope_base = (float)f;
     if ((st = get_bool(path, root, "tie_word_embeddings", false, &c->tied))) goto done;
 
     const char *act;
@@ -285,23 +523,9 @@ lt_status lt_hf_config_parse(lt_model_config *c, const char *path) {
         st = key_err(path, "attention_bias", "true is not supported for MistralForCausalLM");
         goto done;
     }
-    if ((st = parse_rope_scaling(path, root, c))) goto done;
+    if ((st = parse_rope(path, root, c))) goto done;
 
-    /* sliding windows: recorded, not applied (model.h explains why this warns) */
-    bool use_sw = c->arch == LT_ARCH_MISTRAL;
-    if (c->arch == LT_ARCH_QWEN2 &&
-        (st = get_bool(path, root, "use_sliding_window", false, &use_sw)))
-        goto done;
-    if (use_sw) {
-        if ((st = get_int(path, root, "sliding_window", false, 0, 1, 1 << 30,
-                          &c->sliding_window)))
-            goto done;
-        if (c->sliding_window > 0 && c->sliding_window < c->context_length)
-            lt_warn("%s: sliding_window: %d is shorter than max_position_embeddings %d; lathe "
-                    "attends over the whole causal prefix, so sequences longer than %d tokens "
-                    "differ from the reference", path, c->sliding_window, c->context_length,
-                    c->sliding_window);
-    }
+    if ((st = parse_sliding(path, root, c))) goto done;
 
     if ((st = get_token_id(path, root, "bos_token_id", c->vocab_size, &c->bos_id)) ||
         (st = get_token_id(path, root, "eos_token_id", c->vocab_size, &c->eos_id)))
@@ -311,6 +535,7 @@ lt_status lt_hf_config_parse(lt_model_config *c, const char *path) {
     if (!td && (st = get_str(path, root, "dtype", &td))) goto done; /* newer transformers */
     c->dtype = td && !strcmp(td, "bfloat16") ? LT_BF16 : td && !strcmp(td, "float16") ? LT_F16
                                                                                        : LT_F32;
+    st = audit_keys(path, root, c);
 done:
     json_decref(root);
     return st;
@@ -338,6 +563,11 @@ lt_status lt_hf_config_write(const lt_model_config *c, const char *path) {
         what = "Mistral has no attention biases";
     else if (c->arch == LT_ARCH_LLAMA && c->qkv_bias != c->o_bias)
         what = "Llama's attention_bias covers q/k/v and o_proj together";
+    int swa_from, n_swa = lt_model_swa_layers(c, &swa_from);
+    if (!what && c->arch == LT_ARCH_LLAMA && n_swa > 0)
+        what = "LlamaForCausalLM has no sliding window";
+    else if (!what && c->arch == LT_ARCH_MISTRAL && n_swa > 0 && n_swa < c->n_layer)
+        what = "MistralForCausalLM slides on every layer or none";
     if (what)
         return lt_error_set(LT_ERR_MODEL, "%s: cannot write config.json: %s, and this model "
                             "differs", path, what);
@@ -369,13 +599,21 @@ lt_status lt_hf_config_write(const lt_model_config *c, const char *path) {
     }
     if (c->arch == LT_ARCH_MISTRAL)
         json_object_set_new(o, "sliding_window",
-                            c->sliding_window > 0 ? json_integer(c->sliding_window) : json_null());
+                            n_swa > 0 ? json_integer(c->sliding_window) : json_null());
     if (c->arch == LT_ARCH_QWEN2) {
-        json_object_set_new(o, "use_sliding_window", json_boolean(c->sliding_window > 0));
-        json_object_set_new(o, "sliding_window", c->sliding_window > 0
-                                                     ? json_integer(c->sliding_window)
-                                                     : json_null());
-        json_object_set_new(o, "max_window_layers", json_integer(c->n_layer));
+        /* configuration_qwen2.py: layers >= max_window_layers slide when use_sliding_window */
+        json_object_set_new(o, "use_sliding_window", json_boolean(n_swa > 0));
+        json_object_set_new(o, "sliding_window", n_swa > 0 ? json_integer(c->sliding_window)
+                                                           : json_null());
+        json_object_set_new(o, "max_window_layers", json_integer(swa_from >= 0 ? swa_from : 0));
+    }
+    if (n_swa > 0 && swa_from < 0) { /* no suffix: name every layer's kind */
+        json_t *types = json_array();
+        for (int l = 0; l < c->n_layer; l++)
+            json_array_append_new(types, json_string(lt_model_layer_window(c, l)
+                                                         ? "sliding_attention"
+                                                         : "full_attention"));
+        json_object_set_new(o, "layer_types", types);
     }
     const lt_rope_scaling *s = &c->rope_scaling;
     if (s->type == LT_ROPE_DEFAULT) {

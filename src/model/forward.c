@@ -52,7 +52,7 @@ static lt_tensor *attn_block(lt_graph *g, lt_model *m, lt_layer *L, lt_tensor *x
         k->data = kl;
         v->data = vl;
     }
-    lt_tensor *a = lt_attention(g, q, k, v, doc);
+    lt_tensor *a = lt_attention(g, q, k, v, doc, lt_model_layer_window(c, hk->layer));
     int64_t sflat[2] = {(int64_t)B * T, (int64_t)c->n_head * c->head_dim};
     return proj(g, m, L, LT_MOD_O, lt_reshape(g, a, 2, sflat), seed + 4);
 }

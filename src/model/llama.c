@@ -1,5 +1,5 @@
-/* Llama-family decoder: config and weights from GGUF, the base-weight layout both loaders share
- * (model_impl.h), RoPE frequencies, LoRA attachment. Block structure (Touvron et al. 2023, arXiv
+/* Llama-family decoder: weights from GGUF (the config: gguf_config.c), the base-weight layout
+ * both loaders share (model_impl.h), RoPE frequencies, LoRA attachment. Block structure (Touvron et al. 2023, arXiv
  * 2302.13971): pre-RMSNorm attention with RoPE and GQA, residual, pre-RMSNorm SwiGLU MLP,
  * residual; final RMSNorm and LM head. */
 #include "model_impl.h"
@@ -18,104 +18,12 @@ static const char *const gguf_names[LT_MOD_COUNT] = {
     "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
 
 const char *lt_module_name(lt_module m) { return module_names[m]; }
+const char *lt_model_gguf_module(lt_module m) { return gguf_names[m]; }
 const char *lt_module_parent(lt_module m) { return m <= LT_MOD_O ? "self_attn" : "mlp"; }
 int lt_module_from_name(const char *name) {
     for (int i = 0; i < LT_MOD_COUNT; i++)
         if (!strcmp(name, module_names[i])) return i;
     return -1;
-}
-
-static lt_status need_int(const lt_gguf *g, const char *key, int64_t lo, int64_t hi, int *out) {
-    int64_t v;
-    if (!lt_gguf_get_int(g, key, &v))
-        return lt_error_set(LT_ERR_MODEL, "%s: missing or non-integer metadata key '%s'", g->path,
-                            key);
-    if (v < lo || v > hi)
-        return lt_error_set(LT_ERR_MODEL, "%s: metadata '%s' = %lld is outside [%lld, %lld]",
-                            g->path, key, (long long)v, (long long)lo, (long long)hi);
-    *out = (int)v;
-    return LT_OK;
-}
-
-lt_status lt_model_config_from_gguf(lt_model_config *c, const lt_gguf *g) {
-    memset(c, 0, sizeof *c);
-    c->arch = LT_ARCH_LLAMA;
-    c->dtype = LT_F32;
-    lt_gguf_str arch;
-    if (!lt_gguf_get_str(g, "general.architecture", &arch))
-        return lt_error_set(LT_ERR_MODEL, "%s: no 'general.architecture' key; is this a model "
-                            "GGUF?", g->path);
-    if (!lt_gguf_str_eq(arch, "llama"))
-        return lt_error_set(LT_ERR_MODEL, "%s: architecture '%.*s' is not supported; lathe "
-                            "reads 'llama' (Llama, SmolLM, Mistral-style) GGUF files", g->path,
-                            (int)(arch.len > 64 ? 64 : arch.len), arch.ptr);
-    lt_status st;
-    if ((st = need_int(g, "llama.block_count", 1, 1024, &c->n_layer)) ||
-        (st = need_int(g, "llama.embedding_length", 1, 1 << 20, &c->dim)) ||
-        (st = need_int(g, "llama.attention.head_count", 1, 4096, &c->n_head)) ||
-        (st = need_int(g, "llama.feed_forward_length", 1, 1 << 22, &c->ffn_dim)))
-        return st;
-    c->n_kv_head = c->n_head;
-    if (lt_gguf_find(g, "llama.attention.head_count_kv") &&
-        (st = need_int(g, "llama.attention.head_count_kv", 1, c->n_head, &c->n_kv_head)))
-        return st;
-    if (c->n_head % c->n_kv_head)
-        return lt_error_set(LT_ERR_MODEL, "%s: 'llama.attention.head_count_kv' = %d does not "
-                            "divide 'llama.attention.head_count' = %d", g->path, c->n_kv_head,
-                            c->n_head);
-    /* llama.cpp writes key_length only when head_dim differs from dim / n_head */
-    if (lt_gguf_find(g, "llama.attention.key_length")) {
-        if ((st = need_int(g, "llama.attention.key_length", 2, 1024, &c->head_dim))) return st;
-        int vlen = c->head_dim;
-        if (lt_gguf_find(g, "llama.attention.value_length") &&
-            (st = need_int(g, "llama.attention.value_length", 1, 1024, &vlen)))
-            return st;
-        if (vlen != c->head_dim)
-            return lt_error_set(LT_ERR_MODEL, "%s: 'llama.attention.value_length' = %d differs "
-                                "from 'llama.attention.key_length' = %d; lathe needs equal head "
-                                "sizes", g->path, vlen, c->head_dim);
-    } else {
-        if (c->dim % c->n_head)
-            return lt_error_set(LT_ERR_MODEL, "%s: 'llama.attention.head_count' = %d does not "
-                                "divide 'llama.embedding_length' = %d and no "
-                                "'llama.attention.key_length' gives the head size", g->path,
-                                c->n_head, c->dim);
-        c->head_dim = c->dim / c->n_head;
-    }
-    if (c->head_dim % 2)
-        return lt_error_set(LT_ERR_MODEL, "%s: head dimension %d is odd; RoPE needs pairs",
-                            g->path, c->head_dim);
-    int64_t iv = 0;
-    if (lt_gguf_get_int(g, "llama.rope.dimension_count", &iv) && iv != c->head_dim)
-        return lt_error_set(LT_ERR_MODEL, "%s: 'llama.rope.dimension_count' = %lld rotates part "
-                            "of each %d-wide head; lathe supports full-head RoPE only", g->path,
-                            (long long)iv, c->head_dim);
-    if (lt_gguf_get_int(g, "llama.context_length", &iv)) c->context_length = (int)iv;
-    double f;
-    c->rope_base = lt_gguf_get_float(g, "llama.rope.freq_base", &f) ? (float)f : 10000.0f;
-    c->rms_eps = lt_gguf_get_float(g, "llama.attention.layer_norm_rms_epsilon", &f)
-                     ? (float)f : 1e-5f;
-    /* llama.cpp rope scaling keys: type none/linear/yarn, factor (freq_scale = 1/factor) */
-    lt_gguf_str rs;
-    if (lt_gguf_get_str(g, "llama.rope.scaling.type", &rs) && !lt_gguf_str_eq(rs, "none")) {
-        if (!lt_gguf_str_eq(rs, "linear"))
-            return lt_error_set(LT_ERR_MODEL, "%s: 'llama.rope.scaling.type' = '%.*s' is not "
-                                "supported; lathe reads 'none' and 'linear'", g->path,
-                                (int)(rs.len > 32 ? 32 : rs.len), rs.ptr);
-        if (!lt_gguf_get_float(g, "llama.rope.scaling.factor", &f) || !(f > 0))
-            return lt_error_set(LT_ERR_MODEL, "%s: linear rope scaling needs a positive "
-                                "'llama.rope.scaling.factor'", g->path);
-        c->rope_scaling.type = LT_ROPE_LINEAR;
-        c->rope_scaling.factor = (float)f;
-    }
-    c->bos_id = lt_gguf_get_int(g, "tokenizer.ggml.bos_token_id", &iv) ? (int)iv : -1;
-    c->eos_id = lt_gguf_get_int(g, "tokenizer.ggml.eos_token_id", &iv) ? (int)iv : -1;
-    const lt_gguf_tensor *emb = lt_gguf_find_tensor(g, "token_embd.weight");
-    if (!emb)
-        return lt_error_set(LT_ERR_MODEL, "%s: tensor 'token_embd.weight' is missing", g->path);
-    c->vocab_size = (int)emb->ne[1];
-    c->tied = lt_gguf_find_tensor(g, "output.weight") == NULL;
-    return LT_OK;
 }
 
 /* An F32 header of `rows x cols` (cols == 0: a vector) with no data. */
@@ -144,6 +52,35 @@ int64_t lt_model_module_cols(const lt_model_config *c, lt_module k) {
     const int64_t Dq = (int64_t)c->n_head * c->head_dim;
     const int64_t cols[LT_MOD_COUNT] = {c->dim, c->dim, c->dim, Dq, c->dim, c->dim, c->ffn_dim};
     return cols[k];
+}
+
+int lt_model_layer_window(const lt_model_config *c, int l) {
+    return c->sliding_window > 0 && (c->swa_layers[l / 64] >> (l % 64) & 1) ? c->sliding_window
+                                                                            : 0;
+}
+
+void lt_model_set_swa(lt_model_config *c, int window, int from) {
+    memset(c->swa_layers, 0, sizeof c->swa_layers);
+    c->sliding_window = window;
+    if (window <= 0) {
+        c->sliding_window = 0;
+        return;
+    }
+    for (int l = from < 0 ? 0 : from; l < c->n_layer; l++)
+        c->swa_layers[l / 64] |= 1ull << (l % 64);
+}
+
+int lt_model_swa_layers(const lt_model_config *c, int *from) {
+    int n = 0, first = -1;
+    bool suffix = true;
+    for (int l = 0; l < c->n_layer; l++) {
+        bool on = lt_model_layer_window(c, l) > 0;
+        if (on && first < 0) first = l;
+        if (!on && first >= 0) suffix = false;
+        n += on;
+    }
+    *from = n == 0 ? c->n_layer : suffix ? first : -1;
+    return n;
 }
 
 bool lt_model_module_has_bias(const lt_model_config *c, lt_module k) {
@@ -291,6 +228,14 @@ static void gguf_tensor_name(char *buf, size_t n, int layer, int mod) {
     else snprintf(buf, n, "blk.%d.%s.weight", layer, gguf_names[mod]);
 }
 
+/* Heads to un-permute over for module k: llama.cpp permutes the q/k rows (weights and biases) of
+ * "llama" files for its interleaved RoPE (convert_hf_to_gguf.py LlamaModel.modify_tensors);
+ * "qwen2" files keep HF's rotate_half order (Qwen2Model, NEOX RoPE). 0 = no permutation. */
+static int qk_heads(const lt_model_config *c, int k) {
+    if (c->arch == LT_ARCH_QWEN2) return 0;
+    return k == LT_MOD_Q ? c->n_head : k == LT_MOD_K ? c->n_kv_head : 0;
+}
+
 lt_status lt_model_load_gguf(lt_model **out, const lt_gguf *g) {
     return lt_model_load_gguf_opts(out, g, NULL);
 }
@@ -321,8 +266,10 @@ lt_status lt_model_load_gguf_opts(lt_model **out, const lt_gguf *g, const lt_mod
         if ((st = load_tensor(g, name, &L->ffn_norm, &q, m, 0))) goto fail;
         for (int k = 0; k < LT_MOD_COUNT; k++) {
             snprintf(name, sizeof name, "blk.%d.%s.weight", l, gguf_names[k]);
-            int heads = k == LT_MOD_Q ? c->n_head : k == LT_MOD_K ? c->n_kv_head : 0;
-            if ((st = load_tensor(g, name, &L->w[k], &q, m, heads))) goto fail;
+            if ((st = load_tensor(g, name, &L->w[k], &q, m, qk_heads(c, k)))) goto fail;
+            if (!L->bias[k].data) continue;
+            snprintf(name, sizeof name, "blk.%d.%s.bias", l, gguf_names[k]);
+            if ((st = load_tensor(g, name, &L->bias[k], &q, m, qk_heads(c, k)))) goto fail;
         }
     }
     lt_qload_end(&q, m, LT_OK);

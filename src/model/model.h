@@ -16,6 +16,9 @@
 #include "../tokenizer/tokenizer.h"
 
 
+/* The most decoder layers a config may have (HF num_hidden_layers, GGUF <arch>.block_count). */
+#define LT_MAX_LAYERS 1024
+
 /* Decoder families lathe builds; they differ only in config keys and which projections carry a
  * bias (transformers modeling_llama.py, modeling_mistral.py, modeling_qwen2.py). */
 typedef enum { LT_ARCH_LLAMA = 0, LT_ARCH_MISTRAL, LT_ARCH_QWEN2 } lt_arch;
@@ -50,14 +53,24 @@ typedef struct {
     bool tied;          /* lm_head shares the token embedding (no lm_head / output.weight) */
     bool qkv_bias;      /* q/k/v projections carry a bias (Qwen2; Llama attention_bias) */
     bool o_bias;        /* o_proj carries a bias (Llama attention_bias only) */
-    int sliding_window; /* Mistral / Qwen2 sliding-window attention width, 0 = none. Recorded for
-                         * config.json round trips, not applied: lathe attends over the whole
-                         * causal prefix, which equals the reference only while sequences are at
-                         * most this long (the HF loader warns when the window is shorter than
-                         * max_position_embeddings) */
+    int sliding_window; /* sliding-window attention width in tokens, 0 = none: a query sees
+                         * itself and the sliding_window - 1 tokens before it (lt_attention) on
+                         * the layers marked in swa_layers */
+    uint64_t swa_layers[LT_MAX_LAYERS / 64]; /* bit l: layer l uses sliding_window (Mistral:
+                                              * every layer; Qwen2: layer >= max_window_layers
+                                              * when use_sliding_window; or HF layer_types) */
     int bos_id, eos_id; /* bos_token_id / eos_token_id, -1 when unknown */
     lt_dtype dtype;     /* storage dtype of the source weights (torch_dtype): F32, F16 or BF16 */
 } lt_model_config;
+
+/* The sliding window of layer l: c->sliding_window when l is a sliding layer, else 0 (attend
+ * over the whole causal prefix). */
+int lt_model_layer_window(const lt_model_config *c, int l);
+/* Mark layers [from, n_layer) as sliding layers of width `window` (window 0 clears them all). */
+void lt_model_set_swa(lt_model_config *c, int window, int from);
+/* The number of sliding layers, and in *from the first layer of the suffix they form when they
+ * are exactly layers [*from, n_layer) (else *from = -1). */
+int lt_model_swa_layers(const lt_model_config *c, int *from);
 
 /* The seven adapter-able projections, in Hugging Face naming order. */
 typedef enum {

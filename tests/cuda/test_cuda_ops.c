@@ -287,8 +287,9 @@ static lt_tensor *b_swiglu(lt_graph *g, lt_tensor **in, void *c) { (void)c; retu
 static lt_tensor *b_rms(lt_graph *g, lt_tensor **in, void *c) { (void)c; return lt_rmsnorm(g, in[0], in[1], 1e-5f); }
 static lt_tensor *b_rope(lt_graph *g, lt_tensor **in, void *c) { (void)c; return lt_rope(g, in[0], in[1], in[2]); }
 static lt_tensor *b_emb(lt_graph *g, lt_tensor **in, void *c) { (void)c; return lt_embedding(g, in[0], in[1]); }
+/* c: the sliding window (int64_t *), 0 = none */
 static lt_tensor *b_att(lt_graph *g, lt_tensor **in, void *c) {
-    return lt_attention(g, in[0], in[1], in[2], c ? in[3] : NULL);
+    return lt_attention(g, in[0], in[1], in[2], in[3], *(const int64_t *)c);
 }
 typedef struct { float scale, p; bool lora; } lin_ctx;
 static lt_tensor *b_lin(lt_graph *g, lt_tensor **in, void *c) {
@@ -354,16 +355,19 @@ static void dev_tests(void) {
         run_case(nm[k], L, k ? 4 : 2, b_lin, &c, TOL_BF16_FWD, TOL_BF16_BWD);
         for (int i = 0; i < 4; i++) leaf_free(&L[i]);
     }
-    /* attention: GQA, KV offset, packed documents, Dh 40 and 128 */
-    for (int k = 0; k < 3; k++) {
-        const int64_t B = 2, Tq = k == 1 ? 21 : 70, Tk = 70, Hq = 4, Hkv = 2, Dh = k == 2 ? 128 : 40;
+    /* attention: GQA, KV offset, packed documents, Dh 40 and 128; sliding window 29 (several
+     * key tiles skipped, with and without a KV offset) */
+    for (int k = 0; k < 5; k++) {
+        const int64_t B = 2, Tq = k == 1 || k == 4 ? 21 : 70, Tk = 70, Hq = 4, Hkv = 2,
+                      Dh = k == 2 ? 128 : 40, window = k >= 3 ? 29 : 0;
         leaf_make(&L[0], LT_F32, LT_BF16, 4, (int64_t[]){B, Tq, Hq, Dh}, true, -1.5, 1.5);
         leaf_make(&L[1], LT_F32, LT_BF16, 4, (int64_t[]){B, Tk, Hkv, Dh}, true, -1.5, 1.5);
         leaf_make(&L[2], LT_F32, LT_BF16, 4, (int64_t[]){B, Tk, Hkv, Dh}, true, -1.5, 1.5);
         leaf_make(&L[3], LT_I32, LT_I32, 2, (int64_t[]){B, Tk}, false, 0, 0);
         for (int64_t i = 0; i < B * Tk; i++) ((int32_t *)L[3].cpu.data)[i] = (int32_t)((i % Tk) / 23);
-        const char *nm[3] = {"attention_doc", "attention_kv_offset", "attention_dh128"};
-        run_case(nm[k], L, 4, b_att, (void *)1, TOL_BF16_FWD, TOL_BF16_BWD);
+        const char *nm[5] = {"attention_doc", "attention_kv_offset", "attention_dh128",
+                             "attention_window", "attention_window_kv_offset"};
+        run_case(nm[k], L, 4, b_att, (void *)&window, TOL_BF16_FWD, TOL_BF16_BWD);
         for (int i = 0; i < 4; i++) leaf_free(&L[i]);
     }
     /* cross-entropy on bf16 logits, and fused with the LM head (vocab > one chunk) */
@@ -419,7 +423,8 @@ static void dev_tests(void) {
 
 static const char *dev_names[] = {"add", "swiglu", "rmsnorm", "rope", "embedding", "linear",
                                   "linear_lora", "linear_lora_dropout", "attention_doc",
-                                  "attention_kv_offset", "attention_dh128", "cross_entropy",
+                                  "attention_kv_offset", "attention_dh128", "attention_window",
+                                  "attention_window_kv_offset", "cross_entropy",
                                   "cross_entropy_den", "lm_head_ce", "lm_head_ce_chunked",
                                   "adamw_norm"};
 

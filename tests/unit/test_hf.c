@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 #include <math.h>
+#include <fcntl.h>
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
@@ -356,6 +357,10 @@ static void expect_cfg_eq(const lt_model_config *a, const lt_model_config *b, in
     F(sliding_window); F(bos_id); F(eos_id); F(dtype); F(rope_scaling.type);
     F(rope_scaling.factor); F(rope_scaling.low_freq_factor); F(rope_scaling.high_freq_factor);
     F(rope_scaling.original_context);
+    for (int l = 0; l < a->n_layer; l++)
+        cr_expect(lt_model_layer_window(a, l) == lt_model_layer_window(b, l),
+                  "config %d: layer %d window %d became %d in a round trip", i, l,
+                  lt_model_layer_window(b, l), lt_model_layer_window(a, l));
 #undef F
 }
 
@@ -372,7 +377,7 @@ Test(hf, config_write_round_trip, .init = setup, .fini = teardown) {
     cs[1].rms_eps = 1e-6f;
     cs[1].rope_scaling = (lt_rope_scaling){LT_ROPE_LINEAR, 4.0f, 0, 0, 0};
     cs[2].arch = LT_ARCH_MISTRAL;
-    cs[2].sliding_window = 4096; /* >= context: no warning */
+    lt_model_set_swa(&cs[2], 4096, 0); /* every layer, as MistralConfig */
     cs[2].bos_id = cs[2].eos_id = -1;
     cs[2].dtype = LT_F16;
     for (int i = 0; i < 3; i++) {
@@ -751,4 +756,166 @@ Test(hf, bad_no_weights, .init = setup, .fini = teardown) {
     write_config(&c, dir);
     lt_model *m = NULL;
     expect_msg(lt_model_load(&m, NULL, dir), dir, "model.safetensors");
+}
+
+/* ---- never silently wrong: keys that change the function ---------------------------------- */
+
+static lt_status parse_with(const char *extra, lt_model_config *c) {
+    char text[2048], p[512];
+    snprintf(text, sizeof text, base_json, extra);
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    write_text(p, text);
+    return lt_hf_config_parse(c, p);
+}
+
+/* Parse with stderr captured; returns what was logged (malloc'ed). */
+static char *parse_logged(const char *extra, lt_status *st, lt_model_config *c) {
+    char log[600];
+    snprintf(log, sizeof log, "%s/stderr.txt", dir);
+    fflush(stderr);
+    int saved = dup(2), fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    cr_assert(saved >= 0 && fd >= 0);
+    dup2(fd, 2);
+    *st = parse_with(extra, c);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(fd);
+    close(saved);
+    char *text;
+    size_t n;
+    cr_assert_eq(lt_read_file(log, &text, &n), LT_OK);
+    return text;
+}
+
+Test(hf, refuses_keys_that_change_the_function, .init = setup, .fini = teardown) {
+    static const char *const cases[][2] = {
+        {", \"attn_logit_softcapping\": 50.0", "attn_logit_softcapping"},
+        {", \"final_logit_softcapping\": 30.0", "final_logit_softcapping"},
+        {", \"partial_rotary_factor\": 0.5", "partial_rotary_factor"},
+        {", \"num_local_experts\": 8", "num_local_experts"},
+        {", \"use_qk_norm\": true", "use_qk_norm"},
+        {", \"query_pre_attn_scalar\": 256", "query_pre_attn_scalar"},
+        {", \"rope_parameters\": {\"rope_type\": \"yarn\", \"factor\": 4.0}", "yarn"},
+        {", \"rope_parameters\": {\"rope_type\": \"default\", \"partial_rotary_factor\": 0.25}",
+         "partial_rotary_factor"},
+        {", \"rope_parameters\": {\"full_attention\": {\"rope_type\": \"default\"}, "
+         "\"sliding_attention\": {\"rope_type\": \"default\"}}", "per layer type"},
+        {", \"rope_scaling\": {\"factor\": 4.0}", "rope_type"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        lt_model_config c;
+        cr_expect_eq(parse_with(cases[i][0], &c), LT_ERR_MODEL, "accepted: %s", cases[i][0]);
+        cr_expect(strstr(lt_error_message(), cases[i][1]) != NULL, "%s: message '%s' does not "
+                  "name %s", cases[i][0], lt_error_message(), cases[i][1]);
+        cr_expect(strstr(lt_error_message(), "config.json") != NULL, "%s", lt_error_message());
+    }
+    /* their neutral values are the model lathe builds */
+    lt_model_config c;
+    cr_expect_eq(parse_with(", \"partial_rotary_factor\": 1.0, \"final_logit_softcapping\": null,"
+                            " \"num_local_experts\": 0, \"use_qk_norm\": false", &c),
+                 LT_OK, "%s", lt_error_message());
+}
+
+/* transformers 5 keeps RoPE in rope_parameters; older configs in rope_theta + rope_scaling. Both
+ * spellings give the same config, and a config whose two spellings disagree is refused. */
+Test(hf, rope_parameters_and_legacy_spelling, .init = setup, .fini = teardown) {
+    lt_model_config a, b;
+    cr_assert_eq(parse_with(", \"rope_parameters\": {\"rope_type\": \"llama3\", \"rope_theta\": "
+                            "500000.0, \"factor\": 8.0, \"low_freq_factor\": 1.0, "
+                            "\"high_freq_factor\": 4.0, \"original_max_position_embeddings\": "
+                            "8192}", &a), LT_OK, "%s", lt_error_message());
+    cr_expect_eq(a.rope_base, 500000.0f, "rope_parameters.rope_theta was not applied");
+    cr_expect_eq(a.rope_scaling.type, LT_ROPE_LLAMA3);
+    cr_expect_eq(a.rope_scaling.factor, 8.0f);
+    cr_expect_eq(a.rope_scaling.original_context, 8192);
+    cr_assert_eq(parse_with(", \"rope_theta\": 500000.0, \"rope_scaling\": {\"rope_type\": "
+                            "\"llama3\", \"factor\": 8.0, \"low_freq_factor\": 1.0, "
+                            "\"high_freq_factor\": 4.0, \"original_max_position_embeddings\": "
+                            "8192}", &b), LT_OK, "%s", lt_error_message());
+    cr_expect(a.rope_base == b.rope_base && a.rope_scaling.type == b.rope_scaling.type &&
+              a.rope_scaling.factor == b.rope_scaling.factor);
+    /* both spellings at once, agreeing (as transformers 5 accepts): fine */
+    cr_expect_eq(parse_with(", \"rope_theta\": 1e6, \"rope_parameters\": {\"rope_type\": "
+                            "\"default\", \"rope_theta\": 1e6}", &a), LT_OK, "%s",
+                 lt_error_message());
+    cr_expect_eq(a.rope_base, 1e6f);
+    /* llama3 without original_max_position_embeddings: transformers 5 uses
+     * max_position_embeddings */
+    cr_expect_eq(parse_with(", \"max_position_embeddings\": 4096, \"rope_parameters\": "
+                            "{\"rope_type\": \"llama3\", \"rope_theta\": 1e4, \"factor\": 8.0, "
+                            "\"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0}", &a), LT_OK,
+                 "%s", lt_error_message());
+    cr_expect_eq(a.rope_scaling.original_context, 4096);
+    /* disagreements are refused, naming both keys */
+    cr_expect_eq(parse_with(", \"rope_theta\": 10000.0, \"rope_parameters\": {\"rope_type\": "
+                            "\"default\", \"rope_theta\": 500000.0}", &a), LT_ERR_MODEL);
+    cr_expect(strstr(lt_error_message(), "rope_parameters.rope_theta") &&
+              strstr(lt_error_message(), "rope_theta = "), "%s", lt_error_message());
+    cr_expect_eq(parse_with(", \"rope_scaling\": {\"rope_type\": \"linear\", \"factor\": 2.0}, "
+                            "\"rope_parameters\": {\"rope_type\": \"default\", \"rope_theta\": "
+                            "1e4}", &a), LT_ERR_MODEL);
+    cr_expect(strstr(lt_error_message(), "rope_scaling"), "%s", lt_error_message());
+}
+
+Test(hf, unknown_keys_warn_by_name, .init = setup, .fini = teardown) {
+    lt_status st;
+    lt_model_config c;
+    char *log = parse_logged(", \"use_cache\": true, \"transformers_version\": \"5.0\", "
+                             "\"mystery_scale\": 2.0, \"sliding_window\": 16", &st, &c);
+    cr_expect_eq(st, LT_OK, "%s", lt_error_message());
+    cr_expect(strstr(log, "mystery_scale") != NULL, "no warning naming the key: '%s'", log);
+    cr_expect(strstr(log, "sliding_window") != NULL,
+              "LlamaForCausalLM ignores sliding_window (as transformers does) and says so: '%s'",
+              log);
+    cr_expect(strstr(log, "use_cache") == NULL, "inert keys are not warned about: '%s'", log);
+    cr_expect_eq(lt_model_layer_window(&c, 0), 0);
+    free(log);
+}
+
+/* Sliding windows as transformers 5 resolves them (configuration_mistral.py, _qwen2.py). */
+Test(hf, sliding_window_layers, .init = setup, .fini = teardown) {
+    char p[512], text[2048];
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    const char *head = "{\"architectures\": [\"%s\"], \"hidden_size\": 32, \"intermediate_size\": 48,"
+                       " \"num_attention_heads\": 4, \"num_key_value_heads\": 2, "
+                       "\"num_hidden_layers\": 4, \"vocab_size\": 50%s}";
+    static const struct {
+        const char *arch, *extra;
+        int w[4];
+    } cases[] = {
+        {"MistralForCausalLM", "", {4096, 4096, 4096, 4096}}, /* absent: the class default */
+        {"MistralForCausalLM", ", \"sliding_window\": null", {0, 0, 0, 0}},
+        {"MistralForCausalLM", ", \"sliding_window\": 8", {8, 8, 8, 8}},
+        {"Qwen2ForCausalLM", ", \"sliding_window\": 8", {0, 0, 0, 0}}, /* not used */
+        {"Qwen2ForCausalLM", ", \"use_sliding_window\": true, \"sliding_window\": 8, "
+                             "\"max_window_layers\": 2", {0, 0, 8, 8}},
+        {"Qwen2ForCausalLM", ", \"use_sliding_window\": true, \"sliding_window\": 8, "
+                             "\"max_window_layers\": 2, \"layer_types\": [\"sliding_attention\", "
+                             "\"full_attention\", \"sliding_attention\", \"full_attention\"]",
+         {8, 0, 8, 0}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(text, sizeof text, head, cases[i].arch, cases[i].extra);
+        write_text(p, text);
+        lt_model_config c;
+        cr_assert_eq(lt_hf_config_parse(&c, p), LT_OK, "case %zu: %s", i, lt_error_message());
+        for (int l = 0; l < 4; l++)
+            cr_expect_eq(lt_model_layer_window(&c, l), cases[i].w[l], "case %zu layer %d", i, l);
+        /* and the config.json lathe writes says the same */
+        char q[600];
+        snprintf(q, sizeof q, "%s/written.json", dir);
+        cr_assert_eq(lt_hf_config_write(&c, q), LT_OK, "%s", lt_error_message());
+        lt_model_config back;
+        cr_assert_eq(lt_hf_config_parse(&back, q), LT_OK, "%s", lt_error_message());
+        for (int l = 0; l < 4; l++)
+            cr_expect_eq(lt_model_layer_window(&back, l), cases[i].w[l],
+                         "case %zu layer %d after a write", i, l);
+    }
+    snprintf(text, sizeof text, head, "Qwen2ForCausalLM",
+             ", \"layer_types\": [\"sliding_attention\", \"full_attention\", \"full_attention\", "
+             "\"full_attention\"]");
+    write_text(p, text);
+    lt_model_config c;
+    cr_expect_eq(lt_hf_config_parse(&c, p), LT_ERR_MODEL, "a sliding layer without a window");
+    cr_expect(strstr(lt_error_message(), "layer_types[0]"), "%s", lt_error_message());
 }

@@ -557,13 +557,15 @@ Test(ops, rope) {
 
 typedef struct {
     lt_tensor *q, *k, *v, *doc;
+    int64_t window; /* sliding window, 0 = none */
 } att_ctx;
 static lt_tensor *att_build(lt_graph *g, void *c) {
     att_ctx *a = c;
-    return lt_attention(g, a->q, a->k, a->v, a->doc);
+    return lt_attention(g, a->q, a->k, a->v, a->doc, a->window);
 }
 
-/* Plain softmax attention in float64 with the causal, KV-offset and document masks. */
+/* Plain softmax attention in float64 with the causal, KV-offset, sliding-window and document
+ * masks (a window w keeps keys j with t - j < w: transformers' sliding_window_overlay). */
 static void ref_attention(const att_ctx *a, double *o) {
     const int64_t B = a->q->shape[0], Tq = a->q->shape[1], Hq = a->q->shape[2], Dh = a->q->shape[3];
     const int64_t Tk = a->k->shape[1], Hkv = a->k->shape[2], off = Tk - Tq;
@@ -577,7 +579,8 @@ static void ref_attention(const att_ctx *a, double *o) {
                 int64_t t = off + i;
                 double m = -INFINITY;
                 for (int64_t j = 0; j < Tk; j++) {
-                    bool vis = j <= t && (!doc || doc[b * Tk + j] == doc[b * Tk + t]);
+                    bool vis = j <= t && (!a->window || t - j < a->window) &&
+                               (!doc || doc[b * Tk + j] == doc[b * Tk + t]);
                     if (!vis) {
                         s[j] = -INFINITY;
                         continue;
@@ -610,6 +613,7 @@ static att_ctx att_make(tl_rng *r, int64_t B, int64_t Tq, int64_t Tk, int64_t Hq
     a.k = leaf_f32(r, 4, (int64_t[]){B, Tk, Hkv, Dh}, true);
     a.v = leaf_f32(r, 4, (int64_t[]){B, Tk, Hkv, Dh}, true);
     a.doc = NULL;
+    a.window = 0;
     if (with_doc) {
         a.doc = tl_leaf(LT_I32, 2, (int64_t[]){B, Tk}, false);
         for (int64_t b = 0; b < B; b++) /* row b: documents of lengths 3 + b, then 4, then rest */
@@ -620,10 +624,11 @@ static att_ctx att_make(tl_rng *r, int64_t B, int64_t Tq, int64_t Tk, int64_t Hq
 }
 static void att_free(att_ctx *a) { tl_free(a->q), tl_free(a->k), tl_free(a->v), tl_free(a->doc); }
 
-static void attention_case(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, int64_t Dh,
-                           bool with_doc, uint64_t seed) {
+static void attention_case_w(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv,
+                             int64_t Dh, bool with_doc, int64_t window, uint64_t seed) {
     tl_rng r = {seed};
     att_ctx a = att_make(&r, B, Tq, Tk, Hq, Hkv, Dh, with_doc);
+    a.window = window;
     fixture f;
     fx_init(&f);
     lt_tensor *o = att_build(&f.g, &a);
@@ -631,14 +636,19 @@ static void attention_case(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_
     double *ref = malloc((size_t)no * sizeof(double));
     ref_attention(&a, ref);
     double e = tl_rel_err(lt_f32(o), ref, no);
-    cr_expect(e < TOL_FWD, "attention forward rel err %.3g (Tq %ld Tk %ld Hkv %ld doc %d)", e,
-              (long)Tq, (long)Tk, (long)Hkv, with_doc);
+    cr_expect(e < TOL_FWD, "attention forward rel err %.3g (Tq %ld Tk %ld Hkv %ld doc %d window "
+              "%ld)", e, (long)Tq, (long)Tk, (long)Hkv, with_doc, (long)window);
     free(ref);
     fx_free(&f);
     lt_tensor *leaves[3] = {a.q, a.k, a.v};
     tl_gc_result res = tl_gradcheck(att_build, &a, leaves, 3, NULL, 0, seed + 1, FD_H, 0);
     check_grads(&res, leaves, (const char *[]){"q", "k", "v"}, 3);
     att_free(&a);
+}
+
+static void attention_case(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv, int64_t Dh,
+                           bool with_doc, uint64_t seed) {
+    attention_case_w(B, Tq, Tk, Hq, Hkv, Dh, with_doc, 0, seed);
 }
 
 Test(ops, attention_gqa) {
@@ -654,6 +664,38 @@ Test(ops, attention_kv_offset) { attention_case(2, 4, 9, 6, 2, 8, true, 25); }
 Test(ops, attention_multi_block) {
     /* more query rows than one block of the CPU kernel (64), with a KV offset and documents */
     attention_case(1, 70, 75, 2, 1, 4, true, 26);
+}
+
+Test(ops, attention_sliding_window) {
+    attention_case_w(2, 9, 9, 6, 2, 8, false, 3, 61);  /* window shorter than the row */
+    attention_case_w(2, 9, 9, 6, 3, 8, true, 2, 62);   /* window and documents together */
+    attention_case_w(2, 4, 9, 6, 2, 8, true, 3, 63);   /* KV offset (cached generation) */
+    attention_case_w(1, 9, 9, 2, 1, 4, false, 1, 64);  /* window 1: each query sees itself */
+    attention_case_w(1, 9, 9, 2, 1, 4, false, 9, 65);  /* window = row: no key is cut */
+    /* several 64-row CPU blocks: later blocks start at a key j0 > 0 */
+    attention_case_w(1, 150, 150, 2, 1, 4, true, 20, 66);
+}
+
+Test(ops, attention_window_covering_row_equals_none) {
+    /* a window at least as long as the row changes nothing: bit-identical outputs */
+    tl_rng r = {67};
+    att_ctx a = att_make(&r, 2, 9, 9, 4, 2, 8, true);
+    fixture f;
+    fx_init(&f);
+    lt_tensor *o0 = att_build(&f.g, &a);
+    a.window = 9;
+    lt_tensor *o1 = att_build(&f.g, &a);
+    a.window = 3;
+    lt_tensor *o3 = att_build(&f.g, &a);
+    int64_t no = lt_tensor_numel(o0), differ = 0;
+    for (int64_t i = 0; i < no; i++) {
+        cr_expect(lt_f32(o0)[i] == lt_f32(o1)[i], "elem %ld: %g vs %g", (long)i, lt_f32(o0)[i],
+                  lt_f32(o1)[i]);
+        differ += lt_f32(o0)[i] != lt_f32(o3)[i];
+    }
+    cr_expect(differ > 0, "a window of 3 over 9-token rows must change some outputs");
+    fx_free(&f);
+    att_free(&a);
 }
 
 Test(ops, attention_frozen_kv) {
@@ -688,7 +730,8 @@ Test(ops, attention_packed_equals_separate) {
     const int64_t row = Hq * Dh;
     for (int part = 0; part < 2; part++) {
         int64_t t0 = part ? L0 : 0, n = part ? T - L0 : L0;
-        att_ctx s = {slice_rows(a.q, t0, n), slice_rows(a.k, t0, n), slice_rows(a.v, t0, n), NULL};
+        att_ctx s = {slice_rows(a.q, t0, n), slice_rows(a.k, t0, n), slice_rows(a.v, t0, n), NULL,
+                     0};
         lt_tensor *os = att_build(&f.g, &s);
         for (int64_t i = 0; i < n * row; i++) {
             float x = lt_f32(os)[i], y = lt_f32(o)[t0 * row + i];

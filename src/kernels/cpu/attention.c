@@ -3,7 +3,8 @@
  * arXiv 2305.13245; scaled dot-product attention: Vaswani et al., arXiv 1706.03762).
  *
  * For batch b, query head h (kv head h / (Hq/Hkv)), query row i at absolute position
- * t = Tk − Tq + i, key j is visible iff j ≤ t and (no doc ids, or doc[b][j] == doc[b][t]):
+ * t = Tk − Tq + i, key j is visible iff j ≤ t, t − j < window (the node's sliding window;
+ * 0 = unbounded) and (no doc ids, or doc[b][j] == doc[b][t]):
  *   S = scale · Q Kᵀ (scale = 1/sqrt(Dh)),  P = softmax over visible keys (masked entries are
  *   exactly 0),  O = P V,  lse_i = log Σ_j exp(S_ij) over visible j (saved for backward).
  * Backward (the FlashAttention recurrences, Dao et al., arXiv 2205.14135, Alg. 2), with P
@@ -14,7 +15,8 @@
  * Layout: q/out are (B, Tq, Hq, Dh) and k/v (B, Tk, Hkv, Dh) row-major, so the rows of one head
  * form a strided matrix with leading dimension H·Dh, which cblas_sgemm reads directly (no
  * gathering copies). Query rows are processed in blocks of ATT_BQ; a block only multiplies
- * against keys [0, t_last] — the work above the causal diagonal beyond the block is skipped.
+ * against keys [j_first, t_last] — the work above the causal diagonal beyond the block, and with a
+ * sliding window the keys before the block's first query's window, is skipped.
  *
  * Threading: the per-block GEMMs are small (ATT_BQ × Tk × Dh), which OpenBLAS runs poorly in
  * parallel, so independent (batch, head, block) tasks run across OpenMP threads instead and
@@ -37,6 +39,7 @@ typedef struct {
     const float *v;   // (B, Tk, Hkv, Dh)
     const int32_t *doc; // (B, Tk) or NULL
     int64_t B, Tq, Tk, Hq, Hkv, Dh;
+    int64_t window;   /* sliding window (> 0), INT64_MAX when the node has none */
     float scale;
 } att_dims;
 
@@ -52,8 +55,14 @@ static att_dims att_get(const lt_node *n) {
     a.Dh = n->in[0]->shape[3];
     a.Tk = n->in[1]->shape[1];
     a.Hkv = n->in[1]->shape[2];
+    a.window = n->p.window > 0 ? n->p.window : INT64_MAX;
     a.scale = 1.0f / sqrtf((float)a.Dh);
     return a;
+}
+
+/* The first key any query of the block starting at absolute position t0 can see. */
+static int64_t att_first_key(const att_dims *a, int64_t t0) {
+    return t0 - a->window + 1 > 0 ? t0 - a->window + 1 : 0;
 }
 
 /* The OpenBLAS thread count, pinned to 1 while OpenMP tasks call sgemm concurrently. */
@@ -70,19 +79,20 @@ static bool att_parallel(const att_dims *a) {
     return a->B * a->Hq * a->Tq * a->Tk * a->Dh >= ATT_PARALLEL_MIN_WORK;
 }
 
-/* S (bq, jmax) = scale · Q[i0 : i0+bq] K[0 : jmax]ᵀ for head h of batch b. */
-static void att_scores(const att_dims *a, int64_t b, int64_t h, int64_t i0, int bq, int jmax,
-                       float *S) {
+/* S (bq, jmax) = scale · Q[i0 : i0+bq] K[j0 : j0+jmax]ᵀ for head h of batch b. */
+static void att_scores(const att_dims *a, int64_t b, int64_t h, int64_t i0, int bq, int64_t j0,
+                       int jmax, float *S) {
     const int64_t kvh = h / (a->Hq / a->Hkv);
     const float *Q = a->q + ((b * a->Tq + i0) * a->Hq + h) * a->Dh;
-    const float *K = a->k + (b * a->Tk * a->Hkv + kvh) * a->Dh;
+    const float *K = a->k + ((b * a->Tk + j0) * a->Hkv + kvh) * a->Dh;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, bq, jmax, (int)a->Dh, a->scale, Q,
                 (int)(a->Hq * a->Dh), K, (int)(a->Hkv * a->Dh), 0.0f, S, jmax);
 }
 
 /* Is key j visible from the query at absolute position t (batch b)? */
 static inline bool att_visible(const att_dims *a, int64_t b, int64_t t, int64_t j) {
-    return j <= t && (!a->doc || a->doc[b * a->Tk + j] == a->doc[b * a->Tk + t]);
+    return j <= t && t - j < a->window &&
+           (!a->doc || a->doc[b * a->Tk + j] == a->doc[b * a->Tk + t]);
 }
 
 void lt_cpu_attention_forward(lt_graph *g, lt_node *n) {
@@ -107,17 +117,19 @@ void lt_cpu_attention_forward(lt_graph *g, lt_node *n) {
             const int64_t b = bh / a.Hq, h = bh % a.Hq, kvh = h / (a.Hq / a.Hkv);
             const int64_t i0 = blk * ATT_BQ;
             const int bq = (int)(a.Tq - i0 < ATT_BQ ? a.Tq - i0 : ATT_BQ);
-            const int jmax = (int)(off + i0 + bq);
-            att_scores(&a, b, h, i0, bq, jmax, S);
+            /* keys [j0, j0 + jmax): from the first query's window start to the last query */
+            const int64_t j0 = att_first_key(&a, off + i0);
+            const int jmax = (int)(off + i0 + bq - j0);
+            att_scores(&a, b, h, i0, bq, j0, jmax, S);
             for (int r = 0; r < bq; r++) {
                 const int64_t t = off + i0 + r;
                 float *Sr = S + (int64_t)r * jmax;
                 float m = -INFINITY;
-                for (int64_t j = 0; j <= t; j++)
-                    if (att_visible(&a, b, t, j) && Sr[j] > m) m = Sr[j];
+                for (int64_t j = 0; j < jmax; j++)
+                    if (att_visible(&a, b, t, j0 + j) && Sr[j] > m) m = Sr[j];
                 float sum = 0.0f;
                 for (int64_t j = 0; j < jmax; j++) {
-                    float p = att_visible(&a, b, t, j) ? expf(Sr[j] - m) : 0.0f;
+                    float p = att_visible(&a, b, t, j0 + j) ? expf(Sr[j] - m) : 0.0f;
                     Sr[j] = p;
                     sum += p;
                 }
@@ -125,7 +137,7 @@ void lt_cpu_attention_forward(lt_graph *g, lt_node *n) {
                 for (int64_t j = 0; j < jmax; j++) Sr[j] *= inv;
                 if (lse) lse[(b * a.Hq + h) * a.Tq + i0 + r] = m + logf(sum);
             }
-            const float *V = a.v + (b * a.Tk * a.Hkv + kvh) * a.Dh;
+            const float *V = a.v + ((b * a.Tk + j0) * a.Hkv + kvh) * a.Dh;
             float *O = out + ((b * a.Tq + i0) * a.Hq + h) * a.Dh;
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, bq, (int)a.Dh, jmax, 1.0f, S,
                         jmax, V, (int)(a.Hkv * a.Dh), 0.0f, O, (int)(a.Hq * a.Dh));
@@ -164,30 +176,31 @@ void lt_cpu_attention_backward(lt_graph *g, lt_node *n) {
 #pragma omp for schedule(dynamic, 1)
         for (int64_t bh = 0; bh < BH; bh++) {
             const int64_t b = bh / a.Hq, h = bh % a.Hq, kvh = h / (a.Hq / a.Hkv);
-            const float *K = a.k + (b * a.Tk * a.Hkv + kvh) * a.Dh;
-            const float *V = a.v + (b * a.Tk * a.Hkv + kvh) * a.Dh;
             for (int64_t blk = 0; blk < nblk; blk++) {
                 const int64_t i0 = blk * ATT_BQ;
                 const int bq = (int)(a.Tq - i0 < ATT_BQ ? a.Tq - i0 : ATT_BQ);
-                const int jmax = (int)(off + i0 + bq);
+                const int64_t j0 = att_first_key(&a, off + i0); /* keys [j0, j0 + jmax) */
+                const int jmax = (int)(off + i0 + bq - j0);
+                const float *K = a.k + ((b * a.Tk + j0) * a.Hkv + kvh) * a.Dh;
+                const float *V = a.v + ((b * a.Tk + j0) * a.Hkv + kvh) * a.Dh;
                 const int64_t row0 = ((b * a.Tq + i0) * a.Hq + h) * a.Dh;
                 const float *Qb = a.q + row0, *dOb = dO + row0, *Ob = O + row0;
-                att_scores(&a, b, h, i0, bq, jmax, P);
+                att_scores(&a, b, h, i0, bq, j0, jmax, P);
                 for (int r = 0; r < bq; r++) {
                     const int64_t t = off + i0 + r;
                     const float l = lse[(b * a.Hq + h) * a.Tq + i0 + r];
                     float *Pr = P + (int64_t)r * jmax;
                     for (int64_t j = 0; j < jmax; j++)
-                        Pr[j] = att_visible(&a, b, t, j) ? expf(Pr[j] - l) : 0.0f;
+                        Pr[j] = att_visible(&a, b, t, j0 + j) ? expf(Pr[j] - l) : 0.0f;
                     float d = 0.0f;
                     for (int c = 0; c < Dh; c++) d += dOb[(int64_t)r * ldq + c] * Ob[(int64_t)r * ldq + c];
                     Drow[r] = d;
                 }
-                if (dv_part) /* dV[0:jmax] += Pᵀ dO */
+                if (dv_part) /* dV[j0 : j0+jmax] += Pᵀ dO */
                     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, jmax, Dh, bq, 1.0f, P,
-                                jmax, dOb, ldq, 1.0f, dv_part + bh * TD, Dh);
+                                jmax, dOb, ldq, 1.0f, dv_part + bh * TD + j0 * Dh, Dh);
                 if (!dq && !dk_part) continue;
-                /* dP = dO V[0:jmax]ᵀ, then dS = P ⊙ (dP − D) in place */
+                /* dP = dO V[j0 : j0+jmax]ᵀ, then dS = P ⊙ (dP − D) in place */
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, bq, jmax, Dh, 1.0f, dOb, ldq,
                             V, ldk, 0.0f, dP, jmax);
                 for (int r = 0; r < bq; r++) {
@@ -198,9 +211,9 @@ void lt_cpu_attention_backward(lt_graph *g, lt_node *n) {
                 if (dq) /* dQ += scale · dS K */
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, bq, Dh, jmax, a.scale,
                                 dP, jmax, K, ldk, 1.0f, dq + row0, ldq);
-                if (dk_part) /* dK[0:jmax] += scale · dSᵀ Q */
+                if (dk_part) /* dK[j0 : j0+jmax] += scale · dSᵀ Q */
                     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, jmax, Dh, bq, a.scale,
-                                dP, jmax, Qb, ldq, 1.0f, dk_part + bh * TD, Dh);
+                                dP, jmax, Qb, ldq, 1.0f, dk_part + bh * TD + j0 * Dh, Dh);
             }
         }
         free(P);

@@ -3,8 +3,10 @@
  * backward, in the FlashAttention-2 scheme (Dao, arXiv 2307.08691): K/V (resp. Q/dO) tiles staged
  * in shared memory, online softmax with running max and sum, the [T, T] score matrix never
  * stored; the forward saves lse (f32 [B, Hq, Tq]) and the backward recomputes P from it.
- * Semantics are those of src/kernels/cpu/attention.c (visibility j ≤ Tk − Tq + i and equal doc
- * ids; scale 1/sqrt(Dh); dK, dV summed over each group's query heads).
+ * Semantics are those of src/kernels/cpu/attention.c (visibility j ≤ t = Tk − Tq + i,
+ * t − j < window when the node has a sliding window, and equal doc ids; scale 1/sqrt(Dh); dK, dV
+ * summed over each group's query heads). Tiles wholly before a block's first window start are
+ * skipped.
  *
  * Work split (this is the straightforward f32-FMA version; a tensor-core mma/wgmma version or
  * cuDNN SDPA is the next step, see bench/gpu/NOTES.md): one warp per query row (forward, dQ) or
@@ -21,6 +23,7 @@
 
 typedef struct {
     int64_t B, Tq, Tk, Hq, Hkv, Dh;
+    int64_t window; /* sliding window (> 0), INT64_MAX when the node has none */
     float scale;
 } att_shape;
 
@@ -32,8 +35,20 @@ static att_shape shape_of(const lt_node *n) {
     a.Dh = n->in[0]->shape[3];
     a.Tk = n->in[1]->shape[1];
     a.Hkv = n->in[1]->shape[2];
+    a.window = n->p.window > 0 ? n->p.window : INT64_MAX;
     a.scale = 1.0f / sqrtf((float)a.Dh);
     return a;
+}
+
+/* Is key j inside the window of the query at absolute position t (causality checked apart)? */
+__device__ static inline bool in_window(const att_shape &a, int64_t t, int64_t j) {
+    return t - j < a.window;
+}
+
+/* The first key tile any query at absolute position >= t0 can see. */
+__device__ static inline int64_t first_tile(const att_shape &a, int64_t t0) {
+    const int64_t j = t0 - a.window + 1 > 0 ? t0 - a.window + 1 : 0;
+    return j - j % ATT_TILE;
 }
 
 /* Stage rows [r0, r0 + ATT_TILE) of a (rows, H, Dh) tensor's head `h` into sm (ATT_TILE, Dh+1),
@@ -77,7 +92,7 @@ static __global__ void k_att_fwd(bf16 *out, float *lse, const bf16 *q, const bf1
     float m = -INFINITY, l = 0.0f, acc[NC];
 #pragma unroll
     for (int kk = 0; kk < NC; kk++) acc[kk] = 0.0f;
-    for (int64_t j0 = 0; j0 <= t_last; j0 += ATT_TILE) {
+    for (int64_t j0 = first_tile(a, off + i0); j0 <= t_last; j0 += ATT_TILE) {
         __syncthreads();
         stage(Ks, kb, j0, a.Tk, a.Hkv, kvh, Dh);
         stage(Vs, vb, j0, a.Tk, a.Hkv, kvh, Dh);
@@ -87,7 +102,7 @@ static __global__ void k_att_fwd(bf16 *out, float *lse, const bf16 *q, const bf1
         if (!valid || j0 > t) continue;
         const int64_t j = j0 + lane;
         float s = -INFINITY;
-        if (j <= t && (!doc || docs[lane] == my_doc))
+        if (j <= t && in_window(a, t, j) && (!doc || docs[lane] == my_doc))
             s = a.scale * dotp(Qs + warp * Dh, Ks + lane * P, Dh);
         const float m_new = fmaxf(m, warp_max(s));
         if (m_new == -INFINITY) continue; /* nothing visible yet (earlier documents) */
@@ -166,7 +181,7 @@ static __global__ void k_att_dq(float *dq, const bf16 *q, const bf16 *k, const b
     float acc[NC];
 #pragma unroll
     for (int kk = 0; kk < NC; kk++) acc[kk] = 0.0f;
-    for (int64_t j0 = 0; j0 <= t_last; j0 += ATT_TILE) {
+    for (int64_t j0 = first_tile(a, off + i0); j0 <= t_last; j0 += ATT_TILE) {
         __syncthreads();
         stage(Ks, kb, j0, a.Tk, a.Hkv, kvh, Dh);
         stage(Vs, vb, j0, a.Tk, a.Hkv, kvh, Dh);
@@ -176,7 +191,7 @@ static __global__ void k_att_dq(float *dq, const bf16 *q, const bf16 *k, const b
         if (!valid || j0 > t) continue;
         const int64_t j = j0 + lane;
         float ds = 0.0f;
-        if (j <= t && (!doc || docs[lane] == my_doc)) {
+        if (j <= t && in_window(a, t, j) && (!doc || docs[lane] == my_doc)) {
             const float p = expf(a.scale * dotp(Qs + warp * Dh, Ks + lane * P, Dh) - L);
             const float dp = dotp(Gs + warp * Dh, Vs + lane * P, Dh);
             ds = p * (dp - Di);
@@ -232,9 +247,14 @@ static __global__ void k_att_dkv(float *dk, float *dv, const bf16 *q, const bf16
     ifirst -= ifirst % ATT_TILE;
     const bf16 *qb = q + b * a.Tq * a.Hq * Dh;
     const float *gb = dO + b * a.Tq * a.Hq * Dh;
+    /* with a window, the last query that can see key j_last = j0b + ATT_WARPS − 1 sits at
+     * t = j_last + window − 1, i.e. i = t − off */
+    int64_t iend = a.Tq;
+    if (a.window <= a.Tk && j0b + ATT_WARPS - 1 + a.window - off < iend)
+        iend = j0b + ATT_WARPS - 1 + a.window - off;
     for (int64_t hh = 0; hh < group; hh++) {
         const int64_t h = kvh * group + hh;
-        for (int64_t i0 = ifirst; i0 < a.Tq; i0 += ATT_TILE) {
+        for (int64_t i0 = ifirst; i0 < iend; i0 += ATT_TILE) {
             __syncthreads();
             stage(Qs, qb, i0, a.Tq, a.Hq, h, Dh);
             stage(Gs, gb, i0, a.Tq, a.Hq, h, Dh);
@@ -249,7 +269,8 @@ static __global__ void k_att_dkv(float *dk, float *dv, const bf16 *q, const bf16
             if (!valid) continue;
             const int64_t i = i0 + lane;
             float p = 0.0f, ds = 0.0f;
-            if (i < a.Tq && j <= off + i && (!doc || docs[lane] == my_doc)) {
+            if (i < a.Tq && j <= off + i && in_window(a, off + i, j) &&
+                (!doc || docs[lane] == my_doc)) {
                 p = expf(a.scale * dotp(Qs + lane * P, Kr + warp * Dh, Dh) - Ls[lane]);
                 const float dp = dotp(Gs + lane * P, Vr + warp * Dh, Dh);
                 ds = p * (dp - Ds[lane]);
