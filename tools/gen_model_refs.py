@@ -2,7 +2,7 @@
 """Reference models and logits for tests/unit/test_archs.c, from transformers itself.
 
 For each case below this builds a tiny random-weight model with transformers' own config and
-model classes (LlamaForCausalLM, Qwen2ForCausalLM, MistralForCausalLM), saves it with
+model classes (LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MistralForCausalLM), saves it with
 save_pretrained (config.json as transformers writes it, BF16 safetensors), and records the
 float32 logits of a fixed token sequence computed by that model in float32 on the BF16-rounded
 weights (so lathe, which reads the BF16 file into F32, computes the same function):
@@ -13,7 +13,7 @@ weights (so lathe, which reads the BF16 file into F32, computes the same functio
                                                the case covers, "weights_from" for variants
   tests/data/models/<case>/logits.f32          float32 little-endian [T, vocab]
 
-Cases cover both RoPE spellings (transformers >= 5 "rope_parameters"; the older top-level
+Cases cover Qwen3's per-head q/k norms, both RoPE spellings (transformers >= 5 "rope_parameters"; the older top-level
 "rope_theta" + "rope_scaling", written here by hand and checked to give transformers the same
 logits), llama3 and linear RoPE scaling, attention biases, explicit head_dim, tied and untied
 embeddings, and sliding-window attention shorter than the sequence (Mistral on every layer,
@@ -34,7 +34,8 @@ import sys
 
 import torch
 import transformers
-from transformers import AutoModelForCausalLM, LlamaConfig, MistralConfig, Qwen2Config
+from transformers import (AutoModelForCausalLM, LlamaConfig, MistralConfig, Qwen2Config,
+                          Qwen3Config)
 
 VOCAB = 512
 T = 20
@@ -72,6 +73,11 @@ CASES = {
                                                         "rope_theta": 10000.0})),
                   "Qwen2 with use_sliding_window: layer 1 slides (window 5 < 20 tokens), "
                   "layer 0 attends fully (max_window_layers 1)"),
+    "qwen3": (Qwen3Config(**common(head_dim=32, tie_word_embeddings=False,
+                                   rope_parameters={"rope_type": "default",
+                                                    "rope_theta": 1000000.0})),
+              "Qwen3 dense: per-head q/k RMSNorm before RoPE, head_dim 32 != hidden/heads, no "
+              "biases, untied lm_head"),
     "mistral_swa": (MistralConfig(**common(sliding_window=WINDOW, head_dim=32,
                                            rope_parameters={"rope_type": "default",
                                                             "rope_theta": 1000000.0})),

@@ -79,6 +79,12 @@ static lt_status write_dir(const lt_model *m, const lt_tokenizer *tok, const cha
         add_plain(w, name, &L->attn_norm, dtype, &bufs, &n_bufs);
         snprintf(name, sizeof name, "model.layers.%d.post_attention_layernorm.weight", l);
         add_plain(w, name, &L->ffn_norm, dtype, &bufs, &n_bufs);
+        if (c->qk_norm) {
+            snprintf(name, sizeof name, "model.layers.%d.self_attn.q_norm.weight", l);
+            add_plain(w, name, &L->q_norm, dtype, &bufs, &n_bufs);
+            snprintf(name, sizeof name, "model.layers.%d.self_attn.k_norm.weight", l);
+            add_plain(w, name, &L->k_norm, dtype, &bufs, &n_bufs);
+        }
         for (int k = 0; k < LT_MOD_COUNT && !st; k++) {
             const char *parent = lt_module_parent((lt_module)k), *mod = lt_module_name((lt_module)k);
             snprintf(name, sizeof name, "model.layers.%d.%s.%s.weight", l, parent, mod);

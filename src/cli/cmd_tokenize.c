@@ -9,11 +9,12 @@
 
 static void usage(FILE *out) {
     fprintf(out,
-            "usage: lathe tokenize --model FILE --input FILE... --output DIR [options]\n"
+            "usage: lathe tokenize --model PATH --input FILE... --output DIR [options]\n"
             "\n"
             "Tokenize datasets into HDF5 token shards (docs/shards.md) for `lathe train`.\n"
             "\n"
-            "  --model FILE          GGUF model whose tokenizer and chat template to use\n"
+            "  --model PATH          GGUF file or Hugging Face model directory whose tokenizer\n"
+            "                        and chat template to use\n"
             "  --input FILE...       JSON array, JSONL or .txt files (repeat the flag or list\n"
             "                        several files after it)\n"
             "  --output DIR          where train-*.h5 (and eval-*.h5) are written\n"

@@ -237,7 +237,7 @@ void lt_record_reader_free(lt_record_reader *r);
 /* ---- lathe tokenize ------------------------------------------------------------------------ */
 
 typedef struct {
-    const char *model;              /* GGUF whose tokenizer (and chat template) to use */
+    const char *model;              /* GGUF file or HF directory: its tokenizer and template */
     const char *const *inputs;      /* dataset files (JSON, JSONL, .txt) */
     size_t n_inputs;
     const char *output_dir;         /* created if missing */

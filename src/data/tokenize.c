@@ -129,11 +129,7 @@ lt_status lt_tokenize_run(const lt_tokenize_opts *o, lt_tokenize_report *r) {
     }
 
     tk_ctx c = {.o = o, .r = r};
-    lt_gguf *g;
-    lt_status st = lt_gguf_open(&g, o->model);
-    if (st) return st;
-    st = lt_tokenizer_from_gguf(&c.tok, g);
-    lt_gguf_close(g);
+    lt_status st = lt_tokenizer_load(&c.tok, o->model);
     if (st) return st;
 
     c.meta.vocab_size = lt_tokenizer_vocab_size(c.tok);

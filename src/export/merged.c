@@ -27,7 +27,9 @@
 #include "../quant/quant.h"
 
 /* One tensor of the model in both namings. */
-typedef enum { T_EMBED, T_OUT_NORM, T_LM_HEAD, T_ATTN_NORM, T_FFN_NORM, T_PROJ, T_BIAS } tkind;
+typedef enum {
+    T_EMBED, T_OUT_NORM, T_LM_HEAD, T_ATTN_NORM, T_FFN_NORM, T_Q_NORM, T_K_NORM, T_PROJ, T_BIAS
+} tkind;
 typedef struct {
     tkind kind;
     int layer, mod;   /* T_ATTN_NORM, T_FFN_NORM, T_PROJ */
@@ -39,7 +41,7 @@ typedef struct {
  * final norm, lm_head). Returns the count; *out is malloc'ed. */
 static int list_tensors(const lt_model *m, mtensor **out) {
     const lt_model_config *c = &m->cfg;
-    int n = 0, cap = 3 + c->n_layer * (2 + 2 * LT_MOD_COUNT);
+    int n = 0, cap = 3 + c->n_layer * (4 + 2 * LT_MOD_COUNT);
     mtensor *t = lt_xcalloc((size_t)cap, sizeof *t);
     t[n] = (mtensor){T_EMBED, -1, -1, c->vocab_size, c->dim, "model.embed_tokens.weight",
                      "token_embd.weight"};
@@ -62,6 +64,16 @@ static int list_tensors(const lt_model *m, mtensor **out) {
                 snprintf(x->hf, sizeof x->hf, "model.layers.%d.%s.%s.bias", l,
                          lt_module_parent((lt_module)k), lt_module_name((lt_module)k));
                 snprintf(x->gguf, sizeof x->gguf, "blk.%d.%s.bias", l, lt_export__gguf_module[k]);
+            }
+            if (k == LT_MOD_K && c->qk_norm) { /* convert_hf_to_gguf.py order: after k_proj */
+                for (int j = 0; j < 2; j++) {
+                    x = &t[n++];
+                    *x = (mtensor){j ? T_K_NORM : T_Q_NORM, l, -1, c->head_dim, 0, "", ""};
+                    snprintf(x->hf, sizeof x->hf, "model.layers.%d.self_attn.%c_norm.weight", l,
+                             j ? 'k' : 'q');
+                    snprintf(x->gguf, sizeof x->gguf, "blk.%d.attn_%c_norm.weight", l,
+                             j ? 'k' : 'q');
+                }
             }
             if (k == LT_MOD_O) {
                 x = &t[n++];
@@ -92,6 +104,8 @@ static void fill(const lt_model *m, const mtensor *t, float *dst) {
     case T_LM_HEAD: src = &m->lm_head; break;
     case T_ATTN_NORM: src = &m->layers[t->layer].attn_norm; break;
     case T_FFN_NORM: src = &m->layers[t->layer].ffn_norm; break;
+    case T_Q_NORM: src = &m->layers[t->layer].q_norm; break;
+    case T_K_NORM: src = &m->layers[t->layer].k_norm; break;
     case T_BIAS: src = &m->layers[t->layer].bias[t->mod]; break;
     default: src = &m->layers[t->layer].w[t->mod]; break;
     }
@@ -169,8 +183,8 @@ static bool has_prefix(const char *s, const char *p) { return !strncmp(s, p, str
 
 const char *lt_export__gguf_arch(const lt_model_config *c) {
     /* convert_hf_to_gguf.py: LlamaForCausalLM and MistralForCausalLM -> "llama" (Q/K permuted),
-     * Qwen2ForCausalLM -> "qwen2" (rows kept in the HF order) */
-    return c->arch == LT_ARCH_QWEN2 ? "qwen2" : "llama";
+     * Qwen2ForCausalLM -> "qwen2", Qwen3ForCausalLM -> "qwen3" (rows kept in the HF order) */
+    return c->arch == LT_ARCH_QWEN2 ? "qwen2" : c->arch == LT_ARCH_QWEN3 ? "qwen3" : "llama";
 }
 
 /* Permute rows of a q/k weight or bias (rows = heads · head_dim) into llama.cpp's order when the
@@ -178,7 +192,7 @@ const char *lt_export__gguf_arch(const lt_model_config *c) {
  * q_proj/k_proj weights and biases). */
 void lt_export__qk_to_gguf(const lt_model_config *c, int mod, float *x, int64_t rows,
                            int64_t cols) {
-    if (c->arch == LT_ARCH_QWEN2) return;
+    if (c->arch == LT_ARCH_QWEN2 || c->arch == LT_ARCH_QWEN3) return;
     if (mod == LT_MOD_Q) lt_qk_permute(x, rows, cols ? cols : 1, c->n_head);
     if (mod == LT_MOD_K) lt_qk_permute(x, rows, cols ? cols : 1, c->n_kv_head);
 }

@@ -1,13 +1,14 @@
 /*
  * Hugging Face config.json <-> lt_model_config, for the decoder families lathe builds:
- * LlamaForCausalLM (SmolLM too), MistralForCausalLM and Qwen2ForCausalLM.
+ * LlamaForCausalLM (SmolLM too), MistralForCausalLM, Qwen2ForCausalLM and Qwen3ForCausalLM.
  *
- * Keys, defaults and semantics are those of transformers' LlamaConfig, MistralConfig and
- * Qwen2Config (configuration_llama.py, configuration_mistral.py, configuration_qwen2.py) and the
- * models built from them (modeling_llama.py: attention_bias puts a bias on q/k/v/o_proj;
- * modeling_qwen2.py: q/k/v always biased, o_proj never; modeling_mistral.py: no biases).
- * rope_scaling follows modeling_rope_utils.py: the type is under "rope_type" (or the older
- * "type"); lathe applies "default", "linear" and "llama3" (see lt_rope_inv_freq).
+ * Keys, defaults and semantics are those of transformers 5's LlamaConfig, MistralConfig,
+ * Qwen2Config and Qwen3Config (configuration_*.py) and the models built from them
+ * (modeling_llama.py and modeling_qwen3.py: attention_bias puts a bias on q/k/v/o_proj;
+ * modeling_qwen2.py: q/k/v always biased, o_proj never; modeling_mistral.py: no biases;
+ * modeling_qwen3.py: RMSNorm over each q and k head). RoPE follows modeling_rope_utils.py
+ * (RotaryEmbeddingConfigMixin): "rope_parameters", or the older "rope_theta" + "rope_scaling";
+ * lathe applies "default", "linear" and "llama3" (see lt_rope_inv_freq).
  * Contracts: model.h (lt_hf_config_parse, lt_hf_config_write). The declarations live in model.h
  * because they read and write lt_model_config, which io.h cannot see without a circular include.
  */
@@ -32,6 +33,7 @@ static const arch_info archs[] = {
     {"LlamaForCausalLM", "llama", LT_ARCH_LLAMA, 2048},
     {"MistralForCausalLM", "mistral", LT_ARCH_MISTRAL, 4096 * 32},
     {"Qwen2ForCausalLM", "qwen2", LT_ARCH_QWEN2, 32768},
+    {"Qwen3ForCausalLM", "qwen3", LT_ARCH_QWEN3, 32768},
 };
 #define N_ARCHS (int)(sizeof archs / sizeof archs[0])
 
@@ -279,7 +281,7 @@ static lt_status parse_sliding(const char *path, json_t *root, lt_model_config *
     int window = 0, from = 0;
     if (c->arch == LT_ARCH_LLAMA) return LT_OK;
     bool use = true;
-    if (c->arch == LT_ARCH_QWEN2 &&
+    if ((c->arch == LT_ARCH_QWEN2 || c->arch == LT_ARCH_QWEN3) &&
         ((st = get_bool(path, root, "use_sliding_window", false, &use)) ||
          (st = get_int(path, root, "max_window_layers", false, 28, 0, LT_MAX_LAYERS, &from))))
         return st;
@@ -294,7 +296,7 @@ static lt_status parse_sliding(const char *path, json_t *root, lt_model_config *
         if (lt && !json_is_null(lt))
             lt_warn("%s: layer_types is ignored for MistralForCausalLM, as transformers does: "
                     "every layer uses sliding_window", path);
-        lt_model_set_swa(c, window, c->arch == LT_ARCH_QWEN2 ? from : 0);
+        lt_model_set_swa(c, window, c->arch == LT_ARCH_MISTRAL ? 0 : from);
         return LT_OK;
     }
     if (!json_is_array(lt) || (int)json_array_size(lt) != c->n_layer)
@@ -391,7 +393,8 @@ static lt_status audit_keys(const char *path, json_t *root, const lt_model_confi
     json_object_foreach(root, k, v) {
         if (in_list(read_keys, k) || in_list(inert_keys, k)) continue;
         if (c->arch != LT_ARCH_LLAMA && in_list(sliding_keys, k)) continue;
-        if (c->arch == LT_ARCH_QWEN2 && in_list(qwen2_keys, k)) continue;
+        if ((c->arch == LT_ARCH_QWEN2 || c->arch == LT_ARCH_QWEN3) && in_list(qwen2_keys, k))
+            continue;
         bool handled = false;
         for (size_t i = 0; i < sizeof refused_keys / sizeof refused_keys[0] && !handled; i++) {
             if (strcmp(k, refused_keys[i].key)) continue;
@@ -480,6 +483,8 @@ lt_status lt_hf_config_parse(lt_model_config *c, const char *path) {
     json_t *jhd = json_object_get(root, "head_dim");
     if (jhd && !json_is_null(jhd)) {
         if ((st = get_int(path, root, "head_dim", true, 0, 2, 1024, &c->head_dim))) goto done;
+    } else if (c->arch == LT_ARCH_QWEN3) {
+        c->head_dim = 128; /* Qwen3Config's default, not hidden / heads */
     } else {
         if (c->dim % c->n_head) {
             st = lt_error_set(LT_ERR_MODEL, "%s: num_attention_heads: %d does not divide "
@@ -517,14 +522,14 @@ lt_status lt_hf_config_parse(lt_model_config *c, const char *path) {
     if ((st = get_bool(path, root, "attention_bias", false, &b))) goto done;
     if (c->arch == LT_ARCH_QWEN2) {
         c->qkv_bias = true; /* Qwen2Attention: q/k/v bias=True, o_proj bias=False */
-    } else if (c->arch == LT_ARCH_LLAMA) {
-        c->qkv_bias = c->o_bias = b; /* LlamaAttention: bias=config.attention_bias on all four */
+    } else if (c->arch == LT_ARCH_LLAMA || c->arch == LT_ARCH_QWEN3) {
+        c->qkv_bias = c->o_bias = b; /* Llama/Qwen3Attention: bias=attention_bias on all four */
     } else if (b) {
         st = key_err(path, "attention_bias", "true is not supported for MistralForCausalLM");
         goto done;
     }
+    c->qk_norm = c->arch == LT_ARCH_QWEN3; /* Qwen3Attention q_norm / k_norm */
     if ((st = parse_rope(path, root, c))) goto done;
-
     if ((st = parse_sliding(path, root, c))) goto done;
 
     if ((st = get_token_id(path, root, "bos_token_id", c->vocab_size, &c->bos_id)) ||
@@ -561,8 +566,10 @@ lt_status lt_hf_config_write(const lt_model_config *c, const char *path) {
         what = "Qwen2 has q/k/v biases and no o_proj bias";
     else if (c->arch == LT_ARCH_MISTRAL && (c->qkv_bias || c->o_bias))
         what = "Mistral has no attention biases";
-    else if (c->arch == LT_ARCH_LLAMA && c->qkv_bias != c->o_bias)
-        what = "Llama's attention_bias covers q/k/v and o_proj together";
+    else if ((c->arch == LT_ARCH_LLAMA || c->arch == LT_ARCH_QWEN3) && c->qkv_bias != c->o_bias)
+        what = "attention_bias covers q/k/v and o_proj together";
+    else if (c->qk_norm != (c->arch == LT_ARCH_QWEN3))
+        what = "only Qwen3ForCausalLM (always) has q/k norms";
     int swa_from, n_swa = lt_model_swa_layers(c, &swa_from);
     if (!what && c->arch == LT_ARCH_LLAMA && n_swa > 0)
         what = "LlamaForCausalLM has no sliding window";
@@ -593,15 +600,14 @@ lt_status lt_hf_config_write(const lt_model_config *c, const char *path) {
     json_object_set_new(o, "attention_dropout", json_real(0.0));
     json_object_set_new(o, "initializer_range", json_real(0.02));
     json_object_set_new(o, "use_cache", json_true());
-    if (c->arch == LT_ARCH_LLAMA) {
+    if (c->arch == LT_ARCH_LLAMA || c->arch == LT_ARCH_QWEN3)
         json_object_set_new(o, "attention_bias", json_boolean(c->qkv_bias));
-        json_object_set_new(o, "mlp_bias", json_false());
-    }
+    if (c->arch == LT_ARCH_LLAMA) json_object_set_new(o, "mlp_bias", json_false());
     if (c->arch == LT_ARCH_MISTRAL)
         json_object_set_new(o, "sliding_window",
                             n_swa > 0 ? json_integer(c->sliding_window) : json_null());
-    if (c->arch == LT_ARCH_QWEN2) {
-        /* configuration_qwen2.py: layers >= max_window_layers slide when use_sliding_window */
+    if (c->arch == LT_ARCH_QWEN2 || c->arch == LT_ARCH_QWEN3) {
+        /* configuration_qwen2/3.py: layers >= max_window_layers slide when use_sliding_window */
         json_object_set_new(o, "use_sliding_window", json_boolean(n_swa > 0));
         json_object_set_new(o, "sliding_window", n_swa > 0 ? json_integer(c->sliding_window)
                                                            : json_null());

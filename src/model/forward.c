@@ -36,6 +36,10 @@ static lt_tensor *attn_block(lt_graph *g, lt_model *m, lt_layer *L, lt_tensor *x
     lt_tensor *q = lt_reshape(g, proj(g, m, L, LT_MOD_Q, h, seed + 1), 4, sq);
     lt_tensor *k = lt_reshape(g, proj(g, m, L, LT_MOD_K, h, seed + 2), 4, skv);
     lt_tensor *v = lt_reshape(g, proj(g, m, L, LT_MOD_V, h, seed + 3), 4, skv);
+    if (c->qk_norm) { /* Qwen3: RMSNorm over each head's Dh values, before RoPE */
+        q = lt_rmsnorm(g, q, &L->q_norm, c->rms_eps);
+        k = lt_rmsnorm(g, k, &L->k_norm, c->rms_eps);
+    }
     q = lt_rope(g, q, pos, &m->rope_inv_freq);
     k = lt_rope(g, k, pos, &m->rope_inv_freq);
     if (hk->cache) {

@@ -1,8 +1,9 @@
 /*
  * The model config of a GGUF file, for the decoder families lathe builds: general.architecture
- * "llama" (Llama, SmolLM, Mistral, DeepSeek-R1-Distill-Llama) and "qwen2" (Qwen2/2.5,
- * DeepSeek-R1-Distill-Qwen), keys under "<arch>." as llama.cpp's src/llama-arch.cpp names them
- * (LLM_KV_*) and convert_hf_to_gguf.py writes them.
+ * "llama" (Llama, SmolLM, Mistral, DeepSeek-R1-Distill-Llama), "qwen2" (Qwen2/2.5,
+ * DeepSeek-R1-Distill-Qwen) and "qwen3" (Qwen3 dense: per-head q/k RMSNorm tensors
+ * blk.N.attn_{q,k}_norm.weight), keys under "<arch>." as llama.cpp's src/llama-arch.cpp names
+ * them (LLM_KV_*) and convert_hf_to_gguf.py writes them.
  *
  * Never silently wrong: every "<arch>." key and every tensor of the file is either applied, known
  * to be inert, or refused with its name. In particular
@@ -142,6 +143,8 @@ static bool expected_tensor(const lt_model_config *c, const char *name) {
         return false;
     bool weight = !strcmp(kind, "weight"), bias = !strcmp(kind, "bias");
     if (weight && (!strcmp(stem, "attn_norm") || !strcmp(stem, "ffn_norm"))) return true;
+    if (weight && (!strcmp(stem, "attn_q_norm") || !strcmp(stem, "attn_k_norm")))
+        return c->qk_norm;
     for (int k = 0; k < LT_MOD_COUNT; k++)
         if (!strcmp(stem, lt_model_gguf_module((lt_module)k)))
             return weight || (bias && lt_model_module_has_bias(c, (lt_module)k));
@@ -261,10 +264,15 @@ lt_status lt_model_config_from_gguf(lt_model_config *c, const lt_gguf *g) {
     } else if (lt_gguf_str_eq(as, "qwen2")) {
         arch = "qwen2";
         c->arch = LT_ARCH_QWEN2;
+    } else if (lt_gguf_str_eq(as, "qwen3")) {
+        arch = "qwen3";
+        c->arch = LT_ARCH_QWEN3;
+        c->qk_norm = true; /* blk.N.attn_{q,k}_norm.weight [head_dim] */
     } else {
         return lt_error_set(LT_ERR_MODEL, "%s: architecture '%.*s' is not supported; lathe reads "
-                            "'llama' (Llama, SmolLM, Mistral, DeepSeek-R1-Distill-Llama) and "
-                            "'qwen2' (Qwen2/2.5, DeepSeek-R1-Distill-Qwen) GGUF files", g->path,
+                            "'llama' (Llama, SmolLM, Mistral, DeepSeek-R1-Distill-Llama), "
+                            "'qwen2' (Qwen2/2.5, DeepSeek-R1-Distill-Qwen) and 'qwen3' (Qwen3 "
+                            "dense) GGUF files", g->path,
                             (int)(as.len > 64 ? 64 : as.len), as.ptr);
     }
     char k[96];

@@ -227,6 +227,12 @@ lt_status lt_model_load_hf_opts(lt_model **out, const char *dir, const lt_model_
         if ((st = load_tensor(&w, name, &L->attn_norm, &q, m))) goto fail;
         snprintf(name, sizeof name, "model.layers.%d.post_attention_layernorm.weight", l);
         if ((st = load_tensor(&w, name, &L->ffn_norm, &q, m))) goto fail;
+        if (c->qk_norm) {
+            snprintf(name, sizeof name, "model.layers.%d.self_attn.q_norm.weight", l);
+            if ((st = load_tensor(&w, name, &L->q_norm, &q, m))) goto fail;
+            snprintf(name, sizeof name, "model.layers.%d.self_attn.k_norm.weight", l);
+            if ((st = load_tensor(&w, name, &L->k_norm, &q, m))) goto fail;
+        }
         for (int k = 0; k < LT_MOD_COUNT; k++) {
             snprintf(name, sizeof name, "model.layers.%d.%s.%s.weight", l,
                      lt_module_parent((lt_module)k), lt_module_name((lt_module)k));

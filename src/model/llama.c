@@ -117,7 +117,7 @@ lt_status lt_model_alloc_base(lt_model *m, unsigned quant_mask) {
     const lt_model_config *c = &m->cfg;
     const int64_t D = c->dim, V = c->vocab_size, half = c->head_dim / 2;
     bool q_head = (quant_mask & LT_QUANT_LM_HEAD) && !c->tied;
-    int64_t per_layer = 2 * D, per_layer_q = 0;
+    int64_t per_layer = 2 * D + (c->qk_norm ? 2 * c->head_dim : 0), per_layer_q = 0;
     for (int k = 0; k < LT_MOD_COUNT; k++) {
         int64_t w = lt_model_module_rows(c, k) * lt_model_module_cols(c, k);
         if (quant_mask & (1u << k)) per_layer_q += w;
@@ -147,6 +147,10 @@ lt_status lt_model_alloc_base(lt_model *m, unsigned quant_mask) {
         lt_layer *L = &m->layers[l];
         carve(&L->attn_norm, &cur, D, 0, "input_layernorm");
         carve(&L->ffn_norm, &cur, D, 0, "post_attention_layernorm");
+        if (c->qk_norm) {
+            carve(&L->q_norm, &cur, c->head_dim, 0, "q_norm");
+            carve(&L->k_norm, &cur, c->head_dim, 0, "k_norm");
+        }
         for (int k = 0; k < LT_MOD_COUNT; k++) {
             if (quant_mask & (1u << k)) { /* header only: quantized storage from the loader */
                 header(&L->w[k], lt_model_module_rows(c, k), lt_model_module_cols(c, k),
@@ -230,9 +234,9 @@ static void gguf_tensor_name(char *buf, size_t n, int layer, int mod) {
 
 /* Heads to un-permute over for module k: llama.cpp permutes the q/k rows (weights and biases) of
  * "llama" files for its interleaved RoPE (convert_hf_to_gguf.py LlamaModel.modify_tensors);
- * "qwen2" files keep HF's rotate_half order (Qwen2Model, NEOX RoPE). 0 = no permutation. */
+ * "qwen2" and "qwen3" files keep HF's rotate_half order (Qwen2Model, NEOX RoPE). 0 = none. */
 static int qk_heads(const lt_model_config *c, int k) {
-    if (c->arch == LT_ARCH_QWEN2) return 0;
+    if (c->arch == LT_ARCH_QWEN2 || c->arch == LT_ARCH_QWEN3) return 0;
     return k == LT_MOD_Q ? c->n_head : k == LT_MOD_K ? c->n_kv_head : 0;
 }
 
@@ -264,6 +268,12 @@ lt_status lt_model_load_gguf_opts(lt_model **out, const lt_gguf *g, const lt_mod
         if ((st = load_tensor(g, name, &L->attn_norm, &q, m, 0))) goto fail;
         snprintf(name, sizeof name, "blk.%d.ffn_norm.weight", l);
         if ((st = load_tensor(g, name, &L->ffn_norm, &q, m, 0))) goto fail;
+        if (c->qk_norm) {
+            snprintf(name, sizeof name, "blk.%d.attn_q_norm.weight", l);
+            if ((st = load_tensor(g, name, &L->q_norm, &q, m, 0))) goto fail;
+            snprintf(name, sizeof name, "blk.%d.attn_k_norm.weight", l);
+            if ((st = load_tensor(g, name, &L->k_norm, &q, m, 0))) goto fail;
+        }
         for (int k = 0; k < LT_MOD_COUNT; k++) {
             snprintf(name, sizeof name, "blk.%d.%s.weight", l, gguf_names[k]);
             if ((st = load_tensor(g, name, &L->w[k], &q, m, qk_heads(c, k)))) goto fail;

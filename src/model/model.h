@@ -19,9 +19,10 @@
 /* The most decoder layers a config may have (HF num_hidden_layers, GGUF <arch>.block_count). */
 #define LT_MAX_LAYERS 1024
 
-/* Decoder families lathe builds; they differ only in config keys and which projections carry a
- * bias (transformers modeling_llama.py, modeling_mistral.py, modeling_qwen2.py). */
-typedef enum { LT_ARCH_LLAMA = 0, LT_ARCH_MISTRAL, LT_ARCH_QWEN2 } lt_arch;
+/* Decoder families lathe builds; they differ in config keys, which projections carry a bias,
+ * sliding windows and Qwen3's per-head q/k RMSNorm (transformers modeling_llama.py,
+ * modeling_mistral.py, modeling_qwen2.py, modeling_qwen3.py). */
+typedef enum { LT_ARCH_LLAMA = 0, LT_ARCH_MISTRAL, LT_ARCH_QWEN2, LT_ARCH_QWEN3 } lt_arch;
 
 /* RoPE frequency scaling (transformers modeling_rope_utils.py ROPE_INIT_FUNCTIONS): "default"
  * (none), "linear" (inv_freq / factor) and "llama3" (_compute_llama3_parameters). */
@@ -52,7 +53,9 @@ typedef struct {
     float rms_eps;      /* rms_norm_eps / llama.attention.layer_norm_rms_epsilon */
     bool tied;          /* lm_head shares the token embedding (no lm_head / output.weight) */
     bool qkv_bias;      /* q/k/v projections carry a bias (Qwen2; Llama attention_bias) */
-    bool o_bias;        /* o_proj carries a bias (Llama attention_bias only) */
+    bool o_bias;        /* o_proj carries a bias (Llama / Qwen3 attention_bias) */
+    bool qk_norm;       /* Qwen3: RMSNorm over each query and key head (weights [head_dim],
+                         * eps rms_eps) after q_proj / k_proj, before RoPE */
     int sliding_window; /* sliding-window attention width in tokens, 0 = none: a query sees
                          * itself and the sliding_window - 1 tokens before it (lt_attention) on
                          * the layers marked in swa_layers */
@@ -88,6 +91,7 @@ int lt_module_from_name(const char *name);
 typedef struct {
     lt_tensor attn_norm;         /* [dim] */
     lt_tensor ffn_norm;          /* [dim] */
+    lt_tensor q_norm, k_norm;    /* [head_dim], frozen; data NULL unless cfg.qk_norm */
     lt_tensor w[LT_MOD_COUNT];   /* q [Hq·Dh, dim], k/v [Hkv·Dh, dim], o [dim, Hq·Dh],
                                   * gate/up [ffn, dim], down [dim, ffn] */
     lt_tensor bias[LT_MOD_COUNT];   /* [out], frozen; data NULL when the module has none (only
@@ -160,31 +164,43 @@ typedef struct lt_model {
     int64_t n_lora;
 } lt_model;
 
-/* Read the config from `llama.*` GGUF keys. LT_ERR_MODEL naming the file and key when the
- * architecture is not llama or a required key is missing or inconsistent. */
+/* Read the config of a "llama" or "qwen2" GGUF (gguf_config.c): <arch>.* keys, attention biases
+ * from the blk.N.attn_*.bias tensors, llama3 RoPE scaling recovered from rope_freqs.weight, a
+ * sliding window on every layer from <arch>.attention.sliding_window (a "llama" file with one is
+ * a Mistral). LT_ERR_MODEL naming the file and key or tensor when the architecture is another,
+ * a required key is missing or inconsistent, or a key or tensor would change the function
+ * without being applied (experts, soft-capping, q/k norms, rope_freqs no llama3 scaling
+ * reproduces, ...); unknown <arch>.* keys are named in one warning. */
 lt_status lt_model_config_from_gguf(lt_model_config *cfg, const lt_gguf *g);
 
 /* ---- Hugging Face config.json ------------------------------------------------------------ */
 
 /* Parse a transformers config.json (`path`) for LlamaForCausalLM (SmolLM too),
- * MistralForCausalLM or Qwen2ForCausalLM (architectures[0], else model_type). Keys, defaults and
- * meaning follow transformers' LlamaConfig / MistralConfig / Qwen2Config:
+ * MistralForCausalLM, Qwen2ForCausalLM or Qwen3ForCausalLM (architectures[0], else model_type).
+ * Keys, defaults and meaning follow transformers 5's LlamaConfig / MistralConfig / Qwen2Config /
+ * Qwen3Config (head_dim defaults to 128, q/k norms always, attention_bias on all four, sliding
+ * windows as Qwen2's):
  *   required: hidden_size, num_hidden_layers, num_attention_heads, intermediate_size, vocab_size;
  *   optional: num_key_value_heads (= heads), head_dim (= hidden / heads), max_position_embeddings
- *   (Llama 2048, Mistral 131072, Qwen2 32768), rms_norm_eps (1e-6), rope_theta (10000),
- *   tie_word_embeddings (false), hidden_act ("silu", the only one accepted), attention_bias
- *   (Llama: bias on q/k/v/o), mlp_bias (must be false), rope_scaling (null, or rope_type/type
- *   "default", "linear" {factor} or "llama3" {factor, low_freq_factor, high_freq_factor,
- *   original_max_position_embeddings}), sliding_window (Mistral; Qwen2 only with
- *   use_sliding_window), bos_token_id, eos_token_id (an int, or a list: the first is kept),
- *   torch_dtype. Qwen2 always has q/k/v biases and no o_proj bias (modeling_qwen2.py).
- * Sliding windows are not applied: a window shorter than max_position_embeddings logs a warning
- * (attention over longer sequences differs from the reference) instead of failing, since Mistral
- * 7B v0.1 ships that way and fine-tuning sequences are usually far shorter.
+ *   (Llama 2048, Mistral 131072, Qwen2 32768), rms_norm_eps (1e-6), tie_word_embeddings (false),
+ *   hidden_act ("silu", the only one accepted), attention_bias (Llama: bias on q/k/v/o),
+ *   mlp_bias (must be false), bos_token_id, eos_token_id (an int, or a list: the first is kept),
+ *   torch_dtype or dtype. Qwen2 always has q/k/v biases and no o_proj bias (modeling_qwen2.py).
+ *   RoPE in either spelling: "rope_parameters" {rope_type, rope_theta, ...} (transformers >= 5)
+ *   or top-level "rope_theta" (10000) with "rope_scaling" {rope_type|type, ...}; types "default",
+ *   "linear" {factor} and "llama3" {factor, low_freq_factor, high_freq_factor,
+ *   original_max_position_embeddings (= max_position_embeddings)}; both spellings present must
+ *   agree. Sliding windows, applied per layer (lt_model_layer_window): Mistral's sliding_window
+ *   (absent: 4096, null: none) on every layer; Qwen2's only with use_sliding_window, on layers >=
+ *   max_window_layers (28), or as layer_types marks them.
+ * Never silently wrong: keys of other architectures that change the function
+ * (partial_rotary_factor, soft-capping, query_pre_attn_scalar, experts, q/k norms, Granite's
+ * multipliers, ...) are refused unless neutral; keys lathe neither reads nor knows to be inert
+ * are named in one warning.
  * Errors: LT_ERR_MODEL "<path>: <key>: problem; hint" for unreadable JSON, an unknown
- * architecture, hidden_act or rope_scaling type, and a missing, mistyped, out-of-range or
+ * architecture, hidden_act or rope type, a refused key, and a missing, mistyped, out-of-range or
  * contradictory value (heads not dividing hidden_size, kv heads not dividing heads, odd
- * head_dim). */
+ * head_dim, two RoPE spellings that disagree). */
 lt_status lt_hf_config_parse(lt_model_config *c, const char *path);
 
 /* Write a config.json for `c` that transformers' AutoConfig / AutoModelForCausalLM load as the

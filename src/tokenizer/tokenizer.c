@@ -11,6 +11,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* ---- token vector ------------------------------------------------------------------------- */
 
@@ -195,6 +196,17 @@ void lt_tok_build_map(lt_tokenizer *t) { strmap_build(t); }
 void lt_tok_finish(lt_tokenizer *t) {
     build_specials(t);
     compute_sha(t);
+}
+
+lt_status lt_tokenizer_load(lt_tokenizer **out, const char *path) {
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) return lt_tokenizer_from_hf_dir(out, path);
+    lt_gguf *g = NULL;
+    lt_status st = lt_gguf_open(&g, path);
+    if (st) return st;
+    st = lt_tokenizer_from_gguf(out, g);
+    lt_gguf_close(g);
+    return st;
 }
 
 lt_status lt_tokenizer_from_gguf(lt_tokenizer **out, const lt_gguf *g) {

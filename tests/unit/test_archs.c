@@ -6,7 +6,7 @@
  * to GGUF and loaded again, then converted back to an HF directory and loaded again; all three
  * must give transformers' logits, and the round trip must keep every field of the config.
  *
- * Cases: both RoPE spellings (rope_parameters; rope_theta + rope_scaling), llama3 and linear
+ * Cases: Qwen3's q/k norms, both RoPE spellings (rope_parameters; rope_theta + rope_scaling), llama3 and linear
  * scaling, attention biases, explicit head_dim, untied lm_head, sliding windows shorter than
  * the sequence (Mistral: every layer; Qwen2: layers >= max_window_layers).
  */
@@ -143,7 +143,7 @@ static void expect_same_config(const lt_model_config *a, const lt_model_config *
                                const char *what) {
 #define F(f) cr_expect(a->f == b->f, "%s: " #f " changed", what)
     F(arch); F(n_layer); F(dim); F(n_head); F(n_kv_head); F(head_dim); F(ffn_dim);
-    F(vocab_size); F(rope_base); F(rms_eps); F(tied); F(qkv_bias); F(o_bias);
+    F(vocab_size); F(rope_base); F(rms_eps); F(tied); F(qkv_bias); F(o_bias); F(qk_norm);
     F(rope_scaling.type); F(rope_scaling.factor); F(rope_scaling.low_freq_factor);
     F(rope_scaling.high_freq_factor); F(rope_scaling.original_context);
 #undef F
@@ -185,6 +185,7 @@ Test(archs, llama_bias_linear_untied, .init = setup, .fini = teardown) {
     arch_case("llama_bias_linear");
 }
 Test(archs, qwen2, .init = setup, .fini = teardown) { arch_case("qwen2"); }
+Test(archs, qwen3_qk_norm, .init = setup, .fini = teardown) { arch_case("qwen3"); }
 Test(archs, mistral_sliding_window_head_dim, .init = setup, .fini = teardown) {
     arch_case("mistral_swa");
 }
