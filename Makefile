@@ -49,7 +49,7 @@ LDLIBS += $(if $(CU_SRC),-L$(CUDA_HOME)/lib64 -lcudart -lcublas -lcublasLt -lstd
 endif
 
 .SECONDARY:
-.PHONY: all deps ensure-deps test test-run bench bench-run demo demo-run interop clean
+.PHONY: all deps ensure-deps test test-run bench bench-run demo demo-run interop interop-archs clean
 all: $(BIN)/lathe $(BUILD)/liblathe.a
 
 $(BUILD)/liblathe.a: $(LIB_OBJ) $(CU_OBJ)
@@ -106,6 +106,13 @@ interop: ensure-deps $(BIN)/lathe
 	@[ -x $(INTEROP_VENV)/bin/python ] || python3 -m venv $(INTEROP_VENV)
 	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(INTEROP_VENV)/bin/pip install -q --disable-pip-version-check $(INTEROP_PKGS)
 	LATHE_BIN=$(abspath $(BIN)/lathe) $(INTEROP_VENV)/bin/python tools/interop/check.py
+
+# The same proof for every decoder family (tests/data/models: Llama 3, Qwen2, Qwen3, Mistral),
+# trained and exported: transformers, peft and llama.cpp against lathe (tools/interop/check_archs.py).
+interop-archs: ensure-deps $(BIN)/lathe
+	@[ -x $(INTEROP_VENV)/bin/python ] || python3 -m venv $(INTEROP_VENV)
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(INTEROP_VENV)/bin/pip install -q --disable-pip-version-check $(INTEROP_PKGS)
+	LATHE_BIN=$(abspath $(BIN)/lathe) $(INTEROP_VENV)/bin/python tools/interop/check_archs.py
 
 bench-run: $(BIN)/lathe $(BUILD)/bench_train $(BUILD)/bench_quant
 	BENCH_BIN=$(abspath $(BUILD)/bench_train) tools/bench.sh
