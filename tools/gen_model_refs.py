@@ -2,7 +2,8 @@
 """Reference models and logits for tests/unit/test_archs.c, from transformers itself.
 
 For each case below this builds a tiny random-weight model with transformers' own config and
-model classes (LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MistralForCausalLM), saves it with
+model classes (LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MistralForCausalLM,
+Gemma2ForCausalLM, Gemma3ForCausalLM), saves it with
 save_pretrained (config.json as transformers writes it, BF16 safetensors), and records the
 float32 logits of a fixed token sequence computed by that model in float32 on the BF16-rounded
 weights (so lathe, which reads the BF16 file into F32, computes the same function):
@@ -13,7 +14,8 @@ weights (so lathe, which reads the BF16 file into F32, computes the same functio
                                                the case covers, "weights_from" for variants
   tests/data/models/<case>/logits.f32          float32 little-endian [T, vocab]
 
-Cases cover Qwen3's per-head q/k norms, both RoPE spellings (transformers >= 5 "rope_parameters"; the older top-level
+Cases cover Gemma 2 and 3 (every Gemma-specific op), Qwen3's per-head q/k norms, both RoPE
+spellings (transformers >= 5 "rope_parameters"; the older top-level
 "rope_theta" + "rope_scaling", written here by hand and checked to give transformers the same
 logits), llama3 and linear RoPE scaling, attention biases, explicit head_dim, tied and untied
 embeddings, and sliding-window attention shorter than the sequence (Mistral on every layer,
@@ -34,8 +36,8 @@ import sys
 
 import torch
 import transformers
-from transformers import (AutoModelForCausalLM, LlamaConfig, MistralConfig, Qwen2Config,
-                          Qwen3Config)
+from transformers import (AutoModelForCausalLM, Gemma2Config, Gemma3TextConfig, LlamaConfig,
+                          MistralConfig, Qwen2Config, Qwen3Config)
 
 VOCAB = 512
 T = 20
@@ -78,6 +80,25 @@ CASES = {
                                                     "rope_theta": 1000000.0})),
               "Qwen3 dense: per-head q/k RMSNorm before RoPE, head_dim 32 != hidden/heads, no "
               "biases, untied lm_head"),
+    "gemma2": (Gemma2Config(**common(head_dim=32, num_hidden_layers=3, query_pre_attn_scalar=24,
+                                     sliding_window=WINDOW, attn_logit_softcapping=3.0,
+                                     final_logit_softcapping=5.0, rms_norm_eps=1e-6)),
+               "Gemma 2: (1 + w) RMSNorm, embeddings x sqrt(hidden), GeGLU (tanh-GELU), norms "
+               "after attention and MLP, query_pre_attn_scalar 24, attention soft-cap 3 and final "
+               "soft-cap 5 (small enough to bend the logits), layers 0 and 2 sliding (window 5)"),
+    "gemma3": (Gemma3TextConfig(**common(head_dim=32, num_hidden_layers=3, sliding_window=WINDOW,
+                                         query_pre_attn_scalar=32, rms_norm_eps=1e-6,
+                                         layer_types=["sliding_attention", "full_attention",
+                                                      "sliding_attention"],
+                                         rope_parameters={
+                                             "full_attention": {"rope_type": "linear",
+                                                                "factor": 4.0,
+                                                                "rope_theta": 1000000.0},
+                                             "sliding_attention": {"rope_type": "default",
+                                                                   "rope_theta": 10000.0}})),
+               "Gemma 3 text: Gemma's norms, scale and GeGLU, q/k (1 + w) norms, no soft-capping, "
+               "per-layer-type RoPE (full layers theta 1e6 with linear x4, sliding layers theta "
+               "1e4), layers 0 and 2 sliding (window 5)"),
     "mistral_swa": (MistralConfig(**common(sliding_window=WINDOW, head_dim=32,
                                            rope_parameters={"rope_type": "default",
                                                             "rope_theta": 1000000.0})),
@@ -90,6 +111,8 @@ LEGACY = {
                       "rope_theta and rope_scaling {rope_type: llama3, ...}"),
     "qwen2_swa_legacy": ("qwen2_swa", "the qwen2_swa case's config in the pre-5 spelling "
                          "(rope_theta at top level, no layer_types: max_window_layers decides)"),
+    "gemma3_legacy": ("gemma3", "the gemma3 case's config in the pre-5 spelling: rope_theta, "
+                      "rope_scaling, rope_local_base_freq and sliding_window_pattern 2"),
 }
 
 
@@ -119,6 +142,10 @@ def legacy_config(cfg_json):
     """The same config in the spelling transformers < 5 wrote."""
     c = dict(cfg_json)
     rp = c.pop("rope_parameters")
+    if "full_attention" in rp:  # Gemma 3: one RoPE per layer type
+        c["rope_local_base_freq"] = rp["sliding_attention"]["rope_theta"]
+        c["sliding_window_pattern"] = 2
+        rp = rp["full_attention"]
     c["rope_theta"] = rp["rope_theta"]
     scaling = {k: v for k, v in rp.items() if k != "rope_theta"}
     c["rope_scaling"] = None if scaling.get("rope_type") == "default" else scaling

@@ -176,23 +176,23 @@ int main(int argc, char **argv) {
                   *td = lt_graph_tensor(&g, LT_I32, 2, sh2), *tg = lt_graph_tensor(&g, LT_I32, 1, sh1);
         lt_cuda_h2d(ids->data, tok, N * 4), lt_cuda_h2d(tp->data, pos, N * 4);
         lt_cuda_h2d(td->data, doc, N * 4), lt_cuda_h2d(tg->data, tok, N * 4);
-        lt_tensor *x = lt_embedding(&g, embd, ids);
+        lt_tensor *x = lt_embedding(&g, embd, ids, 1.0f);
         for (int l = 0; l < L; l++) {
-            lt_tensor *h = lt_rmsnorm(&g, x, norms, 1e-5f), *qkv[3];
+            lt_tensor *h = lt_rmsnorm(&g, x, norms, 1e-5f, 0.0f), *qkv[3];
             for (int m = 0; m < 3; m++)
                 qkv[m] = lt_linear(&g, h, W[l][m], &A[l][m], &Bt[l][m], 2.0f, 0.05f, (uint64_t)(it * 977 + l * 7 + m));
             int64_t q4[4] = {B, T, Hq, Dh}, k4[4] = {B, T, Hkv, Dh}, f2[2] = {N, Hq * Dh};
             lt_tensor *q = lt_rope(&g, lt_reshape(&g, qkv[0], 4, q4), tp, S->rope_base);
             lt_tensor *k = lt_rope(&g, lt_reshape(&g, qkv[1], 4, k4), tp, S->rope_base);
             lt_tensor *v = lt_reshape(&g, qkv[2], 4, k4);
-            lt_tensor *a = lt_reshape(&g, lt_attention(&g, q, k, v, td, 0), 2, f2);
+            lt_tensor *a = lt_reshape(&g, lt_attention(&g, q, k, v, td, NULL), 2, f2);
             x = lt_add(&g, x, lt_linear(&g, a, W[l][3], &A[l][3], &Bt[l][3], 2.0f, 0.05f, (uint64_t)(it * 977 + l * 7 + 3)));
-            h = lt_rmsnorm(&g, x, norms, 1e-5f);
+            h = lt_rmsnorm(&g, x, norms, 1e-5f, 0.0f);
             lt_tensor *gt = lt_linear(&g, h, W[l][4], &A[l][4], &Bt[l][4], 2.0f, 0.05f, (uint64_t)(it * 977 + l * 7 + 4));
             lt_tensor *up = lt_linear(&g, h, W[l][5], &A[l][5], &Bt[l][5], 2.0f, 0.05f, (uint64_t)(it * 977 + l * 7 + 5));
-            x = lt_add(&g, x, lt_linear(&g, lt_swiglu(&g, gt, up), W[l][6], &A[l][6], &Bt[l][6], 2.0f, 0.05f, (uint64_t)(it * 977 + l * 7 + 6)));
+            x = lt_add(&g, x, lt_linear(&g, lt_glu(&g, gt, up, LT_ACT_SILU), W[l][6], &A[l][6], &Bt[l][6], 2.0f, 0.05f, (uint64_t)(it * 977 + l * 7 + 6)));
         }
-        lt_tensor *loss = lt_lm_head_cross_entropy(&g, lt_rmsnorm(&g, x, norms, 1e-5f), head, tg, NULL, 0.0f);
+        lt_tensor *loss = lt_lm_head_cross_entropy(&g, lt_rmsnorm(&g, x, norms, 1e-5f, 0.0f), head, tg, NULL, 0.0f, 0.0f);
         lt_backward(&g, loss, 1.0f);
         float nrm = lt_cuda_grad_global_norm(G, n_lora);
         lt_cuda_grad_clip(G, n_lora, 1.0f, nrm);

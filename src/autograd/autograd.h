@@ -21,13 +21,18 @@ typedef enum {
     LT_OP_RMSNORM,
     LT_OP_ROPE,
     LT_OP_ATTENTION,
-    LT_OP_SWIGLU,
+    LT_OP_GLU,
     LT_OP_ADD,
     LT_OP_CROSS_ENTROPY,
     LT_OP_RESHAPE,
     LT_OP_LM_HEAD_CE,
+    LT_OP_SOFTCAP,
     LT_OP_COUNT
 } lt_op;
+
+/* The activation of a gated MLP (lt_glu): SiLU (SwiGLU: Llama, Mistral, Qwen) or the tanh
+ * approximation of GELU (GeGLU: Gemma's "gelu_pytorch_tanh"). Formulas: kernels/act.h. */
+typedef enum { LT_ACT_SILU = 0, LT_ACT_GELU_TANH } lt_act;
 
 /* Scalar parameters of a node; each op reads the fields its row documents. */
 typedef struct {
@@ -38,6 +43,11 @@ typedef struct {
     float ce_denominator; /* cross_entropy: > 0 divides the summed NLL by this instead of the
                            * unmasked count (grad accumulation over a whole batch) */
     int64_t window;       /* attention: sliding window in tokens (> 0), 0 = the whole prefix */
+    float scale;          /* embedding: output multiplier; attention: score scale (> 0) */
+    float softcap;        /* attention, softcap, lm_head_ce: c·tanh(s/c) on scores or logits,
+                           * 0 = none */
+    float offset;         /* rmsnorm: the weight is applied as (offset + w) (Gemma: 1) */
+    lt_act act;           /* glu */
 } lt_op_params;
 
 #define LT_NODE_MAX_IN 5
@@ -147,8 +157,10 @@ void lt_checkpoint_backward(lt_graph *g, lt_node *n);
  * Each returns a new arena tensor. Shape and dtype mismatches are bugs in the caller
  * (model code builds these from validated configs) and fail LT_ASSERT. */
 
-/* table (F32 [V, D]), ids (I32 [N]) -> [N, D]. Ids must be in [0, V). */
-lt_tensor *lt_embedding(lt_graph *g, lt_tensor *table, lt_tensor *ids);
+/* table (F32 [V, D]), ids (I32 [N]) -> scale · table[ids], [N, D]. Ids must be in [0, V).
+ * scale 1 for most models; Gemma multiplies by sqrt(hidden_size) (modeling_gemma2.py
+ * Gemma2TextScaledWordEmbedding). */
+lt_tensor *lt_embedding(lt_graph *g, lt_tensor *table, lt_tensor *ids, float scale);
 
 /* y = x Wᵀ + scale · dropout(x) Aᵀ Bᵀ (LoRA, arXiv 2106.09685).
  * x F32 [..., in]; W F32 [out, in]; A F32 [r, in] and B F32 [out, r], or both NULL for a plain
@@ -162,8 +174,10 @@ lt_tensor *lt_linear(lt_graph *g, lt_tensor *x, lt_tensor *W, lt_tensor *A, lt_t
 lt_tensor *lt_linear_bias(lt_graph *g, lt_tensor *x, lt_tensor *W, lt_tensor *b, lt_tensor *A,
                           lt_tensor *B, float scale, float dropout, uint64_t seed);
 
-/* RMSNorm (arXiv 1910.07467): y = x / sqrt(mean(x²) + eps) · w. x [..., D], w [D]. */
-lt_tensor *lt_rmsnorm(lt_graph *g, lt_tensor *x, lt_tensor *w, float eps);
+/* RMSNorm (arXiv 1910.07467): y = x / sqrt(mean(x²) + eps) · (offset + w). x [..., D], w [D].
+ * offset 0: LlamaRMSNorm; 1: Gemma's (1 + w) (modeling_gemma2.py Gemma2RMSNorm), with the sum
+ * formed in float32 as transformers does. */
+lt_tensor *lt_rmsnorm(lt_graph *g, lt_tensor *x, lt_tensor *w, float eps, float offset);
 
 /* Rotary embedding (arXiv 2104.09864), Hugging Face rotate_half layout: pairs (i, i + Dh/2),
  * angle pos · inv_freq[i] (float32, as transformers' LlamaRotaryEmbedding). x [N, H, Dh] or
@@ -171,19 +185,31 @@ lt_tensor *lt_rmsnorm(lt_graph *g, lt_tensor *x, lt_tensor *w, float eps);
  * rope_theta and rope_scaling (lt_rope_inv_freq in model.h), so every scaling is the same op. */
 lt_tensor *lt_rope(lt_graph *g, lt_tensor *x, lt_tensor *pos, lt_tensor *inv_freq);
 
-/* Causal grouped-query attention with packed-document masking, softmax scale 1/sqrt(Dh).
+/* Options of lt_attention; a zeroed struct (or NULL) is plain causal attention. */
+typedef struct {
+    int64_t window; /* > 0: sliding window (see below); 0: the whole causal prefix */
+    float scale;    /* score scale; 0 = 1/sqrt(Dh). Gemma: query_pre_attn_scalar^-0.5 */
+    float softcap;  /* > 0: scores become softcap·tanh(scores/softcap) before the mask and
+                     * softmax (Gemma 2 attn_logit_softcapping); 0 = none */
+} lt_attn_opts;
+
+/* Causal grouped-query attention with packed-document masking: softmax(cap(scale · q kᵀ)) v.
  * q [B, Tq, Hq, Dh]; k, v [B, Tk, Hkv, Dh] with Tk >= Tq and Hq % Hkv == 0; query i sits at
  * absolute position t = Tk - Tq + i (Tq < Tk is the KV-cached generation case). doc I32 [B, Tk]
- * or NULL: a query attends only to keys at or before it with the same doc id. window > 0 is
+ * or NULL: a query attends only to keys at or before it with the same doc id. A window > 0 is
  * sliding-window attention (Mistral, Qwen2, Gemma 2/3 local layers): key j is visible only when
  * t - j < window, i.e. the query and the window - 1 keys before it, as transformers'
- * masking_utils.sliding_window_overlay (kv_idx > q_idx - sliding_window); 0 = no window.
- * -> [B, Tq, Hq, Dh]. */
+ * masking_utils.sliding_window_overlay (kv_idx > q_idx - sliding_window). Scale and soft-capping
+ * as modeling_gemma2.py eager_attention_forward. o NULL = defaults. -> [B, Tq, Hq, Dh]. */
 lt_tensor *lt_attention(lt_graph *g, lt_tensor *q, lt_tensor *k, lt_tensor *v, lt_tensor *doc,
-                        int64_t window);
+                        const lt_attn_opts *o);
 
-/* SwiGLU (arXiv 2002.05202): silu(gate) · up, elementwise. gate, up [..., F]. */
-lt_tensor *lt_swiglu(lt_graph *g, lt_tensor *gate, lt_tensor *up);
+/* Gated linear unit (Shazeer, arXiv 2002.05202): act(gate) · up, elementwise. gate, up
+ * [..., F]; act SiLU (SwiGLU) or tanh-GELU (GeGLU). */
+lt_tensor *lt_glu(lt_graph *g, lt_tensor *gate, lt_tensor *up, lt_act act);
+
+/* Soft-capping (Gemma 2 final_logit_softcapping): cap · tanh(x / cap), elementwise, cap > 0. */
+lt_tensor *lt_softcap(lt_graph *g, lt_tensor *x, float cap);
 
 /* a + b, same shapes. */
 lt_tensor *lt_add(lt_graph *g, lt_tensor *a, lt_tensor *b);
@@ -194,11 +220,12 @@ lt_tensor *lt_add(lt_graph *g, lt_tensor *a, lt_tensor *b);
 lt_tensor *lt_cross_entropy(lt_graph *g, lt_tensor *logits, lt_tensor *targets, lt_tensor *mask,
                             float denominator);
 
-/* lt_cross_entropy(lt_linear(x, W), targets, mask, denominator) without the [N, V] logits:
+/* lt_cross_entropy(z, targets, mask, denominator) with z = lt_linear(x, W), soft-capped as
+ * lt_softcap(z, softcap) when softcap > 0, without the [N, V] logits:
  * x [N, D]; W [V, D] (the LM head, usually frozen); targets I32 [N]; mask U8 [N] or NULL.
  * Returns [1] with cross_entropy's counting and denominator rules. */
 lt_tensor *lt_lm_head_cross_entropy(lt_graph *g, lt_tensor *x, lt_tensor *W, lt_tensor *targets,
-                                    lt_tensor *mask, float denominator);
+                                    lt_tensor *mask, float denominator, float softcap);
 
 /* A view of x with a new shape of the same element count (shares data; grads flow back). */
 lt_tensor *lt_reshape(lt_graph *g, lt_tensor *x, int ndim, const int64_t *shape);

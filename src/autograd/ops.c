@@ -19,6 +19,7 @@
 #endif
 
 #include <string.h>
+#include <math.h>
 
 const lt_op_def lt_op_table[LT_OP_COUNT] = {
     [LT_OP_EMBEDDING] = {"embedding", lt_cpu_embedding_forward, lt_cpu_embedding_backward,
@@ -29,7 +30,7 @@ const lt_op_def lt_op_table[LT_OP_COUNT] = {
     [LT_OP_ROPE] = {"rope", lt_cpu_rope_forward, lt_cpu_rope_backward, CUDA_FB(rope)},
     [LT_OP_ATTENTION] = {"attention", lt_cpu_attention_forward, lt_cpu_attention_backward,
                          CUDA_FB(attention)},
-    [LT_OP_SWIGLU] = {"swiglu", lt_cpu_swiglu_forward, lt_cpu_swiglu_backward, CUDA_FB(swiglu)},
+    [LT_OP_GLU] = {"glu", lt_cpu_glu_forward, lt_cpu_glu_backward, CUDA_FB(glu)},
     [LT_OP_ADD] = {"add", lt_cpu_add_forward, lt_cpu_add_backward, CUDA_FB(add)},
     [LT_OP_CROSS_ENTROPY] = {"cross_entropy", lt_cpu_cross_entropy_forward,
                              lt_cpu_cross_entropy_backward, CUDA_FB(cross_entropy)},
@@ -37,10 +38,12 @@ const lt_op_def lt_op_table[LT_OP_COUNT] = {
                        CUDA_FB(reshape)},
     [LT_OP_LM_HEAD_CE] = {"lm_head_cross_entropy", lt_cpu_lm_head_ce_forward,
                           lt_cpu_lm_head_ce_backward, CUDA_FB(lm_head_ce)},
+    [LT_OP_SOFTCAP] = {"softcap", lt_cpu_softcap_forward, lt_cpu_softcap_backward,
+                       CUDA_FB(softcap)},
 };
 _Static_assert(sizeof lt_op_table / sizeof lt_op_table[0] == LT_OP_COUNT,
                "lt_op_table needs exactly one row per lt_op");
-_Static_assert(LT_OP_COUNT == 10, "a new op needs a row in lt_op_table, a kernel and a test");
+_Static_assert(LT_OP_COUNT == 11, "a new op needs a row in lt_op_table, a kernel and a test");
 
 static bool is_f32(const lt_tensor *t) { return t && t->dtype == LT_F32; }
 
@@ -57,13 +60,14 @@ static bool is_wt(const lt_graph *g, const lt_tensor *t) {
 /* Rows of t when its last dim is the feature dim. */
 static int64_t rows_of(const lt_tensor *t) { return lt_tensor_numel(t) / t->shape[t->ndim - 1]; }
 
-lt_tensor *lt_embedding(lt_graph *g, lt_tensor *table, lt_tensor *ids) {
-    LT_ASSERT(is_wt(g, table) && table->ndim == 2);
+lt_tensor *lt_embedding(lt_graph *g, lt_tensor *table, lt_tensor *ids, float scale) {
+    LT_ASSERT(is_wt(g, table) && table->ndim == 2 && scale > 0.0f);
     LT_ASSERT(ids && ids->dtype == LT_I32 && ids->ndim == 1);
     int64_t shape[2] = {ids->shape[0], table->shape[1]};
     lt_tensor *out = lt_graph_tensor(g, act_dt(g), 2, shape);
     lt_tensor *in[2] = {table, ids};
-    lt_graph_apply(g, LT_OP_EMBEDDING, 2, in, out, NULL);
+    lt_op_params p = {.scale = scale};
+    lt_graph_apply(g, LT_OP_EMBEDDING, 2, in, out, &p);
     return out;
 }
 
@@ -105,13 +109,14 @@ lt_tensor *lt_linear_bias(lt_graph *g, lt_tensor *x, lt_tensor *W, lt_tensor *b,
     return out;
 }
 
-lt_tensor *lt_rmsnorm(lt_graph *g, lt_tensor *x, lt_tensor *w, float eps) {
+lt_tensor *lt_rmsnorm(lt_graph *g, lt_tensor *x, lt_tensor *w, float eps, float offset) {
     LT_ASSERT(is_act(g, x) && is_wt(g, w) && w->ndim == 1);
     LT_ASSERT(x->shape[x->ndim - 1] == w->shape[0]);
     LT_ASSERT(eps > 0.0f);
     lt_tensor *out = lt_graph_tensor(g, act_dt(g), x->ndim, x->shape);
     lt_op_params p = {0};
     p.eps = eps;
+    p.offset = offset;
     lt_tensor *in[2] = {x, w};
     lt_graph_apply(g, LT_OP_RMSNORM, 2, in, out, &p);
     return out;
@@ -132,7 +137,7 @@ lt_tensor *lt_rope(lt_graph *g, lt_tensor *x, lt_tensor *pos, lt_tensor *inv_fre
 }
 
 lt_tensor *lt_attention(lt_graph *g, lt_tensor *q, lt_tensor *k, lt_tensor *v, lt_tensor *doc,
-                        int64_t window) {
+                        const lt_attn_opts *o) {
     LT_ASSERT(is_act(g, q) && is_act(g, k) && is_act(g, v));
     LT_ASSERT(q->ndim == 4 && k->ndim == 4 && lt_tensor_same_shape(k, v));
     LT_ASSERT(q->shape[0] == k->shape[0] && q->shape[3] == k->shape[3]);
@@ -142,19 +147,34 @@ lt_tensor *lt_attention(lt_graph *g, lt_tensor *q, lt_tensor *k, lt_tensor *v, l
         LT_ASSERT(doc->dtype == LT_I32 && doc->ndim == 2);
         LT_ASSERT(doc->shape[0] == k->shape[0] && doc->shape[1] == k->shape[1]);
     }
-    LT_ASSERT(window >= 0);
+    const lt_attn_opts none = {0};
+    if (!o) o = &none;
+    LT_ASSERT(o->window >= 0 && o->scale >= 0.0f && o->softcap >= 0.0f);
     lt_tensor *out = lt_graph_tensor(g, act_dt(g), 4, q->shape);
     lt_tensor *in[4] = {q, k, v, doc};
-    lt_op_params p = {.window = window};
+    lt_op_params p = {.window = o->window,
+                      .scale = o->scale > 0.0f ? o->scale : 1.0f / sqrtf((float)q->shape[3]),
+                      .softcap = o->softcap};
     lt_graph_apply(g, LT_OP_ATTENTION, 4, in, out, &p);
     return out;
 }
 
-lt_tensor *lt_swiglu(lt_graph *g, lt_tensor *gate, lt_tensor *up) {
+lt_tensor *lt_glu(lt_graph *g, lt_tensor *gate, lt_tensor *up, lt_act act) {
     LT_ASSERT(is_act(g, gate) && is_act(g, up) && lt_tensor_same_shape(gate, up));
+    LT_ASSERT(act == LT_ACT_SILU || act == LT_ACT_GELU_TANH);
     lt_tensor *out = lt_graph_tensor(g, act_dt(g), gate->ndim, gate->shape);
     lt_tensor *in[2] = {gate, up};
-    lt_graph_apply(g, LT_OP_SWIGLU, 2, in, out, NULL);
+    lt_op_params p = {.act = act};
+    lt_graph_apply(g, LT_OP_GLU, 2, in, out, &p);
+    return out;
+}
+
+lt_tensor *lt_softcap(lt_graph *g, lt_tensor *x, float cap) {
+    LT_ASSERT(is_act(g, x) && cap > 0.0f);
+    lt_tensor *out = lt_graph_tensor(g, act_dt(g), x->ndim, x->shape);
+    lt_tensor *in[1] = {x};
+    lt_op_params p = {.softcap = cap};
+    lt_graph_apply(g, LT_OP_SOFTCAP, 1, in, out, &p);
     return out;
 }
 
@@ -182,7 +202,7 @@ lt_tensor *lt_cross_entropy(lt_graph *g, lt_tensor *logits, lt_tensor *targets, 
 }
 
 lt_tensor *lt_lm_head_cross_entropy(lt_graph *g, lt_tensor *x, lt_tensor *W, lt_tensor *targets,
-                                    lt_tensor *mask, float denominator) {
+                                    lt_tensor *mask, float denominator, float softcap) {
     LT_ASSERT(is_act(g, x) && x->ndim == 2 && is_wt(g, W) && W->ndim == 2);
     LT_ASSERT(W->shape[1] == x->shape[1]);
     LT_ASSERT(targets && targets->dtype == LT_I32 && targets->ndim == 1);
@@ -192,6 +212,8 @@ lt_tensor *lt_lm_head_cross_entropy(lt_graph *g, lt_tensor *x, lt_tensor *W, lt_
     lt_tensor *out = lt_graph_tensor(g, LT_F32, 1, &one);
     lt_op_params p = {0};
     p.ce_denominator = denominator;
+    p.softcap = softcap;
+    LT_ASSERT(softcap >= 0.0f);
     lt_tensor *in[4] = {x, W, targets, mask};
     lt_graph_apply(g, LT_OP_LM_HEAD_CE, 4, in, out, &p);
     return out;

@@ -78,7 +78,14 @@ static lt_status write_dir(const lt_model *m, const lt_tokenizer *tok, const cha
         snprintf(name, sizeof name, "model.layers.%d.input_layernorm.weight", l);
         add_plain(w, name, &L->attn_norm, dtype, &bufs, &n_bufs);
         snprintf(name, sizeof name, "model.layers.%d.post_attention_layernorm.weight", l);
-        add_plain(w, name, &L->ffn_norm, dtype, &bufs, &n_bufs);
+        add_plain(w, name, c->sandwich_norm ? &L->post_attn_norm : &L->ffn_norm, dtype, &bufs,
+                  &n_bufs);
+        if (c->sandwich_norm) { /* Gemma's names (hf.c) */
+            snprintf(name, sizeof name, "model.layers.%d.pre_feedforward_layernorm.weight", l);
+            add_plain(w, name, &L->ffn_norm, dtype, &bufs, &n_bufs);
+            snprintf(name, sizeof name, "model.layers.%d.post_feedforward_layernorm.weight", l);
+            add_plain(w, name, &L->post_ffn_norm, dtype, &bufs, &n_bufs);
+        }
         if (c->qk_norm) {
             snprintf(name, sizeof name, "model.layers.%d.self_attn.q_norm.weight", l);
             add_plain(w, name, &L->q_norm, dtype, &bufs, &n_bufs);

@@ -28,7 +28,8 @@
 
 /* One tensor of the model in both namings. */
 typedef enum {
-    T_EMBED, T_OUT_NORM, T_LM_HEAD, T_ATTN_NORM, T_FFN_NORM, T_Q_NORM, T_K_NORM, T_PROJ, T_BIAS
+    T_EMBED, T_OUT_NORM, T_LM_HEAD, T_ATTN_NORM, T_FFN_NORM, T_Q_NORM, T_K_NORM,
+    T_POST_ATTN_NORM, T_POST_FFN_NORM, T_PROJ, T_BIAS
 } tkind;
 typedef struct {
     tkind kind;
@@ -41,7 +42,7 @@ typedef struct {
  * final norm, lm_head). Returns the count; *out is malloc'ed. */
 static int list_tensors(const lt_model *m, mtensor **out) {
     const lt_model_config *c = &m->cfg;
-    int n = 0, cap = 3 + c->n_layer * (4 + 2 * LT_MOD_COUNT);
+    int n = 0, cap = 3 + c->n_layer * (6 + 2 * LT_MOD_COUNT);
     mtensor *t = lt_xcalloc((size_t)cap, sizeof *t);
     t[n] = (mtensor){T_EMBED, -1, -1, c->vocab_size, c->dim, "model.embed_tokens.weight",
                      "token_embd.weight"};
@@ -75,7 +76,20 @@ static int list_tensors(const lt_model *m, mtensor **out) {
                              j ? 'k' : 'q');
                 }
             }
-            if (k == LT_MOD_O) {
+            if (k == LT_MOD_O && c->sandwich_norm) { /* Gemma's four norms (hf.c) */
+                static const struct {
+                    tkind kind;
+                    const char *hf, *gguf;
+                } g4[3] = {{T_POST_ATTN_NORM, "post_attention_layernorm", "post_attention_norm"},
+                           {T_FFN_NORM, "pre_feedforward_layernorm", "ffn_norm"},
+                           {T_POST_FFN_NORM, "post_feedforward_layernorm", "post_ffw_norm"}};
+                for (int j = 0; j < 3; j++) {
+                    x = &t[n++];
+                    *x = (mtensor){g4[j].kind, l, -1, c->dim, 0, "", ""};
+                    snprintf(x->hf, sizeof x->hf, "model.layers.%d.%s.weight", l, g4[j].hf);
+                    snprintf(x->gguf, sizeof x->gguf, "blk.%d.%s.weight", l, g4[j].gguf);
+                }
+            } else if (k == LT_MOD_O) {
                 x = &t[n++];
                 *x = (mtensor){T_FFN_NORM, l, -1, c->dim, 0, "", ""};
                 snprintf(x->hf, sizeof x->hf, "model.layers.%d.post_attention_layernorm.weight",
@@ -106,6 +120,8 @@ static void fill(const lt_model *m, const mtensor *t, float *dst) {
     case T_FFN_NORM: src = &m->layers[t->layer].ffn_norm; break;
     case T_Q_NORM: src = &m->layers[t->layer].q_norm; break;
     case T_K_NORM: src = &m->layers[t->layer].k_norm; break;
+    case T_POST_ATTN_NORM: src = &m->layers[t->layer].post_attn_norm; break;
+    case T_POST_FFN_NORM: src = &m->layers[t->layer].post_ffn_norm; break;
     case T_BIAS: src = &m->layers[t->layer].bias[t->mod]; break;
     default: src = &m->layers[t->layer].w[t->mod]; break;
     }
@@ -183,8 +199,25 @@ static bool has_prefix(const char *s, const char *p) { return !strncmp(s, p, str
 
 const char *lt_export__gguf_arch(const lt_model_config *c) {
     /* convert_hf_to_gguf.py: LlamaForCausalLM and MistralForCausalLM -> "llama" (Q/K permuted),
-     * Qwen2ForCausalLM -> "qwen2", Qwen3ForCausalLM -> "qwen3" (rows kept in the HF order) */
-    return c->arch == LT_ARCH_QWEN2 ? "qwen2" : c->arch == LT_ARCH_QWEN3 ? "qwen3" : "llama";
+     * Qwen2ForCausalLM -> "qwen2", Qwen3ForCausalLM -> "qwen3" (rows kept in the HF order);
+     * Gemma: NULL, lathe does not write Gemma GGUFs yet (their norms, soft-capping and layer
+     * pattern keys are llama.cpp's own; export_impl.h) */
+    switch (c->arch) {
+    case LT_ARCH_LLAMA:
+    case LT_ARCH_MISTRAL: return "llama";
+    case LT_ARCH_QWEN2: return "qwen2";
+    case LT_ARCH_QWEN3: return "qwen3";
+    default: return NULL;
+    }
+}
+
+lt_status lt_export__no_gguf(const lt_model_config *c, const char *path) {
+    return lt_error_set(LT_ERR_MODEL, "%s: cannot write a GGUF for %s: lathe writes GGUF files "
+                        "for Llama, Mistral, Qwen2 and Qwen3 only (a Gemma GGUF needs llama.cpp's "
+                        "own norm, soft-capping and layer-pattern conventions); hint: export "
+                        "\"peft\" or \"merged-safetensors\" and convert with llama.cpp's "
+                        "convert_hf_to_gguf.py", path,
+                        c->arch == LT_ARCH_GEMMA2 ? "Gemma 2" : "Gemma 3");
 }
 
 /* Permute rows of a q/k weight or bias (rows = heads · head_dim) into llama.cpp's order when the
@@ -201,6 +234,7 @@ lt_status lt_export_merged_gguf_file(const lt_export_src *src, const char *path,
     const lt_model *m = src->m;
     const lt_model_config *c = &m->cfg;
     const char *arch = lt_export__gguf_arch(c);
+    if (!arch) return lt_export__no_gguf(c, path);
     int swa_from, n_swa = lt_model_swa_layers(c, &swa_from);
     if (n_swa > 0 && n_swa < c->n_layer)
         return lt_error_set(LT_ERR_MODEL, "%s: cannot write a GGUF: %d of %d layers use a sliding "

@@ -34,6 +34,8 @@ static const arch_info archs[] = {
     {"MistralForCausalLM", "mistral", LT_ARCH_MISTRAL, 4096 * 32},
     {"Qwen2ForCausalLM", "qwen2", LT_ARCH_QWEN2, 32768},
     {"Qwen3ForCausalLM", "qwen3", LT_ARCH_QWEN3, 32768},
+    {"Gemma2ForCausalLM", "gemma2", LT_ARCH_GEMMA2, 8192},
+    {"Gemma3ForCausalLM", "gemma3_text", LT_ARCH_GEMMA3, 131072},
 };
 #define N_ARCHS (int)(sizeof archs / sizeof archs[0])
 
@@ -270,6 +272,100 @@ static lt_status parse_rope(const char *path, json_t *root, lt_model_config *c) 
     return LT_OK;
 }
 
+/* Gemma 3: one RoPE for the full-attention layers and one for the sliding ones
+ * (configuration_gemma3.py convert_rope_params_to_dict): "rope_parameters" nested by layer type
+ * {"full_attention": {...}, "sliding_attention": {...}}, or the older top-level rope_theta
+ * (default 1e6) + rope_scaling for the full layers and rope_local_base_freq (default 1e4) for the
+ * sliding ones. The sliding layers' RoPE must be unscaled (it is in every Gemma 3). */
+static lt_status parse_rope_gemma3(const char *path, json_t *root, lt_model_config *c) {
+    lt_status st;
+    json_t *rp = json_object_get(root, "rope_parameters");
+    json_t *full = rp ? json_object_get(rp, "full_attention") : NULL;
+    json_t *slide = rp ? json_object_get(rp, "sliding_attention") : NULL;
+    double top_theta, local;
+    if ((st = get_num(path, root, "rope_theta", false, NAN, true, &top_theta)) ||
+        (st = get_num(path, root, "rope_local_base_freq", false, NAN, true, &local)))
+        return st;
+    lt_rope_scaling fs = {0}, ss = {0}, legacy = {0};
+    double fth = NAN, sth = NAN, lth;
+    if (rp && !json_is_null(rp) && !full && !slide && json_object_size(rp))
+        return key_err(path, "rope_parameters", "Gemma 3 keeps one RoPE per layer type: expected "
+                       "{\"full_attention\": {...}, \"sliding_attention\": {...}}");
+    if (full && !json_is_null(full) &&
+        (st = parse_rope_dict(path, "rope_parameters.full_attention", full, c->context_length,
+                              &fs, &fth)))
+        return st;
+    if (slide && !json_is_null(slide) &&
+        (st = parse_rope_dict(path, "rope_parameters.sliding_attention", slide,
+                              c->context_length, &ss, &sth)))
+        return st;
+    json_t *rsc = json_object_get(root, "rope_scaling");
+    if (rsc && !json_is_null(rsc) && json_object_size(rsc)) {
+        if ((st = parse_rope_dict(path, "rope_scaling", rsc, c->context_length, &legacy, &lth)))
+            return st;
+        if (full && !same_scaling(&fs, &legacy))
+            return lt_error_set(LT_ERR_MODEL, "%s: rope_scaling and "
+                                "rope_parameters.full_attention describe different RoPE "
+                                "scalings; hint: keep one of the two spellings", path);
+        fs = legacy;
+    }
+    if (ss.type != LT_ROPE_DEFAULT)
+        return key_err(path, "rope_parameters.sliding_attention", "a scaled RoPE on the sliding "
+                       "layers is not supported; lathe applies the default one there");
+    const struct { double a, b; const char *ka, *kb; } agree[2] = {
+        {fth, top_theta, "rope_parameters.full_attention.rope_theta", "rope_theta"},
+        {sth, local, "rope_parameters.sliding_attention.rope_theta", "rope_local_base_freq"}};
+    for (int i = 0; i < 2; i++)
+        if (!isnan(agree[i].a) && !isnan(agree[i].b) && (float)agree[i].a != (float)agree[i].b)
+            return lt_error_set(LT_ERR_MODEL, "%s: %s = %g contradicts %s = %g; hint: keep one "
+                                "spelling", path, agree[i].ka, agree[i].a, agree[i].kb,
+                                agree[i].b);
+    c->rope_base = (float)(!isnan(fth) ? fth : !isnan(top_theta) ? top_theta : 1e6);
+    c->rope_scaling = fs;
+    c->rope_local_base = (float)(!isnan(sth) ? sth : !isnan(local) ? local : 1e4);
+    return LT_OK;
+}
+
+/* Gemma 2 / Gemma 3 (configuration_gemma2.py, configuration_gemma3.py; modeling_gemma2.py):
+ * GeGLU with hidden_activation "gelu_pytorch_tanh", (1 + w) RMSNorms, embeddings times
+ * sqrt(hidden_size), norms after attention and MLP, attention scale query_pre_attn_scalar^-0.5
+ * (default 256), soft-capping of attention (Gemma 2 default 50) and final logits (Gemma 2
+ * default 30), null meaning none; Gemma 3 adds q/k norms. */
+static lt_status parse_gemma(const char *path, json_t *root, lt_model_config *c) {
+    lt_status st;
+    const bool g2 = c->arch == LT_ARCH_GEMMA2;
+    const char *act;
+    if ((st = get_str(path, root, "hidden_activation", &act))) return st;
+    if (act && strcmp(act, "gelu_pytorch_tanh") && strcmp(act, "gelu_tanh"))
+        return lt_error_set(LT_ERR_MODEL, "%s: hidden_activation: \"%s\" is not supported; lathe's "
+                            "Gemma MLP is GeGLU with tanh-GELU (\"gelu_pytorch_tanh\")", path,
+                            act);
+    c->act = LT_ACT_GELU_TANH;
+    c->norm_offset = 1.0f;
+    c->embed_scale = (float)sqrt((double)c->dim);
+    c->sandwich_norm = true;
+    c->qk_norm = !g2;
+    double q = 256, cap;
+    if ((st = get_num(path, root, "query_pre_attn_scalar", false, 256, true, &q))) return st;
+    c->attn_scale = (float)pow(q, -0.5);
+    static const char *const caps[2] = {"attn_logit_softcapping", "final_logit_softcapping"};
+    float *dst[2] = {&c->attn_softcap, &c->final_softcap};
+    const double dflt[2] = {g2 ? 50.0 : 0.0, g2 ? 30.0 : 0.0};
+    for (int i = 0; i < 2; i++) {
+        json_t *v = json_object_get(root, caps[i]);
+        if (v && json_is_null(v)) continue; /* null: no soft-capping */
+        if ((st = get_num(path, root, caps[i], false, dflt[i], false, &cap))) return st;
+        if (cap < 0) return key_err(path, caps[i], "must be positive or null");
+        *dst[i] = (float)cap;
+    }
+    bool bidir = false;
+    if ((st = get_bool(path, root, "use_bidirectional_attention", false, &bidir))) return st;
+    if (bidir)
+        return key_err(path, "use_bidirectional_attention", "true (an embedding model) is not "
+                       "supported; lathe trains causal decoders");
+    return LT_OK;
+}
+
 /* Which layers use a sliding window, and its width, as transformers 5 decides it:
  * configuration_mistral.py: every layer when sliding_window is set (absent: 4096; null: none);
  * configuration_qwen2.py: sliding_window (absent: 4096) only with use_sliding_window, on layers
@@ -291,6 +387,20 @@ static lt_status parse_sliding(const char *path, json_t *root, lt_model_config *
         (st = get_int(path, root, "sliding_window", false, 4096, 1, 1 << 30, &window)))
         return st;
     json_t *lt = json_object_get(root, "layer_types");
+    const bool gemma = c->arch == LT_ARCH_GEMMA2 || c->arch == LT_ARCH_GEMMA3;
+    if (gemma && (!lt || json_is_null(lt))) {
+        /* Gemma 2: layers 0, 2, 4, ... slide; Gemma 3: all but every sliding_window_pattern-th
+         * (layer l slides iff (l + 1) % pattern != 0) */
+        int pattern = 2;
+        if (c->arch == LT_ARCH_GEMMA3 &&
+            (st = get_int(path, root, "sliding_window_pattern", false, 6, 1, LT_MAX_LAYERS,
+                          &pattern)))
+            return st;
+        lt_model_set_swa(c, window, c->n_layer);
+        for (int l = 0; l < c->n_layer && window > 0; l++)
+            if ((l + 1) % pattern) c->swa_layers[l / 64] |= 1ull << (l % 64);
+        return LT_OK;
+    }
     if (!lt || json_is_null(lt) || c->arch == LT_ARCH_MISTRAL) {
         /* MistralConfig takes layer_types only to warn about it: every layer slides */
         if (lt && !json_is_null(lt))
@@ -331,6 +441,10 @@ static const char *const read_keys[] = {
 /* ... and only for these architectures (the others' transformers classes ignore them). */
 static const char *const sliding_keys[] = {"sliding_window", "layer_types", NULL};
 static const char *const qwen2_keys[] = {"use_sliding_window", "max_window_layers", NULL};
+static const char *const gemma_keys[] = {
+    "hidden_activation", "query_pre_attn_scalar", "attn_logit_softcapping",
+    "final_logit_softcapping", "use_bidirectional_attention", "sliding_window_pattern",
+    "rope_local_base_freq", "cache_implementation", "_sliding_window_pattern", NULL};
 
 /* Keys that never change the forward pass: bookkeeping, training-time dropout (lathe's dropout
  * is LoRA's own), tokenizer ids and generation defaults of transformers' PretrainedConfig and
@@ -394,6 +508,8 @@ static lt_status audit_keys(const char *path, json_t *root, const lt_model_confi
         if (in_list(read_keys, k) || in_list(inert_keys, k)) continue;
         if (c->arch != LT_ARCH_LLAMA && in_list(sliding_keys, k)) continue;
         if ((c->arch == LT_ARCH_QWEN2 || c->arch == LT_ARCH_QWEN3) && in_list(qwen2_keys, k))
+            continue;
+        if ((c->arch == LT_ARCH_GEMMA2 || c->arch == LT_ARCH_GEMMA3) && in_list(gemma_keys, k))
             continue;
         bool handled = false;
         for (size_t i = 0; i < sizeof refused_keys / sizeof refused_keys[0] && !handled; i++) {
@@ -483,8 +599,10 @@ lt_status lt_hf_config_parse(lt_model_config *c, const char *path) {
     json_t *jhd = json_object_get(root, "head_dim");
     if (jhd && !json_is_null(jhd)) {
         if ((st = get_int(path, root, "head_dim", true, 0, 2, 1024, &c->head_dim))) goto done;
-    } else if (c->arch == LT_ARCH_QWEN3) {
-        c->head_dim = 128; /* Qwen3Config's default, not hidden / heads */
+    } else if (c->arch == LT_ARCH_QWEN3 || c->arch == LT_ARCH_GEMMA2 ||
+               c->arch == LT_ARCH_GEMMA3) {
+        /* the config classes' defaults, not hidden / heads */
+        c->head_dim = c->arch == LT_ARCH_QWEN3 ? 128 : 256;
     } else {
         if (c->dim % c->n_head) {
             st = lt_error_set(LT_ERR_MODEL, "%s: num_attention_heads: %d does not divide "
@@ -507,7 +625,8 @@ lt_status lt_hf_config_parse(lt_model_config *c, const char *path) {
 
     const char *act;
     if ((st = get_str(path, root, "hidden_act", &act))) goto done;
-    if (act && strcmp(act, "silu")) {
+    /* Gemma's classes read hidden_activation instead (parse_gemma); hidden_act is left over */
+    if (act && strcmp(act, "silu") && c->arch != LT_ARCH_GEMMA2 && c->arch != LT_ARCH_GEMMA3) {
         st = lt_error_set(LT_ERR_MODEL, "%s: hidden_act: \"%s\" is not supported; lathe's MLP is "
                           "SwiGLU (\"silu\")", path, act);
         goto done;
@@ -522,14 +641,19 @@ lt_status lt_hf_config_parse(lt_model_config *c, const char *path) {
     if ((st = get_bool(path, root, "attention_bias", false, &b))) goto done;
     if (c->arch == LT_ARCH_QWEN2) {
         c->qkv_bias = true; /* Qwen2Attention: q/k/v bias=True, o_proj bias=False */
-    } else if (c->arch == LT_ARCH_LLAMA || c->arch == LT_ARCH_QWEN3) {
-        c->qkv_bias = c->o_bias = b; /* Llama/Qwen3Attention: bias=attention_bias on all four */
+    } else if (c->arch != LT_ARCH_MISTRAL) {
+        c->qkv_bias = c->o_bias = b; /* Llama/Qwen3/Gemma: bias=attention_bias on all four */
     } else if (b) {
         st = key_err(path, "attention_bias", "true is not supported for MistralForCausalLM");
         goto done;
     }
     c->qk_norm = c->arch == LT_ARCH_QWEN3; /* Qwen3Attention q_norm / k_norm */
-    if ((st = parse_rope(path, root, c))) goto done;
+    if ((c->arch == LT_ARCH_GEMMA2 || c->arch == LT_ARCH_GEMMA3) &&
+        (st = parse_gemma(path, root, c)))
+        goto done;
+    if ((st = c->arch == LT_ARCH_GEMMA3 ? parse_rope_gemma3(path, root, c)
+                                        : parse_rope(path, root, c)))
+        goto done;
     if ((st = parse_sliding(path, root, c))) goto done;
 
     if ((st = get_token_id(path, root, "bos_token_id", c->vocab_size, &c->bos_id)) ||
@@ -566,10 +690,19 @@ lt_status lt_hf_config_write(const lt_model_config *c, const char *path) {
         what = "Qwen2 has q/k/v biases and no o_proj bias";
     else if (c->arch == LT_ARCH_MISTRAL && (c->qkv_bias || c->o_bias))
         what = "Mistral has no attention biases";
-    else if ((c->arch == LT_ARCH_LLAMA || c->arch == LT_ARCH_QWEN3) && c->qkv_bias != c->o_bias)
+    else if (c->arch != LT_ARCH_QWEN2 && c->qkv_bias != c->o_bias)
         what = "attention_bias covers q/k/v and o_proj together";
-    else if (c->qk_norm != (c->arch == LT_ARCH_QWEN3))
-        what = "only Qwen3ForCausalLM (always) has q/k norms";
+    else if (c->qk_norm != (c->arch == LT_ARCH_QWEN3 || c->arch == LT_ARCH_GEMMA3))
+        what = "only Qwen3 and Gemma 3 (always) have q/k norms";
+    const bool gemma = c->arch == LT_ARCH_GEMMA2 || c->arch == LT_ARCH_GEMMA3;
+    if (!what && gemma != (c->norm_offset == 1.0f && c->sandwich_norm &&
+                           c->act == LT_ACT_GELU_TANH &&
+                           c->embed_scale == (float)sqrt((double)c->dim)))
+        what = "(1 + w) norms, four norms per layer, GeGLU and scaled embeddings come together, "
+               "in Gemma only";
+    if (!what && !gemma && (c->attn_scale > 0 || c->attn_softcap > 0 || c->final_softcap > 0 ||
+                            c->rope_local_base > 0))
+        what = "only Gemma has a query scale, soft-capping or a local RoPE base";
     int swa_from, n_swa = lt_model_swa_layers(c, &swa_from);
     if (!what && c->arch == LT_ARCH_LLAMA && n_swa > 0)
         what = "LlamaForCausalLM has no sliding window";
@@ -595,12 +728,30 @@ lt_status lt_hf_config_write(const lt_model_config *c, const char *path) {
                                                            : ai->default_max_pos));
     json_object_set_new(o, "rms_norm_eps", jreal(c->rms_eps));
     json_object_set_new(o, "rope_theta", jreal(c->rope_base));
-    json_object_set_new(o, "hidden_act", json_string("silu"));
+    json_object_set_new(o, "hidden_act", json_string(gemma ? "gelu_pytorch_tanh" : "silu"));
+    if (gemma) {
+        json_object_set_new(o, "hidden_activation", json_string("gelu_pytorch_tanh"));
+        /* attn_scale = query_pre_attn_scalar^-0.5; an integer in every Gemma */
+        double q = 1.0 / ((double)c->attn_scale * c->attn_scale);
+        json_object_set_new(o, "query_pre_attn_scalar",
+                            fabs(q - round(q)) < 1e-4 * q ? json_integer((json_int_t)round(q))
+                                                         : json_real(q));
+        json_object_set_new(o, "attn_logit_softcapping",
+                            c->attn_softcap > 0 ? jreal(c->attn_softcap) : json_null());
+        json_object_set_new(o, "final_logit_softcapping",
+                            c->final_softcap > 0 ? jreal(c->final_softcap) : json_null());
+        json_object_set_new(o, "sliding_window",
+                            n_swa > 0 ? json_integer(c->sliding_window) : json_null());
+        if (c->arch == LT_ARCH_GEMMA3)
+            json_object_set_new(o, "rope_local_base_freq",
+                                jreal(c->rope_local_base > 0 ? c->rope_local_base
+                                                             : c->rope_base));
+    }
     json_object_set_new(o, "tie_word_embeddings", json_boolean(c->tied));
     json_object_set_new(o, "attention_dropout", json_real(0.0));
     json_object_set_new(o, "initializer_range", json_real(0.02));
     json_object_set_new(o, "use_cache", json_true());
-    if (c->arch == LT_ARCH_LLAMA || c->arch == LT_ARCH_QWEN3)
+    if (c->arch != LT_ARCH_MISTRAL && c->arch != LT_ARCH_QWEN2)
         json_object_set_new(o, "attention_bias", json_boolean(c->qkv_bias));
     if (c->arch == LT_ARCH_LLAMA) json_object_set_new(o, "mlp_bias", json_false());
     if (c->arch == LT_ARCH_MISTRAL)
@@ -613,7 +764,7 @@ lt_status lt_hf_config_write(const lt_model_config *c, const char *path) {
                                                            : json_null());
         json_object_set_new(o, "max_window_layers", json_integer(swa_from >= 0 ? swa_from : 0));
     }
-    if (n_swa > 0 && swa_from < 0) { /* no suffix: name every layer's kind */
+    if ((n_swa > 0 && swa_from < 0) || gemma) { /* name every layer's kind */
         json_t *types = json_array();
         for (int l = 0; l < c->n_layer; l++)
             json_array_append_new(types, json_string(lt_model_layer_window(c, l)

@@ -40,8 +40,8 @@ static inline bool lt_dropout_keep(uint64_t seed, uint64_t j, float p) {
 
 /* ---- CPU kernels ---------------------------------------------------------------------------- */
 
-/* embedding: in[0] table F32 (V, D), in[1] ids I32 (N); out F32 (N, D). No saved tensors.
- * backward: dtable[ids[i]] += dout[i] (table only; ids are not differentiable). */
+/* embedding: in[0] table F32 (V, D), in[1] ids I32 (N); out F32 (N, D) = p.scale · rows. No
+ * saved tensors. backward: dtable[ids[i]] += p.scale · dout[i] (table only). */
 void lt_cpu_embedding_forward(lt_graph *g, lt_node *n);
 void lt_cpu_embedding_backward(lt_graph *g, lt_node *n);
 
@@ -54,7 +54,8 @@ void lt_cpu_embedding_backward(lt_graph *g, lt_node *n);
 void lt_cpu_linear_forward(lt_graph *g, lt_node *n);
 void lt_cpu_linear_backward(lt_graph *g, lt_node *n);
 
-/* rmsnorm: in[0] x F32 (N, D), in[1] w F32 (D); out F32 (N, D); p.eps.
+/* rmsnorm: in[0] x F32 (N, D), in[1] w F32 (D); out F32 (N, D); p.eps, p.offset (weight
+ * applied as offset + w).
  * saved[0] rstd F32 (N) = 1/sqrt(mean(x²) + eps). */
 void lt_cpu_rmsnorm_forward(lt_graph *g, lt_node *n);
 void lt_cpu_rmsnorm_backward(lt_graph *g, lt_node *n);
@@ -65,14 +66,21 @@ void lt_cpu_rope_forward(lt_graph *g, lt_node *n);
 void lt_cpu_rope_backward(lt_graph *g, lt_node *n);
 
 /* attention: in[0] q F32 (B, Tq, Hq, Dh), in[1] k F32 (B, Tk, Hkv, Dh), in[2] v F32
- * (B, Tk, Hkv, Dh), in[3] doc I32 (B, Tk) or NULL; out F32 (B, Tq, Hq, Dh).
- * saved[0] lse F32 (B, Hq, Tq): per-query-row log-sum-exp of the scaled, masked scores. */
+ * (B, Tk, Hkv, Dh), in[3] doc I32 (B, Tk) or NULL; out F32 (B, Tq, Hq, Dh); p.window (0 =
+ * none), p.scale (> 0, set by the constructor), p.softcap (0 = none).
+ * saved[0] lse F32 (B, Hq, Tq): per-query-row log-sum-exp of the scaled, capped, masked
+ * scores. */
 void lt_cpu_attention_forward(lt_graph *g, lt_node *n);
 void lt_cpu_attention_backward(lt_graph *g, lt_node *n);
 
-/* swiglu: in[0] gate F32 (N, F), in[1] up F32 (N, F); out F32 (N, F). No saved tensors. */
-void lt_cpu_swiglu_forward(lt_graph *g, lt_node *n);
-void lt_cpu_swiglu_backward(lt_graph *g, lt_node *n);
+/* glu: in[0] gate F32 (N, F), in[1] up F32 (N, F); out F32 (N, F); p.act. No saved tensors. */
+void lt_cpu_glu_forward(lt_graph *g, lt_node *n);
+void lt_cpu_glu_backward(lt_graph *g, lt_node *n);
+
+/* softcap: in[0] x F32 (any shape); out F32 (same); p.softcap > 0. No saved tensors (backward
+ * reads out). */
+void lt_cpu_softcap_forward(lt_graph *g, lt_node *n);
+void lt_cpu_softcap_backward(lt_graph *g, lt_node *n);
 
 /* add: in[0] a, in[1] b, out: F32, same shape. No saved tensors. */
 void lt_cpu_add_forward(lt_graph *g, lt_node *n);
@@ -89,7 +97,8 @@ void lt_cpu_reshape_forward(lt_graph *g, lt_node *n);
 void lt_cpu_reshape_backward(lt_graph *g, lt_node *n);
 
 /* lm_head_cross_entropy: in[0] x F32 (N, D), in[1] W F32 (V, D), in[2] targets I32 (N), in[3]
- * mask U8 (N) or NULL; out F32 (1); p.ce_denominator. saved[0] lse F32 (N). */
+ * mask U8 (N) or NULL; out F32 (1); p.ce_denominator, p.softcap. saved[0] lse F32 (N) of the
+ * (capped) logits. */
 void lt_cpu_lm_head_ce_forward(lt_graph *g, lt_node *n);
 void lt_cpu_lm_head_ce_backward(lt_graph *g, lt_node *n);
 
@@ -108,11 +117,12 @@ LT_CUDA_OP(linear)
 LT_CUDA_OP(rmsnorm)
 LT_CUDA_OP(rope)
 LT_CUDA_OP(attention)
-LT_CUDA_OP(swiglu)
+LT_CUDA_OP(glu)
 LT_CUDA_OP(add)
 LT_CUDA_OP(cross_entropy)
 LT_CUDA_OP(reshape)
 LT_CUDA_OP(lm_head_ce)
+LT_CUDA_OP(softcap)
 #undef LT_CUDA_OP
 
 /* Optimizer on device (optim.cu), same contracts as optim.h's lt_adamw_step / lt_grad_global_norm

@@ -1,5 +1,7 @@
 /* The decoder's forward passes, written once over the op constructors: the training forward over
- * packed [B, T] micro-batches and the KV-cached incremental forward used by generation. */
+ * packed [B, T] micro-batches and the KV-cached incremental forward used by generation. The
+ * config's switches select each family's block (model.h): q/k norms (Qwen3, Gemma 3), norms on
+ * the sub-block outputs, GeGLU, soft-capping and scaled embeddings (Gemma). */
 #include "model.h"
 
 #include <stdlib.h>
@@ -28,20 +30,29 @@ typedef struct {
     int layer;
 } kv_hook;
 
+/* RMSNorm with the model's weight offset (Gemma's 1 + w). */
+static lt_tensor *norm(lt_graph *g, const lt_model *m, lt_tensor *x, lt_tensor *w) {
+    return lt_rmsnorm(g, x, w, m->cfg.rms_eps, m->cfg.norm_offset);
+}
+
 static lt_tensor *attn_block(lt_graph *g, lt_model *m, lt_layer *L, lt_tensor *x, int B, int T,
                              lt_tensor *pos, lt_tensor *doc, uint64_t seed, const kv_hook *hk) {
     const lt_model_config *c = &m->cfg;
-    lt_tensor *h = lt_rmsnorm(g, x, &L->attn_norm, c->rms_eps);
+    const int window = lt_model_layer_window(c, hk->layer);
+    lt_tensor *h = norm(g, m, x, &L->attn_norm);
     int64_t sq[4] = {B, T, c->n_head, c->head_dim}, skv[4] = {B, T, c->n_kv_head, c->head_dim};
     lt_tensor *q = lt_reshape(g, proj(g, m, L, LT_MOD_Q, h, seed + 1), 4, sq);
     lt_tensor *k = lt_reshape(g, proj(g, m, L, LT_MOD_K, h, seed + 2), 4, skv);
     lt_tensor *v = lt_reshape(g, proj(g, m, L, LT_MOD_V, h, seed + 3), 4, skv);
-    if (c->qk_norm) { /* Qwen3: RMSNorm over each head's Dh values, before RoPE */
-        q = lt_rmsnorm(g, q, &L->q_norm, c->rms_eps);
-        k = lt_rmsnorm(g, k, &L->k_norm, c->rms_eps);
+    if (c->qk_norm) { /* Qwen3, Gemma 3: RMSNorm over each head's Dh values, before RoPE */
+        q = norm(g, m, q, &L->q_norm);
+        k = norm(g, m, k, &L->k_norm);
     }
-    q = lt_rope(g, q, pos, &m->rope_inv_freq);
-    k = lt_rope(g, k, pos, &m->rope_inv_freq);
+    /* Gemma 3's sliding layers rotate with their own base */
+    lt_tensor *freq = window > 0 && m->rope_inv_freq_local.data ? &m->rope_inv_freq_local
+                                                                 : &m->rope_inv_freq;
+    q = lt_rope(g, q, pos, freq);
+    k = lt_rope(g, k, pos, freq);
     if (hk->cache) {
         /* append this step's keys/values and attend over the whole cached prefix (B == 1) */
         lt_kv_cache *kc = hk->cache;
@@ -56,16 +67,20 @@ static lt_tensor *attn_block(lt_graph *g, lt_model *m, lt_layer *L, lt_tensor *x
         k->data = kl;
         v->data = vl;
     }
-    lt_tensor *a = lt_attention(g, q, k, v, doc, lt_model_layer_window(c, hk->layer));
+    const lt_attn_opts ao = {.window = window, .scale = c->attn_scale,
+                             .softcap = c->attn_softcap};
+    lt_tensor *a = lt_attention(g, q, k, v, doc, &ao);
     int64_t sflat[2] = {(int64_t)B * T, (int64_t)c->n_head * c->head_dim};
-    return proj(g, m, L, LT_MOD_O, lt_reshape(g, a, 2, sflat), seed + 4);
+    lt_tensor *o = proj(g, m, L, LT_MOD_O, lt_reshape(g, a, 2, sflat), seed + 4);
+    return c->sandwich_norm ? norm(g, m, o, &L->post_attn_norm) : o;
 }
 
 static lt_tensor *mlp_block(lt_graph *g, lt_model *m, lt_layer *L, lt_tensor *x, uint64_t seed) {
-    lt_tensor *h = lt_rmsnorm(g, x, &L->ffn_norm, m->cfg.rms_eps);
+    lt_tensor *h = norm(g, m, x, &L->ffn_norm);
     lt_tensor *gate = proj(g, m, L, LT_MOD_GATE, h, seed + 5);
     lt_tensor *up = proj(g, m, L, LT_MOD_UP, h, seed + 6);
-    return proj(g, m, L, LT_MOD_DOWN, lt_swiglu(g, gate, up), seed + 7);
+    lt_tensor *d = proj(g, m, L, LT_MOD_DOWN, lt_glu(g, gate, up, m->cfg.act), seed + 7);
+    return m->cfg.sandwich_norm ? norm(g, m, d, &L->post_ffn_norm) : d;
 }
 
 /* One transformer block: x + attn(x), then + mlp(.). Everything it reads besides x is in here, so
@@ -91,7 +106,8 @@ static lt_tensor *block(lt_graph *g, void *ctx, lt_tensor **in) {
  * are recomputed in backward, and only the block outputs stay in the arena. */
 static lt_tensor *decoder(lt_graph *g, lt_model *m, int B, int T, lt_tensor *ids, lt_tensor *pos,
                           lt_tensor *doc, uint64_t seed, lt_kv_cache *cache) {
-    lt_tensor *x = lt_embedding(g, &m->tok_embd, ids);
+    lt_tensor *x = lt_embedding(g, &m->tok_embd, ids,
+                                m->cfg.embed_scale > 0 ? m->cfg.embed_scale : 1.0f);
     bool ckpt = g->checkpoint && g->record && !cache;
     for (int l = 0; l < m->cfg.n_layer; l++) {
         uint64_t ls = seed ^ ((uint64_t)(l + 1) * 0x9e3779b97f4a7c15ull);
@@ -116,13 +132,18 @@ static lt_tensor *hidden(lt_graph *g, lt_model *m, int B, int T, const int32_t *
     lt_tensor *tdoc = i32_tensor(g, doc, N);
     lt_tensor_set_shape(tdoc, 2, sdoc);
     lt_tensor *x = decoder(g, m, B, T, ids, tpos, tdoc, dropout_seed, NULL);
-    return lt_rmsnorm(g, x, &m->out_norm, m->cfg.rms_eps);
+    return norm(g, m, x, &m->out_norm);
+}
+
+/* Logits of final-norm hidden states x [N, D]: the LM head, soft-capped when the model says. */
+static lt_tensor *logits_of(lt_graph *g, lt_model *m, lt_tensor *x) {
+    lt_tensor *z = lt_linear(g, x, &m->lm_head, NULL, NULL, 0.0f, 0.0f, 0);
+    return m->cfg.final_softcap > 0 ? lt_softcap(g, z, m->cfg.final_softcap) : z;
 }
 
 lt_tensor *lt_model_forward(lt_graph *g, lt_model *m, int B, int T, const int32_t *tokens,
                             const int32_t *pos, const int32_t *doc, uint64_t dropout_seed) {
-    lt_tensor *x = hidden(g, m, B, T, tokens, pos, doc, dropout_seed);
-    return lt_linear(g, x, &m->lm_head, NULL, NULL, 0.0f, 0.0f, 0);
+    return logits_of(g, m, hidden(g, m, B, T, tokens, pos, doc, dropout_seed));
 }
 
 lt_tensor *lt_model_loss(lt_graph *g, lt_model *m, int B, int T, const int32_t *tokens,
@@ -132,9 +153,9 @@ lt_tensor *lt_model_loss(lt_graph *g, lt_model *m, int B, int T, const int32_t *
     lt_tensor *x = hidden(g, m, B, T, tokens, pos, doc, dropout_seed);
     lt_tensor *tg = i32_tensor(g, targets, N);
     if (m->lm_head.dtype == LT_F32) /* the fused op reads an F32 head; a quantized one cannot */
-        return lt_lm_head_cross_entropy(g, x, &m->lm_head, tg, NULL, denominator);
-    lt_tensor *logits = lt_linear(g, x, &m->lm_head, NULL, NULL, 0.0f, 0.0f, 0);
-    return lt_cross_entropy(g, logits, tg, NULL, denominator);
+        return lt_lm_head_cross_entropy(g, x, &m->lm_head, tg, NULL, denominator,
+                                        m->cfg.final_softcap);
+    return lt_cross_entropy(g, logits_of(g, m, x), tg, NULL, denominator);
 }
 
 lt_status lt_kv_cache_init(lt_kv_cache *c, const lt_model_config *cfg, int max_len) {
@@ -169,6 +190,5 @@ lt_tensor *lt_model_forward_cached(lt_graph *g, lt_model *m, lt_kv_cache *cache,
     int64_t D = m->cfg.dim, s1[2] = {1, D};
     lt_tensor *last = lt_graph_tensor(g, LT_F32, 2, s1);
     memcpy(last->data, lt_f32(x) + (N - 1) * D, (size_t)D * sizeof(float));
-    last = lt_rmsnorm(g, last, &m->out_norm, m->cfg.rms_eps);
-    return lt_linear(g, last, &m->lm_head, NULL, NULL, 0.0f, 0.0f, 0);
+    return logits_of(g, m, norm(g, m, last, &m->out_norm));
 }

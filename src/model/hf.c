@@ -225,8 +225,18 @@ lt_status lt_model_load_hf_opts(lt_model **out, const char *dir, const lt_model_
         lt_layer *L = &m->layers[l];
         snprintf(name, sizeof name, "model.layers.%d.input_layernorm.weight", l);
         if ((st = load_tensor(&w, name, &L->attn_norm, &q, m))) goto fail;
+        /* Gemma names its pre-MLP norm pre_feedforward_layernorm; post_attention_layernorm is
+         * then the norm on the attention output (modeling_gemma2.py Gemma2DecoderLayer) */
         snprintf(name, sizeof name, "model.layers.%d.post_attention_layernorm.weight", l);
-        if ((st = load_tensor(&w, name, &L->ffn_norm, &q, m))) goto fail;
+        if ((st = load_tensor(&w, name, c->sandwich_norm ? &L->post_attn_norm : &L->ffn_norm, &q,
+                              m)))
+            goto fail;
+        if (c->sandwich_norm) {
+            snprintf(name, sizeof name, "model.layers.%d.pre_feedforward_layernorm.weight", l);
+            if ((st = load_tensor(&w, name, &L->ffn_norm, &q, m))) goto fail;
+            snprintf(name, sizeof name, "model.layers.%d.post_feedforward_layernorm.weight", l);
+            if ((st = load_tensor(&w, name, &L->post_ffn_norm, &q, m))) goto fail;
+        }
         if (c->qk_norm) {
             snprintf(name, sizeof name, "model.layers.%d.self_attn.q_norm.weight", l);
             if ((st = load_tensor(&w, name, &L->q_norm, &q, m))) goto fail;

@@ -117,7 +117,9 @@ lt_status lt_model_alloc_base(lt_model *m, unsigned quant_mask) {
     const lt_model_config *c = &m->cfg;
     const int64_t D = c->dim, V = c->vocab_size, half = c->head_dim / 2;
     bool q_head = (quant_mask & LT_QUANT_LM_HEAD) && !c->tied;
-    int64_t per_layer = 2 * D + (c->qk_norm ? 2 * c->head_dim : 0), per_layer_q = 0;
+    int64_t per_layer = 2 * D + (c->qk_norm ? 2 * c->head_dim : 0) + (c->sandwich_norm ? 2 * D : 0),
+            per_layer_q = 0;
+    const int64_t n_freq = c->rope_local_base > 0 ? 2 * half : half;
     for (int k = 0; k < LT_MOD_COUNT; k++) {
         int64_t w = lt_model_module_rows(c, k) * lt_model_module_cols(c, k);
         if (quant_mask & (1u << k)) per_layer_q += w;
@@ -125,8 +127,8 @@ lt_status lt_model_alloc_base(lt_model *m, unsigned quant_mask) {
         if (lt_model_module_has_bias(c, k)) per_layer += lt_model_module_rows(c, k);
     }
     const int64_t total = V * D + D + (c->tied || q_head ? 0 : V * D) + c->n_layer * per_layer +
-                          half;
-    m->n_params = total - half + c->n_layer * per_layer_q + (q_head ? V * D : 0);
+                          n_freq;
+    m->n_params = total - n_freq + c->n_layer * per_layer_q + (q_head ? V * D : 0);
     m->base_bytes = (size_t)total * sizeof(float);
     m->base = lt_alloc_big(m->base_bytes, "the base model weights");
     if (!m->base) return LT_ERR_OOM;
@@ -151,6 +153,10 @@ lt_status lt_model_alloc_base(lt_model *m, unsigned quant_mask) {
             carve(&L->q_norm, &cur, c->head_dim, 0, "q_norm");
             carve(&L->k_norm, &cur, c->head_dim, 0, "k_norm");
         }
+        if (c->sandwich_norm) {
+            carve(&L->post_attn_norm, &cur, D, 0, "post_attention_layernorm");
+            carve(&L->post_ffn_norm, &cur, D, 0, "post_feedforward_layernorm");
+        }
         for (int k = 0; k < LT_MOD_COUNT; k++) {
             if (quant_mask & (1u << k)) { /* header only: quantized storage from the loader */
                 header(&L->w[k], lt_model_module_rows(c, k), lt_model_module_cols(c, k),
@@ -165,6 +171,13 @@ lt_status lt_model_alloc_base(lt_model *m, unsigned quant_mask) {
     }
     carve(&m->rope_inv_freq, &cur, half, 0, "rope_inv_freq");
     lt_rope_inv_freq(m->rope_inv_freq.data, c);
+    if (c->rope_local_base > 0) { /* Gemma 3 sliding layers: their own base, no scaling */
+        lt_model_config local = *c;
+        local.rope_base = c->rope_local_base;
+        local.rope_scaling = (lt_rope_scaling){0};
+        carve(&m->rope_inv_freq_local, &cur, half, 0, "rope_inv_freq_local");
+        lt_rope_inv_freq(m->rope_inv_freq_local.data, &local);
+    }
     LT_ASSERT(cur == m->base + total);
     return LT_OK;
 }

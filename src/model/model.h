@@ -20,9 +20,13 @@
 #define LT_MAX_LAYERS 1024
 
 /* Decoder families lathe builds; they differ in config keys, which projections carry a bias,
- * sliding windows and Qwen3's per-head q/k RMSNorm (transformers modeling_llama.py,
- * modeling_mistral.py, modeling_qwen2.py, modeling_qwen3.py). */
-typedef enum { LT_ARCH_LLAMA = 0, LT_ARCH_MISTRAL, LT_ARCH_QWEN2, LT_ARCH_QWEN3 } lt_arch;
+ * sliding windows, Qwen3's per-head q/k RMSNorm, and Gemma's (1 + w) norms, scaled embeddings,
+ * GeGLU, norms after attention and MLP, soft-capping and query scale (transformers
+ * modeling_llama.py, modeling_mistral.py, modeling_qwen2.py, modeling_qwen3.py,
+ * modeling_gemma2.py, modeling_gemma3.py). */
+typedef enum {
+    LT_ARCH_LLAMA = 0, LT_ARCH_MISTRAL, LT_ARCH_QWEN2, LT_ARCH_QWEN3, LT_ARCH_GEMMA2, LT_ARCH_GEMMA3
+} lt_arch;
 
 /* RoPE frequency scaling (transformers modeling_rope_utils.py ROPE_INIT_FUNCTIONS): "default"
  * (none), "linear" (inv_freq / factor) and "llama3" (_compute_llama3_parameters). */
@@ -54,8 +58,20 @@ typedef struct {
     bool tied;          /* lm_head shares the token embedding (no lm_head / output.weight) */
     bool qkv_bias;      /* q/k/v projections carry a bias (Qwen2; Llama attention_bias) */
     bool o_bias;        /* o_proj carries a bias (Llama / Qwen3 attention_bias) */
-    bool qk_norm;       /* Qwen3: RMSNorm over each query and key head (weights [head_dim],
-                         * eps rms_eps) after q_proj / k_proj, before RoPE */
+    bool qk_norm;       /* Qwen3, Gemma 3: RMSNorm over each query and key head (weights
+                         * [head_dim], eps rms_eps) after q_proj / k_proj, before RoPE */
+    /* Gemma (0 / false / SiLU everywhere else): */
+    lt_act act;         /* MLP activation: SiLU (SwiGLU) or tanh-GELU (GeGLU) */
+    float norm_offset;  /* every RMSNorm weight applies as (norm_offset + w): Gemma 1 */
+    float embed_scale;  /* embeddings times this (Gemma: sqrt(hidden_size)); 0 = 1 */
+    bool sandwich_norm; /* Gemma 2/3: RMSNorm on the attention and MLP outputs too
+                         * (post_attention_layernorm, post_feedforward_layernorm) */
+    float attn_scale;   /* attention score scale; 0 = 1/sqrt(head_dim) (Gemma:
+                         * query_pre_attn_scalar^-0.5) */
+    float attn_softcap; /* attention logit soft-capping, 0 = none (Gemma 2) */
+    float final_softcap;/* final logit soft-capping, 0 = none (Gemma 2) */
+    float rope_local_base; /* Gemma 3: RoPE base of the sliding layers (default scaling), 0 =
+                            * the sliding layers use rope_base and rope_scaling too */
     int sliding_window; /* sliding-window attention width in tokens, 0 = none: a query sees
                          * itself and the sliding_window - 1 tokens before it (lt_attention) on
                          * the layers marked in swa_layers */
@@ -92,6 +108,7 @@ typedef struct {
     lt_tensor attn_norm;         /* [dim] */
     lt_tensor ffn_norm;          /* [dim] */
     lt_tensor q_norm, k_norm;    /* [head_dim], frozen; data NULL unless cfg.qk_norm */
+    lt_tensor post_attn_norm, post_ffn_norm; /* [dim]; data NULL unless cfg.sandwich_norm */
     lt_tensor w[LT_MOD_COUNT];   /* q [Hq·Dh, dim], k/v [Hkv·Dh, dim], o [dim, Hq·Dh],
                                   * gate/up [ffn, dim], down [dim, ffn] */
     lt_tensor bias[LT_MOD_COUNT];   /* [out], frozen; data NULL when the module has none (only
@@ -146,6 +163,8 @@ typedef struct lt_model {
     lt_tensor lm_head;    /* [V, dim]; shares tok_embd's data when tied */
     lt_layer *layers;     /* [n_layer] */
     lt_tensor rope_inv_freq; /* [head_dim/2]: RoPE inverse frequencies (lt_rope_inv_freq) */
+    lt_tensor rope_inv_freq_local; /* [head_dim/2] of the sliding layers when
+                                    * cfg.rope_local_base > 0, else data NULL */
     float *base;          /* owned: every frozen F32 weight (all of them unless quantized) */
     size_t base_bytes;    /* bytes of `base` */
     /* Quantized projections (lt_model_opts): each such lt_tensor (layers[l].w[k], and

@@ -283,13 +283,17 @@ static void run_case(const char *name, leaf *L, int nl, build_fn build, void *ct
 /* ---- cases ---------------------------------------------------------------------------------- */
 
 static lt_tensor *b_add(lt_graph *g, lt_tensor **in, void *c) { (void)c; return lt_add(g, in[0], in[1]); }
-static lt_tensor *b_swiglu(lt_graph *g, lt_tensor **in, void *c) { (void)c; return lt_swiglu(g, in[0], in[1]); }
-static lt_tensor *b_rms(lt_graph *g, lt_tensor **in, void *c) { (void)c; return lt_rmsnorm(g, in[0], in[1], 1e-5f); }
+static lt_tensor *b_geglu(lt_graph *g, lt_tensor **in, void *c) { (void)c; return lt_glu(g, in[0], in[1], LT_ACT_GELU_TANH); }
+static lt_tensor *b_softcap(lt_graph *g, lt_tensor **in, void *c) { (void)c; return lt_softcap(g, in[0], 3.0f); }
+static lt_tensor *b_rms1(lt_graph *g, lt_tensor **in, void *c) { (void)c; return lt_rmsnorm(g, in[0], in[1], 1e-6f, 1.0f); }
+static lt_tensor *b_emb_scaled(lt_graph *g, lt_tensor **in, void *c) { (void)c; return lt_embedding(g, in[0], in[1], 8.0f); }
+static lt_tensor *b_swiglu(lt_graph *g, lt_tensor **in, void *c) { (void)c; return lt_glu(g, in[0], in[1], LT_ACT_SILU); }
+static lt_tensor *b_rms(lt_graph *g, lt_tensor **in, void *c) { (void)c; return lt_rmsnorm(g, in[0], in[1], 1e-5f, 0.0f); }
 static lt_tensor *b_rope(lt_graph *g, lt_tensor **in, void *c) { (void)c; return lt_rope(g, in[0], in[1], in[2]); }
-static lt_tensor *b_emb(lt_graph *g, lt_tensor **in, void *c) { (void)c; return lt_embedding(g, in[0], in[1]); }
-/* c: the sliding window (int64_t *), 0 = none */
+static lt_tensor *b_emb(lt_graph *g, lt_tensor **in, void *c) { (void)c; return lt_embedding(g, in[0], in[1], 1.0f); }
+/* c: the attention options (lt_attn_opts *) */
 static lt_tensor *b_att(lt_graph *g, lt_tensor **in, void *c) {
-    return lt_attention(g, in[0], in[1], in[2], in[3], *(const int64_t *)c);
+    return lt_attention(g, in[0], in[1], in[2], in[3], (const lt_attn_opts *)c);
 }
 typedef struct { float scale, p; bool lora; } lin_ctx;
 static lt_tensor *b_lin(lt_graph *g, lt_tensor **in, void *c) {
@@ -301,7 +305,7 @@ static lt_tensor *b_ce(lt_graph *g, lt_tensor **in, void *c) {
     return lt_cross_entropy(g, in[0], in[1], in[2], c ? 5.0f : 0.0f);
 }
 static lt_tensor *b_lmce(lt_graph *g, lt_tensor **in, void *c) {
-    return lt_lm_head_cross_entropy(g, in[0], in[1], in[2], in[3], c ? 5.0f : 0.0f);
+    return lt_lm_head_cross_entropy(g, in[0], in[1], in[2], in[3], c ? 5.0f : 0.0f, 0.0f);
 }
 
 static void set_i32(leaf *l, int64_t mod, int64_t every_neg) {
@@ -312,12 +316,25 @@ static void set_i32(leaf *l, int64_t mod, int64_t every_neg) {
 
 static void dev_tests(void) {
     leaf L[6];
-    /* add / swiglu on an odd size */
-    for (int k = 0; k < 2; k++) {
+    /* add / swiglu / geglu on an odd size */
+    for (int k = 0; k < 3; k++) {
         const int64_t sh[2] = {37, 129};
         leaf_make(&L[0], LT_F32, LT_BF16, 2, sh, true, -3, 3);
         leaf_make(&L[1], LT_F32, LT_BF16, 2, sh, true, -3, 3);
-        run_case(k ? "swiglu" : "add", L, 2, k ? b_swiglu : b_add, NULL, TOL_BF16_FWD, TOL_BF16_BWD);
+        static const char *const nm[3] = {"add", "swiglu", "geglu"};
+        lt_tensor *(*const fn[3])(lt_graph *, lt_tensor **, void *) = {b_add, b_swiglu, b_geglu};
+        run_case(nm[k], L, 2, fn[k], NULL, TOL_BF16_FWD, TOL_BF16_BWD);
+        leaf_free(&L[0]), leaf_free(&L[1]);
+    }
+    { /* soft-capping (Gemma 2 final logits): values well past the cap */
+        leaf_make(&L[0], LT_F32, LT_BF16, 2, (int64_t[]){29, 77}, true, -9, 9);
+        run_case("softcap", L, 1, b_softcap, NULL, TOL_BF16_FWD, TOL_BF16_BWD);
+        leaf_free(&L[0]);
+    }
+    { /* Gemma's (1 + w) RMSNorm */
+        leaf_make(&L[0], LT_F32, LT_BF16, 2, (int64_t[]){19, 333}, true, -2, 2);
+        leaf_make(&L[1], LT_F32, LT_F32, 1, (int64_t[]){333}, false, -0.5, 0.5);
+        run_case("rmsnorm_offset", L, 2, b_rms1, NULL, TOL_BF16_FWD, TOL_BF16_BWD);
         leaf_free(&L[0]), leaf_free(&L[1]);
     }
     { /* rmsnorm: trainable weight too */
@@ -336,11 +353,12 @@ static void dev_tests(void) {
         run_case("rope", L, 3, b_rope, NULL, TOL_BF16_FWD, TOL_BF16_BWD);
         leaf_free(&L[0]), leaf_free(&L[1]), leaf_free(&L[2]);
     }
-    { /* embedding with repeated ids, trainable table */
+    for (int k = 0; k < 2; k++) { /* embedding with repeated ids, trainable table; scaled */
         leaf_make(&L[0], LT_F32, LT_F32, 2, (int64_t[]){41, 67}, true, -1, 1);
         leaf_make(&L[1], LT_I32, LT_I32, 1, (int64_t[]){29}, false, 0, 0);
         set_i32(&L[1], 7, 0);
-        run_case("embedding", L, 2, b_emb, NULL, TOL_BF16_FWD, 1e-5);
+        run_case(k ? "embedding_scaled" : "embedding", L, 2, k ? b_emb_scaled : b_emb, NULL,
+                 TOL_BF16_FWD, 1e-5);
         leaf_free(&L[0]), leaf_free(&L[1]);
     }
     /* linear: plain, LoRA, LoRA + dropout (same mask bits as the CPU) */
@@ -356,18 +374,21 @@ static void dev_tests(void) {
         for (int i = 0; i < 4; i++) leaf_free(&L[i]);
     }
     /* attention: GQA, KV offset, packed documents, Dh 40 and 128; sliding window 29 (several
-     * key tiles skipped, with and without a KV offset) */
-    for (int k = 0; k < 5; k++) {
+     * key tiles skipped, with and without a KV offset); Gemma 2's scale and soft-capping */
+    for (int k = 0; k < 6; k++) {
         const int64_t B = 2, Tq = k == 1 || k == 4 ? 21 : 70, Tk = 70, Hq = 4, Hkv = 2,
-                      Dh = k == 2 ? 128 : 40, window = k >= 3 ? 29 : 0;
+                      Dh = k == 2 ? 128 : 40;
+        const lt_attn_opts ao = {.window = k >= 3 ? 29 : 0, .scale = k == 5 ? 0.0625f : 0.0f,
+                                 .softcap = k == 5 ? 2.0f : 0.0f};
         leaf_make(&L[0], LT_F32, LT_BF16, 4, (int64_t[]){B, Tq, Hq, Dh}, true, -1.5, 1.5);
         leaf_make(&L[1], LT_F32, LT_BF16, 4, (int64_t[]){B, Tk, Hkv, Dh}, true, -1.5, 1.5);
         leaf_make(&L[2], LT_F32, LT_BF16, 4, (int64_t[]){B, Tk, Hkv, Dh}, true, -1.5, 1.5);
         leaf_make(&L[3], LT_I32, LT_I32, 2, (int64_t[]){B, Tk}, false, 0, 0);
         for (int64_t i = 0; i < B * Tk; i++) ((int32_t *)L[3].cpu.data)[i] = (int32_t)((i % Tk) / 23);
-        const char *nm[5] = {"attention_doc", "attention_kv_offset", "attention_dh128",
-                             "attention_window", "attention_window_kv_offset"};
-        run_case(nm[k], L, 4, b_att, (void *)&window, TOL_BF16_FWD, TOL_BF16_BWD);
+        const char *nm[6] = {"attention_doc", "attention_kv_offset", "attention_dh128",
+                             "attention_window", "attention_window_kv_offset",
+                             "attention_window_softcap"};
+        run_case(nm[k], L, 4, b_att, (void *)&ao, TOL_BF16_FWD, TOL_BF16_BWD);
         for (int i = 0; i < 4; i++) leaf_free(&L[i]);
     }
     /* cross-entropy on bf16 logits, and fused with the LM head (vocab > one chunk) */
@@ -421,10 +442,11 @@ static void dev_tests(void) {
     }
 }
 
-static const char *dev_names[] = {"add", "swiglu", "rmsnorm", "rope", "embedding", "linear",
+static const char *dev_names[] = {"add", "swiglu", "geglu", "softcap", "rmsnorm_offset", "rmsnorm", "rope", "embedding", "embedding_scaled", "linear",
                                   "linear_lora", "linear_lora_dropout", "attention_doc",
                                   "attention_kv_offset", "attention_dh128", "attention_window",
-                                  "attention_window_kv_offset", "cross_entropy",
+                                  "attention_window_kv_offset", "attention_window_softcap",
+                                  "cross_entropy",
                                   "cross_entropy_den", "lm_head_ce", "lm_head_ce_chunked",
                                   "adamw_norm"};
 

@@ -6,7 +6,7 @@
  * to GGUF and loaded again, then converted back to an HF directory and loaded again; all three
  * must give transformers' logits, and the round trip must keep every field of the config.
  *
- * Cases: Qwen3's q/k norms, both RoPE spellings (rope_parameters; rope_theta + rope_scaling), llama3 and linear
+ * Cases: Gemma 2 and 3 (HF only: lathe writes no Gemma GGUF), Qwen3's q/k norms, both RoPE spellings (rope_parameters; rope_theta + rope_scaling), llama3 and linear
  * scaling, attention biases, explicit head_dim, untied lm_head, sliding windows shorter than
  * the sequence (Mistral: every layer; Qwen2: layers >= max_window_layers).
  */
@@ -144,6 +144,8 @@ static void expect_same_config(const lt_model_config *a, const lt_model_config *
 #define F(f) cr_expect(a->f == b->f, "%s: " #f " changed", what)
     F(arch); F(n_layer); F(dim); F(n_head); F(n_kv_head); F(head_dim); F(ffn_dim);
     F(vocab_size); F(rope_base); F(rms_eps); F(tied); F(qkv_bias); F(o_bias); F(qk_norm);
+    F(act); F(norm_offset); F(embed_scale); F(sandwich_norm); F(attn_scale); F(attn_softcap);
+    F(final_softcap); F(rope_local_base);
     F(rope_scaling.type); F(rope_scaling.factor); F(rope_scaling.low_freq_factor);
     F(rope_scaling.high_freq_factor); F(rope_scaling.original_context);
 #undef F
@@ -212,6 +214,40 @@ Test(archs, qwen2_sliding_window_layers, .init = setup, .fini = teardown) {
 }
 Test(archs, qwen2_sliding_window_legacy, .init = setup, .fini = teardown) {
     qwen2_swa_case("qwen2_swa_legacy");
+}
+
+/* Gemma 2 / 3 from HF, then written back as a merged HF directory by lathe and loaded again
+ * (config and logits kept); a GGUF is refused with the reason. */
+static void gemma_case(const char *name) {
+    ref_case rc;
+    read_case(name, &rc);
+    char hf[600], gguf[700], back[700];
+    assemble(name, &rc, hf, sizeof hf);
+    lt_model_config c_hf, c_back;
+    double e0 = load_and_compare(hf, &rc, name, &c_hf);
+    lt_export_src src;
+    lt_model *m = NULL;
+    cr_assert_eq(lt_export_src_load(&src, &m, hf, NULL), LT_OK, "%s", lt_error_message());
+    snprintf(back, sizeof back, "%s/%s.back", dir, name);
+    cr_assert_eq(mkdir(back, 0755), 0);
+    cr_assert_eq(lt_export_merged_hf_dir(&src, back, LT_F32, 0), LT_OK, "%s", lt_error_message());
+    lt_export_src_close(&src);
+    lt_model_free(m);
+    double e1 = load_and_compare(back, &rc, "HF -> lathe's HF export", &c_back);
+    expect_same_config(&c_hf, &c_back, "HF -> HF");
+    snprintf(gguf, sizeof gguf, "%s/%s.gguf", dir, name);
+    cr_expect_eq(lt_convert(hf, LT_CONVERT_TO_GGUF, gguf, LT_F32, 0, false), LT_ERR_MODEL);
+    cr_expect(strstr(lt_error_message(), "Gemma"), "%s", lt_error_message());
+    cr_expect(!ts_exists(gguf), "a refused conversion leaves no file");
+    if (getenv("TL_VERBOSE"))
+        fprintf(stderr, "%s: logit error / range: HF %.3g, lathe's HF export %.3g\n", name, e0,
+                e1);
+    free(rc.logits);
+}
+Test(archs, gemma2, .init = setup, .fini = teardown) { gemma_case("gemma2"); }
+Test(archs, gemma3, .init = setup, .fini = teardown) { gemma_case("gemma3"); }
+Test(archs, gemma3_legacy_rope_keys, .init = setup, .fini = teardown) {
+    gemma_case("gemma3_legacy");
 }
 
 /* Dropping the window from the Mistral case must break the match: the reference depends on it,

@@ -61,13 +61,13 @@ static lt_tensor *hand_mlp(lt_graph *g, void *ctx, lt_tensor **in) {
     lt_tensor *h = in[0];
     lt_tensor *gate = lt_linear(g, h, &H->W2.t, &H->A2.t, &H->B2.t, 2.0f, 0.25f, 77);
     lt_tensor *up = lt_linear(g, h, &H->W3.t, NULL, NULL, 0.0f, 0.0f, 0);
-    return lt_linear(g, lt_swiglu(g, gate, up), &H->W4.t, &H->A3.t, &H->B3.t, 0.5f, 0.4f, 78);
+    return lt_linear(g, lt_glu(g, gate, up, LT_ACT_SILU), &H->W4.t, &H->A3.t, &H->B3.t, 0.5f, 0.4f, 78);
 }
 
 /* f(x, c) = x + mlp(rmsnorm(x + c)), where c is a frozen input (it must get no grad). */
 static lt_tensor *hand_block(lt_graph *g, void *ctx, lt_tensor **in) {
     hand *H = ctx;
-    lt_tensor *h = lt_rmsnorm(g, lt_add(g, in[0], in[1]), &H->nw.t, 1e-5f);
+    lt_tensor *h = lt_rmsnorm(g, lt_add(g, in[0], in[1]), &H->nw.t, 1e-5f, 0.0f);
     lt_tensor *m = H->nested ? lt_checkpoint(g, hand_mlp, H, 1, &h) : hand_mlp(g, H, &h);
     return lt_add(g, in[0], m);
 }

@@ -15,12 +15,12 @@
 
 typedef struct {
     lt_tensor *x, *W, *tgt, *mask;
-    float den;
+    float den, softcap;
 } lmce_ctx;
 
 static lt_tensor *lmce_build(lt_graph *g, void *c) {
     lmce_ctx *e = c;
-    return lt_lm_head_cross_entropy(g, e->x, e->W, e->tgt, e->mask, e->den);
+    return lt_lm_head_cross_entropy(g, e->x, e->W, e->tgt, e->mask, e->den, e->softcap);
 }
 
 Test(ops, lm_head_cross_entropy) {
@@ -29,16 +29,19 @@ Test(ops, lm_head_cross_entropy) {
     lmce_ctx e = {tl_leaf(LT_F32, 2, (int64_t[]){N, D}, true),
                   tl_leaf(LT_F32, 2, (int64_t[]){V, D}, true),
                   tl_leaf(LT_I32, 1, (int64_t[]){N}, false), tl_leaf(LT_U8, 1, (int64_t[]){N}, false),
-                  0};
+                  0, 0};
     tl_fill(e.x, &r, -1, 1);
     tl_fill(e.W, &r, -1, 1);
     for (int64_t i = 0; i < N; i++) {
         ((int32_t *)e.tgt->data)[i] = i % 11 == 3 ? -100 : (int32_t)(tl_next(&r) % V);
         ((uint8_t *)e.mask->data)[i] = i % 7 != 5;
     }
-    const float dens[2] = {0.0f, 13.0f};
-    for (int k = 0; k < 2; k++) {
+    /* den 0 / 13; soft-capped logits (Gemma 2's final_logit_softcapping) with a cap of 2,
+     * which binds: the logits here reach about ±4 */
+    const float dens[4] = {0.0f, 13.0f, 0.0f, 13.0f}, caps[4] = {0, 0, 2.0f, 2.0f};
+    for (int k = 0; k < 4; k++) {
         e.den = dens[k];
+        e.softcap = caps[k];
         lt_arena arena;
         lt_arena_init(&arena, 1 << 20);
         lt_graph g;
@@ -46,16 +49,18 @@ Test(ops, lm_head_cross_entropy) {
         g.record = false;
         double fused = lt_f32(lmce_build(&g, &e))[0];
         lt_tensor *z = lt_linear(&g, e.x, e.W, NULL, NULL, 0, 0, 0);
+        if (e.softcap > 0) z = lt_softcap(&g, z, e.softcap);
         double ref = lt_f32(lt_cross_entropy(&g, z, e.tgt, e.mask, e.den))[0];
-        cr_expect(fabs(fused - ref) <= TOL_LMCE_FWD * fabs(ref), "den %g: %.8g vs %.8g", e.den,
-                  fused, ref);
+        cr_expect(fabs(fused - ref) <= TOL_LMCE_FWD * fabs(ref), "den %g cap %g: %.8g vs %.8g",
+                  e.den, e.softcap, fused, ref);
         lt_graph_free(&g);
         lt_arena_free(&arena);
         lt_tensor *leaves[2] = {e.x, e.W};
         tl_gc_result res = tl_gradcheck(lmce_build, &e, leaves, 2, NULL, 0, 72 + k, FD_H, 0);
         cr_expect(res.frozen_ok);
         for (int j = 0; j < 2; j++)
-            cr_expect(res.has_grad[j] && res.rel[j] < TOL_GRAD, "leaf %d rel %.3g", j, res.rel[j]);
+            cr_expect(res.has_grad[j] && res.rel[j] < TOL_GRAD, "leaf %d cap %g rel %.3g", j,
+                      e.softcap, res.rel[j]);
     }
     tl_free(e.x), tl_free(e.W), tl_free(e.tgt), tl_free(e.mask);
 }
@@ -83,7 +88,7 @@ Test(ops, lm_head_cross_entropy_many_blocks) {
         lt_graph g;
         lt_graph_init(&g, &arena);
         x->grad = W->grad = NULL;
-        lt_tensor *l = fused ? lt_lm_head_cross_entropy(&g, x, W, tgt, NULL, 0.0f)
+        lt_tensor *l = fused ? lt_lm_head_cross_entropy(&g, x, W, tgt, NULL, 0.0f, 0.0f)
                              : lt_cross_entropy(&g, lt_linear(&g, x, W, NULL, NULL, 0, 0, 0), tgt,
                                                 NULL, 0.0f);
         lt_backward(&g, l, 1.0f);

@@ -82,10 +82,11 @@ Test(ops, table_complete) {
 
 typedef struct {
     lt_tensor *table, *ids;
+    float scale; /* 0 = 1 */
 } emb_ctx;
 static lt_tensor *emb_build(lt_graph *g, void *c) {
     emb_ctx *e = c;
-    return lt_embedding(g, e->table, e->ids);
+    return lt_embedding(g, e->table, e->ids, e->scale > 0 ? e->scale : 1.0f);
 }
 
 Test(ops, embedding) {
@@ -97,7 +98,7 @@ Test(ops, embedding) {
     memcpy(ids->data, idv, sizeof idv);
     fixture f;
     fx_init(&f);
-    lt_tensor *out = lt_embedding(&f.g, table, ids);
+    lt_tensor *out = lt_embedding(&f.g, table, ids, 1.0f);
     cr_assert_eq(out->shape[0], N);
     cr_assert_eq(out->shape[1], D);
     for (int64_t i = 0; i < N; i++)
@@ -105,15 +106,26 @@ Test(ops, embedding) {
             cr_expect_eq(lt_f32(out)[i * D + c], lt_f32(table)[idv[i] * D + c]);
     fx_free(&f);
 
-    emb_ctx e = {table, ids};
+    emb_ctx e = {table, ids, 0};
     lt_tensor *leaves[1] = {table};
     tl_gc_result res = tl_gradcheck(emb_build, &e, leaves, 1, NULL, 0, 11, FD_H, 0);
     check_grads(&res, leaves, (const char *[]){"table"}, 1);
 
+    /* Gemma's scaled embeddings: scale · row, and the grad carries the scale */
+    e.scale = 8.0f;
+    fx_init(&f);
+    out = emb_build(&f.g, &e);
+    for (int64_t i = 0; i < N; i++)
+        for (int64_t c = 0; c < D; c++)
+            cr_expect_eq(lt_f32(out)[i * D + c], 8.0f * lt_f32(table)[idv[i] * D + c]);
+    fx_free(&f);
+    res = tl_gradcheck(emb_build, &e, leaves, 1, NULL, 0, 12, FD_H, 0);
+    check_grads(&res, leaves, (const char *[]){"table (scaled)"}, 1);
+
     /* frozen table: nothing recorded, no grad */
     table->requires_grad = false;
     fx_init(&f);
-    out = lt_embedding(&f.g, table, ids);
+    out = lt_embedding(&f.g, table, ids, 1.0f);
     cr_expect(!out->requires_grad && f.g.n_nodes == 0);
     fx_free(&f);
     tl_free(table);
@@ -430,18 +442,18 @@ Test(ops, linear_quantized_multi_tile) {
 
 typedef struct {
     lt_tensor *x, *w;
-    float eps;
+    float eps, offset;
 } rms_ctx;
 static lt_tensor *rms_build(lt_graph *g, void *c) {
     rms_ctx *r = c;
-    return lt_rmsnorm(g, r->x, r->w, r->eps);
+    return lt_rmsnorm(g, r->x, r->w, r->eps, r->offset);
 }
 
 Test(ops, rmsnorm) {
     tl_rng rng = {3};
     const int64_t N = 7, D = 13;
     rms_ctx c = {leaf_f32(&rng, 3, (int64_t[]){N, 1, D}, true), leaf_f32(&rng, 1, (int64_t[]){D}, true),
-                 1e-5f};
+                 1e-5f, 0.0f};
     fixture f;
     fx_init(&f);
     lt_tensor *y = rms_build(&f.g, &c);
@@ -463,6 +475,32 @@ Test(ops, rmsnorm) {
     lt_tensor *frozen[1] = {c.w};
     res = tl_gradcheck(rms_build, &c, leaves, 1, frozen, 1, 4, FD_H, 0);
     check_grads(&res, leaves, (const char *[]){"x"}, 1);
+    tl_free(c.x), tl_free(c.w);
+}
+
+/* Gemma's (1 + w) RMSNorm: forward against float64 with the offset, grads for x and w. */
+Test(ops, rmsnorm_offset) {
+    tl_rng rng = {5};
+    const int64_t N = 6, D = 11;
+    rms_ctx c = {leaf_f32(&rng, 2, (int64_t[]){N, D}, true), leaf_f32(&rng, 1, (int64_t[]){D}, true),
+                 1e-6f, 1.0f};
+    fixture f;
+    fx_init(&f);
+    lt_tensor *y = rms_build(&f.g, &c);
+    double ref[6 * 11];
+    for (int64_t i = 0; i < N; i++) {
+        double ss = 0;
+        for (int64_t d = 0; d < D; d++) ss += (double)lt_f32(c.x)[i * D + d] * lt_f32(c.x)[i * D + d];
+        double rs = 1.0 / sqrt(ss / D + c.eps);
+        for (int64_t d = 0; d < D; d++)
+            ref[i * D + d] = lt_f32(c.x)[i * D + d] * rs * (1.0 + lt_f32(c.w)[d]);
+    }
+    double e = tl_rel_err(lt_f32(y), ref, N * D);
+    cr_expect(e < TOL_FWD, "rmsnorm (1 + w) forward rel err %.3g", e);
+    fx_free(&f);
+    lt_tensor *leaves[2] = {c.x, c.w};
+    tl_gc_result res = tl_gradcheck(rms_build, &c, leaves, 2, NULL, 0, 6, FD_H, 0);
+    check_grads(&res, leaves, (const char *[]){"x (offset)", "w (offset)"}, 2);
     tl_free(c.x), tl_free(c.w);
 }
 
@@ -558,10 +596,12 @@ Test(ops, rope) {
 typedef struct {
     lt_tensor *q, *k, *v, *doc;
     int64_t window; /* sliding window, 0 = none */
+    float scale, softcap; /* 0 = 1/sqrt(Dh), 0 = none */
 } att_ctx;
 static lt_tensor *att_build(lt_graph *g, void *c) {
     att_ctx *a = c;
-    return lt_attention(g, a->q, a->k, a->v, a->doc, a->window);
+    lt_attn_opts o = {.window = a->window, .scale = a->scale, .softcap = a->softcap};
+    return lt_attention(g, a->q, a->k, a->v, a->doc, &o);
 }
 
 /* Plain softmax attention in float64 with the causal, KV-offset, sliding-window and document
@@ -589,7 +629,8 @@ static void ref_attention(const att_ctx *a, double *o) {
                     for (int64_t d = 0; d < Dh; d++)
                         acc += (double)q[((b * Tq + i) * Hq + h) * Dh + d] *
                                k[((b * Tk + j) * Hkv + kh) * Dh + d];
-                    s[j] = acc / sqrt((double)Dh);
+                    s[j] = acc * (a->scale > 0 ? a->scale : 1 / sqrt((double)Dh));
+                    if (a->softcap > 0) s[j] = a->softcap * tanh(s[j] / a->softcap);
                     if (s[j] > m) m = s[j];
                 }
                 double z = 0;
@@ -614,6 +655,7 @@ static att_ctx att_make(tl_rng *r, int64_t B, int64_t Tq, int64_t Tk, int64_t Hq
     a.v = leaf_f32(r, 4, (int64_t[]){B, Tk, Hkv, Dh}, true);
     a.doc = NULL;
     a.window = 0;
+    a.scale = a.softcap = 0.0f;
     if (with_doc) {
         a.doc = tl_leaf(LT_I32, 2, (int64_t[]){B, Tk}, false);
         for (int64_t b = 0; b < B; b++) /* row b: documents of lengths 3 + b, then 4, then rest */
@@ -676,6 +718,36 @@ Test(ops, attention_sliding_window) {
     attention_case_w(1, 150, 150, 2, 1, 4, true, 20, 66);
 }
 
+/* Gemma 2: query_pre_attn_scalar's scale and attention soft-capping (modeling_gemma2.py), with a
+ * window, documents and a KV offset; the cap must bind (scores well past it). */
+static void attention_gemma_case(int64_t Tq, int64_t Tk, int64_t window, uint64_t seed) {
+    tl_rng r = {seed};
+    att_ctx a = att_make(&r, 2, Tq, Tk, 4, 2, 8, true);
+    a.window = window;
+    a.scale = 0.9f; /* large: scores reach several units, past the cap of 1.5 */
+    a.softcap = 1.5f;
+    for (int64_t i = 0; i < lt_tensor_numel(a.q); i++) lt_f32(a.q)[i] *= 2;
+    fixture f;
+    fx_init(&f);
+    lt_tensor *o = att_build(&f.g, &a);
+    int64_t no = lt_tensor_numel(o);
+    double *ref = malloc((size_t)no * sizeof(double));
+    ref_attention(&a, ref);
+    double e = tl_rel_err(lt_f32(o), ref, no);
+    cr_expect(e < TOL_FWD, "soft-capped attention forward rel err %.3g", e);
+    free(ref);
+    fx_free(&f);
+    lt_tensor *leaves[3] = {a.q, a.k, a.v};
+    tl_gc_result res = tl_gradcheck(att_build, &a, leaves, 3, NULL, 0, seed + 1, FD_H, 0);
+    check_grads(&res, leaves, (const char *[]){"q (capped)", "k (capped)", "v (capped)"}, 3);
+    att_free(&a);
+}
+Test(ops, attention_scale_softcap) {
+    attention_gemma_case(9, 9, 0, 151);
+    attention_gemma_case(9, 9, 3, 152);
+    attention_gemma_case(4, 9, 3, 153);
+}
+
 Test(ops, attention_window_covering_row_equals_none) {
     /* a window at least as long as the row changes nothing: bit-identical outputs */
     tl_rng r = {67};
@@ -731,7 +803,7 @@ Test(ops, attention_packed_equals_separate) {
     for (int part = 0; part < 2; part++) {
         int64_t t0 = part ? L0 : 0, n = part ? T - L0 : L0;
         att_ctx s = {slice_rows(a.q, t0, n), slice_rows(a.k, t0, n), slice_rows(a.v, t0, n), NULL,
-                     0};
+                     0, 0.0f, 0.0f};
         lt_tensor *os = att_build(&f.g, &s);
         for (int64_t i = 0; i < n * row; i++) {
             float x = lt_f32(os)[i], y = lt_f32(o)[t0 * row + i];
@@ -770,7 +842,7 @@ typedef struct {
 } bin_ctx;
 static lt_tensor *swiglu_build(lt_graph *g, void *c) {
     bin_ctx *s = c;
-    return lt_swiglu(g, s->a, s->b);
+    return lt_glu(g, s->a, s->b, LT_ACT_SILU);
 }
 static lt_tensor *add_build(lt_graph *g, void *c) {
     bin_ctx *s = c;
@@ -796,6 +868,60 @@ Test(ops, swiglu) {
     tl_gc_result res = tl_gradcheck(swiglu_build, &c, leaves, 2, NULL, 0, 42, FD_H, 0);
     check_grads(&res, leaves, (const char *[]){"gate", "up"}, 2);
     tl_free(c.a), tl_free(c.b);
+}
+
+/* GeGLU with the tanh GELU (torch gelu(approximate="tanh")) against float64, and its grads. */
+static lt_tensor *geglu_build(lt_graph *g, void *c) {
+    bin_ctx *s = c;
+    return lt_glu(g, s->a, s->b, LT_ACT_GELU_TANH);
+}
+Test(ops, geglu) {
+    tl_rng r = {141};
+    bin_ctx c = {leaf_f32(&r, 2, (int64_t[]){7, 11}, true), leaf_f32(&r, 2, (int64_t[]){7, 11}, true)};
+    for (int64_t i = 0; i < 77; i++) lt_f32(c.a)[i] *= 4; /* gate over [-4, 4): both tails */
+    fixture f;
+    fx_init(&f);
+    lt_tensor *y = geglu_build(&f.g, &c);
+    double ref[77];
+    for (int64_t i = 0; i < 77; i++) {
+        double x = lt_f32(c.a)[i];
+        ref[i] = 0.5 * x * (1 + tanh(sqrt(2 / M_PI) * (x + 0.044715 * x * x * x))) *
+                 lt_f32(c.b)[i];
+    }
+    double e = tl_rel_err(lt_f32(y), ref, 77);
+    cr_expect(e < TOL_FWD, "geglu forward rel err %.3g", e);
+    fx_free(&f);
+    lt_tensor *leaves[2] = {c.a, c.b};
+    tl_gc_result res = tl_gradcheck(geglu_build, &c, leaves, 2, NULL, 0, 142, FD_H, 0);
+    check_grads(&res, leaves, (const char *[]){"gate (gelu)", "up (gelu)"}, 2);
+    tl_free(c.a), tl_free(c.b);
+}
+
+/* Soft-capping c·tanh(x/c) against float64, inputs well past the cap, and its grad. */
+typedef struct {
+    lt_tensor *x;
+    float cap;
+} cap_ctx;
+static lt_tensor *softcap_build(lt_graph *g, void *c) {
+    cap_ctx *s = c;
+    return lt_softcap(g, s->x, s->cap);
+}
+Test(ops, softcap) {
+    tl_rng r = {143};
+    cap_ctx c = {leaf_f32(&r, 2, (int64_t[]){5, 13}, true), 1.5f};
+    for (int64_t i = 0; i < 65; i++) lt_f32(c.x)[i] *= 5;
+    fixture f;
+    fx_init(&f);
+    lt_tensor *y = softcap_build(&f.g, &c);
+    double ref[65];
+    for (int64_t i = 0; i < 65; i++) ref[i] = 1.5 * tanh(lt_f32(c.x)[i] / 1.5);
+    double e = tl_rel_err(lt_f32(y), ref, 65);
+    cr_expect(e < TOL_FWD, "softcap forward rel err %.3g", e);
+    fx_free(&f);
+    lt_tensor *leaves[1] = {c.x};
+    tl_gc_result res = tl_gradcheck(softcap_build, &c, leaves, 1, NULL, 0, 144, FD_H, 0);
+    check_grads(&res, leaves, (const char *[]){"x (softcap)"}, 1);
+    tl_free(c.x);
 }
 
 Test(ops, add) {
@@ -978,8 +1104,8 @@ typedef struct {
 /* embed -> rmsnorm -> LoRA linear -> add residual -> CE: exercises lt_backward end to end */
 static lt_tensor *chain_build(lt_graph *g, void *c) {
     chain_ctx *m = c;
-    lt_tensor *x = lt_embedding(g, m->table, m->ids);
-    lt_tensor *h = lt_rmsnorm(g, x, m->w, 1e-5f);
+    lt_tensor *x = lt_embedding(g, m->table, m->ids, 1.0f);
+    lt_tensor *h = lt_rmsnorm(g, x, m->w, 1e-5f, 0.0f);
     lt_tensor *y = lt_linear(g, h, m->W, m->A, m->B, 2.0f, 0.0f, 0);
     lt_tensor *logits = lt_add(g, y, lt_linear(g, x, m->W, NULL, NULL, 0, 0, 0));
     return lt_cross_entropy(g, logits, m->tgt, NULL, 0);
@@ -1018,7 +1144,7 @@ Test(ops, chain_through_tape) {
 Test(ops, parallel_paths_elementwise) {
     tl_rng r = {81};
     const int64_t N = 67, D = 1029;
-    rms_ctx rc = {leaf_f32(&r, 2, (int64_t[]){N, D}, true), leaf_f32(&r, 1, (int64_t[]){D}, true), 1e-6f};
+    rms_ctx rc = {leaf_f32(&r, 2, (int64_t[]){N, D}, true), leaf_f32(&r, 1, (int64_t[]){D}, true), 1e-6f, 0.0f};
     lt_tensor *rl[2] = {rc.x, rc.w};
     tl_gc_result res = tl_gradcheck(rms_build, &rc, rl, 2, NULL, 0, 82, FD_H, GC_SAMPLES);
     check_grads(&res, rl, (const char *[]){"rmsnorm x", "rmsnorm w"}, 2);
@@ -1047,7 +1173,7 @@ Test(ops, parallel_paths_elementwise) {
     res = tl_gradcheck(rope_build, &pc, pl, 1, NULL, 0, 85, FD_H, GC_SAMPLES);
     check_grads(&res, pl, (const char *[]){"rope x"}, 1);
 
-    emb_ctx ec = {leaf_f32(&r, 2, (int64_t[]){100, D}, true), tl_leaf(LT_I32, 1, (int64_t[]){N}, false)};
+    emb_ctx ec = {leaf_f32(&r, 2, (int64_t[]){100, D}, true), tl_leaf(LT_I32, 1, (int64_t[]){N}, false), 0};
     for (int64_t i = 0; i < N; i++) ((int32_t *)ec.ids->data)[i] = (int32_t)((i * 7) % 23); /* repeats */
     lt_tensor *el[1] = {ec.table};
     res = tl_gradcheck(emb_build, &ec, el, 1, NULL, 0, 86, FD_H, GC_SAMPLES);

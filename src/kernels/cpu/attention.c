@@ -5,12 +5,14 @@
  * For batch b, query head h (kv head h / (Hq/Hkv)), query row i at absolute position
  * t = Tk − Tq + i, key j is visible iff j ≤ t, t − j < window (the node's sliding window;
  * 0 = unbounded) and (no doc ids, or doc[b][j] == doc[b][t]):
- *   S = scale · Q Kᵀ (scale = 1/sqrt(Dh)),  P = softmax over visible keys (masked entries are
- *   exactly 0),  O = P V,  lse_i = log Σ_j exp(S_ij) over visible j (saved for backward).
+ *   S = cap(scale · Q Kᵀ) (scale = p.scale, 1/sqrt(Dh) unless the model says otherwise; cap =
+ *   c·tanh(·/c) when p.softcap = c > 0, else the identity),  P = softmax over visible keys
+ *   (masked entries are exactly 0),  O = P V,  lse_i = log Σ_j exp(S_ij) over visible j.
  * Backward (the FlashAttention recurrences, Dao et al., arXiv 2205.14135, Alg. 2), with P
  * recomputed from Q, K and lse:
  *   dV = Pᵀ dO,  dP = dO Vᵀ,  D_i = Σ_d dO_id O_id,  dS = P ⊙ (dP − D),
- *   dQ = scale · dS K,  dK = scale · dSᵀ Q   (dK, dV summed over the query heads of a group).
+ *   dQ = scale · dS' K,  dK = scale · dS'ᵀ Q   with dS' = dS ⊙ cap'(S) (1 − (S/c)² with a cap)
+ *   (dK, dV summed over the query heads of a group).
  *
  * Layout: q/out are (B, Tq, Hq, Dh) and k/v (B, Tk, Hkv, Dh) row-major, so the rows of one head
  * form a strided matrix with leading dimension H·Dh, which cblas_sgemm reads directly (no
@@ -22,6 +24,7 @@
  * parallel, so independent (batch, head, block) tasks run across OpenMP threads instead and
  * OpenBLAS is held at one thread for the duration (no nested oversubscription; restored after).
  */
+#include "../act.h"
 #include "../kernels.h"
 
 #include <cblas.h>
@@ -40,7 +43,8 @@ typedef struct {
     const int32_t *doc; // (B, Tk) or NULL
     int64_t B, Tq, Tk, Hq, Hkv, Dh;
     int64_t window;   /* sliding window (> 0), INT64_MAX when the node has none */
-    float scale;
+    float scale;      /* score scale */
+    float softcap;    /* 0 = none */
 } att_dims;
 
 static att_dims att_get(const lt_node *n) {
@@ -56,7 +60,9 @@ static att_dims att_get(const lt_node *n) {
     a.Tk = n->in[1]->shape[1];
     a.Hkv = n->in[1]->shape[2];
     a.window = n->p.window > 0 ? n->p.window : INT64_MAX;
-    a.scale = 1.0f / sqrtf((float)a.Dh);
+    a.scale = n->p.scale;
+    a.softcap = n->p.softcap;
+    LT_ASSERT(a.scale > 0.0f);
     return a;
 }
 
@@ -87,6 +93,8 @@ static void att_scores(const att_dims *a, int64_t b, int64_t h, int64_t i0, int 
     const float *K = a->k + ((b * a->Tk + j0) * a->Hkv + kvh) * a->Dh;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, bq, jmax, (int)a->Dh, a->scale, Q,
                 (int)(a->Hq * a->Dh), K, (int)(a->Hkv * a->Dh), 0.0f, S, jmax);
+    if (a->softcap > 0.0f)
+        for (int64_t e = 0; e < (int64_t)bq * jmax; e++) S[e] = lt_softcap_f(a->softcap, S[e]);
 }
 
 /* Is key j visible from the query at absolute position t (batch b)? */
@@ -172,6 +180,8 @@ void lt_cpu_attention_backward(lt_graph *g, lt_node *n) {
     {
         float *P = lt_xmalloc((size_t)ATT_BQ * a.Tk * sizeof(float));  // (ATT_BQ, Tk)
         float *dP = lt_xmalloc((size_t)ATT_BQ * a.Tk * sizeof(float)); // (ATT_BQ, Tk) → dS
+        /* with a cap: cap'(S) (ATT_BQ, Tk), kept from the scores before P overwrites them */
+        float *dcap = a.softcap > 0.0f ? lt_xmalloc((size_t)ATT_BQ * a.Tk * sizeof(float)) : NULL;
         float Drow[ATT_BQ];
 #pragma omp for schedule(dynamic, 1)
         for (int64_t bh = 0; bh < BH; bh++) {
@@ -190,6 +200,9 @@ void lt_cpu_attention_backward(lt_graph *g, lt_node *n) {
                     const int64_t t = off + i0 + r;
                     const float l = lse[(b * a.Hq + h) * a.Tq + i0 + r];
                     float *Pr = P + (int64_t)r * jmax;
+                    if (dcap)
+                        for (int64_t j = 0; j < jmax; j++)
+                            dcap[(int64_t)r * jmax + j] = lt_softcap_dy(a.softcap, Pr[j]);
                     for (int64_t j = 0; j < jmax; j++)
                         Pr[j] = att_visible(&a, b, t, j0 + j) ? expf(Pr[j] - l) : 0.0f;
                     float d = 0.0f;
@@ -207,6 +220,8 @@ void lt_cpu_attention_backward(lt_graph *g, lt_node *n) {
                     float *dSr = dP + (int64_t)r * jmax;
                     const float *Pr = P + (int64_t)r * jmax;
                     for (int64_t j = 0; j < jmax; j++) dSr[j] = Pr[j] * (dSr[j] - Drow[r]);
+                    if (dcap)
+                        for (int64_t j = 0; j < jmax; j++) dSr[j] *= dcap[(int64_t)r * jmax + j];
                 }
                 if (dq) /* dQ += scale · dS K */
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, bq, Dh, jmax, a.scale,
@@ -218,6 +233,7 @@ void lt_cpu_attention_backward(lt_graph *g, lt_node *n) {
         }
         free(P);
         free(dP);
+        free(dcap);
     }
     blas_single_end(par, nt);
 

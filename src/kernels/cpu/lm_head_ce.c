@@ -4,8 +4,11 @@
  * in blocks of LMCE_BR: logits of a block (LMCE_BR × V, one cblas_sgemm) give its lse and NLL;
  * backward recomputes them and applies g = dloss · (softmax − onehot) / den through two GEMMs:
  *   dx += g W,   dW += gᵀ x   (W only when trainable, e.g. an untied, unfrozen head).
+ * With p.softcap > 0 the logits are soft-capped first, z ← c·tanh(z/c), and g is multiplied by
+ * the cap's derivative 1 − (z/c)² (kernels/act.h).
  * Counting and denominator rules are those of cross_entropy.c.
  */
+#include "../act.h"
 #include "../kernels.h"
 
 #include <cblas.h>
@@ -23,6 +26,7 @@ void lt_cpu_lm_head_ce_forward(lt_graph *g, lt_node *n) {
     const int32_t *tgt = (const int32_t *)n->in[2]->data;                   // (N)
     const uint8_t *mask = n->in[3] ? (const uint8_t *)n->in[3]->data : NULL; // (N) or NULL
     const int64_t N = n->in[0]->shape[0], D = n->in[0]->shape[1], V = n->in[1]->shape[0];
+    const float cap = n->p.softcap;
     float *lse = NULL; // (N)
     if (n->out->requires_grad) {
         n->saved[0] = lt_graph_tensor(g, LT_F32, 1, (int64_t[]){N});
@@ -39,6 +43,8 @@ void lt_cpu_lm_head_ce_forward(lt_graph *g, lt_node *n) {
         for (int r = 0; r < br; r++) {
             const int64_t i = r0 + r;
             nll[r] = 0.0;
+            if (cap > 0.0f)
+                for (int64_t c = 0; c < V; c++) z[(int64_t)r * V + c] = lt_softcap_f(cap, z[(int64_t)r * V + c]);
             if (!lt_ce_counted(tgt, mask, i)) {
                 if (lse) lse[i] = 0.0f;
                 continue;
@@ -69,7 +75,7 @@ void lt_cpu_lm_head_ce_backward(lt_graph *g, lt_node *n) {
     const int64_t N = tx->shape[0], D = tx->shape[1], V = tW->shape[0];
     const float den = lt_ce_denominator(n, N, tgt, mask);
     if (den <= 0.0f || V == 0) return;
-    const float c = lt_f32(n->out->grad)[0] / den;
+    const float c = lt_f32(n->out->grad)[0] / den, cap = n->p.softcap;
     float *dx = tx->requires_grad ? lt_f32(lt_graph_grad(g, tx)) : NULL; // (N, D)
     float *dW = tW->requires_grad ? lt_f32(lt_graph_grad(g, tW)) : NULL; // (V, D)
     float *z = lt_f32(lt_graph_tensor(g, LT_F32, 2, (int64_t[]){LMCE_BR, V})); // (BR, V) → g
@@ -83,6 +89,14 @@ void lt_cpu_lm_head_ce_backward(lt_graph *g, lt_node *n) {
             float *row = z + (int64_t)r * V;
             if (!lt_ce_counted(tgt, mask, i)) {
                 for (int64_t j = 0; j < V; j++) row[j] = 0.0f;
+                continue;
+            }
+            if (cap > 0.0f) {
+                for (int64_t j = 0; j < V; j++) {
+                    const float zc = lt_softcap_f(cap, row[j]);
+                    row[j] = (c * expf(zc - lse[i]) - (j == tgt[i] ? c : 0.0f)) *
+                             lt_softcap_dy(cap, zc);
+                }
                 continue;
             }
             for (int64_t j = 0; j < V; j++) row[j] = c * expf(row[j] - lse[i]);

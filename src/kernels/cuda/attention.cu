@@ -5,8 +5,8 @@
  * stored; the forward saves lse (f32 [B, Hq, Tq]) and the backward recomputes P from it.
  * Semantics are those of src/kernels/cpu/attention.c (visibility j ≤ t = Tk − Tq + i,
  * t − j < window when the node has a sliding window, and equal doc ids; scale 1/sqrt(Dh); dK, dV
- * summed over each group's query heads). Tiles wholly before a block's first window start are
- * skipped.
+ * summed over each group's query heads; scores scale · q·k, soft-capped by p.softcap as on the
+ * CPU). Tiles wholly before a block's first window start are skipped.
  *
  * Work split (this is the straightforward f32-FMA version; a tensor-core mma/wgmma version or
  * cuDNN SDPA is the next step, see bench/gpu/NOTES.md): one warp per query row (forward, dQ) or
@@ -17,6 +17,7 @@
  * dV f32. Dh ≤ 256.
  */
 #include "common.cuh"
+#include "../act.h"
 
 #define ATT_TILE 32
 #define ATT_WARPS 8
@@ -24,7 +25,8 @@
 typedef struct {
     int64_t B, Tq, Tk, Hq, Hkv, Dh;
     int64_t window; /* sliding window (> 0), INT64_MAX when the node has none */
-    float scale;
+    float scale;    /* score scale (p.scale) */
+    float softcap;  /* p.softcap, 0 = none */
 } att_shape;
 
 static att_shape shape_of(const lt_node *n) {
@@ -36,8 +38,20 @@ static att_shape shape_of(const lt_node *n) {
     a.Tk = n->in[1]->shape[1];
     a.Hkv = n->in[1]->shape[2];
     a.window = n->p.window > 0 ? n->p.window : INT64_MAX;
-    a.scale = 1.0f / sqrtf((float)a.Dh);
+    a.scale = n->p.scale;
+    a.softcap = n->p.softcap;
+    LT_ASSERT(a.scale > 0.0f);
     return a;
+}
+
+/* The score of a visible pair: scale · q·k, soft-capped when the node says so (kernels/act.h). */
+__device__ static inline float score(const att_shape &a, float dot) {
+    const float s = a.scale * dot;
+    return a.softcap > 0.0f ? lt_softcap_f(a.softcap, s) : s;
+}
+/* d(score)/d(scale · q·k) from the score itself. */
+__device__ static inline float dscore(const att_shape &a, float s) {
+    return a.softcap > 0.0f ? lt_softcap_dy(a.softcap, s) : 1.0f;
 }
 
 /* Is key j inside the window of the query at absolute position t (causality checked apart)? */
@@ -103,7 +117,7 @@ static __global__ void k_att_fwd(bf16 *out, float *lse, const bf16 *q, const bf1
         const int64_t j = j0 + lane;
         float s = -INFINITY;
         if (j <= t && in_window(a, t, j) && (!doc || docs[lane] == my_doc))
-            s = a.scale * dotp(Qs + warp * Dh, Ks + lane * P, Dh);
+            s = score(a, dotp(Qs + warp * Dh, Ks + lane * P, Dh));
         const float m_new = fmaxf(m, warp_max(s));
         if (m_new == -INFINITY) continue; /* nothing visible yet (earlier documents) */
         const float p = s == -INFINITY ? 0.0f : expf(s - m_new);
@@ -192,9 +206,10 @@ static __global__ void k_att_dq(float *dq, const bf16 *q, const bf16 *k, const b
         const int64_t j = j0 + lane;
         float ds = 0.0f;
         if (j <= t && in_window(a, t, j) && (!doc || docs[lane] == my_doc)) {
-            const float p = expf(a.scale * dotp(Qs + warp * Dh, Ks + lane * P, Dh) - L);
+            const float sc = score(a, dotp(Qs + warp * Dh, Ks + lane * P, Dh));
+            const float p = expf(sc - L);
             const float dp = dotp(Gs + warp * Dh, Vs + lane * P, Dh);
-            ds = p * (dp - Di);
+            ds = p * (dp - Di) * dscore(a, sc);
         }
         for (int jj = 0; jj < ATT_TILE; jj++) {
             const float dj = __shfl_sync(0xffffffffu, ds, jj);
@@ -271,9 +286,10 @@ static __global__ void k_att_dkv(float *dk, float *dv, const bf16 *q, const bf16
             float p = 0.0f, ds = 0.0f;
             if (i < a.Tq && j <= off + i && in_window(a, off + i, j) &&
                 (!doc || docs[lane] == my_doc)) {
-                p = expf(a.scale * dotp(Qs + lane * P, Kr + warp * Dh, Dh) - Ls[lane]);
+                const float sc = score(a, dotp(Qs + lane * P, Kr + warp * Dh, Dh));
+                p = expf(sc - Ls[lane]);
                 const float dp = dotp(Gs + lane * P, Vr + warp * Dh, Dh);
-                ds = p * (dp - Ds[lane]);
+                ds = p * (dp - Ds[lane]) * dscore(a, sc);
             }
             for (int ii = 0; ii < ATT_TILE; ii++) {
                 const float pi = __shfl_sync(0xffffffffu, p, ii);

@@ -10,12 +10,15 @@
  * max and sum per row (online log-sum-exp, Milakov & Gimelshein arXiv 1805.02867) and pick up
  * the target logit. Backward recomputes each chunk, turns it into bf16 dlogits in place of the
  * logits and feeds two GEMMs (dx += g W_chunk; dW_chunk += gᵀ x when W is trainable).
- * Memory: N·LMCE_CHUNK·(4+2) bytes of temps instead of N·V·(2+4).
+ * Memory: N·LMCE_CHUNK·(4+2) bytes of temps instead of N·V·(2+4). With p.softcap > 0 each
+ * chunk of logits is soft-capped in place after its GEMM and the gradient carries the cap's
+ * derivative (kernels/act.h), as lm_head_ce.c.
  *
  * Device results: out F32 [1] (loss), saved[0] lse F32 [N] (0 for ignored rows), saved[1]
  * F32 [2] = {Σ nll, den}. Reductions use a fixed order (deterministic).
  */
 #include "common.cuh"
+#include "../act.h"
 
 #define CE_THREADS 256
 #define LMCE_CHUNK 8192
@@ -187,10 +190,17 @@ static __global__ void k_lmce_final(float *lse, float *nll, const float *m, cons
     }
 }
 
-/* gb (N, vc) bf16 = c · (softmax − onehot) for counted rows, 0 elsewhere. */
+/* z (n) ← cap·tanh(z/cap) in place. */
+static __global__ void k_lmce_cap(float *z, int64_t n, float cap) {
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x)
+        z[i] = lt_softcap_f(cap, z[i]);
+}
+
+/* gb (N, vc) bf16 = c · (softmax − onehot) · cap'(z) for counted rows, 0 elsewhere (z capped). */
 static __global__ void k_lmce_grad(bf16 *gb, const float *z, const float *lse, const int32_t *tgt,
                                    const uint8_t *mask, const float *dloss, const float *stats,
-                                   int64_t N, int64_t v0, int64_t vc) {
+                                   int64_t N, int64_t v0, int64_t vc, float cap) {
     for (int64_t idx = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; idx < N * vc;
          idx += (int64_t)gridDim.x * blockDim.x) {
         const int64_t i = idx / vc, j = idx % vc;
@@ -198,6 +208,7 @@ static __global__ void k_lmce_grad(bf16 *gb, const float *z, const float *lse, c
         if (counted(tgt, mask, i) && stats[1] > 0.0f) {
             const float c = dloss[0] / stats[1];
             gv = c * (expf(z[idx] - lse[i]) - (v0 + j == tgt[i] ? 1.0f : 0.0f));
+            if (cap > 0.0f) gv *= lt_softcap_dy(cap, z[idx]);
         }
         gb[idx] = __float2bfloat16(gv);
     }
@@ -230,6 +241,9 @@ extern "C" void lt_cuda_lm_head_ce_forward(lt_graph *g, lt_node *n) {
         for (int64_t v0 = 0; v0 < V; v0 += vc) {
             const int64_t w = V - v0 < vc ? V - v0 : vc;
             lt_cu_gemm(false, true, N, w, D, 1.0f, x, D, W + v0 * D, D, 0.0f, z, CUDA_R_32F, w);
+            if (n->p.softcap > 0.0f)
+                k_lmce_cap<<<lt_blocks(N * w, CE_THREADS), CE_THREADS, 0, s>>>(z, N * w,
+                                                                               n->p.softcap);
             k_lmce_update<<<(unsigned)N, CE_THREADS, 0, s>>>(m, sm, tl, z, tgt, mask, v0, w);
             LT_CUDA_LAUNCH_CHECK();
         }
@@ -258,9 +272,11 @@ extern "C" void lt_cuda_lm_head_ce_backward(lt_graph *g, lt_node *n) {
     for (int64_t v0 = 0; v0 < V; v0 += vc) {
         const int64_t w = V - v0 < vc ? V - v0 : vc;
         lt_cu_gemm(false, true, N, w, D, 1.0f, x, D, W + v0 * D, D, 0.0f, z, CUDA_R_32F, w);
+        if (n->p.softcap > 0.0f)
+            k_lmce_cap<<<lt_blocks(N * w, CE_THREADS), CE_THREADS, 0, s>>>(z, N * w, n->p.softcap);
         k_lmce_grad<<<lt_blocks(N * w, CE_THREADS), CE_THREADS, 0, s>>>(
             gb, z, lt_f32(n->saved[0]), tgt, mask, lt_f32(n->out->grad), lt_f32(n->saved[1]), N,
-            v0, w);
+            v0, w, n->p.softcap);
         LT_CUDA_LAUNCH_CHECK();
         if (dx) lt_cu_gemm(false, false, N, D, w, 1.0f, gb, w, W + v0 * D, D, 1.0f, dx, CUDA_R_32F, D);
         if (dW)

@@ -1,10 +1,11 @@
 /*
- * elementwise.cu — CUDA add, SwiGLU, embedding, reshape, and the f32<->bf16 conversions and
- * scratch allocation the other ops share. Semantics are those of src/kernels/cpu/{add,swiglu,
- * embedding,reshape}.c; activations are bf16, grads f32 (core/device.h). Grid-stride loops, one
+ * elementwise.cu — CUDA add, GLU (SwiGLU / GeGLU), soft-capping, embedding, reshape, and the
+ * f32<->bf16 conversions and scratch allocation the other ops share. Semantics are those of
+ * src/kernels/cpu/{add,glu,softcap,embedding,reshape}.c; activations are bf16, grads f32 (core/device.h). Grid-stride loops, one
  * element per thread per iteration, computed in f32.
  */
 #include "common.cuh"
+#include "../act.h"
 
 #define EW_THREADS 256
 
@@ -110,46 +111,82 @@ extern "C" void lt_cuda_add_backward(lt_graph *g, lt_node *n) {
             launch_acc_f32(lt_f32(lt_graph_grad(g, n->in[k])), dout, N, lt_stream());
 }
 
-/* ---- swiglu --------------------------------------------------------------------------------- */
+/* ---- glu (act from kernels/act.h, as on the CPU) -------------------------------------------- */
 
-static __global__ void k_swiglu_fwd(bf16 *out, const bf16 *gate, const bf16 *up, int64_t n) {
+static __global__ void k_glu_fwd(bf16 *out, const bf16 *gate, const bf16 *up, int64_t n, int act) {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
-         i += (int64_t)gridDim.x * blockDim.x) {
-        float x = __bfloat162float(gate[i]);
-        out[i] = __float2bfloat16(x / (1.0f + __expf(-x)) * __bfloat162float(up[i]));
-    }
+         i += (int64_t)gridDim.x * blockDim.x)
+        out[i] = __float2bfloat16(lt_act_f(act, __bfloat162float(gate[i])) *
+                                  __bfloat162float(up[i]));
 }
-static __global__ void k_swiglu_bwd(float *dgate, float *dup, const bf16 *gate, const bf16 *up,
-                                    const float *dout, int64_t n) {
+static __global__ void k_glu_bwd(float *dgate, float *dup, const bf16 *gate, const bf16 *up,
+                                 const float *dout, int64_t n, int act) {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
          i += (int64_t)gridDim.x * blockDim.x) {
         float x = __bfloat162float(gate[i]), u = __bfloat162float(up[i]), d = dout[i];
-        float sig = 1.0f / (1.0f + __expf(-x));
-        if (dgate) dgate[i] += d * u * sig * (1.0f + x * (1.0f - sig));
-        if (dup) dup[i] += d * x * sig;
+        if (dgate) dgate[i] += d * u * lt_act_df(act, x);
+        if (dup) dup[i] += d * lt_act_f(act, x);
     }
 }
 
-extern "C" void lt_cuda_swiglu_forward(lt_graph *g, lt_node *n) {
+extern "C" void lt_cuda_glu_forward(lt_graph *g, lt_node *n) {
     (void)g;
     const lt_tensor *ga = n->in[0], *up = n->in[1];
     LT_ASSERT(ga->dtype == LT_BF16 && up->dtype == LT_BF16 && n->out->dtype == LT_BF16);
     LT_ASSERT(lt_tensor_same_shape(ga, up));
     int64_t N = lt_tensor_numel(n->out);
     if (N == 0) return;
-    k_swiglu_fwd<<<lt_blocks(N, EW_THREADS), EW_THREADS, 0, lt_stream()>>>(
-        (bf16 *)n->out->data, (const bf16 *)ga->data, (const bf16 *)up->data, N);
+    k_glu_fwd<<<lt_blocks(N, EW_THREADS), EW_THREADS, 0, lt_stream()>>>(
+        (bf16 *)n->out->data, (const bf16 *)ga->data, (const bf16 *)up->data, N, (int)n->p.act);
     LT_CUDA_LAUNCH_CHECK();
 }
 
-extern "C" void lt_cuda_swiglu_backward(lt_graph *g, lt_node *n) {
+extern "C" void lt_cuda_glu_backward(lt_graph *g, lt_node *n) {
     lt_tensor *ga = n->in[0], *up = n->in[1];
     float *dg = ga->requires_grad ? lt_f32(lt_graph_grad(g, ga)) : NULL; // (N, F)
     float *du = up->requires_grad ? lt_f32(lt_graph_grad(g, up)) : NULL; // (N, F)
     int64_t N = lt_tensor_numel(n->out);
     if (N == 0 || (!dg && !du)) return;
-    k_swiglu_bwd<<<lt_blocks(N, EW_THREADS), EW_THREADS, 0, lt_stream()>>>(
-        dg, du, (const bf16 *)ga->data, (const bf16 *)up->data, lt_f32(n->out->grad), N);
+    k_glu_bwd<<<lt_blocks(N, EW_THREADS), EW_THREADS, 0, lt_stream()>>>(
+        dg, du, (const bf16 *)ga->data, (const bf16 *)up->data, lt_f32(n->out->grad), N,
+        (int)n->p.act);
+    LT_CUDA_LAUNCH_CHECK();
+}
+
+/* ---- softcap -------------------------------------------------------------------------------- */
+
+static __global__ void k_softcap_fwd(bf16 *y, const bf16 *x, int64_t n, float c) {
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x)
+        y[i] = __float2bfloat16(lt_softcap_f(c, __bfloat162float(x[i])));
+}
+/* the derivative from x (not from the bf16-rounded output) */
+static __global__ void k_softcap_bwd(float *dx, const bf16 *x, const float *dy, int64_t n,
+                                     float c) {
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x)
+        dx[i] += dy[i] * lt_softcap_dy(c, lt_softcap_f(c, __bfloat162float(x[i])));
+}
+
+extern "C" void lt_cuda_softcap_forward(lt_graph *g, lt_node *n) {
+    (void)g;
+    const lt_tensor *x = n->in[0];
+    LT_ASSERT(x->dtype == LT_BF16 && n->out->dtype == LT_BF16 && n->p.softcap > 0.0f);
+    int64_t N = lt_tensor_numel(n->out);
+    if (N == 0) return;
+    k_softcap_fwd<<<lt_blocks(N, EW_THREADS), EW_THREADS, 0, lt_stream()>>>(
+        (bf16 *)n->out->data, (const bf16 *)x->data, N, n->p.softcap);
+    LT_CUDA_LAUNCH_CHECK();
+}
+
+extern "C" void lt_cuda_softcap_backward(lt_graph *g, lt_node *n) {
+    lt_tensor *x = n->in[0];
+    if (!x->requires_grad) return;
+    int64_t N = lt_tensor_numel(n->out);
+    if (N == 0) return;
+    k_softcap_bwd<<<lt_blocks(N, EW_THREADS), EW_THREADS, 0, lt_stream()>>>(
+        lt_f32(lt_graph_grad(g, x)), (const bf16 *)x->data, lt_f32(n->out->grad), N,
+        n->p.softcap);
     LT_CUDA_LAUNCH_CHECK();
 }
 
@@ -157,20 +194,20 @@ extern "C" void lt_cuda_swiglu_backward(lt_graph *g, lt_node *n) {
 
 template <typename T>
 static __global__ void k_embed_fwd(bf16 *out, const T *table, const int32_t *ids, int64_t N,
-                                   int64_t D) {
+                                   int64_t D, float scale) {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < N * D;
          i += (int64_t)gridDim.x * blockDim.x) {
         int64_t r = i / D, c = i % D;
-        out[i] = __float2bfloat16(ld(table, (int64_t)ids[r] * D + c));
+        out[i] = __float2bfloat16(ld(table, (int64_t)ids[r] * D + c) * scale);
     }
 }
 /* Repeated ids scatter into one row: atomicAdd (f32) keeps it race-free. */
 static __global__ void k_embed_bwd(float *dtable, const float *dout, const int32_t *ids,
-                                   int64_t N, int64_t D) {
+                                   int64_t N, int64_t D, float scale) {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < N * D;
          i += (int64_t)gridDim.x * blockDim.x) {
         int64_t r = i / D, c = i % D;
-        atomicAdd(&dtable[(int64_t)ids[r] * D + c], dout[i]);
+        atomicAdd(&dtable[(int64_t)ids[r] * D + c], dout[i] * scale);
     }
 }
 
@@ -186,11 +223,13 @@ extern "C" void lt_cuda_embedding_forward(lt_graph *g, lt_node *n) {
     if (table->dtype == LT_F32)
         k_embed_fwd<<<nb, EW_THREADS, 0, lt_stream()>>>((bf16 *)n->out->data,
                                                         (const float *)table->data,
-                                                        (const int32_t *)ids->data, N, D);
+                                                        (const int32_t *)ids->data, N, D,
+                                                        n->p.scale);
     else
         k_embed_fwd<<<nb, EW_THREADS, 0, lt_stream()>>>((bf16 *)n->out->data,
                                                         (const bf16 *)table->data,
-                                                        (const int32_t *)ids->data, N, D);
+                                                        (const int32_t *)ids->data, N, D,
+                                                        n->p.scale);
     LT_CUDA_LAUNCH_CHECK();
 }
 
@@ -201,7 +240,7 @@ extern "C" void lt_cuda_embedding_backward(lt_graph *g, lt_node *n) {
     float *dt = lt_f32(lt_graph_grad(g, table)); // (V, D)
     if (N * D == 0) return;
     k_embed_bwd<<<lt_blocks(N * D, EW_THREADS), EW_THREADS, 0, lt_stream()>>>(
-        dt, lt_f32(n->out->grad), (const int32_t *)n->in[1]->data, N, D);
+        dt, lt_f32(n->out->grad), (const int32_t *)n->in[1]->data, N, D, n->p.scale);
     LT_CUDA_LAUNCH_CHECK();
 }
 
