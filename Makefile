@@ -1,5 +1,6 @@
 # lathe — build, test, bench, demo.
-#   make            bin/lathe and build/liblathe.a (CPU; CUDA too when nvcc is found, CUDA=0 to skip)
+#   make            bin/lathe and build/liblathe.a (CPU; CUDA too when nvcc is found, CUDA=0 to skip;
+#                   with CUDA also build/test_cuda_ops and build/bench_gpu, so compile breaks show)
 #   make deps       install the Debian packages lathe needs (apt-get; sudo when not root)
 #   make test       Criterion suite (runs `make deps` first when a library is missing)
 #   make bench      CPU training benchmark, JSON lines
@@ -48,9 +49,11 @@ CFLAGS += -DLATHE_CUDA=1 -I$(CUDA_HOME)/include
 LDLIBS += $(if $(CU_SRC),-L$(CUDA_HOME)/lib64 -lcudart -lcublas -lcublasLt -lstdc++,)
 endif
 
+CUDA_PROGS := $(if $(filter 1,$(CUDA)),$(BUILD)/test_cuda_ops $(BUILD)/bench_gpu,)
+
 .SECONDARY:
 .PHONY: all deps ensure-deps test test-run bench bench-run demo demo-run interop clean
-all: $(BIN)/lathe $(BUILD)/liblathe.a
+all: $(BIN)/lathe $(BUILD)/liblathe.a $(CUDA_PROGS)
 
 $(BUILD)/liblathe.a: $(LIB_OBJ) $(CU_OBJ)
 	@mkdir -p $(@D)
@@ -64,9 +67,10 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
+# nvcc writes -MMD's file into the current directory unless -MF names it.
 $(BUILD)/%.o: %.cu
 	@mkdir -p $(@D)
-	$(NVCC) $(NVCCFLAGS) -c -o $@ $<
+	$(NVCC) $(NVCCFLAGS) -MMD -MP -MF $(@:.o=.d) -c -o $@ $<
 
 $(BUILD)/bench_%: $(BUILD)/bench/bench_%.o $(BUILD)/liblathe.a
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/liblathe.a $(LDLIBS)
@@ -135,4 +139,5 @@ endif
 clean:
 	rm -rf $(BUILD) $(BIN)
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(CU_OBJ:.o=.d) \
+         $(BENCH_SRC:%.c=$(BUILD)/%.d) $(BUILD)/tests/cuda/test_cuda_ops.d $(BUILD)/bench/gpu/bench_gpu.d

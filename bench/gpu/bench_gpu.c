@@ -17,6 +17,7 @@
 #include "autograd/autograd.h"
 #include "core/device.h"
 #include "kernels/kernels.h"
+#include "model/model.h"
 #include "optim/optim.h"
 
 #include <stdio.h>
@@ -117,6 +118,19 @@ int main(int argc, char **argv) {
         lt_cuda_h2d(norms->data, ones, D * 4);
         free(ones);
     }
+    /* RoPE inverse frequencies F32 [Dh/2] on the device, computed as the model loader does
+     * (lt_rope_inv_freq, default scaling: the torch baseline sets rope_theta only). */
+    int64_t shf[1] = {Dh / 2};
+    lt_tensor *inv_freq = lt_dev_tensor(&host, &arenas[LT_DEV_BASE], LT_F32, 1, shf, false);
+    {
+        lt_model_config cfg = {.n_layer = (int)L, .dim = (int)D, .n_head = (int)Hq,
+                               .n_kv_head = (int)Hkv, .head_dim = (int)Dh, .ffn_dim = (int)F,
+                               .vocab_size = (int)V, .rope_base = S->rope_base, .rms_eps = 1e-5f};
+        float *f = lt_xmalloc((size_t)Dh / 2 * sizeof(float));
+        lt_rope_inv_freq(f, &cfg);
+        lt_cuda_h2d(inv_freq->data, f, (size_t)Dh / 2 * sizeof(float));
+        free(f);
+    }
     lt_tensor *W[64][7], A[64][7], Bt[64][7], gA[64][7], gB[64][7];
     float *P = lt_dev_arena_alloc(&arenas[LT_DEV_ADAPTER], n_lora * 4);
     float *G = lt_dev_arena_alloc(&arenas[LT_DEV_GRADS], n_lora * 4);
@@ -182,8 +196,8 @@ int main(int argc, char **argv) {
             for (int m = 0; m < 3; m++)
                 qkv[m] = lt_linear(&g, h, W[l][m], &A[l][m], &Bt[l][m], 2.0f, 0.05f, (uint64_t)(it * 977 + l * 7 + m));
             int64_t q4[4] = {B, T, Hq, Dh}, k4[4] = {B, T, Hkv, Dh}, f2[2] = {N, Hq * Dh};
-            lt_tensor *q = lt_rope(&g, lt_reshape(&g, qkv[0], 4, q4), tp, S->rope_base);
-            lt_tensor *k = lt_rope(&g, lt_reshape(&g, qkv[1], 4, k4), tp, S->rope_base);
+            lt_tensor *q = lt_rope(&g, lt_reshape(&g, qkv[0], 4, q4), tp, inv_freq);
+            lt_tensor *k = lt_rope(&g, lt_reshape(&g, qkv[1], 4, k4), tp, inv_freq);
             lt_tensor *v = lt_reshape(&g, qkv[2], 4, k4);
             lt_tensor *a = lt_reshape(&g, lt_attention(&g, q, k, v, td), 2, f2);
             x = lt_add(&g, x, lt_linear(&g, a, W[l][3], &A[l][3], &Bt[l][3], 2.0f, 0.05f, (uint64_t)(it * 977 + l * 7 + 3)));
