@@ -139,7 +139,7 @@ static void print_loaded_libs(void) {
  * Without a device: {"bench":"rates","skip":...}, exit 0. */
 static int rates(void) {
     if (lt_cuda_device_count() <= 0 || lt_device_init(LT_CUDA, 0) != LT_OK) {
-        printf("{\"bench\":\"rates\",\"skip\":\"no CUDA device: %s\"}\n", lt_error_message());
+        printf("{\"bench\":\"rates\",\"skip\":\"%s\"}\n", lt_error_message()[0] ? lt_error_message() : "no CUDA device");
         return 0;
     }
     int drv = 0, rt = 0;
@@ -342,7 +342,10 @@ int main(int argc, char **argv) {
     for (int c = 0; c < LT_DEV_STEP; c++) peak += arenas[c].cap;
     peak += lt_cuda_temp_bytes();
     char desc[256];
-    printf("{\"bench\":\"lathe-gpu\",\"device\":\"%s\",\"model\":\"%s\",\"mode\":\"%s\",\"seq\":%d,"
+    /* "step" says what was timed: this file's hand-built decoder until bench_gpu runs lathe's one
+     * training step (issue 8 §1), then "lt_train_step" (tools/gpu_check.sh reads it). */
+    printf("{\"bench\":\"lathe-gpu\",\"step\":\"hand-built decoder in bench_gpu.c\","
+           "\"device\":\"%s\",\"model\":\"%s\",\"mode\":\"%s\",\"seq\":%d,"
            "\"batch\":%d,\"lora_r\":%d,\"tokens_per_s\":%.1f,\"ms_per_step\":%.2f,\"mfu\":%.4f,"
            "\"gemm_tflops\":%.1f,\"peak_mem_gib\":%.2f,\"loss\":%.4f}\n",
            lt_cuda_describe(desc, sizeof desc), model, mode, T, B, R, N / (med * 1e-3), med,
