@@ -10,9 +10,11 @@
  * The Makefile compiles each program's main source with -Dmain=lt_mc_<name>_main and passes the
  * list as LT_MC_PROGS = X(lathe) X(test_cuda_ops) X(bench_gpu) ...; every such main takes
  * (int argc, char **argv). A name that is not in the list runs lathe (so a renamed copy of the
- * binary still behaves as lathe).
+ * binary still behaves as lathe). LATHE_MULTICALL=<name> in the environment overrides argv[0], for
+ * launchers that may not keep the link's name (gpu_check.sh sets it under compute-sanitizer).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #ifndef LT_MC_PROGS
@@ -35,6 +37,8 @@ static const struct {
 int main(int argc, char **argv) {
     const char *base = argc > 0 && argv[0] ? argv[0] : "lathe", *slash = strrchr(base, '/');
     if (slash) base = slash + 1;
+    const char *forced = getenv("LATHE_MULTICALL");
+    if (forced && *forced) base = forced;
     for (size_t i = 0; i < sizeof progs / sizeof progs[0]; i++)
         if (!strcmp(base, progs[i].name)) return progs[i].main(argc, argv);
     return lt_mc_lathe_main(argc, argv);

@@ -369,7 +369,8 @@ if [ "$DEV_OK" = 0 ]; then
 elif [ -z "$SANITIZER" ]; then
     emit cuda_ops_memcheck skip "compute-sanitizer not found (searched PATH and the CUDA toolkits: $(lt_gpu_env_toolkits | tr '\n' ' '))"
 elif budget_ok cuda_ops_memcheck 60; then
-    run_ops cuda_ops_memcheck cuda_ops_memcheck 240 "$SANITIZER" --tool memcheck --leak-check no \
+    run_ops cuda_ops_memcheck cuda_ops_memcheck 240 env LATHE_MULTICALL=test_cuda_ops \
+        "$SANITIZER" --tool memcheck --leak-check no \
         --error-exitcode 86 --print-limit 50 --log-file "$OUT/memcheck.log" "$BUNDLE/bin/test_cuda_ops"
     ERRS=$(sed -n 's/.*ERROR SUMMARY: \([0-9]*\) error.*/\1/p' "$OUT/memcheck.log" 2>/dev/null | tail -1)
     EMIT_FIELDS+=",\"sanitizer\":$(jstr "$SANITIZER"),\"memcheck_errors\":${ERRS:-null},\"memcheck_log\":\"memcheck.log\""
