@@ -1,9 +1,13 @@
 # lathe — build, test, bench, demo.
-#   make            bin/lathe and build/liblathe.a (CPU; CUDA too when nvcc is found, CUDA=0 to skip)
+#   make            bin/lathe and build/liblathe.a (CPU; CUDA too when nvcc is found, CUDA=0 to skip;
+#                   with CUDA also build/test_cuda_ops and build/bench_gpu, so compile breaks show)
 #   make deps       install the Debian packages lathe needs (apt-get; sudo when not root)
 #   make test       Criterion suite (runs `make deps` first when a library is missing)
 #   make bench      CPU training benchmark, JSON lines
 #   make demo       fine-tune SmolLM2-135M-Instruct on the Jargon File and compare answers
+#   make gpu-bundle everything tools/gpu_check.sh needs on a GPU server, in gpu-bundle/ (<= 64 MiB;
+#                   needs nvcc here, no GPU): binaries with the Debian libraries linked statically
+#   make gpu-bundle-check   build the bundle and run its GPU check here (no GPU: all skip, exit 0)
 #   make clean
 # Out-of-tree builds for parallel work: make BUILD=/tmp/b BIN=/tmp/b/bin
 
@@ -16,9 +20,11 @@ LATHE_FIXTURES ?= $(abspath ../shared/fixtures)
 export LATHE_FIXTURES
 
 PKGS := hdf5 yaml-0.1 libpcre2-8 jansson openblas libcrypto
+# libaec-dev, zlib1g-dev and gfortran (libgfortran's .a) give the static archives `make gpu-bundle`
+# links into its binaries.
 DEB_PKGS := build-essential pkg-config python3 libhdf5-dev libyaml-dev libcriterion-dev \
             libopenblas-dev libpcre2-dev libjansson-dev libssl-dev dict-jargon python3-pip \
-            python3-venv cmake
+            python3-venv cmake libaec-dev zlib1g-dev gfortran
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -28,29 +34,53 @@ CFLAGS ?= -O2 -g
 CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -fopenmp -fPIC $(ARCH_FLAGS) $(PKG_CFLAGS) -Iinclude -Isrc
 LDLIBS := $(PKG_LIBS) -fopenmp -lm -lpthread
 
+# STATIC_DEPS=1 (`make gpu-bundle` sets it): binaries for a machine that has none of our Debian
+# libraries. HDF5 (+ szip/libaec, zlib; its S3 driver, the only user of libcurl, is never linked
+# in), libyaml, PCRE2, Jansson, OpenBLAS (+ libgfortran, libquadmath), libcrypto, libgomp, libgcc
+# and (with CUDA) libstdc++ and the CUDA runtime are linked statically; only glibc and the CUDA
+# libraries (cuBLASLt, later cuDNN and NCCL) stay shared. --as-needed drops the shared libgomp
+# that -fopenmp adds at link time (its symbols already come from libgomp.a).
+STATIC_DEPS ?= 0
+ifeq ($(STATIC_DEPS),1)
+PKG_LIBS := $(shell pkg-config --libs-only-L $(PKGS) 2>/dev/null) -Wl,-Bstatic -lhdf5 -lsz -laec -lz \
+            -lyaml -lpcre2-8 -ljansson -lopenblas -lgfortran -lquadmath -lcrypto -lgomp -Wl,-Bdynamic
+LDLIBS := -static-libgcc -Wl,--as-needed $(PKG_LIBS) -lm -lpthread -ldl -lrt
+endif
+
 LIB_SRC := $(filter-out src/cli/%,$(wildcard src/*/*.c src/*/*/*.c))
 CLI_SRC := $(wildcard src/cli/*.c)
 TEST_SRC := $(wildcard tests/unit/*.c tests/integration/*.c tests/*.c)
 BENCH_SRC := $(wildcard bench/*.c)
 CU_SRC := $(wildcard src/kernels/cuda/*.cu)
 
+CUDA_TEST_SRC := $(wildcard tests/cuda/*.c)
+
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-ifeq ($(CUDA),1)
 NVCC ?= nvcc
+ifeq ($(CUDA),1)
 CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(shell command -v $(NVCC)))
 NVCCFLAGS ?= -O3 -std=c++17 -Xcompiler -fPIC -Isrc -Iinclude \
              -gencode=arch=compute_90a,code=sm_90a -gencode=arch=compute_80,code=compute_80
 CU_OBJ := $(CU_SRC:%.cu=$(BUILD)/%.o)
 CFLAGS += -DLATHE_CUDA=1 -I$(CUDA_HOME)/include
+ifeq ($(STATIC_DEPS),1)
+CUDA_LIBS_STATIC := -L$(CUDA_HOME)/lib64 -lcudart_static -lcublas -lcublasLt \
+                    -Wl,-Bstatic -lstdc++ -Wl,-Bdynamic -ldl -lrt -lpthread
+LDLIBS += $(if $(CU_SRC),$(CUDA_LIBS_STATIC),)
+else
 LDLIBS += $(if $(CU_SRC),-L$(CUDA_HOME)/lib64 -lcudart -lcublas -lcublasLt -lstdc++,)
 endif
+endif
+
+# With CUDA: every tests/cuda/*.c program and the GPU benchmark (built by `all`).
+CUDA_PROGS := $(if $(filter 1,$(CUDA)),$(CUDA_TEST_SRC:tests/cuda/%.c=$(BUILD)/%) $(BUILD)/bench_gpu,)
 
 .SECONDARY:
 .PHONY: all deps ensure-deps test test-run bench bench-run demo demo-run interop interop-archs clean
-all: $(BIN)/lathe $(BUILD)/liblathe.a
+all: $(BIN)/lathe $(BUILD)/liblathe.a $(CUDA_PROGS)
 
 $(BUILD)/liblathe.a: $(LIB_OBJ) $(CU_OBJ)
 	@mkdir -p $(@D)
@@ -64,9 +94,10 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
+# nvcc writes -MMD's file into the current directory unless -MF names it.
 $(BUILD)/%.o: %.cu
 	@mkdir -p $(@D)
-	$(NVCC) $(NVCCFLAGS) -c -o $@ $<
+	$(NVCC) $(NVCCFLAGS) -MMD -MP -MF $(@:.o=.d) -c -o $@ $<
 
 $(BUILD)/bench_%: $(BUILD)/bench/bench_%.o $(BUILD)/liblathe.a
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/liblathe.a $(LDLIBS)
@@ -120,7 +151,7 @@ bench-run: $(BIN)/lathe $(BUILD)/bench_train $(BUILD)/bench_quant
 # ---- CUDA: op tests against the CPU, and the GPU benchmark (both skip cleanly without a GPU) ----
 .PHONY: test-cuda bench-gpu
 ifeq ($(CUDA),1)
-$(BUILD)/test_cuda_ops: $(BUILD)/tests/cuda/test_cuda_ops.o $(BUILD)/liblathe.a
+$(BUILD)/test_cuda_%: $(BUILD)/tests/cuda/test_cuda_%.o $(BUILD)/liblathe.a
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/liblathe.a $(LDLIBS)
 
 $(BUILD)/bench_gpu: $(BUILD)/bench/gpu/bench_gpu.o $(BUILD)/liblathe.a
@@ -139,7 +170,66 @@ bench-gpu:
 	@echo "SKIP bench-gpu: lathe built without CUDA (nvcc not found, or CUDA=0)"
 endif
 
+# ---- the GPU proof (DESIGN.md §9): a bundle built here, checked on a GPU server ----------------
+# gpu-bundle: the CUDA build with STATIC_DEPS=1 and NATIVE=0 (the GPU host's CPU differs; no
+# source needs more than x86-64's baseline, OpenBLAS picks its kernels at run time) in its own
+# object tree, then tools/gpu_bundle.sh assembles GPU_BUNDLE: stripped binaries, stories260K and
+# the CI recipe's token shards, the CPU reference figures (measured now, with the bundled lathe),
+# gpu_check.sh and the benchmark scripts; it checks the linkage (ldd) and the size (<= 64 MiB).
+GPU_BUNDLE ?= gpu-bundle
+GPU_BUNDLE_BUILD ?= $(BUILD)/gpu-bundle-obj
+# One multi-call executable (tools/gpu_bundle_main.c) holds lathe, the tests/cuda programs and
+# bench_gpu, so the static libraries are in the bundle once: each program's main source is
+# compiled with -Dmain=lt_mc_<name>_main. Every such main takes (int argc, char **argv).
+MC_NAMES := lathe $(CUDA_TEST_SRC:tests/cuda/%.c=%) bench_gpu
+MC_SRC_lathe := src/cli/main.c
+MC_SRC_bench_gpu := bench/gpu/bench_gpu.c
+$(foreach t,$(CUDA_TEST_SRC),$(eval MC_SRC_$(t:tests/cuda/%.c=%) := $(t)))
+MC_OBJ := $(MC_NAMES:%=$(BUILD)/multicall/%.o) $(BUILD)/multicall/gpu_bundle_main.o
+define MC_RULE
+$(BUILD)/multicall/$(1).o: $(2)
+	@mkdir -p $$(@D)
+	$$(CC) $$(CFLAGS) -Dmain=lt_mc_$(1)_main -MMD -MP -c -o $$@ $$<
+endef
+$(foreach n,$(MC_NAMES),$(eval $(call MC_RULE,$(n),$(MC_SRC_$(n)))))
+$(BUILD)/multicall/gpu_bundle_main.o: tools/gpu_bundle_main.c Makefile
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) '-DLT_MC_PROGS=$(foreach n,$(MC_NAMES),X($(n)))' -MMD -MP -c -o $@ $<
+$(BUILD)/lathe-gpu: $(MC_OBJ) $(filter-out $(BUILD)/src/cli/main.o,$(CLI_OBJ)) $(BUILD)/liblathe.a
+	$(CC) $(CFLAGS) -o $@ $(filter %.o,$^) $(BUILD)/liblathe.a $(LDLIBS)
+GPU_CHECK_OUT ?= $(BUILD)/gpu-check-out
+BUNDLE_STATIC_LIBS := libhdf5.a libsz.a libaec.a libz.a libyaml.a libpcre2-8.a libjansson.a \
+                      libopenblas.a libgfortran.a libquadmath.a libcrypto.a libgomp.a libstdc++.a
+.PHONY: gpu-bundle gpu-bundle-check ensure-bundle-deps
+ensure-bundle-deps: ensure-deps
+	@missing=; for a in $(BUNDLE_STATIC_LIBS); do \
+	    found=$$($(CC) $(shell pkg-config --libs-only-L $(PKGS) 2>/dev/null | sed 's/-L/-B/g') \
+	             -print-file-name=$$a); [ "$$found" != "$$a" ] || missing="$$missing $$a"; done; \
+	 if [ -n "$$missing" ]; then echo "static archives missing:$$missing; running make deps"; \
+	    $(MAKE) --no-print-directory deps; fi
+
+gpu-bundle: ensure-bundle-deps
+	@command -v $(NVCC) >/dev/null 2>&1 || { echo "make gpu-bundle: $(NVCC) not found; the bundle's \
+	CUDA binaries are built here (no GPU needed): install the CUDA toolkit or put nvcc on PATH"; exit 2; }
+	@$(MAKE) --no-print-directory BUILD=$(GPU_BUNDLE_BUILD) BIN=$(GPU_BUNDLE_BUILD)/bin CUDA=1 \
+	    NATIVE=0 STATIC_DEPS=1 $(GPU_BUNDLE_BUILD)/lathe-gpu
+	tools/gpu_bundle.sh $(GPU_BUNDLE) $(GPU_BUNDLE_BUILD)/lathe-gpu $(MC_NAMES)
+
+# The skip path, proven on a machine without a GPU (or the whole check, on one with a GPU): the
+# check must exit 0 and every check line must say pass or skip.
+# Also: the library locator finds cuBLASLt in torch's pip-wheel layout (tools/gpu_env_selftest.sh),
+# and gpu_check.sh reads simulated GPU results right (tools/gpu_check_selftest.sh: its pass and
+# fail branches, which a machine without a GPU never reaches otherwise).
+gpu-bundle-check: gpu-bundle
+	tools/gpu_env_selftest.sh $(GPU_BUNDLE)
+	tools/gpu_check_selftest.sh $(GPU_BUNDLE)
+	rm -rf $(GPU_CHECK_OUT)
+	$(GPU_BUNDLE)/gpu_check.sh $(GPU_BUNDLE) $(GPU_CHECK_OUT)
+	python3 tools/gpu_check_verify.py $(GPU_CHECK_OUT)/results.jsonl
+
 clean:
 	rm -rf $(BUILD) $(BIN)
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(CU_OBJ:.o=.d) \
+         $(BENCH_SRC:%.c=$(BUILD)/%.d) $(CUDA_TEST_SRC:%.c=$(BUILD)/%.d) $(BUILD)/bench/gpu/bench_gpu.d \
+         $(MC_OBJ:.o=.d)

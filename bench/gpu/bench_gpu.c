@@ -6,6 +6,10 @@
  *   bench_gpu MODEL MODE SEQ BATCH STEPS
  *   MODEL: llama3-8b | smollm2-135m (shapes only; weights are random, nothing is downloaded)
  *   MODE:  lora (bf16 base) | qlora-q8 (Q8_0 base) | qlora-nf4 (pending the nf4 branch)
+ *   bench_gpu rates
+ *   one JSON line describing the device and what this process loaded (driver, CUDA runtime and
+ *   cuBLASLt versions, the CUDA library files mapped) with the measured dense bf16 GEMM rate and
+ *   copy bandwidths (see rates() below). tools/gpu_check.sh's environment check runs it.
  *
  * The step is the training step of src/train/train.c on device arenas: ops from autograd.h, the
  * fused LM-head cross-entropy, lt_backward, the device AdamW over the flat adapter buffer.
@@ -17,8 +21,11 @@
 #include "autograd/autograd.h"
 #include "core/device.h"
 #include "kernels/kernels.h"
+#include "model/model.h"
 #include "optim/optim.h"
 
+#include <cublasLt.h>
+#include <cuda_runtime_api.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,7 +71,112 @@ static lt_tensor *weight(lt_arena *h, lt_dtype dt, int64_t rows, int64_t cols) {
     return t;
 }
 
+/* Median of n timings (sorts them). */
+static double median(double *t, int n) {
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && t[j] < t[j - 1]; j--) {
+            double x = t[j];
+            t[j] = t[j - 1];
+            t[j - 1] = x;
+        }
+    return t[n / 2];
+}
+
+/* Seconds for one cudaMemcpyAsync of n bytes on the compute stream, timed with events: the
+ * median of `reps` after one warm-up. */
+static double copy_seconds(void *dst, const void *src, size_t n, enum cudaMemcpyKind kind, int reps) {
+    cudaStream_t st = (cudaStream_t)lt_cuda_stream();
+    cudaEvent_t e0, e1;
+    LT_CUDA_CHECK(cudaEventCreate(&e0));
+    LT_CUDA_CHECK(cudaEventCreate(&e1));
+    LT_CUDA_CHECK(cudaMemcpyAsync(dst, src, n, kind, st));
+    double t[16];
+    if (reps > 16) reps = 16;
+    for (int r = 0; r < reps; r++) {
+        float ms;
+        LT_CUDA_CHECK(cudaEventRecord(e0, st));
+        LT_CUDA_CHECK(cudaMemcpyAsync(dst, src, n, kind, st));
+        LT_CUDA_CHECK(cudaEventRecord(e1, st));
+        LT_CUDA_CHECK(cudaEventSynchronize(e1));
+        LT_CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
+        t[r] = ms * 1e-3;
+    }
+    cudaEventDestroy(e0), cudaEventDestroy(e1);
+    return median(t, reps);
+}
+
+/* Print, as a JSON array, the distinct CUDA / NVIDIA shared objects mapped into this process
+ * (/proc/self/maps): which libcuda, libcublasLt, ... the dynamic loader actually picked. */
+static void print_loaded_libs(void) {
+    FILE *f = fopen("/proc/self/maps", "r");
+    char line[4096], seen[32][512];
+    int n = 0;
+    printf("[");
+    while (f && fgets(line, sizeof line, f)) {
+        char *path = strchr(line, '/');
+        if (!path) continue;
+        path[strcspn(path, "\n")] = 0;
+        const char *base = strrchr(path, '/') + 1;
+        if (strncmp(base, "libcu", 5) && strncmp(base, "libnv", 5) && strncmp(base, "libnccl", 7))
+            continue;
+        bool dup = false;
+        for (int i = 0; i < n && !dup; i++) dup = !strcmp(seen[i], path);
+        if (dup || n == 32 || strlen(path) >= sizeof seen[0]) continue;
+        strcpy(seen[n], path);
+        printf("%s\"%s\"", n++ ? "," : "", path); /* paths under /proc/self/maps hold no quotes */
+    }
+    printf("]");
+    if (f) fclose(f);
+}
+
+/* `bench_gpu rates`: device, versions, loaded libraries and measured rates as one JSON line.
+ *   gemm_bf16_tflops: lt_cuda_gemm_tflops(8192, 8192, 8192) — bf16 operands, f32 accumulation
+ *     through the cuBLASLt wrapper every op uses (gemm.cu), median of 9; the MFU denominator.
+ *   d2d_gbps: a 512 MiB device-to-device copy, counting bytes read plus bytes written (CUDA's
+ *     bandwidthTest convention), so it approaches the memory bandwidth; GB = 1e9 bytes.
+ *   h2d_gbps, d2h_gbps: 256 MiB between pinned host memory and the device (the PCIe/NVLink-C2C
+ *     link lathe's batch uploads use).
+ * Without a device: {"bench":"rates","skip":...}, exit 0. */
+static int rates(void) {
+    if (lt_cuda_device_count() <= 0 || lt_device_init(LT_CUDA, 0) != LT_OK) {
+        printf("{\"bench\":\"rates\",\"skip\":\"%s\"}\n", lt_error_message()[0] ? lt_error_message() : "no CUDA device");
+        return 0;
+    }
+    int drv = 0, rt = 0;
+    LT_CUDA_CHECK(cudaDriverGetVersion(&drv));
+    LT_CUDA_CHECK(cudaRuntimeGetVersion(&rt));
+    size_t lt_ver = cublasLtGetVersion(), used, total;
+    char desc[256];
+    lt_cuda_describe(desc, sizeof desc);
+    lt_cuda_mem_info(&used, &total);
+    double tflops = lt_cuda_gemm_tflops(8192, 8192, 8192, 9);
+
+    const size_t nd = 512u << 20, nh = 256u << 20;
+    void *d0, *d1, *h;
+    LT_CUDA_CHECK(cudaMalloc(&d0, nd));
+    LT_CUDA_CHECK(cudaMalloc(&d1, nd));
+    LT_CUDA_CHECK(cudaMallocHost(&h, nh));
+    memset(h, 1, nh);
+    LT_CUDA_CHECK(cudaMemset(d0, 1, nd));
+    double d2d = 2.0 * nd / copy_seconds(d1, d0, nd, cudaMemcpyDeviceToDevice, 9) / 1e9;
+    double h2d = nh / copy_seconds(d0, h, nh, cudaMemcpyHostToDevice, 5) / 1e9;
+    double d2h = nh / copy_seconds(h, d0, nh, cudaMemcpyDeviceToHost, 5) / 1e9;
+    cudaFree(d0), cudaFree(d1), cudaFreeHost(h);
+
+    printf("{\"bench\":\"rates\",\"device\":\"%s\",\"mem_total_gib\":%.1f,\"driver_cuda_version\":"
+           "\"%d.%d\",\"runtime_version\":\"%d.%d\",\"cublaslt_version\":\"%zu.%zu.%zu\","
+           "\"gemm_bf16_tflops\":%.1f,\"gemm_shape\":\"8192x8192x8192\",\"d2d_gbps\":%.1f,"
+           "\"h2d_gbps\":%.1f,\"d2h_gbps\":%.1f,\"loaded_libs\":",
+           desc, (double)total / (1u << 30), drv / 1000, drv % 1000 / 10, rt / 1000, rt % 1000 / 10,
+           lt_ver / 10000, lt_ver / 100 % 100, lt_ver % 100, tflops, d2d, h2d, d2h);
+    print_loaded_libs();
+    printf("}\n");
+    lt_device_shutdown();
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "rates")) return rates();
     const char *model = argc > 1 ? argv[1] : "smollm2-135m", *mode = argc > 2 ? argv[2] : "lora";
     const int T = argc > 3 ? atoi(argv[3]) : 2048, B = argc > 4 ? atoi(argv[4]) : 1;
     const int steps = argc > 5 ? atoi(argv[5]) : 10, R = 16;
@@ -116,6 +228,19 @@ int main(int argc, char **argv) {
         for (int64_t i = 0; i < D; i++) ones[i] = 1.0f;
         lt_cuda_h2d(norms->data, ones, D * 4);
         free(ones);
+    }
+    /* RoPE inverse frequencies F32 [Dh/2] on the device, computed as the model loader does
+     * (lt_rope_inv_freq, default scaling: the torch baseline sets rope_theta only). */
+    int64_t shf[1] = {Dh / 2};
+    lt_tensor *inv_freq = lt_dev_tensor(&host, &arenas[LT_DEV_BASE], LT_F32, 1, shf, false);
+    {
+        lt_model_config cfg = {.n_layer = (int)L, .dim = (int)D, .n_head = (int)Hq,
+                               .n_kv_head = (int)Hkv, .head_dim = (int)Dh, .ffn_dim = (int)F,
+                               .vocab_size = (int)V, .rope_base = S->rope_base, .rms_eps = 1e-5f};
+        float *f = lt_xmalloc((size_t)Dh / 2 * sizeof(float));
+        lt_rope_inv_freq(f, &cfg);
+        lt_cuda_h2d(inv_freq->data, f, (size_t)Dh / 2 * sizeof(float));
+        free(f);
     }
     lt_tensor *W[64][7], A[64][7], Bt[64][7], gA[64][7], gB[64][7];
     float *P = lt_dev_arena_alloc(&arenas[LT_DEV_ADAPTER], n_lora * 4);
@@ -182,8 +307,8 @@ int main(int argc, char **argv) {
             for (int m = 0; m < 3; m++)
                 qkv[m] = lt_linear(&g, h, W[l][m], &A[l][m], &Bt[l][m], 2.0f, 0.05f, (uint64_t)(it * 977 + l * 7 + m));
             int64_t q4[4] = {B, T, Hq, Dh}, k4[4] = {B, T, Hkv, Dh}, f2[2] = {N, Hq * Dh};
-            lt_tensor *q = lt_rope(&g, lt_reshape(&g, qkv[0], 4, q4), tp, S->rope_base);
-            lt_tensor *k = lt_rope(&g, lt_reshape(&g, qkv[1], 4, k4), tp, S->rope_base);
+            lt_tensor *q = lt_rope(&g, lt_reshape(&g, qkv[0], 4, q4), tp, inv_freq);
+            lt_tensor *k = lt_rope(&g, lt_reshape(&g, qkv[1], 4, k4), tp, inv_freq);
             lt_tensor *v = lt_reshape(&g, qkv[2], 4, k4);
             lt_tensor *a = lt_reshape(&g, lt_attention(&g, q, k, v, td, NULL), 2, f2);
             x = lt_add(&g, x, lt_linear(&g, a, W[l][3], &A[l][3], &Bt[l][3], 2.0f, 0.05f, (uint64_t)(it * 977 + l * 7 + 3)));
@@ -217,7 +342,10 @@ int main(int argc, char **argv) {
     for (int c = 0; c < LT_DEV_STEP; c++) peak += arenas[c].cap;
     peak += lt_cuda_temp_bytes();
     char desc[256];
-    printf("{\"bench\":\"lathe-gpu\",\"device\":\"%s\",\"model\":\"%s\",\"mode\":\"%s\",\"seq\":%d,"
+    /* "step" says what was timed: this file's hand-built decoder until bench_gpu runs lathe's one
+     * training step (issue 8 §1), then "lt_train_step" (tools/gpu_check.sh reads it). */
+    printf("{\"bench\":\"lathe-gpu\",\"step\":\"hand-built decoder in bench_gpu.c\","
+           "\"device\":\"%s\",\"model\":\"%s\",\"mode\":\"%s\",\"seq\":%d,"
            "\"batch\":%d,\"lora_r\":%d,\"tokens_per_s\":%.1f,\"ms_per_step\":%.2f,\"mfu\":%.4f,"
            "\"gemm_tflops\":%.1f,\"peak_mem_gib\":%.2f,\"loss\":%.4f}\n",
            lt_cuda_describe(desc, sizeof desc), model, mode, T, B, R, N / (med * 1e-3), med,

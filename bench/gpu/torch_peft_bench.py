@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """PyTorch + transformers + PEFT baseline for bench-gpu: the same shapes as bench_gpu.c (random
 weights, no download), LoRA r=16 (alpha 32, dropout 0.05) on all seven projections, SDPA
-attention, bf16, AdamW, grad clip 1.0; QLoRA through bitsandbytes NF4 with double quant (the
-random model is saved to a temp dir and reloaded quantized). Prints one JSON line with the same
+attention, bf16 (the model is built directly on the GPU), AdamW, grad clip 1.0; QLoRA through
+bitsandbytes NF4 with double quant (the random model is saved to a temp dir and reloaded
+quantized; bench/gpu/run.sh uses BF16 LoRA as the baseline for every mode unless TORCH_MODE says
+otherwise, as the GPU servers have no bitsandbytes). Prints one JSON line with the same
 fields as bench_gpu: tokens/s, ms/step (median after 2 warm-up steps), MFU over a bf16 GEMM rate
 measured here, peak memory (torch.cuda.max_memory_allocated). Useful-FLOP formula as bench_gpu.c.
 """
@@ -48,7 +50,12 @@ def main():
                       attn_implementation="sdpa", torch_dtype=torch.bfloat16)
     torch.manual_seed(0)
     if a.mode == "lora":
-        model = LlamaForCausalLM(cfg).to(torch.bfloat16).cuda()
+        # built directly on the GPU in bf16: an 8B model built on the CPU in f32 first would take
+        # 32 GB of host memory and minutes of random init
+        torch.set_default_dtype(torch.bfloat16)
+        with torch.device("cuda"):
+            model = LlamaForCausalLM(cfg)
+        torch.set_default_dtype(torch.float32)
     else:
         from transformers import BitsAndBytesConfig
         from peft import prepare_model_for_kbit_training
