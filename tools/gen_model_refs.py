@@ -3,7 +3,7 @@
 
 For each case below this builds a tiny random-weight model with transformers' own config and
 model classes (LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MistralForCausalLM,
-Gemma2ForCausalLM, Gemma3ForCausalLM), saves it with
+Gemma2ForCausalLM, Gemma3ForCausalLM, Phi3ForCausalLM), saves it with
 save_pretrained (config.json as transformers writes it, BF16 safetensors), and records the
 float32 logits of a fixed token sequence computed by that model in float32 on the BF16-rounded
 weights (so lathe, which reads the BF16 file into F32, computes the same function):
@@ -14,7 +14,7 @@ weights (so lathe, which reads the BF16 file into F32, computes the same functio
                                                the case covers, "weights_from" for variants
   tests/data/models/<case>/logits.f32          float32 little-endian [T, vocab]
 
-Cases cover Gemma 2 and 3 (every Gemma-specific op), Qwen3's per-head q/k norms, both RoPE
+Cases cover Phi-3's fused projections, Gemma 2 and 3 (every Gemma-specific op), Qwen3's per-head q/k norms, both RoPE
 spellings (transformers >= 5 "rope_parameters"; the older top-level
 "rope_theta" + "rope_scaling", written here by hand and checked to give transformers the same
 logits), llama3 and linear RoPE scaling, attention biases, explicit head_dim, tied and untied
@@ -37,7 +37,7 @@ import sys
 import torch
 import transformers
 from transformers import (AutoModelForCausalLM, Gemma2Config, Gemma3TextConfig, LlamaConfig,
-                          MistralConfig, Qwen2Config, Qwen3Config)
+                          MistralConfig, Phi3Config, Qwen2Config, Qwen3Config)
 
 VOCAB = 512
 T = 20
@@ -99,6 +99,10 @@ CASES = {
                "Gemma 3 text: Gemma's norms, scale and GeGLU, q/k (1 + w) norms, no soft-capping, "
                "per-layer-type RoPE (full layers theta 1e6 with linear x4, sliding layers theta "
                "1e4), layers 0 and 2 sliding (window 5)"),
+    "phi3": (Phi3Config(**common(sliding_window=WINDOW, tie_word_embeddings=False, pad_token_id=0,
+                                 rope_parameters={"rope_type": "default", "rope_theta": 10000.0})),
+             "Phi-3 / Phi-4: fused qkv_proj and gate_up_proj, sliding window 5 on every layer, "
+             "untied lm_head"),
     "mistral_swa": (MistralConfig(**common(sliding_window=WINDOW, head_dim=32,
                                            rope_parameters={"rope_type": "default",
                                                             "rope_theta": 1000000.0})),

@@ -66,6 +66,11 @@ static void add_plain(lt_st_writer *w, const char *name, const lt_tensor *t, lt_
 static lt_status write_dir(const lt_model *m, const lt_tokenizer *tok, const char *dir,
                            bool double_quant, lt_dtype dtype) {
     const lt_model_config *c = &m->cfg;
+    if (c->fused) /* bitsandbytes would quantize qkv_proj as one tensor; lathe holds three */
+        return lt_error_set(LT_ERR_MODEL, "%s: lathe quantize does not write Phi-3's fused "
+                            "qkv_proj / gate_up_proj as bitsandbytes NF4; hint: train QLoRA with "
+                            "quantization.type: nf4 on the full-precision directory instead",
+                            m->path);
     lt_st_writer *w = lt_st_writer_new();
     void **bufs = NULL;
     int n_bufs = 0;

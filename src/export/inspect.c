@@ -290,6 +290,7 @@ static lt_status inspect_peft(const char *dir, FILE *out) {
     if ((st = lt_safetensors_open(&sf, p))) return st;
     int layers = -1;
     unsigned mods = 0;
+    bool fused[2] = {false, false}; /* Phi-3's qkv_proj, gate_up_proj */
     int64_t rank = -1;
     for (int i = 0; i < sf->n_tensors; i++) {
         const lt_st_tensor *t = &sf->tensors[i];
@@ -300,12 +301,17 @@ static lt_status inspect_peft(const char *dir, FILE *out) {
             snprintf(pat, sizeof pat, ".%s.", lt_module_name((lt_module)k));
             if (strstr(t->name, pat)) mods |= 1u << k;
         }
+        if (strstr(t->name, ".qkv_proj.")) fused[0] = true;
+        if (strstr(t->name, ".gate_up_proj.")) fused[1] = true;
         if (strstr(t->name, "lora_A") && t->ndim == 2) rank = t->shape[0];
     }
     fprintf(out, "  tensors %d, rank %lld, layers %d, targets:", sf->n_tensors, (long long)rank,
             layers + 1);
-    for (int k = 0; k < LT_MOD_COUNT; k++)
+    for (int k = 0; k < LT_MOD_COUNT; k++) {
+        if (fused[0] && k == LT_MOD_O) fprintf(out, " qkv_proj");
+        if (fused[1] && k == LT_MOD_DOWN) fprintf(out, " gate_up_proj");
         if (mods & (1u << k)) fprintf(out, " %s", lt_module_name((lt_module)k));
+    }
     fputc('\n', out);
     lt_safetensors_close(sf);
     sha_line(out, p);

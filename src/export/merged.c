@@ -34,6 +34,8 @@ typedef enum {
 typedef struct {
     tkind kind;
     int layer, mod;   /* T_ATTN_NORM, T_FFN_NORM, T_PROJ */
+    int n_mods;       /* T_PROJ: projections mod .. mod + n_mods - 1 stacked by rows (a fused
+                       * module such as Phi-3's qkv_proj), else 1 */
     int64_t rows, cols; /* cols 0: a 1-D tensor of `rows` */
     char hf[128], gguf[64];
 } mtensor;
@@ -44,24 +46,30 @@ static int list_tensors(const lt_model *m, mtensor **out) {
     const lt_model_config *c = &m->cfg;
     int n = 0, cap = 3 + c->n_layer * (6 + 2 * LT_MOD_COUNT);
     mtensor *t = lt_xcalloc((size_t)cap, sizeof *t);
-    t[n] = (mtensor){T_EMBED, -1, -1, c->vocab_size, c->dim, "model.embed_tokens.weight",
+    t[n] = (mtensor){T_EMBED, -1, -1, 1, c->vocab_size, c->dim, "model.embed_tokens.weight",
                      "token_embd.weight"};
     n++;
     for (int l = 0; l < c->n_layer; l++) {
         mtensor *x = &t[n++];
-        *x = (mtensor){T_ATTN_NORM, l, -1, c->dim, 0, "", ""};
+        *x = (mtensor){T_ATTN_NORM, l, -1, 1, c->dim, 0, "", ""};
         snprintf(x->hf, sizeof x->hf, "model.layers.%d.input_layernorm.weight", l);
         snprintf(x->gguf, sizeof x->gguf, "blk.%d.attn_norm.weight", l);
         for (int k = 0; k < LT_MOD_COUNT; k++) {
             const lt_tensor *w = &m->layers[l].w[k];
+            int first;
+            const char *mod;
+            const int nm = lt_model_adapter_group(c, k, &first, &mod);
+            if (k != first) continue; /* stacked into its fused module's tensor */
+            int64_t rows = 0;
+            for (int j = 0; j < nm; j++) rows += m->layers[l].w[k + j].shape[0];
             x = &t[n++];
-            *x = (mtensor){T_PROJ, l, k, w->shape[0], w->shape[1], "", ""};
+            *x = (mtensor){T_PROJ, l, k, nm, rows, w->shape[1], "", ""};
             snprintf(x->hf, sizeof x->hf, "model.layers.%d.%s.%s.weight", l,
-                     lt_module_parent((lt_module)k), lt_module_name((lt_module)k));
+                     lt_module_parent((lt_module)k), mod);
             snprintf(x->gguf, sizeof x->gguf, "blk.%d.%s.weight", l, lt_export__gguf_module[k]);
             if (m->layers[l].bias[k].data) {
                 x = &t[n++];
-                *x = (mtensor){T_BIAS, l, k, w->shape[0], 0, "", ""};
+                *x = (mtensor){T_BIAS, l, k, 1, w->shape[0], 0, "", ""};
                 snprintf(x->hf, sizeof x->hf, "model.layers.%d.%s.%s.bias", l,
                          lt_module_parent((lt_module)k), lt_module_name((lt_module)k));
                 snprintf(x->gguf, sizeof x->gguf, "blk.%d.%s.bias", l, lt_export__gguf_module[k]);
@@ -69,7 +77,7 @@ static int list_tensors(const lt_model *m, mtensor **out) {
             if (k == LT_MOD_K && c->qk_norm) { /* convert_hf_to_gguf.py order: after k_proj */
                 for (int j = 0; j < 2; j++) {
                     x = &t[n++];
-                    *x = (mtensor){j ? T_K_NORM : T_Q_NORM, l, -1, c->head_dim, 0, "", ""};
+                    *x = (mtensor){j ? T_K_NORM : T_Q_NORM, l, -1, 1, c->head_dim, 0, "", ""};
                     snprintf(x->hf, sizeof x->hf, "model.layers.%d.self_attn.%c_norm.weight", l,
                              j ? 'k' : 'q');
                     snprintf(x->gguf, sizeof x->gguf, "blk.%d.attn_%c_norm.weight", l,
@@ -85,22 +93,23 @@ static int list_tensors(const lt_model *m, mtensor **out) {
                            {T_POST_FFN_NORM, "post_feedforward_layernorm", "post_ffw_norm"}};
                 for (int j = 0; j < 3; j++) {
                     x = &t[n++];
-                    *x = (mtensor){g4[j].kind, l, -1, c->dim, 0, "", ""};
+                    *x = (mtensor){g4[j].kind, l, -1, 1, c->dim, 0, "", ""};
                     snprintf(x->hf, sizeof x->hf, "model.layers.%d.%s.weight", l, g4[j].hf);
                     snprintf(x->gguf, sizeof x->gguf, "blk.%d.%s.weight", l, g4[j].gguf);
                 }
             } else if (k == LT_MOD_O) {
                 x = &t[n++];
-                *x = (mtensor){T_FFN_NORM, l, -1, c->dim, 0, "", ""};
+                *x = (mtensor){T_FFN_NORM, l, -1, 1, c->dim, 0, "", ""};
                 snprintf(x->hf, sizeof x->hf, "model.layers.%d.post_attention_layernorm.weight",
                          l);
                 snprintf(x->gguf, sizeof x->gguf, "blk.%d.ffn_norm.weight", l);
             }
         }
     }
-    t[n++] = (mtensor){T_OUT_NORM, -1, -1, c->dim, 0, "model.norm.weight", "output_norm.weight"};
+    t[n++] = (mtensor){T_OUT_NORM, -1, -1, 1, c->dim, 0, "model.norm.weight",
+                       "output_norm.weight"};
     if (!c->tied)
-        t[n++] = (mtensor){T_LM_HEAD, -1, -1, c->vocab_size, c->dim, "lm_head.weight",
+        t[n++] = (mtensor){T_LM_HEAD, -1, -1, 1, c->vocab_size, c->dim, "lm_head.weight",
                            "output.weight"};
     LT_ASSERT(n <= cap);
     *out = t;
@@ -111,6 +120,18 @@ static int64_t numel(const mtensor *t) { return t->rows * (t->cols ? t->cols : 1
 
 /* The tensor's values in the HF layout, adapter merged in, into dst (numel floats). */
 static void fill(const lt_model *m, const mtensor *t, float *dst) {
+    if (t->kind == T_PROJ && t->n_mods > 1) { /* a fused module: its members' rows in order */
+        for (int j = 0; j < t->n_mods; j++) {
+            const lt_tensor *w = &m->layers[t->layer].w[t->mod + j];
+            mtensor part = *t;
+            part.mod = t->mod + j;
+            part.n_mods = 1;
+            part.rows = w->shape[0];
+            fill(m, &part, dst);
+            dst += part.rows * part.cols;
+        }
+        return;
+    }
     const lt_tensor *src;
     switch (t->kind) {
     case T_EMBED: src = &m->tok_embd; break;
@@ -213,11 +234,14 @@ const char *lt_export__gguf_arch(const lt_model_config *c) {
 
 lt_status lt_export__no_gguf(const lt_model_config *c, const char *path) {
     return lt_error_set(LT_ERR_MODEL, "%s: cannot write a GGUF for %s: lathe writes GGUF files "
-                        "for Llama, Mistral, Qwen2 and Qwen3 only (a Gemma GGUF needs llama.cpp's "
-                        "own norm, soft-capping and layer-pattern conventions); hint: export "
+                        "for Llama, Mistral, Qwen2 and Qwen3 only (Gemma and Phi-3 GGUFs follow "
+                        "llama.cpp conventions of their own for norms, soft-capping, layer "
+                        "patterns and fused tensors); hint: export "
                         "\"peft\" or \"merged-safetensors\" and convert with llama.cpp's "
                         "convert_hf_to_gguf.py", path,
-                        c->arch == LT_ARCH_GEMMA2 ? "Gemma 2" : "Gemma 3");
+                        c->arch == LT_ARCH_GEMMA2   ? "Gemma 2"
+                        : c->arch == LT_ARCH_GEMMA3 ? "Gemma 3"
+                                                    : "Phi-3");
 }
 
 /* Permute rows of a q/k weight or bias (rows = heads · head_dim) into llama.cpp's order when the

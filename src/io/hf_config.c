@@ -36,6 +36,7 @@ static const arch_info archs[] = {
     {"Qwen3ForCausalLM", "qwen3", LT_ARCH_QWEN3, 32768},
     {"Gemma2ForCausalLM", "gemma2", LT_ARCH_GEMMA2, 8192},
     {"Gemma3ForCausalLM", "gemma3_text", LT_ARCH_GEMMA3, 131072},
+    {"Phi3ForCausalLM", "phi3", LT_ARCH_PHI3, 4096},
 };
 #define N_ARCHS (int)(sizeof archs / sizeof archs[0])
 
@@ -381,10 +382,12 @@ static lt_status parse_sliding(const char *path, json_t *root, lt_model_config *
         ((st = get_bool(path, root, "use_sliding_window", false, &use)) ||
          (st = get_int(path, root, "max_window_layers", false, 28, 0, LT_MAX_LAYERS, &from))))
         return st;
-    /* both classes default sliding_window to 4096 when the key is absent; null means none */
+    /* Mistral, Qwen and Gemma default sliding_window to 4096 when the key is absent, Phi-3 to
+     * none; null means none */
     json_t *sw = json_object_get(root, "sliding_window");
     if (use && !json_is_null(sw) &&
-        (st = get_int(path, root, "sliding_window", false, 4096, 1, 1 << 30, &window)))
+        (st = get_int(path, root, "sliding_window", false, c->arch == LT_ARCH_PHI3 ? 0 : 4096, 1,
+                      1 << 30, &window)))
         return st;
     json_t *lt = json_object_get(root, "layer_types");
     const bool gemma = c->arch == LT_ARCH_GEMMA2 || c->arch == LT_ARCH_GEMMA3;
@@ -401,12 +404,13 @@ static lt_status parse_sliding(const char *path, json_t *root, lt_model_config *
             if ((l + 1) % pattern) c->swa_layers[l / 64] |= 1ull << (l % 64);
         return LT_OK;
     }
-    if (!lt || json_is_null(lt) || c->arch == LT_ARCH_MISTRAL) {
-        /* MistralConfig takes layer_types only to warn about it: every layer slides */
+    const bool all = c->arch == LT_ARCH_MISTRAL || c->arch == LT_ARCH_PHI3;
+    if (!lt || json_is_null(lt) || all) {
+        /* MistralConfig and Phi3Config have no layer_types: every layer slides */
         if (lt && !json_is_null(lt))
-            lt_warn("%s: layer_types is ignored for MistralForCausalLM, as transformers does: "
-                    "every layer uses sliding_window", path);
-        lt_model_set_swa(c, window, c->arch == LT_ARCH_MISTRAL ? 0 : from);
+            lt_warn("%s: layer_types is ignored for %s, as transformers does: every layer uses "
+                    "sliding_window", path, arch_of(c->arch)->arch);
+        lt_model_set_swa(c, window, all ? 0 : from);
         return LT_OK;
     }
     if (!json_is_array(lt) || (int)json_array_size(lt) != c->n_layer)
@@ -441,6 +445,10 @@ static const char *const read_keys[] = {
 /* ... and only for these architectures (the others' transformers classes ignore them). */
 static const char *const sliding_keys[] = {"sliding_window", "layer_types", NULL};
 static const char *const qwen2_keys[] = {"use_sliding_window", "max_window_layers", NULL};
+/* Phi3Config: dropouts (training only) and the pre-extension context, read by LongRoPE only,
+ * which is refused */
+static const char *const phi3_keys[] = {"resid_pdrop", "embd_pdrop",
+                                        "original_max_position_embeddings", NULL};
 static const char *const gemma_keys[] = {
     "hidden_activation", "query_pre_attn_scalar", "attn_logit_softcapping",
     "final_logit_softcapping", "use_bidirectional_attention", "sliding_window_pattern",
@@ -511,6 +519,7 @@ static lt_status audit_keys(const char *path, json_t *root, const lt_model_confi
             continue;
         if ((c->arch == LT_ARCH_GEMMA2 || c->arch == LT_ARCH_GEMMA3) && in_list(gemma_keys, k))
             continue;
+        if (c->arch == LT_ARCH_PHI3 && in_list(phi3_keys, k)) continue;
         bool handled = false;
         for (size_t i = 0; i < sizeof refused_keys / sizeof refused_keys[0] && !handled; i++) {
             if (strcmp(k, refused_keys[i].key)) continue;
@@ -641,12 +650,14 @@ lt_status lt_hf_config_parse(lt_model_config *c, const char *path) {
     if ((st = get_bool(path, root, "attention_bias", false, &b))) goto done;
     if (c->arch == LT_ARCH_QWEN2) {
         c->qkv_bias = true; /* Qwen2Attention: q/k/v bias=True, o_proj bias=False */
-    } else if (c->arch != LT_ARCH_MISTRAL) {
+    } else if (c->arch != LT_ARCH_MISTRAL && c->arch != LT_ARCH_PHI3) {
         c->qkv_bias = c->o_bias = b; /* Llama/Qwen3/Gemma: bias=attention_bias on all four */
     } else if (b) {
-        st = key_err(path, "attention_bias", "true is not supported for MistralForCausalLM");
+        st = lt_error_set(LT_ERR_MODEL, "%s: attention_bias: true is not supported for %s, whose "
+                          "projections have no bias", path, ai->arch);
         goto done;
     }
+    c->fused = c->arch == LT_ARCH_PHI3; /* Phi3Attention.qkv_proj, Phi3MLP.gate_up_proj */
     c->qk_norm = c->arch == LT_ARCH_QWEN3; /* Qwen3Attention q_norm / k_norm */
     if ((c->arch == LT_ARCH_GEMMA2 || c->arch == LT_ARCH_GEMMA3) &&
         (st = parse_gemma(path, root, c)))
@@ -659,6 +670,13 @@ lt_status lt_hf_config_parse(lt_model_config *c, const char *path) {
     if ((st = get_token_id(path, root, "bos_token_id", c->vocab_size, &c->bos_id)) ||
         (st = get_token_id(path, root, "eos_token_id", c->vocab_size, &c->eos_id)))
         goto done;
+    /* pad_token_id changes no logits; transformers only warns about one outside the vocabulary
+     * (some configs say -1), so such a value is dropped rather than refused */
+    json_t *jp = json_object_get(root, "pad_token_id");
+    c->pad_id = json_is_integer(jp) && json_integer_value(jp) >= 0 &&
+                        json_integer_value(jp) < c->vocab_size
+                    ? (int)json_integer_value(jp)
+                    : -1;
     const char *td;
     if ((st = get_str(path, root, "torch_dtype", &td))) goto done;
     if (!td && (st = get_str(path, root, "dtype", &td))) goto done; /* newer transformers */
@@ -688,8 +706,10 @@ lt_status lt_hf_config_write(const lt_model_config *c, const char *path) {
     const char *what = NULL;
     if (c->arch == LT_ARCH_QWEN2 && (!c->qkv_bias || c->o_bias))
         what = "Qwen2 has q/k/v biases and no o_proj bias";
-    else if (c->arch == LT_ARCH_MISTRAL && (c->qkv_bias || c->o_bias))
-        what = "Mistral has no attention biases";
+    else if ((c->arch == LT_ARCH_MISTRAL || c->arch == LT_ARCH_PHI3) && (c->qkv_bias || c->o_bias))
+        what = "Mistral and Phi-3 have no attention biases";
+    else if (c->fused != (c->arch == LT_ARCH_PHI3))
+        what = "only Phi-3 (always) fuses qkv_proj and gate_up_proj";
     else if (c->arch != LT_ARCH_QWEN2 && c->qkv_bias != c->o_bias)
         what = "attention_bias covers q/k/v and o_proj together";
     else if (c->qk_norm != (c->arch == LT_ARCH_QWEN3 || c->arch == LT_ARCH_GEMMA3))
@@ -706,8 +726,9 @@ lt_status lt_hf_config_write(const lt_model_config *c, const char *path) {
     int swa_from, n_swa = lt_model_swa_layers(c, &swa_from);
     if (!what && c->arch == LT_ARCH_LLAMA && n_swa > 0)
         what = "LlamaForCausalLM has no sliding window";
-    else if (!what && c->arch == LT_ARCH_MISTRAL && n_swa > 0 && n_swa < c->n_layer)
-        what = "MistralForCausalLM slides on every layer or none";
+    else if (!what && (c->arch == LT_ARCH_MISTRAL || c->arch == LT_ARCH_PHI3) && n_swa > 0 &&
+             n_swa < c->n_layer)
+        what = "MistralForCausalLM and Phi3ForCausalLM slide on every layer or none";
     if (what)
         return lt_error_set(LT_ERR_MODEL, "%s: cannot write config.json: %s, and this model "
                             "differs", path, what);
@@ -751,10 +772,10 @@ lt_status lt_hf_config_write(const lt_model_config *c, const char *path) {
     json_object_set_new(o, "attention_dropout", json_real(0.0));
     json_object_set_new(o, "initializer_range", json_real(0.02));
     json_object_set_new(o, "use_cache", json_true());
-    if (c->arch != LT_ARCH_MISTRAL && c->arch != LT_ARCH_QWEN2)
+    if (c->arch != LT_ARCH_MISTRAL && c->arch != LT_ARCH_QWEN2 && c->arch != LT_ARCH_PHI3)
         json_object_set_new(o, "attention_bias", json_boolean(c->qkv_bias));
     if (c->arch == LT_ARCH_LLAMA) json_object_set_new(o, "mlp_bias", json_false());
-    if (c->arch == LT_ARCH_MISTRAL)
+    if (c->arch == LT_ARCH_MISTRAL || c->arch == LT_ARCH_PHI3)
         json_object_set_new(o, "sliding_window",
                             n_swa > 0 ? json_integer(c->sliding_window) : json_null());
     if (c->arch == LT_ARCH_QWEN2 || c->arch == LT_ARCH_QWEN3) {
@@ -790,6 +811,8 @@ lt_status lt_hf_config_write(const lt_model_config *c, const char *path) {
     }
     if (c->bos_id >= 0) json_object_set_new(o, "bos_token_id", json_integer(c->bos_id));
     if (c->eos_id >= 0) json_object_set_new(o, "eos_token_id", json_integer(c->eos_id));
+    /* written always: a class default (Phi3Config: 32000) could lie outside this vocabulary */
+    json_object_set_new(o, "pad_token_id", c->pad_id >= 0 ? json_integer(c->pad_id) : json_null());
     json_object_set_new(o, "torch_dtype", json_string(c->dtype == LT_BF16  ? "bfloat16"
                                                       : c->dtype == LT_F16 ? "float16"
                                                                            : "float32"));

@@ -13,14 +13,19 @@ static lt_tensor *i32_tensor(lt_graph *g, const int32_t *src, int64_t n) {
     return t;
 }
 
-/* One projection, with its bias when the model has one and its adapter when targeted. */
+/* One projection, with its bias when the model has one and its adapter when targeted. The
+ * dropout seed is the block's + 1 + the adapter module's first projection: the members of a
+ * fused module (Phi-3's qkv_proj) read the same input through one A, so they must draw the same
+ * mask, as PEFT's single dropout before lora_A does. */
 static lt_tensor *proj(lt_graph *g, lt_model *m, lt_layer *L, lt_module k, lt_tensor *x,
-                       uint64_t seed) {
+                       uint64_t block_seed) {
     bool adapted = L->lora_A[k].data != NULL;
     float p = g->record ? m->lora.dropout : 0.0f;
+    int first;
+    lt_model_adapter_group(&m->cfg, k, &first, NULL);
     return lt_linear_bias(g, x, &L->w[k], L->bias[k].data ? &L->bias[k] : NULL,
                           adapted ? &L->lora_A[k] : NULL, adapted ? &L->lora_B[k] : NULL,
-                          m->lora.scale, p, seed);
+                          m->lora.scale, p, block_seed + 1 + (uint64_t)first);
 }
 
 /* Attention sub-block through o_proj. x [N, D]; returns [N, D]. The k/v hooks let the cached
@@ -41,9 +46,9 @@ static lt_tensor *attn_block(lt_graph *g, lt_model *m, lt_layer *L, lt_tensor *x
     const int window = lt_model_layer_window(c, hk->layer);
     lt_tensor *h = norm(g, m, x, &L->attn_norm);
     int64_t sq[4] = {B, T, c->n_head, c->head_dim}, skv[4] = {B, T, c->n_kv_head, c->head_dim};
-    lt_tensor *q = lt_reshape(g, proj(g, m, L, LT_MOD_Q, h, seed + 1), 4, sq);
-    lt_tensor *k = lt_reshape(g, proj(g, m, L, LT_MOD_K, h, seed + 2), 4, skv);
-    lt_tensor *v = lt_reshape(g, proj(g, m, L, LT_MOD_V, h, seed + 3), 4, skv);
+    lt_tensor *q = lt_reshape(g, proj(g, m, L, LT_MOD_Q, h, seed), 4, sq);
+    lt_tensor *k = lt_reshape(g, proj(g, m, L, LT_MOD_K, h, seed), 4, skv);
+    lt_tensor *v = lt_reshape(g, proj(g, m, L, LT_MOD_V, h, seed), 4, skv);
     if (c->qk_norm) { /* Qwen3, Gemma 3: RMSNorm over each head's Dh values, before RoPE */
         q = norm(g, m, q, &L->q_norm);
         k = norm(g, m, k, &L->k_norm);
@@ -71,15 +76,15 @@ static lt_tensor *attn_block(lt_graph *g, lt_model *m, lt_layer *L, lt_tensor *x
                              .softcap = c->attn_softcap};
     lt_tensor *a = lt_attention(g, q, k, v, doc, &ao);
     int64_t sflat[2] = {(int64_t)B * T, (int64_t)c->n_head * c->head_dim};
-    lt_tensor *o = proj(g, m, L, LT_MOD_O, lt_reshape(g, a, 2, sflat), seed + 4);
+    lt_tensor *o = proj(g, m, L, LT_MOD_O, lt_reshape(g, a, 2, sflat), seed);
     return c->sandwich_norm ? norm(g, m, o, &L->post_attn_norm) : o;
 }
 
 static lt_tensor *mlp_block(lt_graph *g, lt_model *m, lt_layer *L, lt_tensor *x, uint64_t seed) {
     lt_tensor *h = norm(g, m, x, &L->ffn_norm);
-    lt_tensor *gate = proj(g, m, L, LT_MOD_GATE, h, seed + 5);
-    lt_tensor *up = proj(g, m, L, LT_MOD_UP, h, seed + 6);
-    lt_tensor *d = proj(g, m, L, LT_MOD_DOWN, lt_glu(g, gate, up, m->cfg.act), seed + 7);
+    lt_tensor *gate = proj(g, m, L, LT_MOD_GATE, h, seed);
+    lt_tensor *up = proj(g, m, L, LT_MOD_UP, h, seed);
+    lt_tensor *d = proj(g, m, L, LT_MOD_DOWN, lt_glu(g, gate, up, m->cfg.act), seed);
     return m->cfg.sandwich_norm ? norm(g, m, d, &L->post_ffn_norm) : d;
 }
 

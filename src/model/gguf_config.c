@@ -352,6 +352,7 @@ lt_status lt_model_config_from_gguf(lt_model_config *c, const lt_gguf *g) {
 #undef AK
     c->bos_id = lt_gguf_get_int(g, "tokenizer.ggml.bos_token_id", &iv) ? (int)iv : -1;
     c->eos_id = lt_gguf_get_int(g, "tokenizer.ggml.eos_token_id", &iv) ? (int)iv : -1;
+    c->pad_id = lt_gguf_get_int(g, "tokenizer.ggml.padding_token_id", &iv) ? (int)iv : -1;
     const lt_gguf_tensor *emb = lt_gguf_find_tensor(g, "token_embd.weight");
     if (!emb)
         return lt_error_set(LT_ERR_MODEL, "%s: tensor 'token_embd.weight' is missing", g->path);

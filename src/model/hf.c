@@ -188,6 +188,45 @@ static lt_status load_tensor(const hf_weights *w, const char *name, lt_tensor *d
     return lt_qload_weight(q, m, dst, t->dtype);
 }
 
+/* A fused weight (Phi-3's qkv_proj, gate_up_proj: the members' rows one after another) split
+ * into the n member projections dst[0..n), each F32 or a quantization target. */
+static lt_status load_fused(const hf_weights *w, const char *name, lt_tensor **dst, int n,
+                            lt_qload *q, lt_model *m) {
+    const char *file;
+    const lt_st_tensor *t = weights_find(w, name, &file);
+    if (!t)
+        return lt_error_set(LT_ERR_MODEL, "%s: tensor '%s' is missing; hint: the checkpoint does "
+                            "not match config.json", file, name);
+    if (t->dtype != LT_F32 && t->dtype != LT_F16 && t->dtype != LT_BF16)
+        return lt_error_set(LT_ERR_MODEL, "%s: tensor '%s' has dtype %s; a fused projection "
+                            "must be F32, F16 or BF16 (lathe does not split a 4-bit one)", file,
+                            name, lt_dtype_name(t->dtype));
+    int64_t rows = 0, cols = dst[0]->shape[1];
+    for (int i = 0; i < n; i++) rows += dst[i]->shape[0];
+    if (t->ndim != 2 || t->shape[0] != rows || t->shape[1] != cols)
+        return lt_error_set(LT_ERR_MODEL, "%s: tensor '%s' has the wrong shape, expected [%lld, "
+                            "%lld] from config.json", file, name, (long long)rows,
+                            (long long)cols);
+    float *all = lt_alloc_big((size_t)(rows * cols) * sizeof(float), name);
+    if (!all) return LT_ERR_OOM;
+    lt_st_tensor_to_f32(t, all);
+    lt_release_pages(t->data, t->nbytes);
+    lt_status st = LT_OK;
+    const float *src = all;
+    for (int i = 0; i < n && !st; i++) {
+        const size_t bytes = (size_t)(dst[i]->shape[0] * cols) * sizeof(float);
+        if (lt_qload_target(dst[i])) {
+            memcpy(q->scratch, src, bytes);
+            st = lt_qload_weight(q, m, dst[i], t->dtype);
+        } else {
+            memcpy(dst[i]->data, src, bytes);
+        }
+        src += dst[i]->shape[0] * cols;
+    }
+    free(all);
+    return st;
+}
+
 /* HF tensor names for error messages (mod LT_MOD_COUNT: the output head). */
 static void hf_tensor_name(char *buf, size_t n, int layer, int mod) {
     if (mod == LT_MOD_COUNT)
@@ -244,8 +283,16 @@ lt_status lt_model_load_hf_opts(lt_model **out, const char *dir, const lt_model_
             if ((st = load_tensor(&w, name, &L->k_norm, &q, m))) goto fail;
         }
         for (int k = 0; k < LT_MOD_COUNT; k++) {
+            int first;
+            const char *mod;
+            const int nm = lt_model_adapter_group(c, k, &first, &mod);
             snprintf(name, sizeof name, "model.layers.%d.%s.%s.weight", l,
-                     lt_module_parent((lt_module)k), lt_module_name((lt_module)k));
+                     lt_module_parent((lt_module)k), mod);
+            if (nm > 1) { /* Phi-3: one tensor for the group, split at its first member */
+                lt_tensor *dst[3] = {&L->w[first], &L->w[first + 1], &L->w[first + 2]};
+                if (k == first && (st = load_fused(&w, name, dst, nm, &q, m))) goto fail;
+                continue; /* fused projections carry no bias */
+            }
             if ((st = load_tensor(&w, name, &L->w[k], &q, m))) goto fail;
             if (!L->bias[k].data) continue;
             snprintf(name, sizeof name, "model.layers.%d.%s.%s.bias", l,

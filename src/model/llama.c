@@ -54,6 +54,43 @@ int64_t lt_model_module_cols(const lt_model_config *c, lt_module k) {
     return cols[k];
 }
 
+int lt_model_adapter_group(const lt_model_config *c, int k, int *first, const char **name) {
+    int f = k, n = 1;
+    const char *nm = module_names[k];
+    if (c->fused && k <= LT_MOD_V && k != LT_MOD_O) f = LT_MOD_Q, n = 3, nm = "qkv_proj";
+    if (c->fused && (k == LT_MOD_GATE || k == LT_MOD_UP)) f = LT_MOD_GATE, n = 2, nm = "gate_up_proj";
+    if (first) *first = f;
+    if (name) *name = nm;
+    return n;
+}
+
+unsigned lt_model_adapter_bits(const lt_model_config *c, const char *name) {
+    for (int k = 0; k < LT_MOD_COUNT; k++) {
+        int f;
+        const char *gn;
+        int n = lt_model_adapter_group(c, k, &f, &gn);
+        if (!strcmp(name, module_names[k])) return 1u << k;
+        if (n > 1 && k == f && !strcmp(name, gn)) return ((1u << n) - 1u) << f;
+    }
+    return 0;
+}
+
+lt_status lt_model_check_targets(const lt_model_config *c, unsigned bits, const char *what) {
+    for (int k = 0; k < LT_MOD_COUNT; k++) {
+        int f;
+        const char *gn;
+        int n = lt_model_adapter_group(c, k, &f, &gn);
+        unsigned grp = ((1u << n) - 1u) << f;
+        if (n > 1 && (bits & grp) && (bits & grp) != grp)
+            return lt_error_set(LT_ERR_RECIPE, "%s: this model fuses %s into one module, %s, "
+                                "whose adapter covers all of them; hint: list %s (or all of "
+                                "its projections)", what,
+                                f == LT_MOD_Q ? "q_proj, k_proj and v_proj"
+                                              : "gate_proj and up_proj", gn, gn);
+    }
+    return LT_OK;
+}
+
 int lt_model_layer_window(const lt_model_config *c, int l) {
     return c->sliding_window > 0 && (c->swa_layers[l / 64] >> (l % 64) & 1) ? c->sliding_window
                                                                             : 0;
@@ -304,15 +341,37 @@ fail:
     return st;
 }
 
+/* A LoRA header [rows, cols] at data with a persistent grad header `gh` at gdata, so backward
+ * accumulates into the flat grad buffer. */
+static void lora_header(lt_tensor *t, lt_tensor *gh, const char *name, int64_t rows, int64_t cols,
+                        float *data, float *gdata) {
+    memset(t, 0, sizeof *t);
+    lt_tensor_set_shape(t, 2, (int64_t[]){rows, cols});
+    t->dtype = LT_F32;
+    t->name = name;
+    t->requires_grad = true;
+    t->data = data;
+    t->grad = gh;
+    *gh = *t;
+    gh->requires_grad = false;
+    gh->grad = NULL;
+    gh->data = gdata;
+}
+
 void lt_model_add_lora(lt_model *m, const lt_lora_config *lc, uint64_t seed) {
     const lt_model_config *c = &m->cfg;
     m->lora = *lc;
     m->lora.scale = lc->rslora ? lc->alpha / sqrtf((float)lc->r) : lc->alpha / (float)lc->r;
+    /* one A and one B per adapter module (a fused group shares them: lt_model_adapter_group) */
     int64_t n = 0;
     for (int l = 0; l < c->n_layer; l++)
-        for (int k = 0; k < LT_MOD_COUNT; k++)
-            if (lc->targets & (1u << k))
-                n += (int64_t)lc->r * (m->layers[l].w[k].shape[1] + m->layers[l].w[k].shape[0]);
+        for (int k = 0; k < LT_MOD_COUNT; k++) {
+            int f;
+            lt_model_adapter_group(c, k, &f, NULL);
+            if (!(lc->targets & (1u << k))) continue;
+            if (k == f) n += (int64_t)lc->r * m->layers[l].w[k].shape[1];
+            n += (int64_t)lc->r * m->layers[l].w[k].shape[0];
+        }
     m->n_lora = n;
     free(m->lora_params);
     free(m->lora_grads);
@@ -329,31 +388,32 @@ void lt_model_add_lora(lt_model *m, const lt_lora_config *lc, uint64_t seed) {
             memset(A, 0, sizeof *A);
             memset(B, 0, sizeof *B);
             if (!(lc->targets & (1u << k))) continue;
-            int64_t in = L->w[k].shape[1], outd = L->w[k].shape[0];
-            int64_t sa[2] = {lc->r, in}, sb[2] = {outd, lc->r};
-            lt_tensor_set_shape(A, 2, sa);
-            lt_tensor_set_shape(B, 2, sb);
-            A->dtype = B->dtype = LT_F32;
-            A->name = "lora_A";
-            B->name = "lora_B";
-            A->requires_grad = B->requires_grad = true;
-            A->data = p;
-            B->data = p + lc->r * in;
-            /* kaiming_uniform_(a=√5) as in PEFT: bound = 1/√fan_in */
+            int f;
+            lt_model_adapter_group(c, k, &f, NULL);
+            lt_tensor *gh = &m->lora_grad_hdrs[2 * (l * LT_MOD_COUNT + k)];
+            const int64_t in = L->w[k].shape[1], outd = L->w[k].shape[0];
+            if (k != f) {
+                /* a later member of a fused module: the same A (same grad header, so its
+                 * gradient sums over the members) and the next row block of the module's B */
+                *A = L->lora_A[f];
+                const lt_tensor *prev = &L->lora_B[k - 1];
+                lora_header(B, gh + 1, "lora_B", outd, lc->r,
+                            (float *)prev->data + prev->shape[0] * lc->r,
+                            (float *)prev->grad->data + prev->shape[0] * lc->r);
+                p += lc->r * outd;
+                gp += lc->r * outd;
+                continue;
+            }
+            /* A [r, in], then B of every member, [Σ rows, r]; this member's B is the first rows */
+            lora_header(A, gh, "lora_A", lc->r, in, p, gp);
+            lora_header(B, gh + 1, "lora_B", outd, lc->r, p + lc->r * in, gp + lc->r * in);
+            /* kaiming_uniform_(a=√5) as in PEFT: bound = 1/√fan_in; B starts at zero */
             float bound = 1.0f / sqrtf((float)in);
             for (int64_t i = 0; i < lc->r * in; i++)
                 p[i] = (2.0f * lt_rng_uniform(&rng) - 1.0f) * bound;
-            /* grads: persistent headers so backward accumulates into the flat grad buffer */
-            A->grad = &m->lora_grad_hdrs[2 * (l * LT_MOD_COUNT + k)];
-            B->grad = A->grad + 1;
-            *A->grad = *A;
-            *B->grad = *B;
-            A->grad->requires_grad = B->grad->requires_grad = false;
-            A->grad->grad = B->grad->grad = NULL;
-            A->grad->data = gp;
-            B->grad->data = gp + lc->r * in;
             p += lc->r * (in + outd);
             gp += lc->r * (in + outd);
         }
     }
+    LT_ASSERT(p == m->lora_params + n);
 }

@@ -23,9 +23,11 @@
  * sliding windows, Qwen3's per-head q/k RMSNorm, and Gemma's (1 + w) norms, scaled embeddings,
  * GeGLU, norms after attention and MLP, soft-capping and query scale (transformers
  * modeling_llama.py, modeling_mistral.py, modeling_qwen2.py, modeling_qwen3.py,
- * modeling_gemma2.py, modeling_gemma3.py). */
+ * modeling_gemma2.py, modeling_gemma3.py), and Phi-3's fused qkv_proj / gate_up_proj
+ * (modeling_phi3.py). */
 typedef enum {
-    LT_ARCH_LLAMA = 0, LT_ARCH_MISTRAL, LT_ARCH_QWEN2, LT_ARCH_QWEN3, LT_ARCH_GEMMA2, LT_ARCH_GEMMA3
+    LT_ARCH_LLAMA = 0, LT_ARCH_MISTRAL, LT_ARCH_QWEN2, LT_ARCH_QWEN3, LT_ARCH_GEMMA2, LT_ARCH_GEMMA3,
+    LT_ARCH_PHI3
 } lt_arch;
 
 /* RoPE frequency scaling (transformers modeling_rope_utils.py ROPE_INIT_FUNCTIONS): "default"
@@ -72,6 +74,8 @@ typedef struct {
     float final_softcap;/* final logit soft-capping, 0 = none (Gemma 2) */
     float rope_local_base; /* Gemma 3: RoPE base of the sliding layers (default scaling), 0 =
                             * the sliding layers use rope_base and rope_scaling too */
+    bool fused;         /* Phi-3/Phi-4: the checkpoint stores q/k/v as one qkv_proj and gate/up
+                         * as one gate_up_proj (lt_model_adapter_group) */
     int sliding_window; /* sliding-window attention width in tokens, 0 = none: a query sees
                          * itself and the sliding_window - 1 tokens before it (lt_attention) on
                          * the layers marked in swa_layers */
@@ -79,6 +83,8 @@ typedef struct {
                                               * every layer; Qwen2: layer >= max_window_layers
                                               * when use_sliding_window; or HF layer_types) */
     int bos_id, eos_id; /* bos_token_id / eos_token_id, -1 when unknown */
+    int pad_id;         /* pad_token_id, -1 when unknown (kept for config.json round trips: some
+                         * classes default it, Phi3Config to 32000, and build embeddings with it) */
     lt_dtype dtype;     /* storage dtype of the source weights (torch_dtype): F32, F16 or BF16 */
 } lt_model_config;
 
@@ -90,6 +96,23 @@ void lt_model_set_swa(lt_model_config *c, int window, int from);
 /* The number of sliding layers, and in *from the first layer of the suffix they form when they
  * are exactly layers [*from, n_layer) (else *from = -1). */
 int lt_model_swa_layers(const lt_model_config *c, int *from);
+
+/* Fused projections (Phi-3, transformers modeling_phi3.py): "qkv_proj" holds the q, k, v rows
+ * and "gate_up_proj" the gate then up rows of one weight. lathe keeps the seven projections
+ * apart for the base (split on load, concatenated on export) and gives each fused module ONE
+ * adapter, as PEFT does: A [r, in] shared by the members and B [rows of all members, r] whose
+ * consecutive row blocks are the members' B. So the adapter modules of a model are its groups:
+ * one projection each, or qkv_proj (3) and gate_up_proj (2) when c->fused. */
+
+/* The adapter module containing projection k under c: returns the member count (1..3), sets
+ * *first to its first projection and *name (when not NULL) to its Hugging Face name. */
+int lt_model_adapter_group(const lt_model_config *c, int k, int *first, const char **name);
+/* The projection bits (1 << lt_module) of the module named `name` under c — an adapter module
+ * name or one of the seven projection names — or 0 when c has no such module. */
+unsigned lt_model_adapter_bits(const lt_model_config *c, const char *name);
+/* Validate target bits for c: a fused module is adapted whole. LT_ERR_RECIPE naming `what`
+ * (e.g. "lora.target_modules") and the fused module when bits cover part of one. */
+lt_status lt_model_check_targets(const lt_model_config *c, unsigned bits, const char *what);
 
 /* The seven adapter-able projections, in Hugging Face naming order. */
 typedef enum {

@@ -10,9 +10,25 @@
 #include <string.h>
 #include <unistd.h>
 
-static void tensor_name(char *buf, size_t n, int layer, int k, char ab) {
+/* The PEFT tensor name of adapter module `name` (its parent from projection k). */
+static void tensor_name(char *buf, size_t n, int layer, int k, const char *name, char ab) {
     snprintf(buf, n, "base_model.model.model.layers.%d.%s.%s.lora_%c.weight", layer,
-             lt_module_parent((lt_module)k), lt_module_name((lt_module)k), ab);
+             lt_module_parent((lt_module)k), name, ab);
+}
+
+/* The adapter module of projection k in layer l when k is its first member: A, and the header
+ * of the module's whole B (the members' row blocks, contiguous in the flat buffer). Returns
+ * false for later members of a fused module and for modules without an adapter. */
+static bool module_ab(const lt_model *m, int l, int k, const char **name, lt_tensor *A,
+                      lt_tensor *B) {
+    int first;
+    const int n = lt_model_adapter_group(&m->cfg, k, &first, name);
+    const lt_layer *L = &m->layers[l];
+    if (k != first || !L->lora_A[k].data) return false;
+    *A = L->lora_A[k];
+    *B = L->lora_B[k];
+    for (int j = 1; j < n; j++) B->shape[0] += L->lora_B[k + j].shape[0];
+    return true;
 }
 
 lt_status lt_peft_save(const lt_model *m, const char *dir, const char *base_name, bool replace) {
@@ -25,8 +41,13 @@ lt_status lt_peft_save(const lt_model *m, const char *dir, const char *base_name
 
     json_t *cfg = json_object();
     json_t *targets = json_array();
-    for (int k = 0; k < LT_MOD_COUNT; k++)
-        if (m->lora.targets & (1u << k)) json_array_append_new(targets, json_string(lt_module_name(k)));
+    for (int k = 0; k < LT_MOD_COUNT; k++) {
+        int first;
+        const char *name;
+        lt_model_adapter_group(&m->cfg, k, &first, &name);
+        if (k == first && (m->lora.targets & (1u << k)))
+            json_array_append_new(targets, json_string(name));
+    }
     json_object_set_new(cfg, "peft_type", json_string("LORA"));
     json_object_set_new(cfg, "task_type", json_string("CAUSAL_LM"));
     json_object_set_new(cfg, "r", json_integer(m->lora.r));
@@ -52,12 +73,13 @@ lt_status lt_peft_save(const lt_model *m, const char *dir, const char *base_name
     char name[160];
     for (int l = 0; l < m->cfg.n_layer; l++)
         for (int k = 0; k < LT_MOD_COUNT; k++) {
-            const lt_tensor *A = &m->layers[l].lora_A[k], *B = &m->layers[l].lora_B[k];
-            if (!A->data) continue;
-            tensor_name(name, sizeof name, l, k, 'A');
-            lt_st_writer_add(w, name, LT_F32, 2, A->shape, A->data);
-            tensor_name(name, sizeof name, l, k, 'B');
-            lt_st_writer_add(w, name, LT_F32, 2, B->shape, B->data);
+            lt_tensor A, B;
+            const char *mod;
+            if (!module_ab(m, l, k, &mod, &A, &B)) continue;
+            tensor_name(name, sizeof name, l, k, mod, 'A');
+            lt_st_writer_add(w, name, LT_F32, 2, A.shape, A.data);
+            tensor_name(name, sizeof name, l, k, mod, 'B');
+            lt_st_writer_add(w, name, LT_F32, 2, B.shape, B.data);
         }
     lt_st_writer_meta(w, "format", "pt");
     snprintf(path, sizeof path, "%s/adapter_model.safetensors", tmp);
@@ -150,14 +172,19 @@ lt_status lt_peft_load(lt_model *m, const char *dir) {
     }
     size_t i;
     json_array_foreach(tm, i, v) {
-        int k = json_is_string(v) ? lt_module_from_name(json_string_value(v)) : -1;
-        if (k < 0) {
-            st = lt_error_set(LT_ERR_MODEL, "%s: target module '%s' is not one of q_proj, "
-                              "k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj", path,
-                              json_is_string(v) ? json_string_value(v) : "?");
+        unsigned bits = json_is_string(v) ? lt_model_adapter_bits(&m->cfg, json_string_value(v))
+                                          : 0;
+        if (!bits) {
+            st = lt_error_set(LT_ERR_MODEL, "%s: target module '%s' is not a projection of this "
+                              "base model; hint: was the adapter trained on another "
+                              "architecture?", path, json_is_string(v) ? json_string_value(v) : "?");
             goto done;
         }
-        lc.targets |= 1u << k;
+        lc.targets |= bits;
+    }
+    if ((st = lt_model_check_targets(&m->cfg, lc.targets, path))) {
+        st = LT_ERR_MODEL;
+        goto done;
     }
     lt_model_add_lora(m, &lc, 0);
 
@@ -168,10 +195,11 @@ lt_status lt_peft_load(lt_model *m, const char *dir) {
     int used = 0;
     for (int l = 0; l < m->cfg.n_layer && !st; l++)
         for (int k = 0; k < LT_MOD_COUNT && !st; k++) {
-            lt_tensor *ab[2] = {&m->layers[l].lora_A[k], &m->layers[l].lora_B[k]};
-            if (!ab[0]->data) continue;
+            lt_tensor A, B, *ab[2] = {&A, &B};
+            const char *mod;
+            if (!module_ab(m, l, k, &mod, &A, &B)) continue;
             for (int j = 0; j < 2 && !st; j++) {
-                tensor_name(name, sizeof name, l, k, j ? 'B' : 'A');
+                tensor_name(name, sizeof name, l, k, mod, j ? 'B' : 'A');
                 const lt_st_tensor *t = lt_safetensors_find(sf, name);
                 if (!t) {
                     st = lt_error_set(LT_ERR_MODEL, "%s: tensor '%s' is missing", path, name);

@@ -732,6 +732,10 @@ lt_model_opts lt_recipe_model_opts(const lt_recipe *r) {
         const char *name = r->quantization.modules.items[i];
         int k = lt_module_from_name(name);
         if (k >= 0) o.modules |= 1u << k;
+        else if (!strcmp(name, "qkv_proj")) /* Phi-3's fused modules: their projections */
+            o.modules |= 1u << LT_MOD_Q | 1u << LT_MOD_K | 1u << LT_MOD_V;
+        else if (!strcmp(name, "gate_up_proj"))
+            o.modules |= 1u << LT_MOD_GATE | 1u << LT_MOD_UP;
         else if (!strcmp(name, "lm_head")) o.modules |= LT_QUANT_LM_HEAD;
         /* embed_tokens is refused by validation: the embedding lookup reads F32 only */
     }

@@ -12,16 +12,19 @@
 #define OFF(field) offsetof(lt_recipe, field)
 
 static const char *const schedule_types[] = {"cosine", "linear", "constant", NULL};
-static const char *const lora_modules[] = {"q_proj",    "k_proj",  "v_proj",    "o_proj",
-                                           "gate_proj", "up_proj", "down_proj", NULL};
+/* the seven projections, and Phi-3's fused modules (model.h lt_model_adapter_group) */
+static const char *const lora_modules[] = {"q_proj",    "k_proj",   "v_proj",
+                                           "o_proj",    "gate_proj", "up_proj",
+                                           "down_proj", "qkv_proj",  "gate_up_proj", NULL};
 
 /* model.h lt_quant_type order (LT_QUANT_NONE, LT_QUANT_NF4, LT_QUANT_Q8_0) */
 const char *const lt_recipe_quant_types[] = {"none", "nf4", "q8_0", NULL};
 /* the seven projections plus the two vocabulary matrices; validation refuses embed_tokens (the
  * embedding lookup reads F32 only) and the model loader a tied lm_head */
-static const char *const quant_modules[] = {"q_proj",  "k_proj",    "v_proj",
-                                            "o_proj",  "gate_proj", "up_proj",
-                                            "down_proj", "embed_tokens", "lm_head", NULL};
+static const char *const quant_modules[] = {"q_proj",    "k_proj",       "v_proj",
+                                            "o_proj",    "gate_proj",    "up_proj",
+                                            "down_proj", "qkv_proj",     "gate_up_proj",
+                                            "embed_tokens", "lm_head",   NULL};
 
 _Static_assert(sizeof(lt_schedule_type) == sizeof(int), "RK_ENUM fields are stored as int");
 
@@ -42,7 +45,9 @@ const rk_key lt_recipe_keys[LT_RECIPE_NKEYS] = {
      NULL, "Dropout probability on the adapter input during training.", {0}},
     {"lora.target_modules", RK_LIST, OFF(lora.target_modules),
      "[q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj]", 0, 0, 0, lora_modules,
-     "Linear layers that get an adapter, by Hugging Face module name.", {0}},
+     "Linear layers that get an adapter, by Hugging Face module name. Phi-3 / Phi-4 fuse q/k/v "
+     "into qkv_proj and gate/up into gate_up_proj, each with one adapter (as PEFT): name the "
+     "fused module, or all of its projections (the default list does).", {0}},
     {"lora.rslora", RK_BOOL, OFF(lora.rslora), "false", 0, 0, 0, NULL,
      "Rank-stabilized LoRA scaling alpha / sqrt(r) (arXiv 2312.03732).", {0}},
 

@@ -103,14 +103,24 @@ static lt_status run_step(stepper *s, int64_t step, double *loss_out, int64_t *t
 
 /* ---- the run ------------------------------------------------------------------------------ */
 
-static unsigned target_mask(const lt_recipe *r) {
-    unsigned mask = 0;
+/* lora.target_modules as projection bits of model c (a fused module such as Phi-3's qkv_proj
+ * covers its members). LT_ERR_RECIPE naming the module when c has no such module or a fused one
+ * is only partly listed. */
+static lt_status target_mask(const lt_recipe *r, const lt_model_config *c, unsigned *mask) {
+    *mask = 0;
+    const char *src = r->source ? r->source : "recipe";
     for (int i = 0; i < r->lora.target_modules.n; i++) {
-        int k = lt_module_from_name(r->lora.target_modules.items[i]);
-        LT_ASSERT(k >= 0); /* validated by the recipe module */
-        mask |= 1u << k;
+        const char *name = r->lora.target_modules.items[i];
+        unsigned bits = lt_model_adapter_bits(c, name);
+        if (!bits)
+            return lt_error_set(LT_ERR_RECIPE, "%s: lora.target_modules: '%s' is not a module of "
+                                "this model (%s fuses q/k/v into qkv_proj and gate/up into "
+                                "gate_up_proj only for Phi-3)", src, name, r->model.path);
+        *mask |= bits;
     }
-    return mask;
+    char what[512];
+    snprintf(what, sizeof what, "%s: lora.target_modules", src);
+    return lt_model_check_targets(c, *mask, what);
 }
 
 static void set_threads(int64_t n) {
@@ -145,9 +155,11 @@ lt_status lt_train_run(const lt_recipe *r, const lt_train_opts *o) {
                           (long long)r->data.seq_len, c->context_length, r->model.path);
         goto done;
     }
+    unsigned targets;
+    if ((st = target_mask(r, c, &targets))) goto done;
     lt_lora_config lc = {.r = (int)r->lora.r, .alpha = (float)r->lora.alpha,
                          .dropout = (float)r->lora.dropout, .rslora = r->lora.rslora,
-                         .targets = target_mask(r)};
+                         .targets = targets};
     lt_model_add_lora(m, &lc, (uint64_t)r->train.seed);
 
     lt_loader_opts lo = {

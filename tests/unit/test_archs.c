@@ -6,9 +6,11 @@
  * to GGUF and loaded again, then converted back to an HF directory and loaded again; all three
  * must give transformers' logits, and the round trip must keep every field of the config.
  *
- * Cases: Gemma 2 and 3 (HF only: lathe writes no Gemma GGUF), Qwen3's q/k norms, both RoPE spellings (rope_parameters; rope_theta + rope_scaling), llama3 and linear
- * scaling, attention biases, explicit head_dim, untied lm_head, sliding windows shorter than
- * the sequence (Mistral: every layer; Qwen2: layers >= max_window_layers).
+ * Cases: Phi-3's fused projections and their adapters, Gemma 2 and 3 (HF only: lathe writes no
+ * Gemma or Phi-3 GGUF), Qwen3's q/k norms, both RoPE spellings (rope_parameters; rope_theta +
+ * rope_scaling), llama3 and linear scaling, attention biases, explicit head_dim, untied lm_head,
+ * sliding windows shorter than the sequence (Mistral: every layer; Qwen2: layers >=
+ * max_window_layers).
  */
 #include "../support.h"
 
@@ -216,9 +218,9 @@ Test(archs, qwen2_sliding_window_legacy, .init = setup, .fini = teardown) {
     qwen2_swa_case("qwen2_swa_legacy");
 }
 
-/* Gemma 2 / 3 from HF, then written back as a merged HF directory by lathe and loaded again
- * (config and logits kept); a GGUF is refused with the reason. */
-static void gemma_case(const char *name) {
+/* Gemma 2 / 3 and Phi-3 from HF, then written back as a merged HF directory by lathe and loaded
+ * again (config and logits kept); a GGUF is refused with the reason (`refusal` in the message). */
+static void hf_only_case(const char *name, const char *refusal) {
     ref_case rc;
     read_case(name, &rc);
     char hf[600], gguf[700], back[700];
@@ -237,17 +239,100 @@ static void gemma_case(const char *name) {
     expect_same_config(&c_hf, &c_back, "HF -> HF");
     snprintf(gguf, sizeof gguf, "%s/%s.gguf", dir, name);
     cr_expect_eq(lt_convert(hf, LT_CONVERT_TO_GGUF, gguf, LT_F32, 0, false), LT_ERR_MODEL);
-    cr_expect(strstr(lt_error_message(), "Gemma"), "%s", lt_error_message());
+    cr_expect(strstr(lt_error_message(), refusal), "%s", lt_error_message());
     cr_expect(!ts_exists(gguf), "a refused conversion leaves no file");
     if (getenv("TL_VERBOSE"))
         fprintf(stderr, "%s: logit error / range: HF %.3g, lathe's HF export %.3g\n", name, e0,
                 e1);
     free(rc.logits);
 }
-Test(archs, gemma2, .init = setup, .fini = teardown) { gemma_case("gemma2"); }
-Test(archs, gemma3, .init = setup, .fini = teardown) { gemma_case("gemma3"); }
+Test(archs, gemma2, .init = setup, .fini = teardown) { hf_only_case("gemma2", "Gemma 2"); }
+Test(archs, gemma3, .init = setup, .fini = teardown) { hf_only_case("gemma3", "Gemma 3"); }
 Test(archs, gemma3_legacy_rope_keys, .init = setup, .fini = teardown) {
-    gemma_case("gemma3_legacy");
+    hf_only_case("gemma3_legacy", "Gemma 3");
+}
+Test(archs, phi3_fused, .init = setup, .fini = teardown) { hf_only_case("phi3", "Phi-3"); }
+
+/* Phi-3's fused modules carry one adapter each, as PEFT's: qkv_proj's A [r, D] is shared by q,
+ * k and v and its B [Dq + 2·Dkv, r] stacks theirs. A PEFT save holds exactly those tensors, a
+ * load gives the same logits, and the merged HF export (fused weights + B·A) equals the adapted
+ * model. */
+Test(archs, phi3_fused_adapter, .init = setup, .fini = teardown) {
+    ref_case rc;
+    read_case("phi3", &rc);
+    char hf[600], peft[700], merged[700];
+    assemble("phi3", &rc, hf, sizeof hf);
+    lt_model *m = NULL;
+    cr_assert_eq(lt_model_load(&m, NULL, hf), LT_OK, "%s", lt_error_message());
+    const lt_model_config *c = &m->cfg;
+    cr_assert(c->fused);
+    /* the seven names cover the fused modules whole; q_proj alone cannot be adapted */
+    unsigned bits = 0;
+    static const char *const all[] = {"qkv_proj", "o_proj", "gate_up_proj", "down_proj"};
+    for (int i = 0; i < 4; i++) bits |= lt_model_adapter_bits(c, all[i]);
+    cr_expect_eq(bits, (1u << LT_MOD_COUNT) - 1u);
+    cr_expect_eq(lt_model_check_targets(c, 1u << LT_MOD_Q, "t"), LT_ERR_RECIPE);
+    cr_expect(strstr(lt_error_message(), "qkv_proj"), "%s", lt_error_message());
+    lt_lora_config lc = {.r = 4, .alpha = 8, .targets = bits};
+    lt_model_add_lora(m, &lc, 7);
+    for (int64_t i = 0; i < m->n_lora; i++) /* B too: an adapter that changes the model */
+        m->lora_params[i] += 0.05f * (float)((i * 2654435761u % 1000) / 500.0 - 1.0);
+    cr_expect(m->layers[0].lora_A[LT_MOD_K].data == m->layers[0].lora_A[LT_MOD_Q].data,
+              "q, k and v share qkv_proj's A");
+    cr_expect((float *)m->layers[0].lora_B[LT_MOD_K].data ==
+                  (float *)m->layers[0].lora_B[LT_MOD_Q].data + 64 * 4,
+              "k's B rows follow q's");
+    float *adapted = forward(m, &rc);
+    snprintf(peft, sizeof peft, "%s/peft", dir);
+    cr_assert_eq(lt_peft_save(m, peft, "phi3", false), LT_OK, "%s", lt_error_message());
+    char st_path[800];
+    snprintf(st_path, sizeof st_path, "%s/adapter_model.safetensors", peft);
+    lt_safetensors *sf = NULL;
+    cr_assert_eq(lt_safetensors_open(&sf, st_path), LT_OK, "%s", lt_error_message());
+    cr_expect_eq(sf->n_tensors, 2 * 4 * c->n_layer, "A and B of 4 modules per layer");
+    const lt_st_tensor *qb = lt_safetensors_find(
+        sf, "base_model.model.model.layers.1.self_attn.qkv_proj.lora_B.weight");
+    cr_assert_not_null(qb);
+    cr_expect(qb->shape[0] == 64 + 2 * 32 && qb->shape[1] == 4, "qkv B [%lld, %lld]",
+              (long long)qb->shape[0], (long long)qb->shape[1]);
+    cr_expect_not_null(lt_safetensors_find(
+        sf, "base_model.model.model.layers.0.mlp.gate_up_proj.lora_A.weight"));
+    lt_safetensors_close(sf);
+
+    lt_model *m2 = NULL;
+    cr_assert_eq(lt_model_load(&m2, NULL, hf), LT_OK, "%s", lt_error_message());
+    cr_assert_eq(lt_peft_load(m2, peft), LT_OK, "%s", lt_error_message());
+    float *reloaded = forward(m2, &rc);
+    for (int64_t i = 0; i < (int64_t)rc.T * rc.V; i++)
+        cr_assert_eq(reloaded[i], adapted[i], "logit %lld after a PEFT round trip", (long long)i);
+
+    lt_export_src src;
+    lt_model *mb = NULL;
+    cr_assert_eq(lt_export_src_load(&src, &mb, hf, NULL), LT_OK, "%s", lt_error_message());
+    src.m = m2;
+    snprintf(merged, sizeof merged, "%s/merged", dir);
+    cr_assert_eq(mkdir(merged, 0755), 0);
+    cr_assert_eq(lt_export_merged_hf_dir(&src, merged, LT_F32, 0), LT_OK, "%s",
+                 lt_error_message());
+    lt_export_src_close(&src);
+    lt_model *mm = NULL;
+    cr_assert_eq(lt_model_load(&mm, NULL, merged), LT_OK, "%s", lt_error_message());
+    float *mlog = forward(mm, &rc);
+    double d = 0, lo = INFINITY, hi = -INFINITY;
+    for (int64_t i = 0; i < (int64_t)rc.T * rc.V; i++) {
+        d = fmax(d, fabs((double)mlog[i] - adapted[i]));
+        lo = fmin(lo, adapted[i]);
+        hi = fmax(hi, adapted[i]);
+    }
+    double dev = 0;
+    for (int64_t i = 0; i < (int64_t)rc.T * rc.V; i++)
+        dev = fmax(dev, fabs((double)adapted[i] - rc.logits[i]));
+    cr_expect(dev > 100 * TOL_LOGITS * (hi - lo), "the adapter should change the model");
+    cr_expect(d < TOL_LOGITS * (hi - lo), "merged export differs from the adapted model by %.3g "
+              "of the range", d / (hi - lo));
+    free(adapted), free(reloaded), free(mlog);
+    lt_model_free(m), lt_model_free(m2), lt_model_free(mb), lt_model_free(mm);
+    free(rc.logits);
 }
 
 /* Dropping the window from the Mistral case must break the match: the reference depends on it,
