@@ -7,14 +7,39 @@
 #include "core/core.h"
 #include "data/data.h"
 
+/* The accepted tokenizer.ggml.pre names, wrapped at 80 columns under the option text. */
+static void wrap_pre_names(char *out, size_t cap) {
+    char names[512];
+    lt_tokenizer_pre_names(names, sizeof names);
+    size_t n = 0, col = 24;
+    out[0] = 0;
+    for (char *w = strtok(names, " "); w && n + 64 < cap; w = strtok(NULL, " ")) {
+        size_t l = strlen(w);
+        if (col + 1 + l > 80) {
+            n += (size_t)snprintf(out + n, cap - n, "\n%24s", "");
+            col = 24;
+        } else if (n) {
+            out[n++] = ' ';
+            col++;
+        }
+        n += (size_t)snprintf(out + n, cap - n, "%s", w);
+        col += l;
+    }
+}
+
 static void usage(FILE *out) {
+    char pre[1024];
+    wrap_pre_names(pre, sizeof pre);
     fprintf(out,
             "usage: lathe tokenize --model PATH --input FILE... --output DIR [options]\n"
             "\n"
             "Tokenize datasets into HDF5 token shards (docs/shards.md) for `lathe train`.\n"
             "\n"
             "  --model PATH          GGUF file or Hugging Face model directory whose tokenizer\n"
-            "                        and chat template to use\n"
+            "                        and chat template to use. GGUF tokenizers: \"llama\"\n"
+            "                        (SentencePiece BPE) and \"gpt2\" (byte-level BPE) with\n"
+            "                        tokenizer.ggml.pre one of:\n"
+            "                        %s\n"
             "  --input FILE...       JSON array, JSONL or .txt files (repeat the flag or list\n"
             "                        several files after it)\n"
             "  --output DIR          where train-*.h5 (and eval-*.h5) are written\n"
@@ -31,7 +56,7 @@ static void usage(FILE *out) {
             "  --compress N          deflate level 0..9 (default 0)\n"
             "\n"
             "exit codes: 0 done, 2 bad usage, 3 bad model or data\n",
-            LT_SHARD_DEFAULT_TOKENS);
+            pre, LT_SHARD_DEFAULT_TOKENS);
 }
 
 static bool parse_i64(const char *s, int64_t *out) {

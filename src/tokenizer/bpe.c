@@ -27,23 +27,99 @@
 #define RE_GPT2 "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)"
 const char *const LT_TOK_RE_GPT2 = RE_GPT2;
 /* Llama 3 (llama.cpp LLAMA_VOCAB_PRE_TYPE_LLAMA3, case-insensitive contractions spelled out). */
+#define RE_CONTRACTIONS "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])"
 #define RE_LLAMA3                                                                                \
-    "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|"  \
+    RE_CONTRACTIONS "|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|"                                             \
     "\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+/* Qwen2 (LLAMA_VOCAB_PRE_TYPE_QWEN2): Llama 3's pattern with single digits. */
+#define RE_QWEN2                                                                                 \
+    RE_CONTRACTIONS "|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|"                                             \
+    "\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+/* Qwen3.5 (LLAMA_VOCAB_PRE_TYPE_QWEN35): Qwen2's with combining marks inside words. */
+#define RE_QWEN35                                                                                \
+    RE_CONTRACTIONS "|[^\\r\\n\\p{L}\\p{N}]?[\\p{L}\\p{M}]+|"                                     \
+    "\\p{N}| ?[^\\s\\p{L}\\p{M}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+/* The CJK runs DeepSeek LLM and Coder split out (U+4E00-9FA5, U+0800-4E00, U+AC00-D7FF). */
+#define RE_DEEPSEEK_CJK "[一-龥ࠀ-一가-퟿]+"
 
 typedef struct {
-    const char *names; /* '|'-separated tokenizer.ggml.pre values */
+    const char *names; /* '|'-separated tokenizer.ggml.pre values; the first is the canonical one */
     int n;
     const char *re[TOK_MAX_REGEX];
-    bool ignore_merges;
+    bool ignore_merges; /* a whole pre-token that is a token is that token (llama.cpp) */
+    bool add_bos;       /* default of tokenizer.ggml.add_bos_token (llama.cpp's add_bos) */
+    /* tokenizer.json spellings of re[] where they differ (NULL: same), so a tokenizer.json
+     * with these regexes gets this row's name when written as GGUF (lt_tok_bpe_known_pre) */
+    const char *hf_re[TOK_MAX_REGEX];
 } pre_spec;
 
-/* From llama.cpp's llm_tokenizer_bpe constructor, one row per regex sequence. */
+/* From llama.cpp's llm_tokenizer_bpe constructor (regex lists, in order) and
+ * llama_vocab::impl::load (which tokenizer.ggml.pre names map to which list, and the flags),
+ * src/llama-vocab.cpp as vendored by llama-cpp-python 0.3.36. Only names whose list and flags
+ * are identical share a row. clean_spaces (clean_up_tokenization_spaces) is not a column: it
+ * changes llama.cpp's detokenizer only, and lathe's decoder never applies it (decode(encode(x))
+ * == x). Verified id for id against llama.cpp's models/ggml-vocab-*.gguf test vectors
+ * (tests/unit/test_vocabs.c): gpt-2, mpt, starcoder, refact, command-r, falcon, llama-bpe, qwen2,
+ * qwen35, deepseek-llm, deepseek-coder; the other names of those rows share their list and
+ * flags. default, deepseek-v3 and tekken have no test vocabulary there: their lists are
+ * llama.cpp's strings, unchanged. The first name of a row is what lathe writes into a GGUF
+ * (lt_tok_bpe_known_pre), so it is one llama.cpp accepts. */
 static const pre_spec PRE_SPECS[] = {
-    {"default", 4, {"[\\p{P}\\$\\+<=>\\^~\\|]+", RE_GPT2, "\\p{N}+", "[0-9][0-9][0-9]"}, false},
-    {"gpt2|gpt-2", 1, {RE_GPT2}, false},
-    {"smollm|starcoder|refact|codeshell", 2, {"\\p{N}", RE_GPT2}, false}, /* digits one by one */
-    {"llama3|llama-v3|llama-bpe", 1, {RE_LLAMA3}, true},
+    {"default", 4, {"[\\p{P}\\$\\+<=>\\^~\\|]+", RE_GPT2, "\\p{N}+", "[0-9][0-9][0-9]"}, false,
+     false, {0}},
+    {"gpt-2|gpt2|mpt|phi-2", 1, {RE_GPT2}, false, false, {0}},
+    /* digits one by one, then GPT-2 */
+    {"smollm|starcoder|refact|codeshell|command-r", 2, {"\\p{N}", RE_GPT2}, false, false, {0}},
+    {"falcon", 3, {"[\\p{P}\\$\\+<=>\\^~\\|`]+", RE_GPT2, "[0-9][0-9][0-9]"}, false, false, {0}},
+    {"llama3|llama-v3|llama-bpe|falcon3|pixtral", 1, {RE_LLAMA3}, true, true, {0}},
+    {"qwen2|deepseek-r1-qwen|megrez|stablelm2", 1, {RE_QWEN2}, false, false, {0}},
+    {"qwen35", 1, {RE_QWEN35}, false, false, {0}},
+    /* the letters of DeepSeek LLM's tokenizer.json; the \u escapes are characters that Unicode
+     * normalization would replace by others (U+2126 OHM SIGN by U+03A9, ...), spelled so that no
+     * editor can */
+    {"deepseek-llm",
+     6,
+     {"[\r\n]",
+      "\\s?[A-Za-zµÀ-ÖØ-öø-ƺƼ-ƿǄ-ʓʕ-ʯͰ-ͳͶͷͻ-ͽͿΆΈ-ΊΌΎ-ΡΣ-ϵϷ-ҁҊ-ԯԱ-ՖႠ-ჅᎠ-Ᏽᏸ-ᏽᲐ-ᲺᲽ-Ჿᴀ-ᴫᵫ-ᵷᵹ-ᶚḀ-ἕἘ-Ἕἠ-ὅὈ-Ὅὐ-ὗὙὛὝὟ-\u1F7Dᾀ-ᾴᾶ-ᾼ\u1FBEῂ-ῄῆ-ῌῐ-\u1FD3ῖ-\u1FDBῠ-Ῥῲ-ῴῶ-ῼℂℇℊ-ℓℕℙ-ℝℤ\u2126ℨ\u212A-ℭℯ-ℴℹℼ-ℿⅅ-ⅉⅎↃↄⰀ-ⱻⱾ-ⳤⳫ-ⳮⳲⳳꙀ-ꙭꚀ-ꚛꜢ-ꝯꝱ-ꞇꞋ-ꞎꭰ-ꮿﬀ-ﬆﬓ-ﬗＡ-Ｚａ-ｚ𐐀-𐑏𐒰-𐓓𐓘-𐓻𐲀-𐲲𐳀-𐳲𑢠-𑣟𞤀-𞥃]+",
+      "\\s?[!-/:-~！-／：-～‘-‟　-。]+", "\\s+$", RE_DEEPSEEK_CJK, "\\p{N}+"},
+     false,
+     false,
+     {0}},
+    {"deepseek-coder", 5, {"[\r\n]", "\\s?\\p{L}+", "\\s?\\p{P}+", RE_DEEPSEEK_CJK, "\\p{N}"},
+     false, false, {0}},
+    {"deepseek-v3",
+     3,
+     {"\\p{N}{1,3}", "[一-龥぀-ゟ゠-ヿ]+",
+      "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+"
+      "| ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+"},
+     false,
+     false,
+     {0}},
+    /* Mistral NeMo's "tekken": llama.cpp's rewrite of the tokenizer.json pattern (upper/lower
+     * case as "a letter other than a-z / A-Z", no \p{M}); that original is hf_re[0]. */
+    {"tekken",
+     1,
+     {"[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))*((?=[\\p{L}])([^A-Z]))+|"
+      "[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))+((?=[\\p{L}])([^A-Z]))*|\\p{N}| "
+      "?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
+     true,
+     true,
+     {"[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+|"
+      "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*|"
+      "\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"}},
+};
+
+/* tokenizer.ggml.pre values llama.cpp knows that lathe refuses, and why (llama.cpp implements
+ * them with code of its own rather than a regex list, or without GPT-2's byte map). */
+static const struct {
+    const char *names, *why;
+} PRE_REFUSED[] = {
+    {"kimi-k2", "llama.cpp splits it with hand-written code (\\p{Han} exclusions), not a regex"},
+    {"afmoe", "llama.cpp groups its digits with hand-written code, not a regex"},
+    {"superbpe", "its digit-grouping regex matches empty strings, which lathe's splitter skips"},
+    {"tiny_aya|cohere2moe", "llama.cpp groups its digits with hand-written code, not a regex"},
+    {"gemma4|granite-embed-multi-311m|sarvam-moe|whitespace",
+     "a BPE over raw UTF-8 without GPT-2's byte map, which lathe's byte-level engine lacks"},
 };
 
 static bool name_in(const char *list, const char *name) {
@@ -163,7 +239,8 @@ const char *lt_tok_bpe_known_pre(const lt_tokenizer *t) {
         if (s->n != t->n_regex || s->ignore_merges != t->ignore_merges) continue;
         bool same = true;
         for (int k = 0; k < s->n; k++)
-            same &= strcmp(s->re[k], t->regex_src[k]) == 0 &&
+            same &= (strcmp(s->re[k], t->regex_src[k]) == 0 ||
+                     (s->hf_re[k] && strcmp(s->hf_re[k], t->regex_src[k]) == 0)) &&
                     t->regex_split[k] == TOK_SPLIT_ISOLATED;
         if (same) {
             const char *bar = strchr(s->names, '|');
@@ -174,6 +251,23 @@ const char *lt_tok_bpe_known_pre(const lt_tokenizer *t) {
         }
     }
     return NULL;
+}
+
+size_t lt_tokenizer_pre_names(char *buf, size_t cap) {
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof PRE_SPECS / sizeof PRE_SPECS[0]; i++)
+        for (const char *p = PRE_SPECS[i].names; *p; p++) {
+            if (*p == '|' || (p == PRE_SPECS[i].names && i > 0)) {
+                if (n + 2 < cap) buf[n] = ',', buf[n + 1] = ' ';
+                n += 2;
+            }
+            if (*p != '|') {
+                if (n + 1 < cap) buf[n] = *p;
+                n++;
+            }
+        }
+    if (cap) buf[n < cap ? n : cap - 1] = 0;
+    return n;
 }
 
 void lt_tok_bpe_merges_alloc(lt_tokenizer *t, size_t n) {
@@ -224,16 +318,24 @@ size_t lt_tok_bpe_merge_pairs(const lt_tokenizer *t, int32_t **pairs) {
 
 lt_status lt_tok_bpe_init(lt_tokenizer *t, const lt_gguf *g, const char *path) {
     lt_tok_bpe_bytes(t);
+    char names[512];
+    LT_ASSERT(lt_tokenizer_pre_names(names, sizeof names) < sizeof names);
     const pre_spec *spec = NULL;
     for (size_t i = 0; i < sizeof PRE_SPECS / sizeof PRE_SPECS[0]; i++)
         if (name_in(PRE_SPECS[i].names, t->pre)) spec = &PRE_SPECS[i];
+    for (size_t i = 0; !spec && i < sizeof PRE_REFUSED / sizeof PRE_REFUSED[0]; i++)
+        if (name_in(PRE_REFUSED[i].names, t->pre))
+            return lt_error_set(LT_ERR_MODEL,
+                                "%s: key tokenizer.ggml.pre = \"%s\" is not supported: %s; "
+                                "supported: %s",
+                                path, t->pre, PRE_REFUSED[i].why, names);
     if (!spec)
         return lt_error_set(LT_ERR_MODEL,
                             "%s: key tokenizer.ggml.pre = \"%s\" is not a supported pre-tokenizer; "
-                            "supported: default, gpt2, gpt-2, smollm, starcoder, refact, codeshell, "
-                            "llama3, llama-v3, llama-bpe",
-                            path, t->pre);
+                            "supported: %s",
+                            path, t->pre, names);
     t->ignore_merges = spec->ignore_merges;
+    t->add_bos = spec->add_bos;
     char where[512];
     snprintf(where, sizeof where, "%s: key tokenizer.ggml.pre = \"%s\"", path, t->pre);
     for (int i = 0; i < spec->n; i++) {

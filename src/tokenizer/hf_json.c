@@ -34,15 +34,17 @@
 #include <unistd.h>
 
 #define META "\xe2\x96\x81" /* U+2581, SentencePiece's space */
+#define HF_STR_(x) #x
+#define HF_STR(x) HF_STR_(x)
 
-/* The Llama 3 pattern as HF writes it ((?i:...) contractions); lathe's RE_LLAMA3 spells the
- * cases out (llama.cpp). Same matches, so it is read as lathe's to keep the "llama3" name. */
-static const char *const HF_LLAMA3_RE =
-    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "
-    "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-static const char *const LATHE_LLAMA3_RE =
-    "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|"
-    "\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+/* Llama 3, Qwen2 and Qwen3.5 patterns as tokenizer.json writes them start with the contractions
+ * case-insensitively, (?i:'s|...); llama.cpp (and lathe's table, bpe.c) spell the cases out.
+ * Read as lathe's spelling so that the pattern list keeps its llama.cpp name ("llama3", "qwen2",
+ * "qwen35") when written as GGUF. The only text this changes is an apostrophe before U+017F
+ * (long s, which case-folds to 's'), which `tokenizers` would keep with the apostrophe. */
+static const char *const HF_CONTRACTIONS = "(?i:'s|'t|'re|'ve|'m|'ll|'d)";
+static const char *const LATHE_CONTRACTIONS =
+    "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])";
 
 typedef struct {
     const char *file; /* for messages */
@@ -120,8 +122,18 @@ static lt_status add_re(hf_pipe *p, const char *jpath, const char *re, tok_split
         return bad(p->file, jpath, "a split after ByteLevel is not supported",
                    "put Split/Digits before ByteLevel");
     if (p->n_re == TOK_MAX_REGEX)
-        return bad(p->file, jpath, "too many regex pre-tokenizers", "lathe supports at most 4");
-    p->re[p->n_re] = lt_xstrdup(strcmp(re, HF_LLAMA3_RE) == 0 ? LATHE_LLAMA3_RE : re);
+        return bad(p->file, jpath, "too many regex pre-tokenizers",
+                   "lathe supports at most " HF_STR(TOK_MAX_REGEX));
+    size_t hl = strlen(HF_CONTRACTIONS);
+    if (strncmp(re, HF_CONTRACTIONS, hl) == 0) {
+        size_t ll = strlen(LATHE_CONTRACTIONS), rl = strlen(re + hl);
+        char *r = lt_xmalloc(ll + rl + 1);
+        memcpy(r, LATHE_CONTRACTIONS, ll);
+        memcpy(r + ll, re + hl, rl + 1);
+        p->re[p->n_re] = r;
+    } else {
+        p->re[p->n_re] = lt_xstrdup(re);
+    }
     p->how[p->n_re++] = how;
     return LT_OK;
 }

@@ -55,7 +55,7 @@ typedef struct {
     uint64_t mask;
 } tok_pairmap;
 
-#define TOK_MAX_REGEX 4
+#define TOK_MAX_REGEX 8 /* deepseek-llm has 6 */
 
 struct lt_tokenizer {
     tok_kind kind;
@@ -83,13 +83,15 @@ struct lt_tokenizer {
     char *regex_src[TOK_MAX_REGEX];     /* owned pattern text, for writing the tokenizer out */
     tok_split regex_split[TOK_MAX_REGEX];
     bool byte_prefix_space;    /* HF ByteLevel add_prefix_space: a run not starting with ' ' gets one */
-    bool ignore_merges;        /* llama3: a whole pre-token that is in the vocab is one token */
+    bool ignore_merges;        /* llama3, tekken: a whole pre-token that is in the vocab is one token */
     uint16_t byte_to_cp[256];  /* GPT-2 bytes_to_unicode */
     int16_t cp_to_byte[324];   /* inverse over code points < 324 (-1 elsewhere) */
 
     /* special tokens: ids bucketed by first byte, longest first */
     int32_t *special_ids;
     uint32_t special_start[257];
+    uint32_t n_user_defined;   /* how many of them are USER_DEFINED (matched even without
+                                * parse_special, as llama.cpp and HF tokenizers do) */
 
     char *chat_template;       /* owned copy or NULL */
     char *default_system;      /* ChatML default system prompt or NULL */

@@ -5,7 +5,8 @@
  *
  * Key meanings follow llama.cpp src/llama-vocab.cpp (llama_vocab::impl::load): ids stored as
  * uint32 with 0xFFFFFFFF meaning "none", token types as llama_token_type, add_bos_token defaulting
- * to true for "llama" vocabularies and false for "gpt2" ones (true for the llama3 pre-tokenizer).
+ * to true for "llama" vocabularies and false for "gpt2" ones (true for the llama3 and tekken
+ * pre-tokenizers).
  */
 #include "tok_internal.h"
 
@@ -133,7 +134,10 @@ static void build_specials(lt_tokenizer *t) {
         bool sp = t->types[id] == TOK_CONTROL || t->types[id] == TOK_USER_DEFINED ||
                   t->types[id] == TOK_UNKNOWN || id == t->bos ||
                   id == t->eos || id == t->pad;
-        if (sp && t->tok_len[id] > 0) t->special_ids[n++] = id;
+        if (sp && t->tok_len[id] > 0) {
+            t->special_ids[n++] = id;
+            t->n_user_defined += t->types[id] == TOK_USER_DEFINED;
+        }
     }
     qsort_r(t->special_ids, (size_t)n, sizeof(int32_t), cmp_special, t);
     int32_t k = 0;
@@ -329,7 +333,8 @@ lt_status lt_tokenizer_from_gguf(lt_tokenizer **out, const lt_gguf *g) {
         goto fail;
     }
 
-    t->add_bos = spm || t->ignore_merges; /* llama.cpp: llama3 pre-tokenizers add BOS */
+    if (spm) t->add_bos = true; /* byte-level: lt_tok_bpe_init set the pre-tokenizer's default
+                                 * (llama.cpp: true for llama3 and tekken) */
     if (lt_gguf_find(g, "tokenizer.ggml.add_bos_token") &&
         !lt_gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &t->add_bos)) {
         st = lt_error_set(LT_ERR_MODEL, "%s: key tokenizer.ggml.add_bos_token is not a bool",
@@ -419,12 +424,13 @@ static void encode_run(const lt_tokenizer *t, const char *text, size_t len, bool
     }
 }
 
-/* Longest special token starting at s[0..n), or -1. */
-static int32_t match_special(const lt_tokenizer *t, const char *s, size_t n) {
+/* Longest special token starting at s[0..n) (only USER_DEFINED ones when user_only), or -1. */
+static int32_t match_special(const lt_tokenizer *t, const char *s, size_t n, bool user_only) {
     unsigned char c = (unsigned char)s[0];
     for (uint32_t k = t->special_start[c]; k < t->special_start[c + 1]; k++) {
         int32_t id = t->special_ids[k];
         uint32_t l = t->tok_len[id];
+        if (user_only && t->types[id] != TOK_USER_DEFINED) continue;
         if (l <= n && memcmp(lt_tok_text(t, id), s, l) == 0) return id;
     }
     return -1;
@@ -433,7 +439,9 @@ static int32_t match_special(const lt_tokenizer *t, const char *s, size_t n) {
 void lt_tok_encode_ex(const lt_tokenizer *t, const char *text, size_t len, bool parse_special,
                       uint8_t mask, bool at_start, lt_tokens *out) {
     if (!text || len == 0) return;
-    if (!parse_special || t->special_start[256] == 0) {
+    /* without parse_special, user-defined (non-special added) tokens still split the text
+     * first: llama.cpp tokenizer_st_partition, HF tokenizers' AddedVocabulary */
+    if (parse_special ? t->special_start[256] == 0 : t->n_user_defined == 0) {
         encode_run(t, text, len, at_start, mask, out);
         return;
     }
@@ -442,7 +450,7 @@ void lt_tok_encode_ex(const lt_tokenizer *t, const char *text, size_t len, bool 
     for (size_t i = 0; i < len;) {
         unsigned char c = (unsigned char)text[i];
         int32_t id = t->special_start[c] < t->special_start[c + 1]
-                         ? match_special(t, text + i, len - i)
+                         ? match_special(t, text + i, len - i, !parse_special)
                          : -1;
         if (id < 0) {
             i++;

@@ -8,7 +8,9 @@
  *    chosen from tokenizer.ggml.pre. Reference: llama.cpp src/llama-vocab.cpp, HF tokenizers.
  * Special tokens (BOS/EOS/pad and tokens typed CONTROL, USER_DEFINED or UNKNOWN — the last as
  * llama.cpp's special-token cache does) are matched as whole tokens, longest first, only when the
- * caller asks (parse_special), as chat templates do. With a SentencePiece vocabulary a text run
+ * caller asks (parse_special), as chat templates do — except USER_DEFINED ones (HF's non-special
+ * added tokens, e.g. MPT's runs of spaces), which split the text always, as in llama.cpp
+ * (tokenizer_st_partition) and HF tokenizers. With a SentencePiece vocabulary a text run
  * that follows a special token gets the space prefix again (llama.cpp llama_vocab::tokenize).
  */
 #ifndef LATHE_TOKENIZER_H
@@ -68,6 +70,11 @@ lt_status lt_tokenizer_write_hf(const lt_tokenizer *t, const char *dir);
  * refuses). Key meanings: gguf_keys.c. */
 void lt_tokenizer_to_gguf(const lt_tokenizer *t, lt_gguf_writer *w);
 
+/* The tokenizer.ggml.pre values lathe's byte-level BPE accepts, as "default, gpt2, ..." (the
+ * pre-tokenizer table in bpe.c), NUL-terminated into buf (cut to cap - 1 bytes); returns the
+ * full length, as snprintf does. */
+size_t lt_tokenizer_pre_names(char *buf, size_t cap);
+
 int32_t lt_tokenizer_vocab_size(const lt_tokenizer *t);
 int32_t lt_tokenizer_bos(const lt_tokenizer *t);   /* -1 when none */
 int32_t lt_tokenizer_eos(const lt_tokenizer *t);
@@ -91,10 +98,11 @@ void lt_tokenizer_set_default_system(lt_tokenizer *t, const char *text);
 
 /* Append the ids of `text` (len bytes, UTF-8, need not be NUL-terminated) to out, each with loss
  * mask `mask`. No BOS/EOS is added. With parse_special, occurrences of special-token strings
- * become those ids. Any bytes are accepted: invalid UTF-8 falls back to <0xNN> tokens ("llama") or
+ * become those ids (user-defined tokens always do). Any bytes are accepted: invalid UTF-8 falls back to <0xNN> tokens ("llama") or
  * is encoded byte-level ("gpt2"; a byte whose character the vocabulary lacks is dropped).
  * Matches llama.cpp's llama_tokenize(add_special=false) id for id on valid UTF-8
- * (tests/data/tokenizer/). Thread-safe: the tokenizer is read-only here. */
+ * (tests/data/tokenizer/, and llama.cpp's own test vocabularies: tests/unit/test_vocabs.c).
+ * Thread-safe: the tokenizer is read-only here. */
 void lt_tokenizer_encode(const lt_tokenizer *t, const char *text, size_t len, bool parse_special,
                          uint8_t mask, lt_tokens *out);
 

@@ -691,5 +691,34 @@ Test(tokenizer, crafted_vocabularies) {
     expect_ids("gpt2 merges only", v.ids, v.n, want4, 2);
     lt_tokens_free(&v);
     lt_tokenizer_free(t);
+
+    /* tekken takes whole pre-tokens from the vocabulary too (llama.cpp ignore_merges) */
+    cr_assert_eq(tiny_bpe(path, "tekken", "a b"), LT_OK);
+    cr_assert_eq(open_tiny(path, &t), LT_OK, "%s", lt_error_message());
+    lt_tokenizer_encode(t, "abc abc", 7, false, 0, &v);
+    expect_ids("tekken ignore_merges", v.ids, v.n, want3, 4);
+    lt_tokens_free(&v);
+    lt_tokenizer_free(t);
+
+    /* every accepted pre-tokenizer name loads (its regexes compile under PCRE2 UTF/UCP) */
+    char names[1024];
+    cr_assert_lt(lt_tokenizer_pre_names(names, sizeof names), sizeof names);
+    cr_assert(strstr(names, "qwen2") && strstr(names, "deepseek-v3") && strstr(names, "tekken"),
+              "%s", names);
+    for (char *sp, *name = strtok_r(names, ", ", &sp); name; name = strtok_r(NULL, ", ", &sp)) {
+        cr_assert_eq(tiny_bpe(path, name, "a b"), LT_OK);
+        cr_assert_eq(open_tiny(path, &t), LT_OK, "pre %s: %s", name, lt_error_message());
+        lt_tokenizer_encode(t, "ab", 2, false, 0, &v);
+        cr_assert_eq(v.n, 1, "pre %s", name);
+        cr_assert_eq(v.ids[0], 256, "pre %s", name);
+        lt_tokens_free(&v);
+        lt_tokenizer_free(t);
+    }
+    /* one llama.cpp implements with code of its own: refused, saying why */
+    cr_assert_eq(tiny_bpe(path, "kimi-k2", "a b"), LT_OK);
+    cr_assert_eq(open_tiny(path, &t), LT_ERR_MODEL);
+    cr_assert(strstr(lt_error_message(), "\"kimi-k2\" is not supported: llama.cpp splits it") &&
+                  strstr(lt_error_message(), "deepseek-llm"),
+              "%s", lt_error_message());
     unlink(path);
 }
