@@ -99,10 +99,10 @@ CASES = {
                "Gemma 3 text: Gemma's norms, scale and GeGLU, q/k (1 + w) norms, no soft-capping, "
                "per-layer-type RoPE (full layers theta 1e6 with linear x4, sliding layers theta "
                "1e4), layers 0 and 2 sliding (window 5)"),
-    "phi3": (Phi3Config(**common(sliding_window=WINDOW, tie_word_embeddings=False, pad_token_id=0,
+    "phi3": (Phi3Config(**common(sliding_window=None, tie_word_embeddings=False, pad_token_id=0,
                                  rope_parameters={"rope_type": "default", "rope_theta": 10000.0})),
-             "Phi-3 / Phi-4: fused qkv_proj and gate_up_proj, sliding window 5 on every layer, "
-             "untied lm_head"),
+             "Phi-3 / Phi-4: fused qkv_proj and gate_up_proj, no sliding window (as Phi-4; the "
+             "window is Mistral's code path), untied lm_head"),
     "mistral_swa": (MistralConfig(**common(sliding_window=WINDOW, head_dim=32,
                                            rope_parameters={"rope_type": "default",
                                                             "rope_theta": 1000000.0})),

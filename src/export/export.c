@@ -180,9 +180,6 @@ lt_status lt_export_src_load(lt_export_src *src, lt_model **m, const char *base_
 
 /* ---- shared helpers (export_impl.h) ------------------------------------------------------- */
 
-const char *const lt_export__gguf_module[LT_MOD_COUNT] = {
-    "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
-
 void *lt_export__convert(const float *x, int64_t n, lt_dtype t) {
     void *out = lt_xmalloc(lt_dtype_nbytes(t, n) ? lt_dtype_nbytes(t, n) : 1);
     uint16_t *h = out;
@@ -240,18 +237,20 @@ static lt_status write_gguf_adapter(const lt_export_src *src, const char *path, 
     for (int l = 0; l < c->n_layer; l++)
         for (int k = 0; k < LT_MOD_COUNT; k++) {
             const lt_tensor *A = &m->layers[l].lora_A[k], *B = &m->layers[l].lora_B[k];
-            if (!A->data) continue;
-            int64_t r = A->shape[0], in = A->shape[1], out = B->shape[0];
+            int first, nm = lt_model_adapter_group(c, k, &first, NULL);
+            if (!A->data || k != first) continue; /* a fused module's adapter is written once */
+            int64_t r = A->shape[0], in = A->shape[1], out = 0;
+            for (int j = 0; j < nm; j++) out += m->layers[l].lora_B[k + j].shape[0];
             lt_dtype ta = lt_export__gguf_dtype(dtype, in), tb = lt_export__gguf_dtype(dtype, r);
             bufs[n_bufs++] = lt_export__convert(A->data, r * in, ta);
-            snprintf(tname, sizeof tname, "blk.%d.%s.weight.lora_a", l, lt_export__gguf_module[k]);
+            snprintf(tname, sizeof tname, "blk.%d.%s.weight.lora_a", l, lt_model_gguf_stem(c, k));
             lt_gguf_writer_add_tensor(w, tname, ta, 2, (int64_t[]){in, r}, bufs[n_bufs - 1]);
             float *b = lt_xmalloc((size_t)(out * r) * sizeof(float));
             memcpy(b, B->data, (size_t)(out * r) * sizeof(float));
             lt_export__qk_to_gguf(c, k, b, out, r);
             bufs[n_bufs++] = lt_export__convert(b, out * r, tb);
             free(b);
-            snprintf(tname, sizeof tname, "blk.%d.%s.weight.lora_b", l, lt_export__gguf_module[k]);
+            snprintf(tname, sizeof tname, "blk.%d.%s.weight.lora_b", l, lt_model_gguf_stem(c, k));
             lt_gguf_writer_add_tensor(w, tname, tb, 2, (int64_t[]){r, out}, bufs[n_bufs - 1]);
         }
     lt_status st = lt_gguf_writer_write(w, path);

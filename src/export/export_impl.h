@@ -7,7 +7,6 @@
 
 /* llama.cpp's per-block tensor names of the seven projections (llama-arch.cpp LLM_TENSOR_*),
  * indexed by lt_module. */
-extern const char *const lt_export__gguf_module[LT_MOD_COUNT];
 
 /* n floats as dtype t (F32, F16, BF16 with round-to-nearest-even, or Q8_0 with ggml's reference
  * rounding; n a multiple of 32 for Q8_0) in a malloc'ed buffer the caller frees. */

@@ -66,13 +66,13 @@ static int list_tensors(const lt_model *m, mtensor **out) {
             *x = (mtensor){T_PROJ, l, k, nm, rows, w->shape[1], "", ""};
             snprintf(x->hf, sizeof x->hf, "model.layers.%d.%s.%s.weight", l,
                      lt_module_parent((lt_module)k), mod);
-            snprintf(x->gguf, sizeof x->gguf, "blk.%d.%s.weight", l, lt_export__gguf_module[k]);
+            snprintf(x->gguf, sizeof x->gguf, "blk.%d.%s.weight", l, lt_model_gguf_stem(c, k));
             if (m->layers[l].bias[k].data) {
                 x = &t[n++];
                 *x = (mtensor){T_BIAS, l, k, 1, w->shape[0], 0, "", ""};
                 snprintf(x->hf, sizeof x->hf, "model.layers.%d.%s.%s.bias", l,
                          lt_module_parent((lt_module)k), lt_module_name((lt_module)k));
-                snprintf(x->gguf, sizeof x->gguf, "blk.%d.%s.bias", l, lt_export__gguf_module[k]);
+                snprintf(x->gguf, sizeof x->gguf, "blk.%d.%s.bias", l, lt_model_gguf_stem(c, k));
             }
             if (k == LT_MOD_K && c->qk_norm) { /* convert_hf_to_gguf.py order: after k_proj */
                 for (int j = 0; j < 2; j++) {
@@ -221,27 +221,26 @@ static bool has_prefix(const char *s, const char *p) { return !strncmp(s, p, str
 const char *lt_export__gguf_arch(const lt_model_config *c) {
     /* convert_hf_to_gguf.py: LlamaForCausalLM and MistralForCausalLM -> "llama" (Q/K permuted),
      * Qwen2ForCausalLM -> "qwen2", Qwen3ForCausalLM -> "qwen3" (rows kept in the HF order);
-     * Gemma: NULL, lathe does not write Gemma GGUFs yet (their norms, soft-capping and layer
-     * pattern keys are llama.cpp's own; export_impl.h) */
+     * Gemma: NULL, lathe does not write Gemma GGUFs yet (llama.cpp stores 1 + w norms and
+     * derives Gemma 2's query scale from the model size instead of query_pre_attn_scalar) */
     switch (c->arch) {
     case LT_ARCH_LLAMA:
     case LT_ARCH_MISTRAL: return "llama";
     case LT_ARCH_QWEN2: return "qwen2";
     case LT_ARCH_QWEN3: return "qwen3";
+    case LT_ARCH_PHI3: return "phi3"; /* fused attn_qkv / ffn_up, NEOX RoPE (no permutation) */
     default: return NULL;
     }
 }
 
 lt_status lt_export__no_gguf(const lt_model_config *c, const char *path) {
     return lt_error_set(LT_ERR_MODEL, "%s: cannot write a GGUF for %s: lathe writes GGUF files "
-                        "for Llama, Mistral, Qwen2 and Qwen3 only (Gemma and Phi-3 GGUFs follow "
-                        "llama.cpp conventions of their own for norms, soft-capping, layer "
-                        "patterns and fused tensors); hint: export "
+                        "for Llama, Mistral, Qwen2, Qwen3 and Phi-3 only (llama.cpp's Gemma files "
+                        "store 1 + w norms and take Gemma 2's query scale from the model size); "
+                        "hint: export "
                         "\"peft\" or \"merged-safetensors\" and convert with llama.cpp's "
                         "convert_hf_to_gguf.py", path,
-                        c->arch == LT_ARCH_GEMMA2   ? "Gemma 2"
-                        : c->arch == LT_ARCH_GEMMA3 ? "Gemma 3"
-                                                    : "Phi-3");
+                        c->arch == LT_ARCH_GEMMA2 ? "Gemma 2" : "Gemma 3");
 }
 
 /* Permute rows of a q/k weight or bias (rows = heads · head_dim) into llama.cpp's order when the
@@ -249,7 +248,7 @@ lt_status lt_export__no_gguf(const lt_model_config *c, const char *path) {
  * q_proj/k_proj weights and biases). */
 void lt_export__qk_to_gguf(const lt_model_config *c, int mod, float *x, int64_t rows,
                            int64_t cols) {
-    if (c->arch == LT_ARCH_QWEN2 || c->arch == LT_ARCH_QWEN3) return;
+    if (c->arch != LT_ARCH_LLAMA && c->arch != LT_ARCH_MISTRAL) return;
     if (mod == LT_MOD_Q) lt_qk_permute(x, rows, cols ? cols : 1, c->n_head);
     if (mod == LT_MOD_K) lt_qk_permute(x, rows, cols ? cols : 1, c->n_kv_head);
 }

@@ -146,7 +146,7 @@ static bool expected_tensor(const lt_model_config *c, const char *name) {
     if (weight && (!strcmp(stem, "attn_q_norm") || !strcmp(stem, "attn_k_norm")))
         return c->qk_norm;
     for (int k = 0; k < LT_MOD_COUNT; k++)
-        if (!strcmp(stem, lt_model_gguf_module((lt_module)k)))
+        if (!strcmp(stem, lt_model_gguf_stem(c, k)))
             return weight || (bias && lt_model_module_has_bias(c, (lt_module)k));
     return false;
 }
@@ -156,7 +156,7 @@ static lt_status detect_biases(const lt_gguf *g, lt_model_config *c) {
     bool has[LT_MOD_COUNT];
     char name[64];
     for (int k = 0; k < LT_MOD_COUNT; k++) {
-        snprintf(name, sizeof name, "blk.0.%s.bias", lt_model_gguf_module((lt_module)k));
+        snprintf(name, sizeof name, "blk.0.%s.bias", lt_model_gguf_stem(c, k));
         has[k] = lt_gguf_find_tensor(g, name) != NULL;
     }
     if (has[LT_MOD_Q] != has[LT_MOD_K] || has[LT_MOD_Q] != has[LT_MOD_V])
@@ -264,6 +264,10 @@ lt_status lt_model_config_from_gguf(lt_model_config *c, const lt_gguf *g) {
     } else if (lt_gguf_str_eq(as, "qwen2")) {
         arch = "qwen2";
         c->arch = LT_ARCH_QWEN2;
+    } else if (lt_gguf_str_eq(as, "phi3")) {
+        arch = "phi3";
+        c->arch = LT_ARCH_PHI3;
+        c->fused = true; /* blk.N.attn_qkv, blk.N.ffn_up (gate then up) */
     } else if (lt_gguf_str_eq(as, "qwen3")) {
         arch = "qwen3";
         c->arch = LT_ARCH_QWEN3;
@@ -271,8 +275,8 @@ lt_status lt_model_config_from_gguf(lt_model_config *c, const lt_gguf *g) {
     } else {
         return lt_error_set(LT_ERR_MODEL, "%s: architecture '%.*s' is not supported; lathe reads "
                             "'llama' (Llama, SmolLM, Mistral, DeepSeek-R1-Distill-Llama), "
-                            "'qwen2' (Qwen2/2.5, DeepSeek-R1-Distill-Qwen) and 'qwen3' (Qwen3 "
-                            "dense) GGUF files", g->path,
+                            "'qwen2' (Qwen2/2.5, DeepSeek-R1-Distill-Qwen), 'qwen3' (Qwen3 "
+                            "dense) and 'phi3' (Phi-3, Phi-4) GGUF files", g->path,
                             (int)(as.len > 64 ? 64 : as.len), as.ptr);
     }
     char k[96];
@@ -349,6 +353,10 @@ lt_status lt_model_config_from_gguf(lt_model_config *c, const lt_gguf *g) {
         return st;
     lt_model_set_swa(c, window, 0);
     if (window > 0 && c->arch == LT_ARCH_LLAMA) c->arch = LT_ARCH_MISTRAL;
+    if (window > 0 && c->arch == LT_ARCH_PHI3)
+        lt_warn("%s: '%s.attention.sliding_window' = %d is applied on every layer, as "
+                "transformers does; llama.cpp 0.3.x disables Phi-3's window", g->path, arch,
+                window);
 #undef AK
     c->bos_id = lt_gguf_get_int(g, "tokenizer.ggml.bos_token_id", &iv) ? (int)iv : -1;
     c->eos_id = lt_gguf_get_int(g, "tokenizer.ggml.eos_token_id", &iv) ? (int)iv : -1;

@@ -18,7 +18,11 @@ static const char *const gguf_names[LT_MOD_COUNT] = {
     "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
 
 const char *lt_module_name(lt_module m) { return module_names[m]; }
-const char *lt_model_gguf_module(lt_module m) { return gguf_names[m]; }
+const char *lt_model_gguf_stem(const lt_model_config *c, int k) {
+    int first, n = lt_model_adapter_group(c, k, &first, NULL);
+    if (n > 1) return first == LT_MOD_Q ? "attn_qkv" : "ffn_up";
+    return gguf_names[k];
+}
 const char *lt_module_parent(lt_module m) { return m <= LT_MOD_O ? "self_attn" : "mlp"; }
 int lt_module_from_name(const char *name) {
     for (int i = 0; i < LT_MOD_COUNT; i++)
@@ -254,6 +258,40 @@ static lt_status load_tensor(const lt_gguf *g, const char *name, lt_tensor *dst,
     return lt_qload_weight(q, m, dst, t->dtype);
 }
 
+/* A fused tensor (Phi-3's attn_qkv, ffn_up: the members' rows one after another) split into the
+ * n member projections dst[0..n), each F32 or a quantization target. */
+static lt_status load_fused(const lt_gguf *g, const char *name, lt_tensor **dst, int n,
+                            lt_qload *q, lt_model *m) {
+    const lt_gguf_tensor *t = lt_gguf_find_tensor(g, name);
+    if (!t) return lt_error_set(LT_ERR_MODEL, "%s: tensor '%s' is missing", g->path, name);
+    int64_t rows = 0, cols = dst[0]->shape[1], trows = 1;
+    for (int i = 0; i < n; i++) rows += dst[i]->shape[0];
+    for (int i = 1; i < t->n_dims; i++) trows *= t->ne[i];
+    if (t->ne[0] != cols || trows != rows)
+        return lt_error_set(LT_ERR_MODEL, "%s: tensor '%s' has shape [%lld, %lld], expected "
+                            "[%lld, %lld] from the model's metadata", g->path, name,
+                            (long long)trows, (long long)t->ne[0], (long long)rows,
+                            (long long)cols);
+    float *all = lt_alloc_big((size_t)(rows * cols) * sizeof(float), name);
+    if (!all) return LT_ERR_OOM;
+    lt_gguf_tensor_to_f32(t, all);
+    lt_release_pages(t->data, t->nbytes);
+    lt_status st = LT_OK;
+    const float *src = all;
+    for (int i = 0; i < n && !st; i++) {
+        const size_t bytes = (size_t)(dst[i]->shape[0] * cols) * sizeof(float);
+        if (lt_qload_target(dst[i])) {
+            memcpy(q->scratch, src, bytes);
+            st = lt_qload_weight(q, m, dst[i], t->dtype);
+        } else {
+            memcpy(dst[i]->data, src, bytes);
+        }
+        src += dst[i]->shape[0] * cols;
+    }
+    free(all);
+    return st;
+}
+
 /* Release a quantized weight's own storage (NF4 codes + state, or Q8_0 blocks). */
 static void free_quantized(lt_tensor *t) {
     if (t->dtype == LT_NF4) lt_nf4_free(t);
@@ -279,14 +317,14 @@ void lt_model_free(lt_model *m) {
 /* GGUF tensor names for error messages (layer -1 with mod LT_MOD_COUNT: the output head). */
 static void gguf_tensor_name(char *buf, size_t n, int layer, int mod) {
     if (mod == LT_MOD_COUNT) snprintf(buf, n, layer < 0 ? "token_embd.weight" : "output.weight");
-    else snprintf(buf, n, "blk.%d.%s.weight", layer, gguf_names[mod]);
+    else snprintf(buf, n, "blk.%d.%s.weight", layer, gguf_names[mod]); /* layer 0's, unfused */
 }
 
 /* Heads to un-permute over for module k: llama.cpp permutes the q/k rows (weights and biases) of
  * "llama" files for its interleaved RoPE (convert_hf_to_gguf.py LlamaModel.modify_tensors);
  * "qwen2" and "qwen3" files keep HF's rotate_half order (Qwen2Model, NEOX RoPE). 0 = none. */
 static int qk_heads(const lt_model_config *c, int k) {
-    if (c->arch == LT_ARCH_QWEN2 || c->arch == LT_ARCH_QWEN3) return 0;
+    if (c->arch == LT_ARCH_QWEN2 || c->arch == LT_ARCH_QWEN3 || c->arch == LT_ARCH_PHI3) return 0;
     return k == LT_MOD_Q ? c->n_head : k == LT_MOD_K ? c->n_kv_head : 0;
 }
 
@@ -325,7 +363,13 @@ lt_status lt_model_load_gguf_opts(lt_model **out, const lt_gguf *g, const lt_mod
             if ((st = load_tensor(g, name, &L->k_norm, &q, m, 0))) goto fail;
         }
         for (int k = 0; k < LT_MOD_COUNT; k++) {
-            snprintf(name, sizeof name, "blk.%d.%s.weight", l, gguf_names[k]);
+            snprintf(name, sizeof name, "blk.%d.%s.weight", l, lt_model_gguf_stem(c, k));
+            int first, nm = lt_model_adapter_group(c, k, &first, NULL);
+            if (nm > 1) { /* Phi-3: attn_qkv / ffn_up, split at the group's first member */
+                lt_tensor *dst[3] = {&L->w[first], &L->w[first + 1], &L->w[first + 2]};
+                if (k == first && (st = load_fused(g, name, dst, nm, &q, m))) goto fail;
+                continue;
+            }
             if ((st = load_tensor(g, name, &L->w[k], &q, m, qk_heads(c, k)))) goto fail;
             if (!L->bias[k].data) continue;
             snprintf(name, sizeof name, "blk.%d.%s.bias", l, gguf_names[k]);

@@ -110,6 +110,10 @@ int lt_model_adapter_group(const lt_model_config *c, int k, int *first, const ch
 /* The projection bits (1 << lt_module) of the module named `name` under c — an adapter module
  * name or one of the seven projection names — or 0 when c has no such module. */
 unsigned lt_model_adapter_bits(const lt_model_config *c, const char *name);
+/* llama.cpp's per-block stem of the GGUF tensor that holds projection k under c: "attn_q", ...,
+ * "ffn_down"; for a fused model "attn_qkv" (q, k, v) and "ffn_up" (gate then up rows, llama.cpp's
+ * Phi-3 layout). */
+const char *lt_model_gguf_stem(const lt_model_config *c, int k);
 /* Validate target bits for c: a fused module is adapted whole. LT_ERR_RECIPE naming `what`
  * (e.g. "lora.target_modules") and the fused module when bits cover part of one. */
 lt_status lt_model_check_targets(const lt_model_config *c, unsigned bits, const char *what);

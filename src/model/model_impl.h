@@ -49,8 +49,6 @@ void lt_release_pages(const void *p, size_t n);
 /* Rows (out) and columns (in) of module k's weight under cfg. */
 int64_t lt_model_module_rows(const lt_model_config *c, lt_module k);
 int64_t lt_model_module_cols(const lt_model_config *c, lt_module k);
-/* llama.cpp's per-block tensor stem of module k ("attn_q", ..., "ffn_down"). */
-const char *lt_model_gguf_module(lt_module m);
 /* Does module k carry a bias under cfg? */
 bool lt_model_module_has_bias(const lt_model_config *c, lt_module k);
 

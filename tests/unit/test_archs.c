@@ -251,7 +251,7 @@ Test(archs, gemma3, .init = setup, .fini = teardown) { hf_only_case("gemma3", "G
 Test(archs, gemma3_legacy_rope_keys, .init = setup, .fini = teardown) {
     hf_only_case("gemma3_legacy", "Gemma 3");
 }
-Test(archs, phi3_fused, .init = setup, .fini = teardown) { hf_only_case("phi3", "Phi-3"); }
+Test(archs, phi3_fused, .init = setup, .fini = teardown) { arch_case("phi3"); }
 
 /* Phi-3's fused modules carry one adapter each, as PEFT's: qkv_proj's A [r, D] is shared by q,
  * k and v and its B [Dq + 2·Dkv, r] stacks theirs. A PEFT save holds exactly those tensors, a
