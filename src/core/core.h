@@ -227,17 +227,37 @@ lt_status lt_sha256_file(const char *path, char hex[65]);
 
 /* ---- random numbers ----------------------------------------------------------------------- */
 
-/* splitmix64 (Steele, Lea, Flood 2014): a tiny, seedable, platform-independent generator. Every
- * random choice in lathe (shuffles, LoRA init, dropout, sampling) derives from recipe seeds
- * through it, so runs are reproducible bit for bit. */
+/* Functions the CPU and the CUDA kernels must compute identically are defined once, in headers
+ * both compile; LT_HD makes them __host__ __device__ under nvcc. */
+#ifdef __CUDACC__
+#define LT_HD __host__ __device__
+#else
+#define LT_HD
+#endif
+
+/* splitmix64 (Steele, Lea, Flood, "Fast splittable pseudorandom number generators", OOPSLA 2014;
+ * constants from Vigna's splitmix64.c): a tiny, seedable, platform-independent generator. Every
+ * random choice in lathe (shuffles, LoRA init, dropout masks on CPU and GPU, sampling, the
+ * train/eval split) derives from recipe seeds through these three functions, so runs are
+ * reproducible bit for bit. The one definition, for host and device. */
 typedef struct {
     uint64_t s;
 } lt_rng;
-static inline uint64_t lt_splitmix64(uint64_t *s) {
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+#define LT_SPLITMIX64_GOLDEN 0x9e3779b97f4a7c15ull
+/* The output function: a well-mixed 64-bit hash of the state z. */
+static inline LT_HD uint64_t lt_splitmix64_mix(uint64_t z) {
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     return z ^ (z >> 31);
+}
+/* The next output of the stream whose state is *s. */
+static inline LT_HD uint64_t lt_splitmix64(uint64_t *s) {
+    return lt_splitmix64_mix(*s += LT_SPLITMIX64_GOLDEN);
+}
+/* Output j (0-based) of the stream seeded with `seed`, without state: any element is computable
+ * on its own (dropout masks, kernels/kernels.h). */
+static inline LT_HD uint64_t lt_splitmix64_at(uint64_t seed, uint64_t j) {
+    return lt_splitmix64_mix(seed + (j + 1) * LT_SPLITMIX64_GOLDEN);
 }
 static inline uint64_t lt_rng_u64(lt_rng *r) { return lt_splitmix64(&r->s); }
 /* Uniform in [0, 1) with 24 random bits. */

@@ -18,13 +18,6 @@ typedef struct {
     uint64_t s[4];
 } rng;
 
-static uint64_t splitmix64(uint64_t *x) {
-    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
 static uint64_t rng_next(rng *r) {
@@ -76,9 +69,9 @@ static void build_perm(lt_loader *l, int64_t epoch) {
     for (int64_t i = 0; i < l->n_docs; i++) l->perm[i] = i;
     l->perm_epoch = epoch;
     if (!l->o.shuffle) return;
-    uint64_t x = l->o.seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(epoch + 1));
+    uint64_t x = l->o.seed ^ (LT_SPLITMIX64_GOLDEN * (uint64_t)(epoch + 1));
     rng r;
-    for (int k = 0; k < 4; k++) r.s[k] = splitmix64(&x);
+    for (int k = 0; k < 4; k++) r.s[k] = lt_splitmix64(&x);
     for (int64_t i = l->n_docs - 1; i > 0; i--) {
         int64_t j = (int64_t)rng_below(&r, (uint64_t)i + 1);
         int64_t t = l->perm[i];

@@ -8,13 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* splitmix64 finalizer: a well-mixed 64-bit hash of x (Steele, Lea & Flood 2014). */
-static uint64_t mix64(uint64_t x) {
-    x += 0x9E3779B97F4A7C15ull;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
-}
+/* A well-mixed 64-bit hash of x: splitmix64's first output from state x (core.h). */
+static uint64_t mix64(uint64_t x) { return lt_splitmix64_mix(x + LT_SPLITMIX64_GOLDEN); }
 
 static bool goes_to_eval(uint64_t seed, int64_t record, double fraction) {
     if (fraction <= 0) return false;

@@ -1,6 +1,6 @@
 /*
  * act.h — elementwise functions that the CPU and CUDA kernels must compute identically, compiled
- * by both (LT_HD marks them __host__ __device__ under nvcc): the gated-MLP activations and
+ * by both (core.h's LT_HD marks them __host__ __device__ under nvcc): the gated-MLP activations and
  * soft-capping, each with its derivative.
  *
  *   silu(x)      = x·σ(x)                                  (Elfwing et al., arXiv 1702.03118)
@@ -13,11 +13,7 @@
 
 #include <math.h>
 
-#ifdef __CUDACC__
-#define LT_HD __host__ __device__
-#else
-#define LT_HD
-#endif
+#include "../core/core.h" /* LT_HD */
 
 #define LT_GELU_K0 0.7978845608028654f /* √(2/π) */
 #define LT_GELU_K1 0.044715f

@@ -17,24 +17,17 @@
 
 #include "../autograd/autograd.h"
 #include "../optim/optim.h"
+#include "../quant/quant.h"
 
-/* ---- LoRA dropout mask (shared by CPU and CUDA so both draw the same mask) ------------------
+/* ---- LoRA dropout mask (one definition for the CPU and CUDA kernels: the same mask) ---------
  * Element j of the flattened adapter input is kept iff u(seed, j) >= p, where u is the top 24
- * bits of splitmix64 (Steele, Lea, Flood, "Fast splittable pseudorandom number generators",
- * OOPSLA 2014; constants from Vigna's splitmix64.c) evaluated at state seed + (j+1)·golden, i.e.
- * the j-th output of a splitmix64 stream seeded with `seed`. A pure function of (seed, j), so a
- * mask is reproducible and any element is computable independently (no RNG state). */
-static inline uint64_t lt_splitmix64_at(uint64_t seed, uint64_t j) {
-    uint64_t z = seed + (j + 1) * 0x9E3779B97F4A7C15ULL;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
+ * bits of lt_splitmix64_at(seed, j) (core.h). A pure function of (seed, j), so a mask is
+ * reproducible and any element is computable independently (no RNG state). */
 /* Uniform in [0, 1) with 24 random bits (exact in float). */
-static inline float lt_dropout_uniform(uint64_t seed, uint64_t j) {
+static inline LT_HD float lt_dropout_uniform(uint64_t seed, uint64_t j) {
     return (float)(lt_splitmix64_at(seed, j) >> 40) * (1.0f / 16777216.0f);
 }
-static inline bool lt_dropout_keep(uint64_t seed, uint64_t j, float p) {
+static inline LT_HD bool lt_dropout_keep(uint64_t seed, uint64_t j, float p) {
     return lt_dropout_uniform(seed, j) >= p;
 }
 
@@ -133,8 +126,11 @@ float lt_cuda_grad_global_norm(const float *g, int64_t n);
 float lt_cuda_grad_clip(float *g, int64_t n, float max_norm, float norm);
 
 /* Dequantize n elements to bf16 at dst (device) on `stream` (cudaStream_t). Q8_0: ggml blocks.
- * NF4: bitsandbytes layout, device quant state as lt_cu_nf4_state in src/kernels/cuda/quant.cuh. */
+ * NF4: bitsandbytes layout, quant.h's lt_nf4_state with device pointers and dmap the device copy
+ * of the dynamic map (read only with double quantization). */
 void lt_cuda_dequant_q8_0_bf16(void *dst, const void *src, int64_t n, void *stream);
+void lt_cuda_dequant_nf4_bf16(void *dst, const void *codes, const lt_nf4_state *q,
+                              const float *dmap, int64_t n, void *stream);
 /* Total bytes of the reusable device temps (common.cuh), for peak-memory reports. */
 size_t lt_cuda_temp_bytes(void);
 /* Measured bf16 GEMM rate in TFLOP/s (median of reps M×N×K products; gemm.cu). */
@@ -144,7 +140,8 @@ double lt_cuda_gemm_tflops(int64_t M, int64_t N, int64_t K, int reps);
 /* Host copies of the device element functions, for tests without a GPU (cuda/quant.cu). */
 #ifdef LATHE_CUDA
 void lt_cuda_host_dequant_q8_0(float *dst, const void *src, int64_t n);
-bool lt_cuda_host_dropout_keep(uint64_t seed, uint64_t j, float p);
+void lt_cuda_host_dequant_nf4(float *dst, const void *codes, const lt_nf4_state *q,
+                              const float *dmap, int64_t n);
 #endif
 
 /* Cross-entropy row selection shared by cross_entropy and lm_head_cross_entropy: row i counts

@@ -115,7 +115,7 @@ static lt_tensor *decoder(lt_graph *g, lt_model *m, int B, int T, lt_tensor *ids
                                 m->cfg.embed_scale > 0 ? m->cfg.embed_scale : 1.0f);
     bool ckpt = g->checkpoint && g->record && !cache;
     for (int l = 0; l < m->cfg.n_layer; l++) {
-        uint64_t ls = seed ^ ((uint64_t)(l + 1) * 0x9e3779b97f4a7c15ull);
+        uint64_t ls = seed ^ ((uint64_t)(l + 1) * LT_SPLITMIX64_GOLDEN);
         block_ctx local = {m, &m->layers[l], B, T, pos, doc, ls, {cache, l}};
         if (!ckpt) {
             x = block(g, &local, &x);

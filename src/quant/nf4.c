@@ -18,26 +18,8 @@
 #define PAR_MIN_ELEMS (1 << 16)
 
 /* bitsandbytes functional.get_4bit_type("nf4") (= create_normal_map(offset=0.9677083) with
- * use_extra_value, normalized to [-1, 1]); the same table as csrc/kernels.cu
- * nf4_dequantization_lut. Index = 4-bit code. */
-const float LT_NF4_CODE[16] = {
-    -1.0f,
-    -0.6961928009986877f,
-    -0.5250730514526367f,
-    -0.39491748809814453f,
-    -0.28444138169288635f,
-    -0.18477343022823334f,
-    -0.09105003625154495f,
-    0.0f,
-    0.07958029955625534f,
-    0.16093020141124725f,
-    0.24611230194568634f,
-    0.33791524171829224f,
-    0.44070982933044434f,
-    0.5626170039176941f,
-    0.7229568362236023f,
-    1.0f,
-};
+ * use_extra_value, normalized to [-1, 1]): quant.h LT_NF4_CODE_INIT. */
+const float LT_NF4_CODE[16] = LT_NF4_CODE_INIT;
 
 /* The comparison constants of csrc/kernels.cu dQuantizeNF4's decision tree, sorted: the tree
  * returns the number of these that x exceeds (x > t). They are the midpoints of neighbouring
@@ -267,10 +249,7 @@ lt_status lt_nf4_quantize(lt_tensor *out, const lt_tensor *src, int64_t blocksiz
 /* ---- dequantize ----------------------------------------------------------------------------- */
 
 float lt_nf4_block_absmax(const lt_nf4_state *st, int64_t b) {
-    if (!st->double_quant) return st->absmax[b];
-    /* dequantize_blockwise: map[q] * absmax2 (kDequantizeBlockwise), then `absmax += offset` */
-    const float a = lt_quant_dynamic_map()[st->absmax_q[b]] * st->absmax2[b / LT_NF4_DQ_BLOCK];
-    return a + st->offset;
+    return lt_nf4_absmax_at(st, st->double_quant ? lt_quant_dynamic_map() : NULL, b);
 }
 
 void lt_nf4_dequant_range(const uint8_t *codes, const lt_nf4_state *st, int64_t first, int64_t n,

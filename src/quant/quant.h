@@ -77,6 +77,14 @@ void lt_quantize_q8_0(const float *src, void *dst, int64_t n);
  * ulp of the F32 midpoint (code[k] + code[k+1]) / 2, and equal to it except at k = 0, 8, 12, 14
  * (where bitsandbytes' CPU backend, which bucketizes on the F32 midpoints, can pick the other
  * neighbour for a value exactly between them; test_nf4 checks both facts). */
+/* The NF4 code book (bitsandbytes functional.get_4bit_type("nf4"), QLoRA appendix E; the same
+ * table as csrc/kernels.cu nf4_dequantization_lut), index = 4-bit code. The one definition: it
+ * initializes LT_NF4_CODE here and the CUDA kernels' constant table. */
+#define LT_NF4_CODE_INIT                                                                         \
+    {-1.0f, -0.6961928009986877f, -0.5250730514526367f, -0.39491748809814453f,                  \
+     -0.28444138169288635f, -0.18477343022823334f, -0.09105003625154495f, 0.0f,                 \
+     0.07958029955625534f, 0.16093020141124725f, 0.24611230194568634f, 0.33791524171829224f,    \
+     0.44070982933044434f, 0.5626170039176941f, 0.7229568362236023f, 1.0f}
 extern const float LT_NF4_CODE[16];
 extern const float LT_NF4_THRESH[15];
 
@@ -97,6 +105,24 @@ typedef struct lt_nf4_state {
     float *absmax2;     /* (ceil(n_blocks / 256)) F32 nested absmax per 256 codes (double_quant) */
     float offset;       /* mean of the F32 absmax values (double_quant) */
 } lt_nf4_state;
+
+/* Absmax of block b, and element i, of NF4 storage `codes` (bitsandbytes layout: element 2k is
+ * the high nibble of byte k) under state st — the one definition for the CPU dequantizer and the
+ * CUDA kernels (LT_HD; st's pointers are device pointers there). code = the 16-entry code book
+ * (LT_NF4_CODE_INIT), dmap = the 256-entry dynamic map (lt_quant_dynamic_map() or its device
+ * copy), read only with double quantization: absmax = dmap[absmax_q[b]] · absmax2[b / 256] +
+ * offset (bitsandbytes dequantize_blockwise, then `absmax += offset`). */
+static inline LT_HD float lt_nf4_absmax_at(const lt_nf4_state *st, const float *dmap, int64_t b) {
+    if (!st->double_quant) return st->absmax[b];
+    const float a = dmap[st->absmax_q[b]] * st->absmax2[b / LT_NF4_DQ_BLOCK];
+    return a + st->offset;
+}
+static inline LT_HD float lt_nf4_at(const uint8_t *codes, const lt_nf4_state *st,
+                                    const float *code, const float *dmap, int64_t i) {
+    const uint8_t byte = codes[i >> 1];
+    const int nib = (i & 1) ? (byte & 15) : (byte >> 4);
+    return code[nib] * lt_nf4_absmax_at(st, dmap, i / st->blocksize);
+}
 
 /* Bits of storage per parameter for NF4 with this block size, with or without double
  * quantization (formula above; the per-tensor offset is not counted). */

@@ -23,12 +23,7 @@ typedef struct {
     uint64_t s;
 } tl_rng;
 
-static inline uint64_t tl_next(tl_rng *r) {
-    uint64_t z = (r->s += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
+static inline uint64_t tl_next(tl_rng *r) { return lt_splitmix64(&r->s); }
 /* Uniform in [lo, hi). */
 static inline double tl_unif(tl_rng *r, double lo, double hi) {
     return lo + (hi - lo) * (double)(tl_next(r) >> 11) * (1.0 / 9007199254740992.0);

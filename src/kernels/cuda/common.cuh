@@ -47,15 +47,6 @@ static inline unsigned lt_blocks(int64_t n, int threads) {
     return (unsigned)(b > 65535 * 32 ? 65535 * 32 : b);
 }
 
-/* ---- dropout: the same function as kernels.h's lt_dropout_keep, for host and device --------- */
-__host__ __device__ static inline bool lt_cu_dropout_keep(uint64_t seed, uint64_t j, float p) {
-    uint64_t z = seed + (j + 1) * 0x9E3779B97F4A7C15ULL;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    z ^= z >> 31;
-    return (float)(z >> 40) * (1.0f / 16777216.0f) >= p;
-}
-
 /* ---- loads that accept f32 or bf16 storage ----------------------------------------------- */
 __device__ static inline float ld(const float *p, int64_t i) { return p[i]; }
 __device__ static inline float ld(const bf16 *p, int64_t i) { return __bfloat162float(p[i]); }

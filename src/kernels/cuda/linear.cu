@@ -5,7 +5,7 @@
  *   dx += dy W + s · m ⊙ ((dy B) A) / (1 − p);  dW += dyᵀ x;  dA += s (dy B)ᵀ drop(x);
  *   dB += s dyᵀ h;  dbias += Σ_rows dy (only if the bias were trainable).
  * The dropout mask m is lt_dropout_keep(seed, j, p) over the flat index j of x — the same bits
- * as the CPU (common.cuh lt_cu_dropout_keep, checked against kernels.h by tests/cuda).
+ * as the CPU (kernels.h, one __host__ __device__ definition).
  *
  * Device dtypes: x, y, saved drop(x) and h are bf16; A and B are f32 masters, copied to bf16 per
  * call; grads f32. Every product is one cuBLASLt GEMM, bf16 operands, f32 accumulation; dy is
@@ -43,7 +43,7 @@ static __global__ void k_dropout(bf16 *xd, const bf16 *x, int64_t n, uint64_t se
     const float inv_keep = 1.0f / (1.0f - p);
     for (int64_t j = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; j < n;
          j += (int64_t)gridDim.x * blockDim.x)
-        xd[j] = lt_cu_dropout_keep(seed, (uint64_t)j, p)
+        xd[j] = lt_dropout_keep(seed, (uint64_t)j, p)
                     ? __float2bfloat16(__bfloat162float(x[j]) * inv_keep)
                     : __float2bfloat16(0.0f);
 }
@@ -52,7 +52,7 @@ static __global__ void k_dropout_acc(float *dx, const float *t, int64_t n, uint6
                                      float c) {
     for (int64_t j = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; j < n;
          j += (int64_t)gridDim.x * blockDim.x)
-        if (lt_cu_dropout_keep(seed, (uint64_t)j, p)) dx[j] += c * t[j];
+        if (lt_dropout_keep(seed, (uint64_t)j, p)) dx[j] += c * t[j];
 }
 
 template <typename T>

@@ -17,10 +17,11 @@ static __global__ void k_dq_q8_0(bf16 *dst, const uint8_t *blocks, int64_t n) {
         dst[i] = __float2bfloat16(lt_q8_0_at(blocks, i));
 }
 
-static __global__ void k_dq_nf4(bf16 *dst, const uint8_t *packed, lt_cu_nf4_state q, int64_t n) {
+static __global__ void k_dq_nf4(bf16 *dst, const uint8_t *codes, lt_nf4_state q,
+                                const float *dmap, int64_t n) {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
          i += (int64_t)gridDim.x * blockDim.x)
-        dst[i] = __float2bfloat16(lt_cu_nf4_at(packed, &q, c_nf4, i));
+        dst[i] = __float2bfloat16(lt_nf4_at(codes, &q, c_nf4, dmap, i));
 }
 
 extern "C" void lt_cuda_dequant_q8_0_bf16(void *dst, const void *src, int64_t n, void *stream) {
@@ -31,12 +32,12 @@ extern "C" void lt_cuda_dequant_q8_0_bf16(void *dst, const void *src, int64_t n,
     LT_CUDA_LAUNCH_CHECK();
 }
 
-extern "C" void lt_cuda_dequant_nf4_bf16(void *dst, const void *packed, const lt_cu_nf4_state *q,
-                                         int64_t n, void *stream) {
-    LT_ASSERT(n % 2 == 0 && q->blocksize > 0 && (q->absmax || q->nested_blocksize > 0));
+extern "C" void lt_cuda_dequant_nf4_bf16(void *dst, const void *codes, const lt_nf4_state *q,
+                                         const float *dmap, int64_t n, void *stream) {
+    LT_ASSERT(n % 2 == 0 && q->blocksize > 0 && (!q->double_quant || dmap));
     if (n == 0) return;
     k_dq_nf4<<<lt_blocks(n, DQ_THREADS), DQ_THREADS, 0, (cudaStream_t)stream>>>(
-        (bf16 *)dst, (const uint8_t *)packed, *q, n);
+        (bf16 *)dst, (const uint8_t *)codes, *q, dmap, n);
     LT_CUDA_LAUNCH_CHECK();
 }
 
@@ -46,12 +47,8 @@ extern "C" void lt_cuda_host_dequant_q8_0(float *dst, const void *src, int64_t n
     for (int64_t i = 0; i < n; i++) dst[i] = lt_q8_0_at((const uint8_t *)src, i);
 }
 
-extern "C" void lt_cuda_host_dequant_nf4(float *dst, const void *packed, const lt_cu_nf4_state *q,
-                                         int64_t n) {
+extern "C" void lt_cuda_host_dequant_nf4(float *dst, const void *codes, const lt_nf4_state *q,
+                                         const float *dmap, int64_t n) {
     static const float nf4[16] = LT_NF4_CODE_INIT;
-    for (int64_t i = 0; i < n; i++) dst[i] = lt_cu_nf4_at((const uint8_t *)packed, q, nf4, i);
-}
-
-extern "C" bool lt_cuda_host_dropout_keep(uint64_t seed, uint64_t j, float p) {
-    return lt_cu_dropout_keep(seed, j, p);
+    for (int64_t i = 0; i < n; i++) dst[i] = lt_nf4_at((const uint8_t *)codes, q, nf4, dmap, i);
 }
