@@ -26,6 +26,7 @@
 
 #include "model/model.h"
 #include "optim/optim.h"
+#include "train/train.h"
 
 static double sgemm_rate(int M, int N, int K, int reps) {
     float *a = malloc(sizeof(float) * M * K), *b = malloc(sizeof(float) * N * K),
@@ -134,27 +135,29 @@ int main(int argc, char **argv) {
     flops += c->n_layer * 6.0 * B * c->n_head * (double)T * T * c->head_dim;
     flops += 4.0 * N * c->dim * c->vocab_size;
 
-    float *om = calloc((size_t)m->n_lora, 4), *ov = calloc((size_t)m->n_lora, 4);
+    /* the step `lathe train` runs (train.h lt_train_step): loss, backward, norm, AdamW */
+    lt_batch batch = {.B = B, .T = T, .tokens = tok, .targets = tgt, .pos = pos, .doc = doc,
+                      .n_rows_used = B};
+    for (int64_t i = 0; i < N; i++) batch.n_target_tokens += tgt[i] >= 0;
     lt_adamw_hparams hp = lt_adamw_defaults();
-    lt_arena arena;
-    lt_arena_init(&arena, 0);
-    lt_graph gr;
-    lt_graph_init(&gr, &arena);
-    gr.checkpoint = ckpt;
+    lt_trainer tr;
+    if (lt_trainer_init(&tr, m, &hp, 0.0f, 1, ckpt) != LT_OK) {
+        fprintf(stderr, "bench_train: %s\n", lt_error_message());
+        return 1;
+    }
     double total = 0;
     for (int s = 0; s <= steps; s++) {
         double t0 = lt_now();
-        memset(m->lora_grads, 0, (size_t)m->n_lora * 4);
-        lt_tensor *loss = lt_model_loss(&gr, m, B, T, tok, pos, doc, tgt, 0.0f, (uint64_t)s);
-        lt_backward(&gr, loss, 1.0f);
-        lt_adamw_step(m->lora_params, m->lora_grads, om, ov, m->n_lora, &hp, s + 1, 1e-4f);
-        lt_graph_clear(&gr);
-        lt_arena_reset(&arena);
+        lt_step_stats ss;
+        if (lt_train_step(&tr, &batch, 1, s, 1e-4f, &ss) != LT_OK) {
+            fprintf(stderr, "bench_train: %s\n", lt_error_message());
+            return 1;
+        }
         double dt = lt_now() - t0;
         if (s == 0) continue; /* warm-up step: first-touch page faults, arena growth */
         total += dt;
         printf("{\"bench\": \"train_step\", \"step\": %d, \"loss\": %.4f, \"ms\": %.1f}\n", s,
-               lt_f32(loss)[0], dt * 1e3);
+               ss.loss, dt * 1e3);
     }
     double per = total / steps;
     printf("{\"bench\": \"lora_train_cpu\", \"mode\": \"%s\", \"gradient_checkpointing\": %s, "
@@ -162,10 +165,9 @@ int main(int argc, char **argv) {
            "\"model_gflop_per_step\": %.1f, \"achieved_gflops\": %.1f, \"sgemm_gflops\": %.1f, "
            "\"mfu\": %.3f, \"activation_arena_mib\": %.1f, \"peak_rss_mib\": %.1f}\n",
            mode, ckpt ? "true" : "false", argv[1], B, T, R, steps, N / per, per * 1e3, flops / 1e9, flops / per / 1e9,
-           peak / 1e9, flops / per / peak, arena.peak / 1048576.0, lt_peak_rss() / 1048576.0);
-    lt_graph_free(&gr);
-    lt_arena_free(&arena);
+           peak / 1e9, flops / per / peak, tr.arena.peak / 1048576.0, lt_peak_rss() / 1048576.0);
+    lt_trainer_free(&tr);
     lt_model_free(m);
-    free(om); free(ov); free(tok); free(tgt); free(pos); free(doc);
+    free(tok); free(tgt); free(pos); free(doc);
     return 0;
 }

@@ -58,49 +58,6 @@ lt_status lt_train_eval(lt_model *m, lt_loader *eval, int B, int T, int64_t max_
     return LT_OK;
 }
 
-/* ---- one optimizer step ------------------------------------------------------------------- */
-
-typedef struct {
-    lt_model *m;
-    lt_loader *train;
-    lt_batch *batches; /* [grad_accum] */
-    int accum;
-    lt_arena arena;
-    lt_graph g;
-    uint64_t seed;
-} stepper;
-
-/* Forward + backward over the accumulated micro-batches; returns the step's mean loss. The data
- * for all micro-batches is fetched first so the loss can be normalized by the whole step's
- * target count (each micro-batch's CE divides by that total, and the grads add up). */
-static lt_status run_step(stepper *s, int64_t step, double *loss_out, int64_t *targets_out,
-                          int64_t *epochs_done) {
-    int64_t total = 0;
-    for (int a = 0; a < s->accum; a++) {
-        bool end = false;
-        lt_status st = lt_loader_next(s->train, &s->batches[a], &end);
-        if (st) return st;
-        if (end) (*epochs_done)++;
-        total += s->batches[a].n_target_tokens;
-    }
-    memset(s->m->lora_grads, 0, (size_t)s->m->n_lora * sizeof(float));
-    double loss = 0;
-    for (int a = 0; a < s->accum; a++) {
-        lt_batch *b = &s->batches[a];
-        if (b->n_target_tokens == 0) continue;
-        uint64_t dseed = s->seed ^ ((uint64_t)step * 0x100000001b3ull + (uint64_t)a + 1);
-        lt_tensor *l = lt_model_loss(&s->g, s->m, b->B, b->T, b->tokens, b->pos, b->doc,
-                                     b->targets, (float)total, dseed);
-        loss += lt_f32(l)[0];
-        lt_backward(&s->g, l, 1.0f);
-        lt_graph_clear(&s->g);
-        lt_arena_reset(&s->arena);
-    }
-    *loss_out = loss;
-    *targets_out = total;
-    return LT_OK;
-}
-
 /* ---- the run ------------------------------------------------------------------------------ */
 
 /* lora.target_modules as projection bits of model c (a fused module such as Phi-3's qkv_proj
@@ -129,39 +86,62 @@ static void set_threads(int64_t n) {
     omp_set_num_threads((int)n);
 }
 
-lt_status lt_train_run(const lt_recipe *r, const lt_train_opts *o) {
-    lt_status st;
-    set_threads(r->train.threads);
+/* What one run holds while it trains; job_free releases it. */
+typedef struct {
+    const lt_recipe *r;
     lt_run run;
-    if ((st = lt_run_open(&run, r, o->resume))) return st;
+    lt_model *m;
+    lt_tokenizer *tok;
+    lt_loader *train, *eval;
+    lt_loader_totals tt;
+    lt_trainer tr;
+    lt_batch *batches;        /* [accum] */
+    int accum;
+    int64_t total_steps;
+    int64_t tokens_per_step;  /* accum · micro_batch_size · seq_len */
+} job;
 
-    lt_model *m = NULL;
-    lt_tokenizer *tok = NULL;
-    lt_loader *train = NULL, *eval = NULL;
-    float *opt_m = NULL, *opt_v = NULL;
-    stepper s = {0};
-    double t_start = lt_now();
+static void job_free(job *j) {
+    if (j->batches) {
+        for (int a = 0; a < j->accum; a++) lt_batch_free(&j->batches[a]);
+        free(j->batches);
+    }
+    lt_trainer_free(&j->tr);
+    lt_loader_free(j->train);
+    lt_loader_free(j->eval);
+    lt_tokenizer_free(j->tok);
+    lt_model_free(j->m);
+}
 
+/* The base (quantized as the recipe says) and its adapter. */
+static lt_status job_load_model(job *j) {
+    const lt_recipe *r = j->r;
+    lt_status st;
     lt_info("loading %s", r->model.path);
     lt_model_opts qo = lt_recipe_model_opts(r);
-    if ((st = lt_model_load_opts(&m, &tok, r->model.path, &qo))) {
+    if ((st = lt_model_load_opts(&j->m, &j->tok, r->model.path, &qo))) {
         if (st == LT_ERR_RECIPE && r->source) lt_error_wrap(st, "%s", r->source);
-        goto done;
+        return st;
     }
-    const lt_model_config *c = &m->cfg;
-    if (c->context_length > 0 && r->data.seq_len > c->context_length) {
-        st = lt_error_set(LT_ERR_RECIPE, "%s: data.seq_len = %lld exceeds the model's context "
-                          "length %d (%s); hint: lower data.seq_len", r->source ? r->source : "recipe",
-                          (long long)r->data.seq_len, c->context_length, r->model.path);
-        goto done;
-    }
+    const lt_model_config *c = &j->m->cfg;
+    if (c->context_length > 0 && r->data.seq_len > c->context_length)
+        return lt_error_set(LT_ERR_RECIPE, "%s: data.seq_len = %lld exceeds the model's context "
+                            "length %d (%s); hint: lower data.seq_len",
+                            r->source ? r->source : "recipe", (long long)r->data.seq_len,
+                            c->context_length, r->model.path);
     unsigned targets;
-    if ((st = target_mask(r, c, &targets))) goto done;
+    if ((st = target_mask(r, c, &targets))) return st;
     lt_lora_config lc = {.r = (int)r->lora.r, .alpha = (float)r->lora.alpha,
                          .dropout = (float)r->lora.dropout, .rslora = r->lora.rslora,
                          .targets = targets};
-    lt_model_add_lora(m, &lc, (uint64_t)r->train.seed);
+    lt_model_add_lora(j->m, &lc, (uint64_t)r->train.seed);
+    return LT_OK;
+}
 
+/* The train (and eval) loaders, the step count and the micro-batch buffers. */
+static lt_status job_open_data(job *j) {
+    const lt_recipe *r = j->r;
+    lt_status st;
     lt_loader_opts lo = {
         .patterns = (const char *const *)r->data.train.items,
         .n_patterns = (size_t)r->data.train.n,
@@ -170,133 +150,109 @@ lt_status lt_train_run(const lt_recipe *r, const lt_train_opts *o) {
         .shuffle = true,
         .pack = r->data.packing,
         .seed = (uint64_t)r->train.seed,
-        .expect = {.vocab_size = c->vocab_size, .tokenizer_sha256 = lt_tokenizer_sha256(tok)},
+        .expect = {.vocab_size = j->m->cfg.vocab_size,
+                   .tokenizer_sha256 = lt_tokenizer_sha256(j->tok)},
     };
-    if ((st = lt_loader_open(&train, &lo))) goto done;
+    if ((st = lt_loader_open(&j->train, &lo))) return st;
     if (r->data.eval.n > 0) {
         lt_loader_opts eo = lo;
         eo.patterns = (const char *const *)r->data.eval.items;
         eo.n_patterns = (size_t)r->data.eval.n;
         eo.shuffle = false;
-        if ((st = lt_loader_open(&eval, &eo))) goto done;
+        if ((st = lt_loader_open(&j->eval, &eo))) return st;
     }
-    lt_loader_totals tt;
-    lt_loader_totals_get(train, &tt);
-    int64_t accum = r->train.grad_accum;
-    int64_t total_steps = r->train.max_steps;
-    if (total_steps <= 0) {
-        double per_epoch = (double)tt.batches_per_epoch / (double)accum;
-        total_steps = (int64_t)ceil(r->train.epochs * per_epoch);
-        if (total_steps < 1) total_steps = 1;
+    lt_loader_totals_get(j->train, &j->tt);
+    j->accum = (int)r->train.grad_accum;
+    j->total_steps = r->train.max_steps;
+    if (j->total_steps <= 0) {
+        double per_epoch = (double)j->tt.batches_per_epoch / (double)j->accum;
+        j->total_steps = (int64_t)ceil(r->train.epochs * per_epoch);
+        if (j->total_steps < 1) j->total_steps = 1;
     }
+    j->tokens_per_step = j->accum * r->train.micro_batch_size * r->data.seq_len;
+    j->batches = lt_xcalloc((size_t)j->accum, sizeof(lt_batch));
+    for (int a = 0; a < j->accum; a++)
+        lt_batch_init(&j->batches[a], (int)r->train.micro_batch_size, (int)r->data.seq_len);
+    return LT_OK;
+}
 
-    size_t nb = (size_t)m->n_lora * sizeof(float);
-    opt_m = lt_alloc_big(nb, "AdamW first moments");
-    opt_v = opt_m ? lt_alloc_big(nb, "AdamW second moments") : NULL;
-    if (!opt_v) {
-        st = LT_ERR_OOM;
-        goto done;
-    }
-
-    int64_t step = 0, epochs_done = 0;
-    if (o->resume && run.resume_step > 0) {
-        if ((st = lt_run_load_checkpoint(&run, m, opt_m, opt_v, train, &step, &epochs_done)))
-            goto done;
-        lt_info("resumed from %s at step %lld", run.resume_dir, (long long)step);
-    }
-
-    int64_t tokens_per_step = accum * r->train.micro_batch_size * r->data.seq_len;
+static void job_log_summary(const job *j) {
+    const lt_recipe *r = j->r;
+    const lt_model *m = j->m;
+    const lt_model_config *c = &m->cfg;
     char mem[256];
     lt_info("model: %d layers, hidden %d, %d heads (%d kv), vocab %d, context %d",
             c->n_layer, c->dim, c->n_head, c->n_kv_head, c->vocab_size, c->context_length);
     lt_info("base: %s", lt_model_memory_str(m, mem, sizeof mem));
     lt_info("LoRA: r=%d alpha=%g%s on %d modules/layer: %lld trainable parameters (%.3f%% of "
             "the base); adapter + grads + AdamW state %.1f MiB",
-            lc.r, lc.alpha, lc.rslora ? " (rsLoRA)" : "", __builtin_popcount(lc.targets),
-            (long long)m->n_lora, 100.0 * m->n_lora / (double)m->n_params,
-            4.0 * nb / 1048576.0);
+            m->lora.r, m->lora.alpha, m->lora.rslora ? " (rsLoRA)" : "",
+            __builtin_popcount(m->lora.targets), (long long)m->n_lora,
+            100.0 * m->n_lora / (double)m->n_params, 16.0 * m->n_lora / 1048576.0);
     lt_info("data: %lld documents, %lld tokens (%lld trained) in %lld shards; %lld micro-batches "
             "of %lld x %lld per epoch; %lld steps of %lld tokens",
-            (long long)tt.n_docs, (long long)tt.n_tokens, (long long)tt.n_targets,
-            (long long)tt.n_shards, (long long)tt.batches_per_epoch,
+            (long long)j->tt.n_docs, (long long)j->tt.n_tokens, (long long)j->tt.n_targets,
+            (long long)j->tt.n_shards, (long long)j->tt.batches_per_epoch,
             (long long)r->train.micro_batch_size, (long long)r->data.seq_len,
-            (long long)total_steps, (long long)tokens_per_step);
+            (long long)j->total_steps, (long long)j->tokens_per_step);
+}
 
-    lt_adamw_hparams hp = {.beta1 = (float)r->optim.beta1, .beta2 = (float)r->optim.beta2,
-                           .eps = (float)r->optim.eps,
-                           .weight_decay = (float)r->optim.weight_decay};
+/* Evaluation on the eval split (recipe batch shape), logged; *last receives the loss. */
+static lt_status job_eval(job *j, int64_t step, double *first, double *last) {
+    const lt_recipe *r = j->r;
+    double el;
+    lt_status st = lt_train_eval(j->m, j->eval, (int)r->train.micro_batch_size,
+                                 (int)r->data.seq_len, r->train.eval_batches, &el, NULL);
+    if (st) return st;
+    if (isnan(*first)) *first = el;
+    *last = el;
+    lt_run_log_eval(&j->run, step, el);
+    return LT_OK;
+}
+
+/* Steps from `step` to total_steps: data, lt_train_step, logs, evaluations, checkpoints, and a
+ * checkpoint + LT_ERR_INTERRUPTED on SIGINT/SIGTERM. */
+static lt_status job_loop(job *j, int64_t step, int64_t epochs_done, double *first_eval,
+                          double *last_eval, int64_t *step_out, int64_t *epochs_out) {
+    const lt_recipe *r = j->r;
+    lt_status st = LT_OK;
     lt_schedule sched = {.type = (lt_schedule_type)r->schedule.type, .lr = (float)r->optim.lr,
                          .min_lr = (float)r->schedule.min_lr,
                          .warmup_steps = r->schedule.warmup_steps};
-
-    s.m = m;
-    s.train = train;
-    s.accum = (int)accum;
-    s.seed = (uint64_t)r->train.seed;
-    s.batches = lt_xcalloc((size_t)accum, sizeof(lt_batch));
-    for (int a = 0; a < accum; a++)
-        lt_batch_init(&s.batches[a], (int)r->train.micro_batch_size, (int)r->data.seq_len);
-    lt_arena_init(&s.arena, 0);
-    lt_graph_init(&s.g, &s.arena);
-    s.g.checkpoint = r->train.gradient_checkpointing;
-
-    stop_requested = 0;
-    struct sigaction sa = {0}, old_int, old_term;
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
-
     lt_progress prog;
-    lt_progress_init(&prog, step, total_steps, r->train.log_every);
-    double first_eval = NAN, last_eval = NAN;
-    if (eval && step == 0) {
-        double el;
-        if ((st = lt_train_eval(m, eval, (int)r->train.micro_batch_size, (int)r->data.seq_len, r->train.eval_batches, &el, NULL))) goto loop_done;
-        first_eval = last_eval = el;
-        lt_run_log_eval(&run, 0, el);
-    }
-    while (step < total_steps) {
+    lt_progress_init(&prog, step, j->total_steps, r->train.log_every);
+    if (j->eval && step == 0 && (st = job_eval(j, 0, first_eval, last_eval))) goto out;
+    while (step < j->total_steps) {
         double t0 = lt_now();
-        float lr = lt_schedule_lr(&sched, step, total_steps);
-        double loss;
-        int64_t ntg;
-        if ((st = run_step(&s, step, &loss, &ntg, &epochs_done))) break;
-        float gn = lt_grad_global_norm(m->lora_grads, m->n_lora);
-        if (!isfinite(loss) || !isfinite(gn)) {
-            st = lt_error_set(LT_ERR_RUNTIME, "step %lld: the loss or gradient is not finite "
-                              "(loss %g, grad norm %g); the last checkpoint holds the last good "
-                              "state; hint: lower optim.lr or set train.grad_clip",
-                              (long long)step + 1, loss, gn);
-            break;
+        float lr = lt_schedule_lr(&sched, step, j->total_steps);
+        for (int a = 0; a < j->accum && !st; a++) {
+            bool end = false;
+            st = lt_loader_next(j->train, &j->batches[a], &end);
+            if (end) epochs_done++;
         }
-        if (r->train.grad_clip > 0) lt_grad_clip(m->lora_grads, m->n_lora, (float)r->train.grad_clip, gn);
-        lt_adamw_step(m->lora_params, m->lora_grads, opt_m, opt_v, m->n_lora, &hp, step + 1, lr);
+        lt_step_stats ss;
+        if (st || (st = lt_train_step(&j->tr, j->batches, j->accum, step, lr, &ss))) break;
         step++;
-        double dt = lt_now() - t0;
-        double tps = tokens_per_step / dt;
+        double tps = j->tokens_per_step / (lt_now() - t0);
         if (step == 1)
             lt_progress_note(&prog, "activation arena peak %.1f MiB%s; peak RSS %.1f MiB",
-                             s.arena.peak / 1048576.0,
-                             s.g.checkpoint ? " (gradient checkpointing)" : "",
+                             j->tr.arena.peak / 1048576.0,
+                             j->tr.g.checkpoint ? " (gradient checkpointing)" : "",
                              lt_peak_rss() / 1048576.0);
-        if (step % r->train.log_every == 0 || step == total_steps)
-            lt_run_log_step(&run, step, loss, lr, tps, gn);
-        lt_progress_update(&prog, step, loss, lr, tps, last_eval);
-        bool last = step == total_steps;
-        if (eval && ((r->train.eval_every > 0 && step % r->train.eval_every == 0) || last)) {
-            double el;
-            if ((st = lt_train_eval(m, eval, (int)r->train.micro_batch_size, (int)r->data.seq_len, r->train.eval_batches, &el, NULL))) break;
-            if (isnan(first_eval)) first_eval = el;
-            last_eval = el;
-            lt_run_log_eval(&run, step, el);
+        if (step % r->train.log_every == 0 || step == j->total_steps)
+            lt_run_log_step(&j->run, step, ss.loss, lr, tps, ss.grad_norm);
+        lt_progress_update(&prog, step, ss.loss, lr, tps, *last_eval);
+        bool last = step == j->total_steps;
+        if (j->eval && ((r->train.eval_every > 0 && step % r->train.eval_every == 0) || last)) {
+            if ((st = job_eval(j, step, first_eval, last_eval))) break;
             lt_progress_note(&prog, "step %lld: eval loss %.4f, perplexity %.2f", (long long)step,
-                             el, exp(el));
+                             *last_eval, exp(*last_eval));
         }
-        if ((r->train.save_every > 0 && step % r->train.save_every == 0 && !last) ||
-            stop_requested) {
-            if ((st = lt_run_save_checkpoint(&run, m, opt_m, opt_v, train, step, epochs_done)))
-                break;
-        }
+        if (((r->train.save_every > 0 && step % r->train.save_every == 0 && !last) ||
+             stop_requested) &&
+            (st = lt_run_save_checkpoint(&j->run, j->m, j->tr.opt_m, j->tr.opt_v, j->train, step,
+                                         epochs_done)))
+            break;
         if (stop_requested) {
             /* the run's resolved recipe.yaml carries every --set, so it resumes as it ran */
             st = lt_error_set(LT_ERR_INTERRUPTED, "interrupted at step %lld; checkpoint saved in "
@@ -305,34 +261,56 @@ lt_status lt_train_run(const lt_recipe *r, const lt_train_opts *o) {
             break;
         }
     }
-loop_done:
+out:
     lt_progress_end(&prog);
+    *step_out = step;
+    *epochs_out = epochs_done;
+    return st;
+}
+
+lt_status lt_train_run(const lt_recipe *r, const lt_train_opts *o) {
+    lt_status st;
+    set_threads(r->train.threads);
+    job j = {.r = r};
+    if ((st = lt_run_open(&j.run, r, o->resume))) return st;
+    double t_start = lt_now();
+    if ((st = job_load_model(&j)) || (st = job_open_data(&j))) goto done;
+    lt_adamw_hparams hp = {.beta1 = (float)r->optim.beta1, .beta2 = (float)r->optim.beta2,
+                           .eps = (float)r->optim.eps,
+                           .weight_decay = (float)r->optim.weight_decay};
+    if ((st = lt_trainer_init(&j.tr, j.m, &hp, (float)r->train.grad_clip,
+                              (uint64_t)r->train.seed, r->train.gradient_checkpointing)))
+        goto done;
+    int64_t step = 0, epochs_done = 0;
+    if (o->resume && j.run.resume_step > 0) {
+        if ((st = lt_run_load_checkpoint(&j.run, j.m, j.tr.opt_m, j.tr.opt_v, j.train, &step,
+                                         &epochs_done)))
+            goto done;
+        lt_info("resumed from %s at step %lld", j.run.resume_dir, (long long)step);
+    }
+    job_log_summary(&j);
+
+    stop_requested = 0;
+    struct sigaction sa = {0}, old_int, old_term;
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    double first_eval = NAN, last_eval = NAN;
+    st = job_loop(&j, step, epochs_done, &first_eval, &last_eval, &step, &epochs_done);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
-    if (!st) {
-        if ((st = lt_run_save_checkpoint(&run, m, opt_m, opt_v, train, step, epochs_done)) ||
-            (st = lt_run_export(&run, m)))
-            goto done;
-        double secs = lt_now() - t_start;
-        if (!isnan(first_eval))
-            lt_info("eval loss %.4f -> %.4f (perplexity %.2f -> %.2f)", first_eval, last_eval,
-                    exp(first_eval), exp(last_eval));
-        lt_info("done: %lld steps in %.1f s; adapter in %s/adapter", (long long)step, secs,
-                r->output.dir);
-    }
+    if (st) goto done;
+    if ((st = lt_run_save_checkpoint(&j.run, j.m, j.tr.opt_m, j.tr.opt_v, j.train, step,
+                                     epochs_done)) ||
+        (st = lt_run_export(&j.run, j.m)))
+        goto done;
+    if (!isnan(first_eval))
+        lt_info("eval loss %.4f -> %.4f (perplexity %.2f -> %.2f)", first_eval, last_eval,
+                exp(first_eval), exp(last_eval));
+    lt_info("done: %lld steps in %.1f s; adapter in %s/adapter", (long long)step,
+            lt_now() - t_start, r->output.dir);
 done:
-    lt_run_close(&run, st);
-    if (s.batches) {
-        for (int a = 0; a < s.accum; a++) lt_batch_free(&s.batches[a]);
-        free(s.batches);
-        lt_graph_free(&s.g);
-        lt_arena_free(&s.arena);
-    }
-    free(opt_m);
-    free(opt_v);
-    lt_loader_free(train);
-    lt_loader_free(eval);
-    lt_tokenizer_free(tok);
-    lt_model_free(m);
+    lt_run_close(&j.run, st);
+    job_free(&j);
     return st;
 }

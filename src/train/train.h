@@ -17,6 +17,7 @@
 #include "../core/core.h"
 #include "../data/data.h"
 #include "../model/model.h"
+#include "../optim/optim.h"
 #include "../recipe/recipe.h"
 
 typedef struct {
@@ -29,6 +30,42 @@ typedef struct {
  * LT_ERR_DATA for bad files, LT_ERR_RUNTIME for a non-finite loss (after checkpointing the last
  * good state). */
 lt_status lt_train_run(const lt_recipe *r, const lt_train_opts *o);
+
+/* ---- the training step (step.c): used by lt_train_run and bench/bench_train.c ------------- */
+
+/* The optimizer state of one job: the model whose adapter trains, AdamW's moments (owned,
+ * [m->n_lora] each, the flat layout of m->lora_params), and the step arena and graph. */
+typedef struct {
+    lt_model *m;
+    float *opt_m, *opt_v;
+    lt_adamw_hparams hp;
+    float grad_clip;    /* > 0: clip the global gradient norm to this */
+    uint64_t seed;      /* dropout masks derive from (seed, step, micro-batch) */
+    lt_arena arena;
+    lt_graph g;
+} lt_trainer;
+
+/* init: zeroed moments for m's adapter (attached first); `checkpointing` recomputes each block's
+ * activations in backward (autograd.h lt_checkpoint). LT_ERR_OOM naming the moments. free:
+ * releases the moments, arena and graph (not m); a zeroed trainer is fine. */
+lt_status lt_trainer_init(lt_trainer *t, lt_model *m, const lt_adamw_hparams *hp, float grad_clip,
+                          uint64_t seed, bool checkpointing);
+void lt_trainer_free(lt_trainer *t);
+
+typedef struct {
+    double loss;       /* the step's mean loss (nats per target token of all its micro-batches) */
+    int64_t n_targets; /* target tokens of the step */
+    float grad_norm;   /* global L2 norm of the adapter gradient, before clipping */
+} lt_step_stats;
+
+/* One optimizer step (DESIGN.md §3) over micro-batches batches[0..n): forward and loss of each
+ * normalized by the target tokens of all n (gradient accumulation: the grads sum to the gradient
+ * of the step's mean loss), backward, global gradient norm, clipping to t->grad_clip, then
+ * AdamW (arXiv 1711.05101) at learning rate lr as update number step + 1. *out is filled even
+ * on error. LT_ERR_RUNTIME when the loss or gradient norm is not finite: the parameters and
+ * moments are left as they were. */
+lt_status lt_train_step(lt_trainer *t, const lt_batch *batches, int n, int64_t step, float lr,
+                        lt_step_stats *out);
 
 /* Mean next-token loss (nats per target token) over one fixed-order pass of `eval` (opened with
  * shuffle = false, batch_rows B, seq_len T), or its first max_batches micro-batches when > 0.
