@@ -211,18 +211,7 @@ static lt_status load_fused(const hf_weights *w, const char *name, lt_tensor **d
     if (!all) return LT_ERR_OOM;
     lt_st_tensor_to_f32(t, all);
     lt_release_pages(t->data, t->nbytes);
-    lt_status st = LT_OK;
-    const float *src = all;
-    for (int i = 0; i < n && !st; i++) {
-        const size_t bytes = (size_t)(dst[i]->shape[0] * cols) * sizeof(float);
-        if (lt_qload_target(dst[i])) {
-            memcpy(q->scratch, src, bytes);
-            st = lt_qload_weight(q, m, dst[i], t->dtype);
-        } else {
-            memcpy(dst[i]->data, src, bytes);
-        }
-        src += dst[i]->shape[0] * cols;
-    }
+    lt_status st = lt_qload_split(q, m, all, dst, n, t->dtype);
     free(all);
     return st;
 }

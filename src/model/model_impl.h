@@ -40,6 +40,11 @@ lt_status lt_qload_weight(lt_qload *q, lt_model *m, lt_tensor *dst, lt_dtype src
  * weight without requantizing it: codes and state move into dst (nf4 is consumed). Its block
  * size is the file's, whatever quantization.block_size says (noted once in the log). */
 lt_status lt_qload_adopt(lt_qload *q, lt_model *m, lt_tensor *dst, lt_tensor *nf4);
+/* Split a fused weight (Phi-3's qkv_proj / gate_up_proj: the members' rows one after another,
+ * F32 in `all`, dst[0]->shape[1] columns) into the n member projections dst[0..n), each F32 or
+ * a quantization target (through q's scratch). `src_dtype` as lt_qload_weight's. */
+lt_status lt_qload_split(lt_qload *q, lt_model *m, const float *all, lt_tensor **dst, int n,
+                         lt_dtype src_dtype);
 /* Finish: progress line, m->n_params, free the scratch. Also called on failure (st != LT_OK). */
 void lt_qload_end(lt_qload *q, lt_model *m, lt_status st);
 /* Give a read-only mapping's pages of [p, p + n) back to the kernel (they are re-read from the

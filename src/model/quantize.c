@@ -179,6 +179,23 @@ lt_status lt_qload_adopt(lt_qload *q, lt_model *m, lt_tensor *dst, lt_tensor *nf
     return LT_OK;
 }
 
+lt_status lt_qload_split(lt_qload *q, lt_model *m, const float *all, lt_tensor **dst, int n,
+                         lt_dtype src_dtype) {
+    const int64_t cols = dst[0]->shape[1];
+    lt_status st = LT_OK;
+    for (int i = 0; i < n && !st; i++) {
+        const size_t bytes = (size_t)(dst[i]->shape[0] * cols) * sizeof(float);
+        if (lt_qload_target(dst[i])) {
+            memcpy(q->scratch, all, bytes);
+            st = lt_qload_weight(q, m, dst[i], src_dtype);
+        } else {
+            memcpy(dst[i]->data, all, bytes);
+        }
+        all += dst[i]->shape[0] * cols;
+    }
+    return st;
+}
+
 void lt_qload_end(lt_qload *q, lt_model *m, lt_status st) {
     (void)m;
     if (q->mask && !st) progress(q, true);

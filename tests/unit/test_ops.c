@@ -449,58 +449,45 @@ static lt_tensor *rms_build(lt_graph *g, void *c) {
     return lt_rmsnorm(g, r->x, r->w, r->eps, r->offset);
 }
 
-Test(ops, rmsnorm) {
-    tl_rng rng = {3};
-    const int64_t N = 7, D = 13;
-    rms_ctx c = {leaf_f32(&rng, 3, (int64_t[]){N, 1, D}, true), leaf_f32(&rng, 1, (int64_t[]){D}, true),
-                 1e-5f, 0.0f};
+/* Forward of c against float64 (weight applied as offset + w) and grads of x and w. */
+static void check_rmsnorm(rms_ctx *c, uint64_t seed, const char *what) {
+    const int64_t D = c->w->shape[0], N = lt_tensor_numel(c->x) / D;
     fixture f;
     fx_init(&f);
-    lt_tensor *y = rms_build(&f.g, &c);
-    double ref[7 * 13];
+    lt_tensor *y = rms_build(&f.g, c);
+    double *ref = malloc((size_t)(N * D) * sizeof(double));
     for (int64_t i = 0; i < N; i++) {
         double ss = 0;
-        for (int64_t d = 0; d < D; d++) ss += (double)lt_f32(c.x)[i * D + d] * lt_f32(c.x)[i * D + d];
-        double rs = 1.0 / sqrt(ss / D + c.eps);
-        for (int64_t d = 0; d < D; d++) ref[i * D + d] = lt_f32(c.x)[i * D + d] * rs * lt_f32(c.w)[d];
+        for (int64_t d = 0; d < D; d++) ss += (double)lt_f32(c->x)[i * D + d] * lt_f32(c->x)[i * D + d];
+        double rs = 1.0 / sqrt(ss / D + c->eps);
+        for (int64_t d = 0; d < D; d++)
+            ref[i * D + d] = lt_f32(c->x)[i * D + d] * rs * (c->offset + lt_f32(c->w)[d]);
     }
     double e = tl_rel_err(lt_f32(y), ref, N * D);
-    cr_expect(e < TOL_FWD, "rmsnorm forward rel err %.3g", e);
+    cr_expect(e < TOL_FWD, "rmsnorm (%s) forward rel err %.3g", what, e);
+    free(ref);
     fx_free(&f);
-    lt_tensor *leaves[2] = {c.x, c.w};
-    tl_gc_result res = tl_gradcheck(rms_build, &c, leaves, 2, NULL, 0, 4, FD_H, 0);
+    lt_tensor *leaves[2] = {c->x, c->w};
+    tl_gc_result res = tl_gradcheck(rms_build, c, leaves, 2, NULL, 0, seed, FD_H, 0);
     check_grads(&res, leaves, (const char *[]){"x", "w"}, 2);
-    /* frozen weight (the LoRA case): only x gets a grad */
-    c.w->requires_grad = false;
-    lt_tensor *frozen[1] = {c.w};
-    res = tl_gradcheck(rms_build, &c, leaves, 1, frozen, 1, 4, FD_H, 0);
-    check_grads(&res, leaves, (const char *[]){"x"}, 1);
-    tl_free(c.x), tl_free(c.w);
 }
 
-/* Gemma's (1 + w) RMSNorm: forward against float64 with the offset, grads for x and w. */
-Test(ops, rmsnorm_offset) {
-    tl_rng rng = {5};
-    const int64_t N = 6, D = 11;
-    rms_ctx c = {leaf_f32(&rng, 2, (int64_t[]){N, D}, true), leaf_f32(&rng, 1, (int64_t[]){D}, true),
-                 1e-6f, 1.0f};
-    fixture f;
-    fx_init(&f);
-    lt_tensor *y = rms_build(&f.g, &c);
-    double ref[6 * 11];
-    for (int64_t i = 0; i < N; i++) {
-        double ss = 0;
-        for (int64_t d = 0; d < D; d++) ss += (double)lt_f32(c.x)[i * D + d] * lt_f32(c.x)[i * D + d];
-        double rs = 1.0 / sqrt(ss / D + c.eps);
-        for (int64_t d = 0; d < D; d++)
-            ref[i * D + d] = lt_f32(c.x)[i * D + d] * rs * (1.0 + lt_f32(c.w)[d]);
-    }
-    double e = tl_rel_err(lt_f32(y), ref, N * D);
-    cr_expect(e < TOL_FWD, "rmsnorm (1 + w) forward rel err %.3g", e);
-    fx_free(&f);
-    lt_tensor *leaves[2] = {c.x, c.w};
-    tl_gc_result res = tl_gradcheck(rms_build, &c, leaves, 2, NULL, 0, 6, FD_H, 0);
-    check_grads(&res, leaves, (const char *[]){"x (offset)", "w (offset)"}, 2);
+Test(ops, rmsnorm) {
+    tl_rng rng = {3};
+    rms_ctx c = {leaf_f32(&rng, 3, (int64_t[]){7, 1, 13}, true),
+                 leaf_f32(&rng, 1, (int64_t[]){13}, true), 1e-5f, 0.0f};
+    check_rmsnorm(&c, 4, "w");
+    /* Gemma's (1 + w) RMSNorm */
+    c.offset = 1.0f;
+    c.eps = 1e-6f;
+    check_rmsnorm(&c, 6, "1 + w");
+    /* frozen weight (the LoRA case): only x gets a grad */
+    c.offset = 0.0f;
+    c.eps = 1e-5f;
+    c.w->requires_grad = false;
+    lt_tensor *leaves[1] = {c.x}, *frozen[1] = {c.w};
+    tl_gc_result res = tl_gradcheck(rms_build, &c, leaves, 1, frozen, 1, 4, FD_H, 0);
+    check_grads(&res, leaves, (const char *[]){"x"}, 1);
     tl_free(c.x), tl_free(c.w);
 }
 
@@ -666,25 +653,33 @@ static att_ctx att_make(tl_rng *r, int64_t B, int64_t Tq, int64_t Tk, int64_t Hq
 }
 static void att_free(att_ctx *a) { tl_free(a->q), tl_free(a->k), tl_free(a->v), tl_free(a->doc); }
 
+/* Forward of a against the float64 reference and q/k/v grads against finite differences
+ * (`samples` as tl_gradcheck's; 0 = every element); `what` names the case in messages. */
+static void check_attention(att_ctx *a, uint64_t seed, int samples, const char *what) {
+    fixture f;
+    fx_init(&f);
+    lt_tensor *o = att_build(&f.g, a);
+    int64_t no = lt_tensor_numel(o);
+    double *ref = malloc((size_t)no * sizeof(double));
+    ref_attention(a, ref);
+    double e = tl_rel_err(lt_f32(o), ref, no);
+    cr_expect(e < TOL_FWD, "attention (%s) forward rel err %.3g", what, e);
+    free(ref);
+    fx_free(&f);
+    lt_tensor *leaves[3] = {a->q, a->k, a->v};
+    tl_gc_result res = tl_gradcheck(att_build, a, leaves, 3, NULL, 0, seed, FD_H, samples);
+    check_grads(&res, leaves, (const char *[]){"q", "k", "v"}, 3);
+}
+
 static void attention_case_w(int64_t B, int64_t Tq, int64_t Tk, int64_t Hq, int64_t Hkv,
                              int64_t Dh, bool with_doc, int64_t window, uint64_t seed) {
     tl_rng r = {seed};
     att_ctx a = att_make(&r, B, Tq, Tk, Hq, Hkv, Dh, with_doc);
     a.window = window;
-    fixture f;
-    fx_init(&f);
-    lt_tensor *o = att_build(&f.g, &a);
-    int64_t no = lt_tensor_numel(o);
-    double *ref = malloc((size_t)no * sizeof(double));
-    ref_attention(&a, ref);
-    double e = tl_rel_err(lt_f32(o), ref, no);
-    cr_expect(e < TOL_FWD, "attention forward rel err %.3g (Tq %ld Tk %ld Hkv %ld doc %d window "
-              "%ld)", e, (long)Tq, (long)Tk, (long)Hkv, with_doc, (long)window);
-    free(ref);
-    fx_free(&f);
-    lt_tensor *leaves[3] = {a.q, a.k, a.v};
-    tl_gc_result res = tl_gradcheck(att_build, &a, leaves, 3, NULL, 0, seed + 1, FD_H, 0);
-    check_grads(&res, leaves, (const char *[]){"q", "k", "v"}, 3);
+    char what[128];
+    snprintf(what, sizeof what, "Tq %ld Tk %ld Hkv %ld doc %d window %ld", (long)Tq, (long)Tk,
+             (long)Hkv, with_doc, (long)window);
+    check_attention(&a, seed + 1, 0, what);
     att_free(&a);
 }
 
@@ -727,19 +722,7 @@ static void attention_gemma_case(int64_t Tq, int64_t Tk, int64_t window, uint64_
     a.scale = 0.9f; /* large: scores reach several units, past the cap of 1.5 */
     a.softcap = 1.5f;
     for (int64_t i = 0; i < lt_tensor_numel(a.q); i++) lt_f32(a.q)[i] *= 2;
-    fixture f;
-    fx_init(&f);
-    lt_tensor *o = att_build(&f.g, &a);
-    int64_t no = lt_tensor_numel(o);
-    double *ref = malloc((size_t)no * sizeof(double));
-    ref_attention(&a, ref);
-    double e = tl_rel_err(lt_f32(o), ref, no);
-    cr_expect(e < TOL_FWD, "soft-capped attention forward rel err %.3g", e);
-    free(ref);
-    fx_free(&f);
-    lt_tensor *leaves[3] = {a.q, a.k, a.v};
-    tl_gc_result res = tl_gradcheck(att_build, &a, leaves, 3, NULL, 0, seed + 1, FD_H, 0);
-    check_grads(&res, leaves, (const char *[]){"q (capped)", "k (capped)", "v (capped)"}, 3);
+    check_attention(&a, seed + 1, 0, "scale 0.9, soft-cap 1.5");
     att_free(&a);
 }
 Test(ops, attention_scale_softcap) {
@@ -1207,19 +1190,7 @@ Test(ops, parallel_paths_linear_dropout) {
 Test(ops, parallel_paths_attention) {
     tl_rng r = {89};
     att_ctx a = att_make(&r, 2, 70, 75, 4, 2, 16, true); /* 2 query blocks, offset 5, docs */
-    fixture f;
-    fx_init(&f);
-    lt_tensor *o = att_build(&f.g, &a);
-    int64_t no = lt_tensor_numel(o);
-    double *ref = malloc((size_t)no * sizeof(double));
-    ref_attention(&a, ref);
-    double e = tl_rel_err(lt_f32(o), ref, no);
-    cr_expect(e < TOL_FWD, "attention forward rel err %.3g", e);
-    free(ref);
-    fx_free(&f);
-    lt_tensor *leaves[3] = {a.q, a.k, a.v};
-    tl_gc_result res = tl_gradcheck(att_build, &a, leaves, 3, NULL, 0, 90, FD_H, GC_SAMPLES);
-    check_grads(&res, leaves, (const char *[]){"q", "k", "v"}, 3);
+    check_attention(&a, 90, GC_SAMPLES, "parallel paths");
     att_free(&a);
 }
 
