@@ -214,7 +214,6 @@ lt_dtype lt_export__gguf_dtype(lt_dtype want, int64_t row_len) {
 static lt_status write_gguf_adapter(const lt_export_src *src, const char *path, lt_dtype dtype) {
     const lt_model *m = src->m;
     const lt_model_config *c = &m->cfg;
-    if (!lt_export__gguf_arch(c)) return lt_export__no_gguf(c, path);
     lt_gguf_writer *w = lt_gguf_writer_new();
     lt_gguf_writer_set_str(w, "general.architecture", lt_export__gguf_arch(c));
     lt_gguf_writer_set_str(w, "general.type", "adapter");

@@ -17,11 +17,9 @@ lt_dtype lt_export__gguf_dtype(lt_dtype want, int64_t row_len);
 /* general.file_type for a whole-file dtype (llama.cpp enum llama_ftype). */
 uint32_t lt_export__ftype(lt_dtype t);
 
-/* "llama" (Llama, Mistral), "qwen2" or "qwen3": the GGUF architecture of a config; NULL when
- * lathe writes no GGUF for it (Gemma), for which lt_export__no_gguf makes the error. */
+/* The GGUF architecture of a config: "llama" (Llama, Mistral), "qwen2", "qwen3", "phi3",
+ * "gemma2" or "gemma3". */
 const char *lt_export__gguf_arch(const lt_model_config *c);
-/* LT_ERR_MODEL naming `path` and the architecture, with a hint to export safetensors / PEFT. */
-lt_status lt_export__no_gguf(const lt_model_config *c, const char *path);
 /* HF -> GGUF row order of a q/k weight [rows, cols] or bias (cols 0) of module `mod` (others and
  * qwen2 untouched). */
 void lt_export__qk_to_gguf(const lt_model_config *c, int mod, float *x, int64_t rows,

@@ -20,6 +20,7 @@
 #include <cblas.h>
 #include <jansson.h>
 #include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -117,6 +118,11 @@ static int list_tensors(const lt_model *m, mtensor **out) {
 }
 
 static int64_t numel(const mtensor *t) { return t->rows * (t->cols ? t->cols : 1); }
+
+static bool is_norm(tkind k) {
+    return k == T_OUT_NORM || k == T_ATTN_NORM || k == T_FFN_NORM || k == T_Q_NORM ||
+           k == T_K_NORM || k == T_POST_ATTN_NORM || k == T_POST_FFN_NORM;
+}
 
 /* The tensor's values in the HF layout, adapter merged in, into dst (numel floats). */
 static void fill(const lt_model *m, const mtensor *t, float *dst) {
@@ -219,28 +225,53 @@ static void copy_kv(lt_gguf_writer *w, const lt_gguf_kv *kv) {
 static bool has_prefix(const char *s, const char *p) { return !strncmp(s, p, strlen(p)); }
 
 const char *lt_export__gguf_arch(const lt_model_config *c) {
-    /* convert_hf_to_gguf.py: LlamaForCausalLM and MistralForCausalLM -> "llama" (Q/K permuted),
-     * Qwen2ForCausalLM -> "qwen2", Qwen3ForCausalLM -> "qwen3" (rows kept in the HF order);
-     * Gemma: NULL, lathe does not write Gemma GGUFs yet (llama.cpp stores 1 + w norms and
-     * derives Gemma 2's query scale from the model size instead of query_pre_attn_scalar) */
+    /* convert_hf_to_gguf.py: LlamaForCausalLM and MistralForCausalLM -> "llama" (Q/K permuted);
+     * the others keep the HF row order (NEOX RoPE in llama.cpp) */
     switch (c->arch) {
-    case LT_ARCH_LLAMA:
-    case LT_ARCH_MISTRAL: return "llama";
     case LT_ARCH_QWEN2: return "qwen2";
     case LT_ARCH_QWEN3: return "qwen3";
-    case LT_ARCH_PHI3: return "phi3"; /* fused attn_qkv / ffn_up, NEOX RoPE (no permutation) */
-    default: return NULL;
+    case LT_ARCH_PHI3: return "phi3"; /* fused attn_qkv / ffn_up */
+    case LT_ARCH_GEMMA2: return "gemma2";
+    case LT_ARCH_GEMMA3: return "gemma3";
+    default: return "llama";
     }
 }
 
-lt_status lt_export__no_gguf(const lt_model_config *c, const char *path) {
-    return lt_error_set(LT_ERR_MODEL, "%s: cannot write a GGUF for %s: lathe writes GGUF files "
-                        "for Llama, Mistral, Qwen2, Qwen3 and Phi-3 only (llama.cpp's Gemma files "
-                        "store 1 + w norms and take Gemma 2's query scale from the model size); "
-                        "hint: export "
-                        "\"peft\" or \"merged-safetensors\" and convert with llama.cpp's "
-                        "convert_hf_to_gguf.py", path,
-                        c->arch == LT_ARCH_GEMMA2 ? "Gemma 2" : "Gemma 3");
+/* The keys of llama.cpp's Gemma conventions (gguf_config.c read_gemma), or LT_ERR_MODEL naming
+ * what a Gemma GGUF cannot carry exactly. */
+static lt_status gemma_keys(const lt_model_config *c, lt_gguf_writer *w, const char *arch,
+                            const char *path, int n_swa) {
+    const bool g2 = c->arch == LT_ARCH_GEMMA2;
+    const float qpas = lt_model_gguf_gemma_qpas(c);
+    const int pattern = lt_model_swa_pattern(c);
+    const char *what = NULL;
+    if (!c->tied) what = "an lm_head apart from the embedding (llama.cpp's Gemma ties them)";
+    else if ((float)pow(qpas, -0.5) != c->attn_scale)
+        what = "a query_pre_attn_scalar other than the one llama.cpp derives from the model's "
+               "size (head_dim, or hidden / heads for the 27B layouts)";
+    else if (n_swa > 0 && pattern == 0)
+        what = "sliding layers that follow no 'every n-th layer is global' pattern";
+    else if (g2 && (n_swa == 0 || c->attn_softcap <= 0))
+        what = "a Gemma 2 without a sliding window or attention soft-capping";
+    else if (!g2 && c->attn_softcap > 0)
+        what = "attention soft-capping in a Gemma 3";
+    if (what)
+        return lt_error_set(LT_ERR_MODEL, "%s: cannot write a %s GGUF: this model has %s; hint: "
+                            "export merged safetensors or peft instead", path, arch, what);
+    char key[128];
+#define AKEY(k) (snprintf(key, sizeof key, "%s." k, arch), key)
+    if (g2) lt_gguf_writer_set_f32(w, AKEY("attn_logit_softcapping"), c->attn_softcap);
+    if (g2 || c->final_softcap > 0)
+        lt_gguf_writer_set_f32(w, AKEY("final_logit_softcapping"), c->final_softcap);
+    if (n_swa > 0) {
+        lt_gguf_writer_set_u32(w, AKEY("attention.sliding_window"), (uint32_t)c->sliding_window);
+        lt_gguf_writer_set_u32(w, AKEY("attention.sliding_window_pattern"), (uint32_t)pattern);
+    }
+    if (!g2)
+        lt_gguf_writer_set_f32(w, AKEY("rope.freq_base_swa"),
+                               c->rope_local_base > 0 ? c->rope_local_base : c->rope_base);
+#undef AKEY
+    return LT_OK;
 }
 
 /* Permute rows of a q/k weight or bias (rows = heads · head_dim) into llama.cpp's order when the
@@ -257,9 +288,9 @@ lt_status lt_export_merged_gguf_file(const lt_export_src *src, const char *path,
     const lt_model *m = src->m;
     const lt_model_config *c = &m->cfg;
     const char *arch = lt_export__gguf_arch(c);
-    if (!arch) return lt_export__no_gguf(c, path);
+    const bool gemma = c->arch == LT_ARCH_GEMMA2 || c->arch == LT_ARCH_GEMMA3;
     int swa_from, n_swa = lt_model_swa_layers(c, &swa_from);
-    if (n_swa > 0 && n_swa < c->n_layer)
+    if (!gemma && n_swa > 0 && n_swa < c->n_layer)
         return lt_error_set(LT_ERR_MODEL, "%s: cannot write a GGUF: %d of %d layers use a sliding "
                             "window, and a GGUF's '%s.attention.sliding_window' applies to every "
                             "layer; hint: export merged safetensors instead", path, n_swa,
@@ -294,7 +325,7 @@ lt_status lt_export_merged_gguf_file(const lt_export_src *src, const char *path,
     lt_gguf_writer_set_u32(w, AKEY("rope.dimension_count"), (uint32_t)c->head_dim);
     lt_gguf_writer_set_u32(w, AKEY("attention.head_count"), (uint32_t)c->n_head);
     lt_gguf_writer_set_u32(w, AKEY("attention.head_count_kv"), (uint32_t)c->n_kv_head);
-    if (c->head_dim * c->n_head != c->dim) { /* convert_hf_to_gguf.py: explicit head_dim */
+    if (c->head_dim * c->n_head != c->dim || gemma) { /* convert_hf_to_gguf.py: head_dim */
         lt_gguf_writer_set_u32(w, AKEY("attention.key_length"), (uint32_t)c->head_dim);
         lt_gguf_writer_set_u32(w, AKEY("attention.value_length"), (uint32_t)c->head_dim);
     }
@@ -305,10 +336,15 @@ lt_status lt_export_merged_gguf_file(const lt_export_src *src, const char *path,
         lt_gguf_writer_set_str(w, AKEY("rope.scaling.type"), "linear");
         lt_gguf_writer_set_f32(w, AKEY("rope.scaling.factor"), c->rope_scaling.factor);
     }
-    /* every layer slides (gguf_config.c reads the key that way) */
-    if (n_swa > 0)
+    /* every layer slides (gguf_config.c reads the key that way), or Gemma's pattern */
+    if (n_swa > 0 && !gemma)
         lt_gguf_writer_set_u32(w, AKEY("attention.sliding_window"), (uint32_t)c->sliding_window);
 #undef AKEY
+    lt_status st = gemma ? gemma_keys(c, w, arch, path, n_swa) : LT_OK;
+    if (st) {
+        lt_gguf_writer_free(w);
+        return st;
+    }
     /* a GGUF base's tokenizer.* keys were carried over verbatim above; otherwise rebuild them */
     if (!src->gguf || !lt_gguf_find(src->gguf, "tokenizer.ggml.model"))
         lt_tokenizer_to_gguf(src->tok, w);
@@ -320,10 +356,12 @@ lt_status lt_export_merged_gguf_file(const lt_export_src *src, const char *path,
     for (int i = 0; i < n; i++)
         if (numel(&ts[i]) > max_numel) max_numel = numel(&ts[i]);
     float *scratch = lt_alloc_big((size_t)max_numel * sizeof(float), "a merged tensor");
-    lt_status st = scratch ? LT_OK : LT_ERR_OOM;
+    st = scratch ? LT_OK : LT_ERR_OOM;
     for (int i = 0; i < n && !st; i++) {
         mtensor *t = &ts[i];
         fill(m, t, scratch);
+        if (is_norm(t->kind)) /* Gemma: llama.cpp stores (1 + w) (conversion/gemma.py) */
+            for (int64_t j = 0; j < numel(t); j++) scratch[j] += c->norm_offset;
         if (t->kind == T_PROJ || t->kind == T_BIAS)
             lt_export__qk_to_gguf(c, t->mod, scratch, t->rows, t->cols);
         lt_dtype td = t->cols ? lt_export__gguf_dtype(dtype, t->cols) : LT_F32;

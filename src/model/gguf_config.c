@@ -49,6 +49,10 @@ static const char *const read_keys[] = {
     "rope.dimension_count", "rope.freq_base", "attention.head_count", "attention.head_count_kv",
     "attention.key_length", "attention.value_length", "attention.layer_norm_rms_epsilon",
     "rope.scaling.type", "rope.scaling.factor", "vocab_size", "attention.sliding_window", NULL};
+/* ... and for Gemma (read_gemma) */
+static const char *const gemma_keys[] = {"attn_logit_softcapping", "final_logit_softcapping",
+                                         "attention.sliding_window_pattern",
+                                         "rope.freq_base_swa", NULL};
 /* Keys that do not change the forward pass of these decoders: the original context of a
  * scaling (used by YaRN only, which is refused), whether the model was fine-tuned with it, and
  * llama.cpp's record of the pre-GGUF tensor layout. */
@@ -88,7 +92,8 @@ static bool kv_is_zero(const lt_gguf *g, const lt_gguf_kv *kv) {
     return false;
 }
 
-static lt_status audit_keys(const lt_gguf *g, const char *arch) {
+static lt_status audit_keys(const lt_gguf *g, const char *arch, const lt_model_config *c) {
+    const bool gemma = c->arch == LT_ARCH_GEMMA2 || c->arch == LT_ARCH_GEMMA3;
     const size_t plen = strlen(arch);
     char unknown[512] = "";
     size_t n_unknown = 0, len = 0;
@@ -97,6 +102,7 @@ static lt_status audit_keys(const lt_gguf *g, const char *arch) {
         if (strncmp(kv->key, arch, plen) || kv->key[plen] != '.') continue;
         const char *k = kv->key + plen + 1;
         if (in_list(read_keys, k) || in_list(inert_keys, k)) continue;
+        if (gemma && in_list(gemma_keys, k)) continue;
         bool refused = false;
         for (size_t r = 0; r < sizeof refused_keys / sizeof refused_keys[0]; r++)
             if (!strcmp(k, refused_keys[r].key)) {
@@ -145,6 +151,8 @@ static bool expected_tensor(const lt_model_config *c, const char *name) {
     if (weight && (!strcmp(stem, "attn_norm") || !strcmp(stem, "ffn_norm"))) return true;
     if (weight && (!strcmp(stem, "attn_q_norm") || !strcmp(stem, "attn_k_norm")))
         return c->qk_norm;
+    if (weight && (!strcmp(stem, "post_attention_norm") || !strcmp(stem, "post_ffw_norm")))
+        return c->sandwich_norm;
     for (int k = 0; k < LT_MOD_COUNT; k++)
         if (!strcmp(stem, lt_model_gguf_stem(c, k)))
             return weight || (bias && lt_model_module_has_bias(c, (lt_module)k));
@@ -248,6 +256,74 @@ static lt_status read_rope_freqs(const lt_gguf *g, lt_model_config *c) {
     return LT_OK;
 }
 
+/* ---- Gemma ---------------------------------------------------------------------------------- */
+
+float lt_model_gguf_gemma_qpas(const lt_model_config *c) {
+    const bool is27b = c->n_layer == (c->arch == LT_ARCH_GEMMA2 ? 46 : 62);
+    return is27b ? (float)(c->dim / c->n_head) : (float)c->head_dim;
+}
+
+int lt_model_swa_pattern(const lt_model_config *c) {
+    for (int p = 1; p <= c->n_layer + 1; p++) {
+        bool match = true;
+        for (int l = 0; l < c->n_layer && match; l++)
+            match = (lt_model_layer_window(c, l) > 0) == ((l + 1) % p != 0);
+        if (match) return p;
+    }
+    return 0;
+}
+
+/* llama.cpp's Gemma conventions (src/models/gemma2.cpp, gemma3.cpp; conversion/gemma.py): norms
+ * stored as 1 + w (lathe loads w, llama.c), embeddings × sqrt(hidden), GeGLU, norms after
+ * attention and MLP, the query scale derived from the model size (lt_model_gguf_gemma_qpas);
+ * Gemma 2: attention and final soft-capping (defaults 50 and 30), a window (default 4096) on
+ * layers 0, 2, ...; Gemma 3: q/k norms, a window only when the key says, on all but every 6th
+ * layer, the sliding layers' RoPE base rope.freq_base_swa (default 10000), unscaled; a
+ * sliding_window_pattern key (a count, or one bool per layer) overrides the pattern. The
+ * output head is always the embedding. */
+static lt_status read_gemma(const lt_gguf *g, const char *arch, lt_model_config *c, int window) {
+    char k[96];
+#define AK(key) akey(k, sizeof k, arch, key)
+    const bool g2 = c->arch == LT_ARCH_GEMMA2;
+    c->act = LT_ACT_GELU_TANH;
+    c->norm_offset = 1.0f;
+    c->embed_scale = (float)sqrt((double)c->dim);
+    c->sandwich_norm = true;
+    c->qk_norm = !g2;
+    c->attn_scale = (float)pow(lt_model_gguf_gemma_qpas(c), -0.5);
+    double f;
+    c->attn_softcap = g2 ? (lt_gguf_get_float(g, AK("attn_logit_softcapping"), &f) ? (float)f
+                                                                                   : 50.0f)
+                         : 0.0f;
+    c->final_softcap = lt_gguf_get_float(g, AK("final_logit_softcapping"), &f) ? (float)f
+                       : g2                                                    ? 30.0f
+                                                                               : 0.0f;
+    if (!(c->attn_softcap >= 0) || !(c->final_softcap >= 0))
+        return lt_error_set(LT_ERR_MODEL, "%s: a soft-capping value is negative", g->path);
+    if (!lt_gguf_find(g, AK("attention.sliding_window")) && g2) window = 4096;
+    lt_model_set_swa(c, window, c->n_layer);
+    const lt_gguf_kv *pk = lt_gguf_find(g, AK("attention.sliding_window_pattern"));
+    int64_t pattern = g2 ? 2 : 6;
+    if (pk && pk->type == LT_GGUF_ARRAY) {
+        if ((int64_t)pk->arr_n != c->n_layer)
+            return lt_error_set(LT_ERR_MODEL, "%s: '%s' has %llu entries for %d layers", g->path,
+                                pk->key, (unsigned long long)pk->arr_n, c->n_layer);
+        for (int l = 0; l < c->n_layer && window > 0; l++)
+            if (lt_gguf_arr_int(pk, (uint64_t)l)) c->swa_layers[l / 64] |= 1ull << (l % 64);
+    } else {
+        if (pk && (!lt_gguf_get_int(g, pk->key, &pattern) || pattern < 1))
+            return lt_error_set(LT_ERR_MODEL, "%s: '%s' must be a positive count or one bool "
+                                "per layer", g->path, pk->key);
+        for (int l = 0; l < c->n_layer && window > 0; l++)
+            if ((l + 1) % pattern) c->swa_layers[l / 64] |= 1ull << (l % 64);
+    }
+    if (!g2)
+        c->rope_local_base = lt_gguf_get_float(g, AK("rope.freq_base_swa"), &f) ? (float)f
+                                                                                : 10000.0f;
+#undef AK
+    return LT_OK;
+}
+
 /* ---- the config ------------------------------------------------------------------------------ */
 
 lt_status lt_model_config_from_gguf(lt_model_config *c, const lt_gguf *g) {
@@ -268,6 +344,10 @@ lt_status lt_model_config_from_gguf(lt_model_config *c, const lt_gguf *g) {
         arch = "phi3";
         c->arch = LT_ARCH_PHI3;
         c->fused = true; /* blk.N.attn_qkv, blk.N.ffn_up (gate then up) */
+    } else if (lt_gguf_str_eq(as, "gemma2") || lt_gguf_str_eq(as, "gemma3")) {
+        const bool g2 = lt_gguf_str_eq(as, "gemma2");
+        arch = g2 ? "gemma2" : "gemma3";
+        c->arch = g2 ? LT_ARCH_GEMMA2 : LT_ARCH_GEMMA3;
     } else if (lt_gguf_str_eq(as, "qwen3")) {
         arch = "qwen3";
         c->arch = LT_ARCH_QWEN3;
@@ -276,7 +356,8 @@ lt_status lt_model_config_from_gguf(lt_model_config *c, const lt_gguf *g) {
         return lt_error_set(LT_ERR_MODEL, "%s: architecture '%.*s' is not supported; lathe reads "
                             "'llama' (Llama, SmolLM, Mistral, DeepSeek-R1-Distill-Llama), "
                             "'qwen2' (Qwen2/2.5, DeepSeek-R1-Distill-Qwen), 'qwen3' (Qwen3 "
-                            "dense) and 'phi3' (Phi-3, Phi-4) GGUF files", g->path,
+                            "dense), 'phi3' (Phi-3, Phi-4), 'gemma2' and 'gemma3' GGUF files",
+                            g->path,
                             (int)(as.len > 64 ? 64 : as.len), as.ptr);
     }
     char k[96];
@@ -352,6 +433,9 @@ lt_status lt_model_config_from_gguf(lt_model_config *c, const lt_gguf *g) {
         (st = need_int(g, AK("attention.sliding_window"), 0, 1 << 30, &window)))
         return st;
     lt_model_set_swa(c, window, 0);
+    if ((c->arch == LT_ARCH_GEMMA2 || c->arch == LT_ARCH_GEMMA3) &&
+        (st = read_gemma(g, arch, c, window)))
+        return st;
     if (window > 0 && c->arch == LT_ARCH_LLAMA) c->arch = LT_ARCH_MISTRAL;
     if (window > 0 && c->arch == LT_ARCH_PHI3)
         lt_warn("%s: '%s.attention.sliding_window' = %d is applied on every layer, as "
@@ -365,9 +449,12 @@ lt_status lt_model_config_from_gguf(lt_model_config *c, const lt_gguf *g) {
     if (!emb)
         return lt_error_set(LT_ERR_MODEL, "%s: tensor 'token_embd.weight' is missing", g->path);
     c->vocab_size = (int)emb->ne[1];
-    c->tied = lt_gguf_find_tensor(g, "output.weight") == NULL;
+    /* llama.cpp's Gemma always takes the embedding as the head: an output.weight is then not
+     * part of the decoder (audit_tensors refuses it) */
+    c->tied = c->arch == LT_ARCH_GEMMA2 || c->arch == LT_ARCH_GEMMA3 ||
+              lt_gguf_find_tensor(g, "output.weight") == NULL;
     if ((st = detect_biases(g, c)) || (st = read_rope_freqs(g, c)) ||
-        (st = audit_keys(g, arch)) || (st = audit_tensors(g, c, arch)))
+        (st = audit_keys(g, arch, c)) || (st = audit_tensors(g, c, arch)))
         return st;
     return LT_OK;
 }

@@ -311,10 +311,28 @@ static void gguf_tensor_name(char *buf, size_t n, int layer, int mod) {
 
 /* Heads to un-permute over for module k: llama.cpp permutes the q/k rows (weights and biases) of
  * "llama" files for its interleaved RoPE (convert_hf_to_gguf.py LlamaModel.modify_tensors);
- * "qwen2" and "qwen3" files keep HF's rotate_half order (Qwen2Model, NEOX RoPE). 0 = none. */
+ * the other architectures' files keep HF's rotate_half order (NEOX RoPE). 0 = none. */
 static int qk_heads(const lt_model_config *c, int k) {
-    if (c->arch == LT_ARCH_QWEN2 || c->arch == LT_ARCH_QWEN3 || c->arch == LT_ARCH_PHI3) return 0;
+    if (c->arch != LT_ARCH_LLAMA && c->arch != LT_ARCH_MISTRAL) return 0;
     return k == LT_MOD_Q ? c->n_head : k == LT_MOD_K ? c->n_kv_head : 0;
+}
+
+/* Gemma GGUFs store every RMSNorm weight as 1 + w (llama.cpp conversion/gemma.py norm_shift);
+ * lathe holds w and applies (1 + w) in the op, as transformers does. Subtracting 1 is exact for
+ * stored values >= 0.5 (Sterbenz) and rounds below that by at most half an ulp of w. */
+static void unshift_norms(lt_model *m) {
+    const float off = m->cfg.norm_offset;
+    for (int l = -1; l < m->cfg.n_layer; l++) {
+        lt_layer *L = l >= 0 ? &m->layers[l] : NULL;
+        lt_tensor *ln[6] = {l < 0 ? &m->out_norm : &L->attn_norm, l < 0 ? NULL : &L->ffn_norm,
+                            l < 0 ? NULL : &L->post_attn_norm, l < 0 ? NULL : &L->post_ffn_norm,
+                            l < 0 ? NULL : &L->q_norm, l < 0 ? NULL : &L->k_norm};
+        for (int i = 0; i < 6; i++) {
+            if (!ln[i] || !ln[i]->data) continue;
+            float *w = ln[i]->data;
+            for (int64_t j = 0; j < lt_tensor_numel(ln[i]); j++) w[j] -= off;
+        }
+    }
 }
 
 lt_status lt_model_load_gguf(lt_model **out, const lt_gguf *g) {
@@ -351,6 +369,12 @@ lt_status lt_model_load_gguf_opts(lt_model **out, const lt_gguf *g, const lt_mod
             snprintf(name, sizeof name, "blk.%d.attn_k_norm.weight", l);
             if ((st = load_tensor(g, name, &L->k_norm, &q, m, 0))) goto fail;
         }
+        if (c->sandwich_norm) { /* Gemma: llama.cpp's names for the output norms */
+            snprintf(name, sizeof name, "blk.%d.post_attention_norm.weight", l);
+            if ((st = load_tensor(g, name, &L->post_attn_norm, &q, m, 0))) goto fail;
+            snprintf(name, sizeof name, "blk.%d.post_ffw_norm.weight", l);
+            if ((st = load_tensor(g, name, &L->post_ffn_norm, &q, m, 0))) goto fail;
+        }
         for (int k = 0; k < LT_MOD_COUNT; k++) {
             snprintf(name, sizeof name, "blk.%d.%s.weight", l, lt_model_gguf_stem(c, k));
             int first, nm = lt_model_adapter_group(c, k, &first, NULL);
@@ -365,6 +389,7 @@ lt_status lt_model_load_gguf_opts(lt_model **out, const lt_gguf *g, const lt_mod
             if ((st = load_tensor(g, name, &L->bias[k], &q, m, qk_heads(c, k)))) goto fail;
         }
     }
+    if (c->norm_offset != 0.0f) unshift_norms(m);
     lt_qload_end(&q, m, LT_OK);
     *out = m;
     return LT_OK;

@@ -114,6 +114,13 @@ unsigned lt_model_adapter_bits(const lt_model_config *c, const char *name);
  * "ffn_down"; for a fused model "attn_qkv" (q, k, v) and "ffn_up" (gate then up rows, llama.cpp's
  * Phi-3 layout). */
 const char *lt_model_gguf_stem(const lt_model_config *c, int k);
+/* llama.cpp's Gemma GGUF conventions, shared by the reader (gguf_config.c) and the writer
+ * (export/merged.c): the query_pre_attn_scalar llama.cpp implies (src/models/gemma2.cpp,
+ * gemma3.cpp: hidden / heads for the 27B layouts, 46 layers for Gemma 2 and 62 for Gemma 3,
+ * else head_dim), and the sliding pattern n of c's layers (layer l slides iff (l + 1) % n != 0;
+ * n > n_layer: none slides), 0 when they follow no such pattern. */
+float lt_model_gguf_gemma_qpas(const lt_model_config *c);
+int lt_model_swa_pattern(const lt_model_config *c);
 /* Validate target bits for c: a fused module is adapted whole. LT_ERR_RECIPE naming `what`
  * (e.g. "lora.target_modules") and the fused module when bits cover part of one. */
 lt_status lt_model_check_targets(const lt_model_config *c, unsigned bits, const char *what);

@@ -215,8 +215,28 @@ Test(gguf_config, unknown_key_warns_by_name, .init = setup, .fini = teardown) {
 }
 
 Test(gguf_config, other_architectures_refused_by_name, .init = setup, .fini = teardown) {
-    lt_gguf_writer *w = base_writer("gemma2");
+    lt_gguf_writer *w = base_writer("mixtral");
     lt_model_config c;
     cr_expect_eq(config_of(w, &c), LT_ERR_MODEL);
-    cr_expect(strstr(lt_error_message(), "gemma2"), "%s", lt_error_message());
+    cr_expect(strstr(lt_error_message(), "mixtral"), "%s", lt_error_message());
+}
+
+/* llama.cpp's Gemma conventions (src/models/gemma2.cpp): soft-capping and window defaults, the
+ * query scale from the model size (27B: 46 layers, hidden / heads), the layer pattern. */
+Test(gguf_config, gemma2_conventions, .init = setup, .fini = teardown) {
+    lt_gguf_writer *w = base_writer("gemma2");
+    lt_model_config c;
+    cr_assert_eq(config_of(w, &c), LT_OK, "%s", lt_error_message());
+    cr_expect_eq(c.arch, LT_ARCH_GEMMA2);
+    cr_expect_eq(c.attn_softcap, 50.0f);
+    cr_expect_eq(c.final_softcap, 30.0f);
+    cr_expect_eq(c.attn_scale, (float)pow(HEAD_DIM, -0.5), "head_dim below 27B");
+    cr_expect(c.tied && c.sandwich_norm && c.norm_offset == 1.0f && c.act == LT_ACT_GELU_TANH);
+    cr_expect_eq(lt_model_layer_window(&c, 0), 4096);
+    cr_expect_eq(lt_model_layer_window(&c, 1), 0);
+    /* an untied head cannot be llama.cpp's Gemma */
+    w = base_writer("gemma2");
+    add_placeholder(w, "output.weight");
+    cr_expect_eq(config_of(w, &c), LT_ERR_MODEL);
+    cr_expect(strstr(lt_error_message(), "output.weight"), "%s", lt_error_message());
 }
