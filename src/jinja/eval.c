@@ -156,6 +156,7 @@ jv je_getitem(jctx *c, const jnode *at, jv obj, jv key) {
         return key.t == JV_STR ? jv_undef(ja_strndup(&c->arena, key.u.s.p, key.u.s.n)) : jv_undef(NULL);
     }
     case JV_LIST:
+        if (obj.u.l->is_gen) jfail(c, at, "'generator' object is not subscriptable");
         if (key.t == JV_INT || key.t == JV_BOOL) {
             int64_t i = norm_index(key.t == JV_INT ? key.u.i : key.u.b, obj.u.l->n);
             if (i >= 0 && (size_t)i < obj.u.l->n) return obj.u.l->v[i];
@@ -256,6 +257,7 @@ static jv do_slice(jctx *c, const jnode *n) {
     if (step == 0) jfail(c, n, "slice step cannot be zero");
     if (obj.t == JV_UNDEF) fail_undef(c, n, obj, "slicing");
     if (obj.t == JV_LIST) {
+        if (obj.u.l->is_gen) jfail(c, n, "'generator' object is not subscriptable");
         int64_t s;
         size_t cnt = slice_idx(obj.u.l->n, step, hs, start, he, stop, &s);
         jv r = jv_list(c, cnt, obj.u.l->is_tuple);
@@ -379,10 +381,17 @@ static jv binop(jctx *c, const jnode *n, const char *op, jv a, jv b) {
         jfail(c, n, "integer overflow in '%s'", op);
     }
     if (op[0] == '+' && a.t == JV_STR && b.t == JV_STR) {
+        if (a.safe != b.safe) { /* Markup + str escapes the str (markupsafe) */
+            if (!a.safe) a = jv_html_escape(c, a);
+            if (!b.safe) b = jv_html_escape(c, b);
+        }
+        bool safe = a.safe || b.safe;
         char *p = ja_alloc(&c->arena, a.u.s.n + b.u.s.n + 1);
         memcpy(p, a.u.s.p, a.u.s.n);
         memcpy(p + a.u.s.n, b.u.s.p, b.u.s.n);
-        return jv_str_ref(p, a.u.s.n + b.u.s.n);
+        jv r = jv_str_ref(p, a.u.s.n + b.u.s.n);
+        r.safe = safe;
+        return r;
     }
     if (op[0] == '+' && a.t == JV_LIST && b.t == JV_LIST && a.u.l->is_tuple == b.u.l->is_tuple) {
         jv r = jv_list(c, a.u.l->n + b.u.l->n, a.u.l->is_tuple);

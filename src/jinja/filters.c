@@ -138,7 +138,9 @@ static size_t jlength(jctx *c, const jnode *at, jv v) {
     switch (v.t) {
     case JV_UNDEF: return 0;
     case JV_STR: return ju_len(v.u.s.p, v.u.s.n);
-    case JV_LIST: return v.u.l->n;
+    case JV_LIST:
+        if (v.u.l->is_gen) jfail(c, at, "object of type 'generator' has no len()");
+        return v.u.l->n;
     case JV_DICT:
     case JV_NS: return v.u.d->n;
     case JV_LOOP: return v.u.lp->items->n;
@@ -263,7 +265,8 @@ static jv do_float(jv v, jv dflt) {
     }
 }
 
-static jv html_escape(jctx *c, jv s) {
+jv jv_html_escape(jctx *c, jv s) {
+    if (s.safe) return s;
     jbuf b = {0};
     for (size_t i = 0; i < s.u.s.n; i++) {
         char ch = s.u.s.p[i];
@@ -271,7 +274,9 @@ static jv html_escape(jctx *c, jv s) {
         if (r) jb_puts(c, &b, r);
         else jb_putc(c, &b, ch);
     }
-    return jv_str_ref(b.p ? b.p : "", b.n);
+    jv r = jv_str_ref(b.p ? b.p : "", b.n);
+    r.safe = true;
+    return r;
 }
 
 static jv do_tojson(jctx *c, const jnode *at, jv v, jv *ascii, jv *indent, jv *seps, jv *sortk) {
@@ -320,15 +325,23 @@ jv jb_filter(jctx *c, const jnode *n, const char *name, jv v, jv *args, size_t n
     if (!strcmp(name, "length") || !strcmp(name, "count")) return jv_int((int64_t)jlength(c, n, v));
     if (!strcmp(name, "tojson"))
         return do_tojson(c, n, v, ARG(0, "ensure_ascii"), ARG(1, "indent"), ARG(2, "separators"), ARG(3, "sort_keys"));
-    if (!strcmp(name, "safe")) return v;
+    if (!strcmp(name, "safe")) {
+        jv r = str_of(c, v);
+        r.safe = true;
+        return r;
+    }
     if (!strcmp(name, "string")) return str_of(c, v);
-    if (!strcmp(name, "trim")) return jstr_strip(c, str_of(c, v), ARG(0, "chars"), 3);
+    if (!strcmp(name, "trim")) {
+        jv r = jstr_strip(c, str_of(c, v), ARG(0, "chars"), 3);
+        r.safe = v.t == JV_STR && v.safe;
+        return r;
+    }
     if (!strcmp(name, "upper")) return jstr_map(c, str_of(c, v), 1);
     if (!strcmp(name, "lower")) return jstr_map(c, str_of(c, v), 0);
     if (!strcmp(name, "capitalize")) return jstr_map(c, str_of(c, v), 2);
     if (!strcmp(name, "title")) return do_title(c, str_of(c, v));
     if (!strcmp(name, "escape") || !strcmp(name, "e") || !strcmp(name, "forceescape"))
-        return html_escape(c, str_of(c, v));
+        return jv_html_escape(c, str_of(c, v));
     if (!strcmp(name, "replace")) {
         jv *o = ARG(0, "old"), *nw = ARG(1, "new"), *cnt = ARG(2, "count");
         if (!o || !nw) jfail(c, n, "replace needs old and new");
@@ -376,6 +389,7 @@ jv jb_filter(jctx *c, const jnode *n, const char *name, jv v, jv *args, size_t n
     }
     if (!strcmp(name, "first") || !strcmp(name, "last")) {
         jlist *l = je_iter(c, n, v);
+        if (name[0] == 'l' && v.t == JV_LIST && l->is_gen) jfail(c, n, "'generator' object is not reversible");
         if (!l->n) return jv_undef(NULL);
         return name[0] == 'f' ? l->v[0] : l->v[l->n - 1];
     }
@@ -388,6 +402,7 @@ jv jb_filter(jctx *c, const jnode *n, const char *name, jv v, jv *args, size_t n
         }
         jv r = jv_list(c, l->n, false);
         for (size_t i = 0; i < l->n; i++) r.u.l->v[i] = l->v[l->n - 1 - i];
+        r.u.l->is_gen = true; /* reversed(list) is an iterator */
         return r;
     }
     if (!strcmp(name, "join")) {
@@ -411,6 +426,7 @@ jv jb_filter(jctx *c, const jnode *n, const char *name, jv v, jv *args, size_t n
             t.u.l->v[1] = v.u.d->v[i];
             r.u.l->v[i] = t;
         }
+        r.u.l->is_gen = true;
         return r;
     }
     if (!strcmp(name, "dictsort")) {
@@ -446,6 +462,7 @@ jv jb_filter(jctx *c, const jnode *n, const char *name, jv v, jv *args, size_t n
                 if (!seen) r.u.l->v[k++] = l->v[i];
             }
             r.u.l->n = k;
+            r.u.l->is_gen = true;
             return r;
         }
         if (!l->n) return jv_undef(NULL);
@@ -478,8 +495,9 @@ jv jb_filter(jctx *c, const jnode *n, const char *name, jv v, jv *args, size_t n
         return acc;
     }
     if (!strcmp(name, "map")) {
-        jlist *l = je_iter(c, n, v);
+        jlist *l = jv_truthy(v) ? je_iter(c, n, v) : jv_list(c, 0, false).u.l;
         jv r = jv_list(c, l->n, false);
+        r.u.l->is_gen = true;
         jv *at = NULL, *dflt = NULL;
         for (size_t i = 0; i < nkw; i++) {
             if (!strcmp(kwn[i], "attribute")) at = &kwv[i];
@@ -504,8 +522,9 @@ jv jb_filter(jctx *c, const jnode *n, const char *name, jv v, jv *args, size_t n
         bool attr = strstr(name, "attr") != NULL, keep_true = name[0] == 's';
         size_t ti = attr ? 1 : 0;
         if (attr && !nargs) jfail(c, n, "%s needs an attribute name", name);
-        jlist *l = je_iter(c, n, v);
+        jlist *l = jv_truthy(v) ? je_iter(c, n, v) : jv_list(c, 0, false).u.l;
         jv r = jv_list(c, l->n, false);
+        r.u.l->is_gen = true;
         size_t k = 0;
         const char *tname = NULL;
         if (nargs > ti) {
@@ -571,7 +590,8 @@ bool jb_test(jctx *c, const jnode *n, const char *name, jv v, jv *args, size_t n
     if (!strcmp(name, "mapping")) return v.t == JV_DICT;
     if (!strcmp(name, "iterable"))
         return v.t == JV_UNDEF || v.t == JV_STR || v.t == JV_LIST || v.t == JV_DICT || v.t == JV_LOOP;
-    if (!strcmp(name, "sequence")) return v.t == JV_UNDEF || v.t == JV_STR || v.t == JV_LIST || v.t == JV_DICT;
+    if (!strcmp(name, "sequence"))
+        return v.t == JV_UNDEF || v.t == JV_STR || (v.t == JV_LIST && !v.u.l->is_gen) || v.t == JV_DICT;
     if (!strcmp(name, "callable")) return v.t == JV_MACRO || v.t == JV_FUNC;
     if (!strcmp(name, "escaped")) return false;
     if (!strcmp(name, "sameas")) {

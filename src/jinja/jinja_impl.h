@@ -81,6 +81,7 @@ struct jloop;
 
 typedef struct {
     jv_type t;
+    bool safe; /* JV_STR: a Markup string (from |safe / |escape): `+` escapes the other side */
     union {
         bool b;
         int64_t i;
@@ -101,6 +102,8 @@ typedef struct {
 typedef struct jlist {
     size_t n;
     bool is_tuple;
+    bool is_gen; /* a generator (map/select/reject/unique/items results, reversed lists): always
+                  * true, no len(), not subscriptable, not JSON-serializable, as in Python */
     jv *v;
 } jlist;
 
@@ -235,6 +238,7 @@ const char *jv_type_name(jv v);
 void jv_str_to(jctx *c, jbuf *b, jv v);
 void jv_repr_to(jctx *c, jbuf *b, jv v);
 jv jv_to_str(jctx *c, jv v); /* str(v) as a string value */
+jv jv_html_escape(jctx *c, jv s); /* markupsafe.escape of a string: a safe string */
 /* json.dumps(v, ensure_ascii, indent (<0: None; indent_str overrides when non-NULL),
  * separators (NULL: default), sort_keys); false when v holds something JSON cannot encode. */
 bool jv_json_to(jctx *c, jbuf *b, jv v, bool ensure_ascii, int indent, const char *indent_str,

@@ -748,7 +748,11 @@ static jnode *parse_body(parser *P, const char *const *ends, const char **which)
     for (;;) {
         const jtok *t = cur(P);
         if (t->kind == TK_EOF) {
-            if (ends) perr(P, t, "unexpected end of template: expected '{%% %s %%}'", ends[0]);
+            if (ends) {
+                size_t last = 0;
+                while (ends[last + 1]) last++;
+                perr(P, t, "unexpected end of template: expected '{%% %s %%}'", ends[last]);
+            }
             break;
         }
         if (t->kind == TK_TEXT) {

@@ -231,7 +231,7 @@ bool jv_truthy(jv v) {
     case JV_INT: return v.u.i != 0;
     case JV_FLOAT: return v.u.f != 0.0;
     case JV_STR: return v.u.s.n != 0;
-    case JV_LIST: return v.u.l->n != 0;
+    case JV_LIST: return v.u.l->is_gen || v.u.l->n != 0;
     case JV_DICT: return v.u.d->n != 0;
     default: return true;
     }
@@ -254,6 +254,7 @@ bool jv_eq(jv a, jv b) {
     case JV_NONE: return true;
     case JV_STR: return a.u.s.n == b.u.s.n && memcmp(a.u.s.p, b.u.s.p, a.u.s.n) == 0;
     case JV_LIST:
+        if (a.u.l->is_gen || b.u.l->is_gen) return a.u.l == b.u.l;
         if (a.u.l->n != b.u.l->n || a.u.l->is_tuple != b.u.l->is_tuple) return false;
         for (size_t i = 0; i < a.u.l->n; i++)
             if (!jv_eq(a.u.l->v[i], b.u.l->v[i])) return false;
@@ -277,6 +278,7 @@ const char *jv_type_name(jv v) {
     static const char *const N[] = {"undefined", "NoneType", "bool",  "int",      "float", "str",
                                     "list",      "dict",     "Namespace", "Macro", "function", "LoopContext"};
     if (v.t == JV_LIST && v.u.l->is_tuple) return "tuple";
+    if (v.t == JV_LIST && v.u.l->is_gen) return "generator";
     return (unsigned)v.t < sizeof N / sizeof N[0] ? N[v.t] : "?";
 }
 
@@ -433,6 +435,10 @@ static void print_val(jctx *c, jbuf *b, jv v, bool repr, int depth) {
             jb_put(c, b, v.u.s.p, v.u.s.n);
         break;
     case JV_LIST: {
+        if (v.u.l->is_gen) {
+            jb_puts(c, b, "<generator object>");
+            break;
+        }
         bool tup = v.u.l->is_tuple;
         jb_putc(c, b, tup ? '(' : '[');
         for (size_t i = 0; i < v.u.l->n; i++) {
@@ -577,6 +583,7 @@ bool jv_json_to(jctx *c, jbuf *b, jv v, bool ascii, int indent, const char *inde
         return true;
     case JV_STR: json_str(c, b, v.u.s.p, v.u.s.n, ascii); return true;
     case JV_LIST:
+        if (v.u.l->is_gen) return false;
         if (v.u.l->n == 0) {
             jb_puts(c, b, "[]");
             return true;
