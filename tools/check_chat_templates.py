@@ -86,6 +86,22 @@ CONVERSATIONS = {
          "content": "{\"temperature\": 21, \"sky\": \"clear\"}"},
         {"role": "assistant", "content": "It is 21 °C and clear in Paris."},
     ], tools=TOOLS),
+    "tool-call-string-arguments": dict(messages=[
+        {"role": "user", "content": "Weather in Rome and Oslo?"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_000000001", "type": "function",
+             "function": {"name": "get_weather", "arguments": "{\"city\": \"Rome\"}"}},
+            {"id": "call_000000002", "type": "function",
+             "function": {"name": "get_weather", "arguments": "{\"city\": \"Oslo\"}"}}]},
+        {"role": "tool", "tool_call_id": "call_000000001", "content": "18 C"},
+        {"role": "tool", "tool_call_id": "call_000000002", "content": "-2 C"},
+    ], tools=TOOLS, add_generation_prompt=True),
+    "edge-content": dict(messages=[
+        {"role": "system", "content": "\n  leading and trailing whitespace \t\n"},
+        {"role": "user", "content": ""},
+        {"role": "assistant", "content": "{{ not a template }} {% raw %} 'q' \"dq\" \\ </s>"},
+        {"role": "user", "content": "emoji 🎉 and\r\nCRLF"},
+    ], add_generation_prompt=True),
     "tools+generation-prompt": dict(messages=[U1], tools=TOOLS, add_generation_prompt=True),
     "reasoning+thinking-off": dict(messages=[
         U1, {"role": "assistant", "content": "Paris.", "reasoning_content": "The user asks a simple fact."},
