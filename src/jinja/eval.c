@@ -521,7 +521,19 @@ static jv apply_chain(jctx *c, const jnode *f, jv v) {
 
 /* ---- expressions -------------------------------------------------------------------------- */
 
+/* Every eval/exec level counts against MAX_NEST, so macro recursion through deeply nested
+ * statements and expressions cannot exhaust the C stack (each level is a few hundred bytes). */
+#define MAX_NEST 6000
+
+static jv eval_node(jctx *c, const jnode *n);
 static jv eval(jctx *c, const jnode *n) {
+    if (++c->nest > MAX_NEST) jfail(c, n, "nesting limit (%d levels of evaluation) exceeded", MAX_NEST);
+    jv v = eval_node(c, n);
+    c->nest--;
+    return v;
+}
+
+static jv eval_node(jctx *c, const jnode *n) {
     switch (n->kind) {
     case N_LIT: return n->lit;
     case N_NAME: return lookup(c, n->name);
@@ -665,7 +677,15 @@ static int exec_for(jctx *c, const jnode *n) {
     return EX_NORMAL;
 }
 
+static int exec_node(jctx *c, const jnode *n);
 static int exec(jctx *c, const jnode *n) {
+    if (++c->nest > MAX_NEST) jfail(c, n, "nesting limit (%d levels of evaluation) exceeded", MAX_NEST);
+    int r = exec_node(c, n);
+    c->nest--;
+    return r;
+}
+
+static int exec_node(jctx *c, const jnode *n) {
     switch (n->kind) {
     case N_BODY:
         for (size_t i = 0; i < n->nkids; i++) {

@@ -204,6 +204,7 @@ typedef struct jctx {
     uint64_t steps;
     size_t out_total;
     int depth;
+    int nest; /* eval/exec recursion depth (eval.c MAX_NEST) */
     jbuf *out;
     jframe *globals;
     jframe *frame; /* the current scope */

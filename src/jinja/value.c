@@ -243,7 +243,15 @@ static double num(jv v) {
 }
 static int64_t inum(jv v) { return v.t == JV_INT ? v.u.i : (int64_t)v.u.b; }
 
-bool jv_eq(jv a, jv b) {
+/* Values can nest without bound (a loop wrapping a list in a list); recursion past this depth
+ * compares as unequal (jv_eq) or fails (jv_cmp) instead of exhausting the stack. */
+#define CMP_MAX_DEPTH 200
+
+static bool eq_rec(jv a, jv b, int depth);
+bool jv_eq(jv a, jv b) { return eq_rec(a, b, 0); }
+
+static bool eq_rec(jv a, jv b, int depth) {
+    if (depth > CMP_MAX_DEPTH) return false;
     if (is_num(a) && is_num(b)) {
         if (a.t != JV_FLOAT && b.t != JV_FLOAT) return inum(a) == inum(b);
         return num(a) == num(b);
@@ -257,13 +265,13 @@ bool jv_eq(jv a, jv b) {
         if (a.u.l->is_gen || b.u.l->is_gen) return a.u.l == b.u.l;
         if (a.u.l->n != b.u.l->n || a.u.l->is_tuple != b.u.l->is_tuple) return false;
         for (size_t i = 0; i < a.u.l->n; i++)
-            if (!jv_eq(a.u.l->v[i], b.u.l->v[i])) return false;
+            if (!eq_rec(a.u.l->v[i], b.u.l->v[i], depth + 1)) return false;
         return true;
     case JV_DICT:
         if (a.u.d->n != b.u.d->n) return false;
         for (size_t i = 0; i < a.u.d->n; i++) {
             jv *o = jd_get(b.u.d, a.u.d->k[i]);
-            if (!o || !jv_eq(a.u.d->v[i], *o)) return false;
+            if (!o || !eq_rec(a.u.d->v[i], *o, depth + 1)) return false;
         }
         return true;
     case JV_NS: return a.u.d == b.u.d;
@@ -282,7 +290,11 @@ const char *jv_type_name(jv v) {
     return (unsigned)v.t < sizeof N / sizeof N[0] ? N[v.t] : "?";
 }
 
-int jv_cmp(jctx *c, const jnode *at, jv a, jv b) {
+static int cmp_rec(jctx *c, const jnode *at, jv a, jv b, int depth);
+int jv_cmp(jctx *c, const jnode *at, jv a, jv b) { return cmp_rec(c, at, a, b, 0); }
+
+static int cmp_rec(jctx *c, const jnode *at, jv a, jv b, int depth) {
+    if (depth > CMP_MAX_DEPTH) jfail(c, at, "values nested too deeply to compare");
     if (is_num(a) && is_num(b)) {
         if (a.t != JV_FLOAT && b.t != JV_FLOAT) return inum(a) < inum(b) ? -1 : inum(a) > inum(b);
         double x = num(a), y = num(b);
@@ -298,7 +310,7 @@ int jv_cmp(jctx *c, const jnode *at, jv a, jv b) {
         size_t n = a.u.l->n < b.u.l->n ? a.u.l->n : b.u.l->n;
         for (size_t i = 0; i < n; i++) {
             if (jv_eq(a.u.l->v[i], b.u.l->v[i])) continue;
-            return jv_cmp(c, at, a.u.l->v[i], b.u.l->v[i]);
+            return cmp_rec(c, at, a.u.l->v[i], b.u.l->v[i], depth + 1);
         }
         return a.u.l->n < b.u.l->n ? -1 : a.u.l->n > b.u.l->n;
     }
