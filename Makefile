@@ -79,7 +79,8 @@ endif
 CUDA_PROGS := $(if $(filter 1,$(CUDA)),$(CUDA_TEST_SRC:tests/cuda/%.c=$(BUILD)/%) $(BUILD)/bench_gpu,)
 
 .SECONDARY:
-.PHONY: all deps ensure-deps test test-run bench bench-run demo demo-run interop interop-archs clean
+.PHONY: all deps ensure-deps test test-run bench bench-run demo demo-run interop interop-archs clean \
+        chat-templates fuzz-jinja
 all: $(BIN)/lathe $(BUILD)/liblathe.a $(CUDA_PROGS)
 
 $(BUILD)/liblathe.a: $(LIB_OBJ) $(CU_OBJ)
@@ -144,6 +145,37 @@ interop-archs: ensure-deps $(BIN)/lathe
 	@[ -x $(INTEROP_VENV)/bin/python ] || python3 -m venv $(INTEROP_VENV)
 	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(INTEROP_VENV)/bin/pip install -q --disable-pip-version-check $(INTEROP_PKGS)
 	LATHE_BIN=$(abspath $(BIN)/lathe) $(INTEROP_VENV)/bin/python tools/interop/check_archs.py
+
+# Proof that `lathe chat-render` (src/jinja/) renders real chat templates byte for byte as
+# transformers' apply_chat_template: the templates of llama.cpp's models/templates/ (fetched at run
+# time from the llama-cpp-python sdist into ~/.cache/lathe, never committed) on a set of
+# conversations (tools/check_chat_templates.py). CHAT_PYTHON=/path/to/python uses an existing
+# environment with transformers instead of the venv.
+CHAT_VENV := $(BUILD)/chat-venv
+CHAT_PKGS := transformers tokenizers jinja2
+CHAT_PYTHON ?=
+chat-templates: ensure-deps $(BIN)/lathe
+	@if [ -z "$(CHAT_PYTHON)" ]; then \
+	  [ -x $(CHAT_VENV)/bin/python ] || python3 -m venv $(CHAT_VENV); \
+	  $(CHAT_VENV)/bin/pip install -q --disable-pip-version-check $(CHAT_PKGS); fi
+	LATHE_BIN=$(abspath $(BIN)/lathe) $(or $(CHAT_PYTHON),$(CHAT_VENV)/bin/python) tools/check_chat_templates.py
+
+# libFuzzer harness of the template interpreter (clang, ASan + UBSan). FUZZ_SECONDS (default
+# 120) of fuzzing, seeded with the cached real templates when tools/check_chat_templates.py has
+# fetched them; findings are written to $(BUILD)/fuzz-jinja/ as crash-* files.
+FUZZ_SECONDS ?= 120
+FUZZ_CC ?= clang
+FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -std=c11 \
+              -D_GNU_SOURCE -Isrc $(shell pkg-config --cflags jansson 2>/dev/null)
+$(BUILD)/fuzz_jinja: tests/fuzz/fuzz_jinja.c $(wildcard src/jinja/*.c src/jinja/*.h) src/core/error.c src/core/alloc.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_jinja.c $(wildcard src/jinja/*.c) src/core/error.c \
+	  src/core/alloc.c $(shell pkg-config --libs jansson 2>/dev/null) -lm
+fuzz-jinja: $(BUILD)/fuzz_jinja
+	@mkdir -p $(BUILD)/fuzz-jinja/corpus
+	-cp -n $(HOME)/.cache/lathe/chat-templates-0.3.36/*.jinja $(BUILD)/fuzz-jinja/corpus/ 2>/dev/null
+	cd $(BUILD)/fuzz-jinja && $(abspath $(BUILD)/fuzz_jinja) -max_total_time=$(FUZZ_SECONDS) \
+	  -max_len=8192 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 corpus
 
 bench-run: $(BIN)/lathe $(BUILD)/bench_train $(BUILD)/bench_quant
 	BENCH_BIN=$(abspath $(BUILD)/bench_train) tools/bench.sh

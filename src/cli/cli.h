@@ -22,6 +22,7 @@ int lt_cmd_export(int argc, char **argv);
 int lt_cmd_convert(int argc, char **argv);
 int lt_cmd_inspect(int argc, char **argv);
 int lt_cmd_quantize(int argc, char **argv);
+int lt_cmd_chat_render(int argc, char **argv);
 
 /* --quant TYPE for commands that load a base as a QLoRA run did: none, nf4 (double quant,
  * blocks of 64: the recipe defaults), nf4-nodq, q8_0; all seven projections. An unknown TYPE

@@ -14,6 +14,7 @@ static const lt_command commands[] = {
     {"export", lt_cmd_export, "write an adapter as PEFT, GGUF adapter, merged safetensors or GGUF"},
     {"convert", lt_cmd_convert, "convert a base model between GGUF and a Hugging Face directory"},
     {"quantize", lt_cmd_quantize, "quantize a base to NF4 and save it as a bitsandbytes 4-bit directory"},
+    {"chat-render", lt_cmd_chat_render, "render a chat template for a conversation, as transformers does"},
     {"inspect", lt_cmd_inspect, "summarize a GGUF, safetensors, shard, model, adapter or run"},
     {NULL, NULL, NULL},
 };
