@@ -22,7 +22,9 @@ typedef struct {
     lt_tokenize_report *r;
     lt_tokenizer *tok;
     lt_template tpl;
+    lt_chat_jinja *jinja; /* the model's own template; NULL: the tpl layout */
     bool tpl_ready;
+    const char *path;     /* the input being read, for record errors */
     lt_shard_writer *train, *eval;
     lt_shard_meta meta;
     lt_tokens ids;
@@ -32,15 +34,18 @@ typedef struct {
 static lt_status ensure_template(tk_ctx *c) {
     if (c->tpl_ready) return LT_OK;
     lt_status st;
-    if (c->o->template_name) {
+    if (c->o->template_name) { /* a built-in layout, by name */
         st = lt_template_from_name(&c->tpl, c->o->template_name);
-    } else {
-        st = lt_template_detect(&c->tpl, lt_tokenizer_chat_template(c->tok));
-        if (st) st = lt_error_wrap(LT_ERR_DATA, "%s", c->o->model);
+    } else if (lt_tokenizer_chat_template(c->tok)) { /* the model's own, as transformers */
+        st = lt_chat_jinja_open(&c->jinja, c->tok, c->o->model);
+    } else { /* a base model without a template: the Alpaca layout */
+        c->tpl = LT_TEMPLATE_ALPACA;
+        st = LT_OK;
     }
     if (st) return st;
     c->tpl_ready = true;
-    snprintf(c->r->template_name, sizeof c->r->template_name, "%s", lt_template_name(c->tpl));
+    snprintf(c->r->template_name, sizeof c->r->template_name, "%s",
+             c->jinja ? "model" : lt_template_name(c->tpl));
     return LT_OK;
 }
 
@@ -50,7 +55,18 @@ static lt_status add_record(tk_ctx *c, const lt_record *rec) {
     if (rec->msgs) {
         lt_status st = ensure_template(c);
         if (st) return st;
-        lt_chat_render(c->tok, c->tpl, rec->msgs, rec->n_msgs, false, v);
+        if (!c->jinja) {
+            lt_chat_render(c->tok, c->tpl, rec->msgs, rec->n_msgs, false, v);
+        } else if ((st = lt_chat_jinja_render(c->jinja, rec->msgs, rec->n_msgs, false, v))) {
+            /* the template refused this record (raise_exception, e.g. Gemma's system role) */
+            st = lt_error_wrap(st, "%s:%lld: record %lld", c->path, (long long)rec->line,
+                               (long long)rec->index);
+            if (c->o->on_error == LT_ON_ERROR_FAIL) return st;
+            lt_warn("skipping record: %s", lt_error_message());
+            c->r->n_skipped++;
+            c->record_no++;
+            return LT_OK;
+        }
     } else {
         if (lt_tokenizer_add_bos(c->tok) && lt_tokenizer_bos(c->tok) >= 0)
             lt_tokens_push(v, lt_tokenizer_bos(c->tok), 1);
@@ -82,6 +98,7 @@ static lt_status add_record(tk_ctx *c, const lt_record *rec) {
 
 static lt_status tokenize_file(tk_ctx *c, const char *path) {
     lt_record_reader *rd;
+    c->path = path;
     lt_status st = lt_record_reader_open(&rd, path, c->o->format, c->o->on_error);
     if (st) return st;
     lt_record rec;
@@ -158,6 +175,7 @@ lt_status lt_tokenize_run(const lt_tokenize_opts *o, lt_tokenize_report *r) {
     lt_shard_writer_free(c.train);
     lt_shard_writer_free(c.eval);
     lt_tokens_free(&c.ids);
+    lt_chat_jinja_free(c.jinja);
     lt_tokenizer_free(c.tok);
     return st;
 }

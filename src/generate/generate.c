@@ -68,17 +68,23 @@ lt_status lt_generate_text(lt_model *m, const lt_tokenizer *tok, const lt_genera
     lt_tokens prompt = {0};
     int32_t end_of_turn = -1;
     if (o->chat) {
-        lt_template tpl = o->tpl;
-        if (!o->tpl_set) {
-            lt_status st = lt_template_detect(&tpl, lt_tokenizer_chat_template(tok));
-            if (st) return st;
-        }
         lt_message msgs[2];
         size_t n = 0;
         if (o->system) msgs[n++] = (lt_message){LT_ROLE_SYSTEM, o->system};
         msgs[n++] = (lt_message){LT_ROLE_USER, o->prompt};
-        lt_chat_render(tok, tpl, msgs, n, true, &prompt);
-        end_of_turn = lt_template_end_of_turn(tok, tpl);
+        if (!o->tpl_set && lt_tokenizer_chat_template(tok)) {
+            /* the model's own template, as the model was tuned and is served */
+            lt_chat_jinja *cj;
+            lt_status st = lt_chat_jinja_open(&cj, tok, "the model's chat template");
+            if (!st) st = lt_chat_jinja_render(cj, msgs, n, true, &prompt);
+            if (!st) end_of_turn = lt_chat_jinja_end_of_turn(cj);
+            lt_chat_jinja_free(cj);
+            if (st) return st;
+        } else {
+            lt_template tpl = o->tpl_set ? o->tpl : LT_TEMPLATE_ALPACA;
+            lt_chat_render(tok, tpl, msgs, n, true, &prompt);
+            end_of_turn = lt_template_end_of_turn(tok, tpl);
+        }
     } else {
         int32_t bos = lt_tokenizer_bos(tok);
         /* an empty prompt needs some first token: BOS even for tokenizers that add none */

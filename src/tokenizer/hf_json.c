@@ -8,7 +8,7 @@
  * byte_fallback, ignore_merges, unk_token), normalizers/ pre_tokenizers/ decoders/ (each an object
  * with "type"). tokenizer_config.json: transformers tokenization_utils_base.py (bos_token etc.
  * as a string or an AddedToken object {"content": ...}, add_bos_token, add_eos_token,
- * chat_template as a string or a list of {"name", "template"}).
+ * chat_template as a string or a list of {"name", "template"}; chat_template.jinja overrides it).
  *
  * Mapping:
  *  - A ByteLevel pre-tokenizer makes a byte-level BPE (bpe.c): each Split(Regex|String, Isolated
@@ -341,10 +341,25 @@ static lt_status read_config(lt_tokenizer *t, const char *dir, json_t *post) {
         st = lt_error_set(LT_ERR_MODEL, "%s: chat_template is neither a string nor a list", path);
         goto done;
     }
+    /* chat_template.jinja beside the config takes priority over the config's entry, as in
+     * transformers' from_pretrained (v5 saves templates only there) */
+    char *file_tpl = NULL;
+    snprintf(path, sizeof path, "%s/chat_template.jinja", dir);
+    if (access(path, F_OK) == 0) {
+        size_t n;
+        if ((st = lt_read_file(path, &file_tpl, &n))) goto done;
+        if (strlen(file_tpl) != n) {
+            free(file_tpl);
+            st = lt_error_set(LT_ERR_MODEL, "%s: contains a NUL byte; a chat template is text", path);
+            goto done;
+        }
+        tpl = file_tpl;
+    }
     if (tpl) {
         t->chat_template = lt_xstrdup(tpl);
         t->default_system = lt_template_default_system(tpl);
     }
+    free(file_tpl);
     st = LT_OK;
 done:
     json_decref(cfg);

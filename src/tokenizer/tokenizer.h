@@ -169,4 +169,26 @@ int32_t lt_template_end_of_turn(const lt_tokenizer *t, lt_template tpl);
 void lt_chat_render(const lt_tokenizer *t, lt_template tpl, const lt_message *msgs, size_t n,
                     bool add_generation_prompt, lt_tokens *out);
 
+/* ---- the model's own chat template (chat_jinja.c) ------------------------------------------ */
+
+/* The tokenizer's Jinja chat template (lt_tokenizer_chat_template) compiled by the sandboxed
+ * interpreter (src/jinja), with the bos_token / eos_token strings transformers gives it. `name`
+ * names the template in errors (e.g. the model path). Borrows t. LT_ERR_DATA naming it when the
+ * model has no template or the template does not parse. */
+typedef struct lt_chat_jinja lt_chat_jinja;
+lt_status lt_chat_jinja_open(lt_chat_jinja **out, const lt_tokenizer *t, const char *name);
+void lt_chat_jinja_free(lt_chat_jinja *c); /* NULL is fine */
+
+/* Render a conversation as transformers' apply_chat_template(tokenize=True) does — the template's
+ * text, special tokens parsed, nothing added — appending ids to out with the loss mask 1 on each
+ * assistant turn's content and its closing control token, 0 elsewhere (chat_jinja.c explains
+ * how the spans are found). Errors (out unchanged): LT_ERR_DATA naming the template for
+ * raise_exception (its message quoted), a limit, an assistant turn the text does not contain,
+ * or a turn whose text merges into a neighbouring token (the mask would be approximate). */
+lt_status lt_chat_jinja_render(const lt_chat_jinja *c, const lt_message *msgs, size_t n,
+                               bool add_generation_prompt, lt_tokens *out);
+/* The control token that closes an assistant turn in this template (found by rendering a
+ * two-turn probe conversation), else the tokenizer's EOS; for stopping generation. */
+int32_t lt_chat_jinja_end_of_turn(const lt_chat_jinja *c);
+
 #endif

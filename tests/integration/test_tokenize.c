@@ -4,6 +4,7 @@
  * the CLI binary ($LATHE_BIN, default bin/lathe) for the command-line cases. */
 #include <criterion/criterion.h>
 #include <hdf5.h>
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -211,9 +212,34 @@ Test(tokenize, smollm2_chatml, .init = setup, .fini = teardown) {
                           .eval_fraction = 0.1};
     lt_tokenize_report r;
     cr_assert_eq(lt_tokenize_run(&o, &r), LT_OK, "%s", lt_error_message());
-    cr_assert_str_eq(r.template_name, "chatml");
+    cr_assert_str_eq(r.template_name, "model"); /* SmolLM2's own Jinja template */
     cr_assert_eq(r.n_docs, 691);
     lt_tokenizer *t = load_tokenizer(model);
+    /* SmolLM2's template is ChatML with a default system turn: rendered by the interpreter it
+     * gives the built-in layout's ids and loss mask exactly (a system-less and a system
+     * conversation, two assistant turns each) */
+    lt_chat_jinja *cj;
+    cr_assert_eq(lt_chat_jinja_open(&cj, t, model), LT_OK, "%s", lt_error_message());
+    const lt_message conv[2][5] = {
+        {{LT_ROLE_USER, "What is a kluge?"}, {LT_ROLE_ASSISTANT, "A clever, ugly fix."},
+         {LT_ROLE_USER, "Thanks!"}, {LT_ROLE_ASSISTANT, " You're welcome.\n"}},
+        {{LT_ROLE_SYSTEM, "Be brief."}, {LT_ROLE_USER, "Hi"}, {LT_ROLE_ASSISTANT, "Hello."},
+         {LT_ROLE_USER, "Bye"}, {LT_ROLE_ASSISTANT, "Goodbye!"}}};
+    const size_t nconv[2] = {4, 5};
+    for (int k = 0; k < 2; k++) {
+        lt_tokens a = {0}, j = {0};
+        lt_chat_render(t, LT_TEMPLATE_CHATML, conv[k], nconv[k], false, &a);
+        cr_assert_eq(lt_chat_jinja_render(cj, conv[k], nconv[k], false, &j), LT_OK, "%s",
+                     lt_error_message());
+        cr_expect_eq(j.n, a.n, "conversation %d: %zu ids from the template, %zu from the layout",
+                     k, j.n, a.n);
+        for (size_t i = 0; i < a.n && i < j.n; i++) {
+            cr_expect_eq(j.ids[i], a.ids[i], "conversation %d: id %zu", k, i);
+            cr_expect_eq(j.mask[i], a.mask[i], "conversation %d: mask %zu", k, i);
+        }
+        lt_tokens_free(&a), lt_tokens_free(&j);
+    }
+    lt_chat_jinja_free(cj);
     int32_t im_start = lt_tokenizer_find(t, "<|im_start|>");
     cr_assert_geq(im_start, 0);
     lt_loader *l = open_split("train", t, 256, 2, false);
@@ -377,4 +403,71 @@ Test(tokenize, hf_directory_model_equals_gguf, .init = setup, .fini = teardown) 
     free(a), free(b), free(ma), free(mb);
     lt_shard_close(sg);
     lt_shard_close(sh);
+}
+
+/* The model's own template decides: one that refuses a system role (as Gemma's does) makes that
+ * record an error quoting the template's message, skipped or fatal per --on-error. */
+Test(tokenize, template_raise_skips_or_fails_the_record, .init = setup, .fini = teardown) {
+    char model[1100], hf[600], cfgp[700], data[600];
+    fixture(model, sizeof model, "stories260K/stories260K.gguf");
+    snprintf(hf, sizeof hf, "%s/hf", tmpdir);
+    cr_assert_eq(lt_convert(model, LT_CONVERT_TO_HF, hf, LT_F32, 0, false), LT_OK, "%s",
+                 lt_error_message());
+    snprintf(cfgp, sizeof cfgp, "%s/tokenizer_config.json", hf);
+    char *cfg;
+    size_t n;
+    cr_assert_eq(lt_read_file(cfgp, &cfg, &n), LT_OK);
+    json_error_t je;
+    json_t *j = json_loads(cfg, 0, &je);
+    free(cfg);
+    cr_assert_not_null(j);
+    json_object_set_new(j, "chat_template", json_string(
+        "{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('System role not "
+        "supported') }}{% endif %}<{{ m['role'] }}>{{ m['content'] }}{% if m['role'] == "
+        "'assistant' %}{{ eos_token }}{% endif %}{% endfor %}"));
+    cr_assert_eq(json_dump_file(j, cfgp, 0), 0);
+    json_decref(j);
+    snprintf(data, sizeof data, "%s/chats.jsonl", tmpdir);
+    FILE *f = fopen(data, "w");
+    fputs("{\"messages\": [{\"role\": \"user\", \"content\": \"Once\"}, {\"role\": \"assistant\", "
+          "\"content\": \"upon a time\"}]}\n"
+          "{\"messages\": [{\"role\": \"system\", \"content\": \"x\"}, {\"role\": \"user\", "
+          "\"content\": \"Once\"}, {\"role\": \"assistant\", \"content\": \"upon\"}]}\n", f);
+    fclose(f);
+    char out[700];
+    snprintf(out, sizeof out, "%s/out", tmpdir);
+    const char *inputs[1] = {data};
+    lt_tokenize_opts o = {.model = hf, .inputs = inputs, .n_inputs = 1, .output_dir = out,
+                          .shard_tokens = 1 << 20};
+    lt_tokenize_report r;
+    cr_assert_eq(lt_tokenize_run(&o, &r), LT_OK, "%s", lt_error_message());
+    cr_expect_str_eq(r.template_name, "model");
+    cr_expect_eq(r.n_docs, 1);
+    cr_expect_eq(r.n_skipped, 1, "the system record is skipped");
+    /* the kept record: "<user>Once<assistant>upon a time</s>", trained on "upon a time</s>" */
+    lt_tokenizer *t = load_tokenizer(model);
+    char p[800];
+    snprintf(p, sizeof p, "%s/train-00000.h5", out);
+    lt_shard *sh;
+    cr_assert_eq(lt_shard_open(&sh, p, NULL), LT_OK, "%s", lt_error_message());
+    int64_t len = (int64_t)sh->doc_offsets[1];
+    int32_t ids[256];
+    uint8_t mk[256];
+    cr_assert(len > 0 && len < 256);
+    cr_assert_eq(lt_shard_read(sh, 0, len, ids, mk), LT_OK);
+    cr_expect_eq(ids[len - 1], lt_tokenizer_eos(t));
+    cr_expect_eq(mk[len - 1], 1, "the closing </s> is trained");
+    int64_t first_trained = -1;
+    for (int64_t i = 0; i < len && first_trained < 0; i++)
+        if (mk[i]) first_trained = i;
+    char *trained = lt_tokenizer_decode(t, ids + first_trained, (size_t)(len - 1 - first_trained));
+    cr_expect_str_eq(trained, "upon a time");
+    free(trained);
+    lt_shard_close(sh);
+    lt_tokenizer_free(t);
+    o.on_error = LT_ON_ERROR_FAIL;
+    snprintf(out, sizeof out, "%s/out2", tmpdir);
+    cr_expect_eq(lt_tokenize_run(&o, &r), LT_ERR_DATA);
+    cr_expect(strstr(lt_error_message(), "System role not supported") &&
+              strstr(lt_error_message(), "chats.jsonl:2"), "%s", lt_error_message());
 }

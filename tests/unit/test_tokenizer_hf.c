@@ -314,6 +314,15 @@ Test(tokenizer_hf, small_byte_level_file) {
     expect_ids("split + special", &v, want, 6);
     lt_tokens_free(&v);
     lt_tokenizer_free(t);
+
+    /* chat_template.jinja beside the config wins over the config's entry (transformers v5 saves
+     * the template only there) */
+    char p[512];
+    snprintf(p, sizeof p, "%s/chat_template.jinja", dir);
+    cr_assert_eq(lt_write_file_atomic(p, "{{ bos_token }}jinja", 20), LT_OK);
+    cr_assert_eq(lt_tokenizer_from_hf_dir(&t, dir), LT_OK, "%s", lt_error_message());
+    cr_assert_str_eq(lt_tokenizer_chat_template(t), "{{ bos_token }}jinja");
+    lt_tokenizer_free(t);
     ts_rmtree(dir);
 }
 
