@@ -129,11 +129,27 @@ static void set_threads(int64_t n) {
     omp_set_num_threads((int)n);
 }
 
+/* LT_ERR_INTERRUPTED when SIGINT/SIGTERM came before the first step of this process: nothing
+ * new to save, the run directory (and any earlier checkpoint) is as it was. */
+static lt_status stopped_while_loading(const lt_recipe *r, bool resumed) {
+    if (!stop_requested) return LT_OK;
+    if (resumed)
+        return lt_error_set(LT_ERR_INTERRUPTED, "interrupted while loading, before the first "
+                            "step; nothing new to save; resume with: lathe train %s/recipe.yaml "
+                            "--resume", r->output.dir);
+    return lt_error_set(LT_ERR_INTERRUPTED, "interrupted while loading, before the first step: "
+                        "nothing was trained; hint: remove %s (or choose another output.dir) and "
+                        "start again", r->output.dir);
+}
+
 lt_status lt_train_run(const lt_recipe *r, const lt_train_opts *o) {
     lt_status st;
     set_threads(r->train.threads);
     lt_run run;
-    if ((st = lt_run_open(&run, r, o->resume))) return st;
+    if ((st = lt_run_open(&run, r, o->resume))) {
+        lt_run_close(&run, st); /* frees what the open made; no manifest yet, nothing stamped */
+        return st;
+    }
 
     lt_model *m = NULL;
     lt_tokenizer *tok = NULL;
@@ -142,12 +158,21 @@ lt_status lt_train_run(const lt_recipe *r, const lt_train_opts *o) {
     stepper s = {0};
     double t_start = lt_now();
 
+    /* SIGINT/SIGTERM from here on end the run cleanly: during loading (nothing to save yet) at
+     * the next stop point, during training after a checkpoint (exit 130 either way) */
+    stop_requested = 0;
+    struct sigaction sa = {0}, old_int, old_term;
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+
     lt_info("loading %s", r->model.path);
     lt_model_opts qo = lt_recipe_model_opts(r);
     if ((st = lt_model_load_opts(&m, &tok, r->model.path, &qo))) {
         if (st == LT_ERR_RECIPE && r->source) lt_error_wrap(st, "%s", r->source);
         goto done;
     }
+    if ((st = stopped_while_loading(r, o->resume))) goto done;
     const lt_model_config *c = &m->cfg;
     if (c->context_length > 0 && r->data.seq_len > c->context_length) {
         st = lt_error_set(LT_ERR_RECIPE, "%s: data.seq_len = %lld exceeds the model's context "
@@ -186,7 +211,15 @@ lt_status lt_train_run(const lt_recipe *r, const lt_train_opts *o) {
     int64_t total_steps = r->train.max_steps;
     if (total_steps <= 0) {
         double per_epoch = (double)tt.batches_per_epoch / (double)accum;
-        total_steps = (int64_t)ceil(r->train.epochs * per_epoch);
+        double want = ceil(r->train.epochs * per_epoch);
+        if (!(want <= LT_RECIPE_STEPS_MAX)) {
+            st = lt_error_set(LT_ERR_RECIPE, "train.epochs = %g over data.train (%lld batches "
+                              "per epoch) is %.0f optimizer steps, more than the limit %d; hint: "
+                              "fewer epochs, or set train.max_steps", r->train.epochs,
+                              (long long)tt.batches_per_epoch, want, LT_RECIPE_STEPS_MAX);
+            goto done;
+        }
+        total_steps = (int64_t)want;
         if (total_steps < 1) total_steps = 1;
     }
 
@@ -200,7 +233,8 @@ lt_status lt_train_run(const lt_recipe *r, const lt_train_opts *o) {
 
     int64_t step = 0, epochs_done = 0;
     if (o->resume && run.resume_step > 0) {
-        if ((st = lt_run_load_checkpoint(&run, m, opt_m, opt_v, train, &step, &epochs_done)))
+        if ((st = lt_run_load_checkpoint(&run, m, opt_m, opt_v, train, total_steps, &step,
+                                          &epochs_done)))
             goto done;
         lt_info("resumed from %s at step %lld", run.resume_dir, (long long)step);
     }
@@ -240,11 +274,7 @@ lt_status lt_train_run(const lt_recipe *r, const lt_train_opts *o) {
     lt_graph_init(&s.g, &s.arena);
     s.g.checkpoint = r->train.gradient_checkpointing;
 
-    stop_requested = 0;
-    struct sigaction sa = {0}, old_int, old_term;
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
+    if ((st = stopped_while_loading(r, o->resume))) goto done;
 
     lt_progress prog;
     lt_progress_init(&prog, step, total_steps, r->train.log_every);
@@ -307,8 +337,6 @@ lt_status lt_train_run(const lt_recipe *r, const lt_train_opts *o) {
     }
 loop_done:
     lt_progress_end(&prog);
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
     if (!st) {
         if ((st = lt_run_save_checkpoint(&run, m, opt_m, opt_v, train, step, epochs_done)) ||
             (st = lt_run_export(&run, m)))
@@ -321,6 +349,8 @@ loop_done:
                 r->output.dir);
     }
 done:
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
     lt_run_close(&run, st);
     if (s.batches) {
         for (int a = 0; a < s.accum; a++) lt_batch_free(&s.batches[a]);
