@@ -179,6 +179,10 @@ void lt_recipe__range_text(const rk_key *k, char *buf, size_t n) {
     char a[40], b[40];
     lt_recipe__fmt_double(k->min, a, sizeof a);
     lt_recipe__fmt_double(k->max, b, sizeof b);
+    if (k->type == RK_INT) { /* integer keys' limits in full: 1000000000, not 1e+09 */
+        snprintf(a, sizeof a, "%lld", (long long)k->min);
+        snprintf(b, sizeof b, "%lld", (long long)k->max);
+    }
     buf[0] = 0;
     if ((k->flags & RF_MIN) && (k->flags & RF_MAX) && !(k->flags & (RF_MIN_EXCL | RF_MAX_EXCL)))
         snprintf(buf, n, "%s to %s", a, b);

@@ -145,8 +145,17 @@ static lt_status stopped_while_loading(const lt_recipe *r, bool resumed) {
 lt_status lt_train_run(const lt_recipe *r, const lt_train_opts *o) {
     lt_status st;
     set_threads(r->train.threads);
+    /* SIGINT/SIGTERM from here on end the run cleanly: during loading (nothing to save yet) at
+     * the next stop point, during training after a checkpoint (exit 130 either way) */
+    stop_requested = 0;
+    struct sigaction sa = {0}, old_int, old_term;
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
     lt_run run;
     if ((st = lt_run_open(&run, r, o->resume))) {
+        sigaction(SIGINT, &old_int, NULL);
+        sigaction(SIGTERM, &old_term, NULL);
         lt_run_close(&run, st); /* frees what the open made; no manifest yet, nothing stamped */
         return st;
     }
@@ -157,14 +166,6 @@ lt_status lt_train_run(const lt_recipe *r, const lt_train_opts *o) {
     float *opt_m = NULL, *opt_v = NULL;
     stepper s = {0};
     double t_start = lt_now();
-
-    /* SIGINT/SIGTERM from here on end the run cleanly: during loading (nothing to save yet) at
-     * the next stop point, during training after a checkpoint (exit 130 either way) */
-    stop_requested = 0;
-    struct sigaction sa = {0}, old_int, old_term;
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
 
     lt_info("loading %s", r->model.path);
     lt_model_opts qo = lt_recipe_model_opts(r);
