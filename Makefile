@@ -8,6 +8,7 @@
 #   make gpu-bundle everything tools/gpu_check.sh needs on a GPU server, in gpu-bundle/ (<= 64 MiB;
 #                   needs nvcc here, no GPU): binaries with the Debian libraries linked statically
 #   make gpu-bundle-check   build the bundle and run its GPU check here (no GPU: all skip, exit 0)
+#   make fuzz       libFuzzer harnesses (tests/fuzz/, clang + ASan + UBSan), FUZZ_SECONDS=N each
 #   make clean
 # Out-of-tree builds for parallel work: make BUILD=/tmp/b BIN=/tmp/b/bin
 
@@ -227,9 +228,41 @@ gpu-bundle-check: gpu-bundle
 	$(GPU_BUNDLE)/gpu_check.sh $(GPU_BUNDLE) $(GPU_CHECK_OUT)
 	python3 tools/gpu_check_verify.py $(GPU_CHECK_OUT)/results.jsonl
 
+# ---- fuzzing (tests/fuzz/): libFuzzer harnesses, clang with ASan + UBSan -----------------------
+# make fuzz [FUZZ_SECONDS=N]: builds every tests/fuzz/fuzz_*.c against the library compiled with
+# the sanitizers (CPU only) in FUZZ_BUILD, cuts seed corpora from the fixtures, runs each harness
+# N seconds, one at a time (tools/fuzz.sh). Without clang's libFuzzer: one SKIP line, exit 0.
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 20
+FUZZ_BUILD ?= $(BUILD)/fuzz
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_PROGS := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS := -O1 -g -std=c11 -D_GNU_SOURCE -fopenmp $(FUZZ_SAN) $(PKG_CFLAGS) -Iinclude -Isrc
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
+FUZZ_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -fopenmp -lm -lpthread
+.PHONY: fuzz fuzz-build
+fuzz: ensure-deps
+	@MAKE="$(MAKE)" FUZZ_CC="$(FUZZ_CC)" tools/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+fuzz-build: $(FUZZ_PROGS) $(FUZZ_BUILD)/fuzz_seeds
+
+$(FUZZ_BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
+
+$(FUZZ_BUILD)/liblathe.a: $(FUZZ_LIB_OBJ)
+	$(AR) rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/tests/fuzz/fuzz_%.o $(FUZZ_BUILD)/liblathe.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_BUILD)/liblathe.a $(FUZZ_LIBS)
+
+$(FUZZ_BUILD)/fuzz_seeds: $(FUZZ_BUILD)/tests/fuzz/seeds.o $(FUZZ_BUILD)/liblathe.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_BUILD)/liblathe.a $(FUZZ_LIBS)
+
 clean:
 	rm -rf $(BUILD) $(BIN)
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(CU_OBJ:.o=.d) \
          $(BENCH_SRC:%.c=$(BUILD)/%.d) $(CUDA_TEST_SRC:%.c=$(BUILD)/%.d) $(BUILD)/bench/gpu/bench_gpu.d \
-         $(MC_OBJ:.o=.d)
+         $(MC_OBJ:.o=.d) $(FUZZ_LIB_OBJ:.o=.d)
