@@ -22,10 +22,11 @@ export LATHE_FIXTURES
 
 PKGS := hdf5 yaml-0.1 libpcre2-8 jansson openblas libcrypto
 # libaec-dev, zlib1g-dev and gfortran (libgfortran's .a) give the static archives `make gpu-bundle`
-# links into its binaries.
+# links into its binaries; clang, libclang-rt-dev (libFuzzer, the sanitizers) and libomp-dev build
+# `make fuzz`.
 DEB_PKGS := build-essential pkg-config python3 libhdf5-dev libyaml-dev libcriterion-dev \
             libopenblas-dev libpcre2-dev libjansson-dev libssl-dev dict-jargon python3-pip \
-            python3-venv cmake libaec-dev zlib1g-dev gfortran
+            python3-venv cmake libaec-dev zlib1g-dev gfortran clang libclang-rt-dev libomp-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)

@@ -32,8 +32,8 @@ G="$FIX/stories260K/stories260K.gguf"
 if [ -r "$G" ]; then
     head -c 16384 "$G" > "$S/gguf/stories260K_head.gguf"  # header, metadata, tensor infos
     "$FB/fuzz_seeds" "$S" "$G" > /dev/null 2>&1
-    for d in "$S"/hf_*; do [ -f "$d/tokenizer.json" ] && cp "$d/tokenizer.json" "$S/tokenizer_json/$(basename "$d").json"; done
-    rm -rf "$S"/hf_*
+    for d in "$S"/tokhf_*; do [ -f "$d/tokenizer.json" ] && cp "$d/tokenizer.json" "$S/tokenizer_json/$(basename "$d").json"; done
+    rm -rf "$S"/tokhf_*
 else
     echo "note: $G not found; GGUF and tokenizer.json seeds are the crafted ones only"
     "$FB/fuzz_seeds" "$S" /nonexistent > /dev/null 2>&1

@@ -65,13 +65,13 @@ int main(int argc, char **argv) {
     tiny_vocab(path, "llama");
     lt_tokenizer *t;
     if (lt_tokenizer_load(&t, argv[2]) == LT_OK) {
-        snprintf(path, sizeof path, "%s/hf_stories260K", argv[1]);
+        snprintf(path, sizeof path, "%s/tokhf_stories260K", argv[1]);
         if (lt_tokenizer_write_hf(t, path) != LT_OK) fprintf(stderr, "%s\n", lt_error_message());
         lt_tokenizer_free(t);
     }
     snprintf(path, sizeof path, "%s/gguf/tiny_bpe.gguf", argv[1]);
     if (lt_tokenizer_load(&t, path) == LT_OK) {
-        snprintf(path, sizeof path, "%s/hf_tiny", argv[1]);
+        snprintf(path, sizeof path, "%s/tokhf_tiny", argv[1]);
         lt_tokenizer_write_hf(t, path);
         lt_tokenizer_free(t);
     }
