@@ -8,6 +8,7 @@
 #   make gpu-bundle everything tools/gpu_check.sh needs on a GPU server, in gpu-bundle/ (<= 64 MiB;
 #                   needs nvcc here, no GPU): binaries with the Debian libraries linked statically
 #   make gpu-bundle-check   build the bundle and run its GPU check here (no GPU: all skip, exit 0)
+#   make fuzz       libFuzzer harnesses (tests/fuzz/, clang + ASan + UBSan), FUZZ_SECONDS=N each
 #   make clean
 # Out-of-tree builds for parallel work: make BUILD=/tmp/b BIN=/tmp/b/bin
 
@@ -21,10 +22,11 @@ export LATHE_FIXTURES
 
 PKGS := hdf5 yaml-0.1 libpcre2-8 jansson openblas libcrypto
 # libaec-dev, zlib1g-dev and gfortran (libgfortran's .a) give the static archives `make gpu-bundle`
-# links into its binaries.
+# links into its binaries; clang, libclang-rt-dev (libFuzzer, the sanitizers) and libomp-dev build
+# `make fuzz`.
 DEB_PKGS := build-essential pkg-config python3 libhdf5-dev libyaml-dev libcriterion-dev \
             libopenblas-dev libpcre2-dev libjansson-dev libssl-dev dict-jargon python3-pip \
-            python3-venv cmake libaec-dev zlib1g-dev gfortran
+            python3-venv cmake libaec-dev zlib1g-dev gfortran clang libclang-rt-dev libomp-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -80,7 +82,7 @@ CUDA_PROGS := $(if $(filter 1,$(CUDA)),$(CUDA_TEST_SRC:tests/cuda/%.c=$(BUILD)/%
 
 .SECONDARY:
 .PHONY: all deps ensure-deps test test-run bench bench-run demo demo-run interop interop-archs clean \
-        chat-templates fuzz-jinja
+        chat-templates
 all: $(BIN)/lathe $(BUILD)/liblathe.a $(CUDA_PROGS)
 
 $(BUILD)/liblathe.a: $(LIB_OBJ) $(CU_OBJ)
@@ -159,23 +161,6 @@ chat-templates: ensure-deps $(BIN)/lathe
 	  [ -x $(CHAT_VENV)/bin/python ] || python3 -m venv $(CHAT_VENV); \
 	  $(CHAT_VENV)/bin/pip install -q --disable-pip-version-check $(CHAT_PKGS); fi
 	LATHE_BIN=$(abspath $(BIN)/lathe) $(or $(CHAT_PYTHON),$(CHAT_VENV)/bin/python) tools/check_chat_templates.py
-
-# libFuzzer harness of the template interpreter (clang, ASan + UBSan). FUZZ_SECONDS (default
-# 120) of fuzzing, seeded with the cached real templates when tools/check_chat_templates.py has
-# fetched them; findings are written to $(BUILD)/fuzz-jinja/ as crash-* files.
-FUZZ_SECONDS ?= 120
-FUZZ_CC ?= clang
-FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -std=c11 \
-              -D_GNU_SOURCE -Isrc $(shell pkg-config --cflags jansson 2>/dev/null)
-$(BUILD)/fuzz_jinja: tests/fuzz/fuzz_jinja.c $(wildcard src/jinja/*.c src/jinja/*.h) src/core/error.c src/core/alloc.c
-	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_jinja.c $(wildcard src/jinja/*.c) src/core/error.c \
-	  src/core/alloc.c $(shell pkg-config --libs jansson 2>/dev/null) -lm
-fuzz-jinja: $(BUILD)/fuzz_jinja
-	@mkdir -p $(BUILD)/fuzz-jinja/corpus
-	-cp -n $(HOME)/.cache/lathe/chat-templates-0.3.36/*.jinja $(BUILD)/fuzz-jinja/corpus/ 2>/dev/null
-	cd $(BUILD)/fuzz-jinja && $(abspath $(BUILD)/fuzz_jinja) -max_total_time=$(FUZZ_SECONDS) \
-	  -max_len=8192 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 corpus
 
 bench-run: $(BIN)/lathe $(BUILD)/bench_train $(BUILD)/bench_quant
 	BENCH_BIN=$(abspath $(BUILD)/bench_train) tools/bench.sh
@@ -259,9 +244,41 @@ gpu-bundle-check: gpu-bundle
 	$(GPU_BUNDLE)/gpu_check.sh $(GPU_BUNDLE) $(GPU_CHECK_OUT)
 	python3 tools/gpu_check_verify.py $(GPU_CHECK_OUT)/results.jsonl
 
+# ---- fuzzing (tests/fuzz/): libFuzzer harnesses, clang with ASan + UBSan -----------------------
+# make fuzz [FUZZ_SECONDS=N]: builds every tests/fuzz/fuzz_*.c against the library compiled with
+# the sanitizers (CPU only) in FUZZ_BUILD, cuts seed corpora from the fixtures, runs each harness
+# N seconds, one at a time (tools/fuzz.sh). Without clang's libFuzzer: one SKIP line, exit 0.
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 20
+FUZZ_BUILD ?= $(BUILD)/fuzz
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_PROGS := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS := -O1 -g -std=c11 -D_GNU_SOURCE -fopenmp $(FUZZ_SAN) $(PKG_CFLAGS) -Iinclude -Isrc
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
+FUZZ_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -fopenmp -lm -lpthread
+.PHONY: fuzz fuzz-build
+fuzz: ensure-deps
+	@MAKE="$(MAKE)" FUZZ_CC="$(FUZZ_CC)" tools/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+fuzz-build: $(FUZZ_PROGS) $(FUZZ_BUILD)/fuzz_seeds
+
+$(FUZZ_BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
+
+$(FUZZ_BUILD)/liblathe.a: $(FUZZ_LIB_OBJ)
+	$(AR) rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/tests/fuzz/fuzz_%.o $(FUZZ_BUILD)/liblathe.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_BUILD)/liblathe.a $(FUZZ_LIBS)
+
+$(FUZZ_BUILD)/fuzz_seeds: $(FUZZ_BUILD)/tests/fuzz/seeds.o $(FUZZ_BUILD)/liblathe.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_BUILD)/liblathe.a $(FUZZ_LIBS)
+
 clean:
 	rm -rf $(BUILD) $(BIN)
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(CU_OBJ:.o=.d) \
          $(BENCH_SRC:%.c=$(BUILD)/%.d) $(CUDA_TEST_SRC:%.c=$(BUILD)/%.d) $(BUILD)/bench/gpu/bench_gpu.d \
-         $(MC_OBJ:.o=.d)
+         $(MC_OBJ:.o=.d) $(FUZZ_LIB_OBJ:.o=.d)

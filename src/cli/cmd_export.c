@@ -124,8 +124,10 @@ int lt_cmd_export(int argc, char **argv) {
     }
 
     char adapter_buf[PATH_MAX], out_buf[PATH_MAX + 64], path[PATH_MAX + 64];
+    /* zeroed, not lt_recipe_defaults: lt_recipe_load sets the defaults itself (without freeing
+     * what is there), and a zeroed recipe frees as nothing when there is no RUN_DIR */
     lt_recipe r;
-    lt_recipe_defaults(&r);
+    memset(&r, 0, sizeof r);
     if (run_dir) {
         snprintf(path, sizeof path, "%s/recipe.yaml", run_dir);
         if ((st = lt_recipe_load(&r, path))) {

@@ -211,8 +211,9 @@ lt_status lt_dir_publish(const char *tmp_dir, const char *dir, bool replace);
 lt_status lt_remove_tree(const char *path);
 /* Whole-buffer convenience on top of the three above. */
 lt_status lt_write_file_atomic(const char *path, const void *data, size_t n);
-/* Read a whole file into a NUL-terminated malloc'ed buffer (caller frees). LT_ERR_IO on failure,
- * message names the path. */
+/* Read a whole regular file into a NUL-terminated malloc'ed buffer (caller frees). LT_ERR_IO on
+ * failure, message names the path; a FIFO, device or directory is refused without reading (a
+ * FIFO would block, /dev/zero never ends). */
 lt_status lt_read_file(const char *path, char **data, size_t *n);
 
 /* Map a whole regular file read-only (MAP_PRIVATE). On failure returns `err` with a message naming
@@ -221,7 +222,13 @@ lt_status lt_read_file(const char *path, char **data, size_t *n);
 lt_status lt_map_file(const char *path, lt_status err, const char *kind, void **map, size_t *size);
 void lt_unmap_file(void *map, size_t size);
 
-/* SHA-256 (FIPS 180-4, via OpenSSL's EVP) as 64 lowercase hex chars + NUL. */
+/* LT_OK when path names a regular file (after symlinks); else `err` with a message naming the
+ * path, what it is (FIFO, device, directory) and `kind` ("dataset", "shard"). Never opens it, so
+ * a FIFO cannot block. */
+lt_status lt_require_regular(const char *path, lt_status err, const char *kind);
+
+/* SHA-256 (FIPS 180-4, via OpenSSL's EVP) as 64 lowercase hex chars + NUL. lt_sha256_file reads
+ * regular files only (LT_ERR_IO otherwise, see lt_read_file). */
 void lt_sha256_hex(const void *data, size_t n, char hex[65]);
 lt_status lt_sha256_file(const char *path, char hex[65]);
 

@@ -87,9 +87,55 @@ lt_status lt_write_file_atomic(const char *path, const void *data, size_t n) {
     return lt_atomic_commit(fp, tmp, path);
 }
 
+/* The kind of a non-regular file, for messages. */
+static const char *file_kind(mode_t m) {
+    return S_ISDIR(m) ? "a directory" : S_ISFIFO(m) ? "a FIFO" : S_ISCHR(m) ? "a character device"
+         : S_ISBLK(m) ? "a block device" : S_ISSOCK(m) ? "a socket" : "not a regular file";
+}
+
+lt_status lt_require_regular(const char *path, lt_status err, const char *kind) {
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return lt_error_set(err, "cannot open %s file '%s': %s", kind, path, strerror(errno));
+    if (!S_ISREG(sb.st_mode))
+        return lt_error_set(err, "%s file '%s' is %s, not a regular file (hint: lathe reads "
+                            "%s files whole; copy the data into a file first)", kind, path,
+                            file_kind(sb.st_mode), kind);
+    return LT_OK;
+}
+
+/* fopen(path, "rb") of a regular file only: O_NONBLOCK so that opening a FIFO cannot block, then
+ * fstat; NULL with the error set (LT_ERR_IO) otherwise. */
+static FILE *open_regular(const char *path) {
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        lt_error_set(LT_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) {
+        lt_error_set(LT_ERR_IO, "cannot stat '%s': %s", path, strerror(errno));
+        close(fd);
+        return NULL;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        lt_error_set(LT_ERR_IO, "'%s' is %s, not a regular file (hint: name a regular file)", path,
+                     file_kind(sb.st_mode));
+        close(fd);
+        return NULL;
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    FILE *fp = fdopen(fd, "rb");
+    if (!fp) {
+        lt_error_set(LT_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+        close(fd);
+    }
+    return fp;
+}
+
 lt_status lt_read_file(const char *path, char **data, size_t *n) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return lt_error_set(LT_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+    FILE *fp = open_regular(path);
+    if (!fp) return LT_ERR_IO;
     size_t cap = 1 << 16, len = 0;
     char *buf = lt_xmalloc(cap);
     size_t got;
@@ -126,8 +172,8 @@ void lt_sha256_hex(const void *data, size_t n, char hex[65]) {
 }
 
 lt_status lt_sha256_file(const char *path, char hex[65]) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return lt_error_set(LT_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+    FILE *fp = open_regular(path);
+    if (!fp) return LT_ERR_IO;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
     unsigned char *buf = lt_xmalloc(1 << 20);
@@ -184,7 +230,7 @@ lt_status lt_dir_publish(const char *tmp_dir, const char *dir, bool replace) {
 lt_status lt_map_file(const char *path, lt_status err, const char *kind, void **map, size_t *size) {
     *map = NULL;
     *size = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not block the open */
     if (fd < 0)
         return lt_error_set(err, "cannot open %s file '%s': %s", kind, path, strerror(errno));
     struct stat sb;

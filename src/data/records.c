@@ -106,8 +106,8 @@ lt_status lt_record_reader_open(lt_record_reader **out, const char *path, lt_rec
     *out = NULL;
     char *buf;
     size_t len;
-    lt_status st = lt_read_file(path, &buf, &len);
-    if (st) return st;
+    lt_status st = lt_require_regular(path, LT_ERR_DATA, "dataset");
+    if (st || (st = lt_read_file(path, &buf, &len))) return st;
     lt_record_reader *r = lt_xcalloc(1, sizeof *r);
     r->path = lt_xstrdup(path);
     r->fmt = fmt;

@@ -282,6 +282,8 @@ static lt_status validate(lt_shard *s, hid_t f, const lt_shard_expect *ex) {
 
 lt_status lt_shard_open(lt_shard **out, const char *path, const lt_shard_expect *expect) {
     *out = NULL;
+    lt_status rs = lt_require_regular(path, LT_ERR_DATA, "shard");
+    if (rs) return rs; /* a FIFO would block HDF5's open, a device be read without end */
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
 #if H5_VERSION_GE(1, 12, 0)
     htri_t is_h5 = H5Fis_accessible(path, H5P_DEFAULT);

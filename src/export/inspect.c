@@ -428,21 +428,30 @@ static lt_status inspect_run(const char *dir, FILE *out) {
     DIR *d = opendir(p);
     if (d) {
         char **names = NULL;
-        size_t k = 0;
+        size_t k = 0, partial = 0;
         struct dirent *e;
-        while ((e = readdir(d)))
-            if (!strncmp(e->d_name, "step-", 5)) {
-                names = lt_xrealloc(names, (k + 1) * sizeof *names);
-                names[k++] = lt_xstrdup(e->d_name);
+        while ((e = readdir(d))) {
+            if (strncmp(e->d_name, "step-", 5)) continue;
+            /* a checkpoint is step-<digits>; step-N.tmp.PID / .old.PID are interrupted writes */
+            size_t nd = strspn(e->d_name + 5, "0123456789");
+            if (nd == 0 || e->d_name[5 + nd]) {
+                partial++;
+                continue;
             }
+            names = lt_xrealloc(names, (k + 1) * sizeof *names);
+            names[k++] = lt_xstrdup(e->d_name);
+        }
         closedir(d);
-        qsort(names, k, sizeof *names, cmp_str);
+        if (k > 1) qsort(names, k, sizeof *names, cmp_str);
         fprintf(out, "checkpoints %zu:", k);
         for (size_t i = 0; i < k; i++) {
             fprintf(out, " %s", names[i]);
             free(names[i]);
         }
         fputc('\n', out);
+        if (partial)
+            fprintf(out, "  (%zu unfinished temporary checkpoint directories, not counted; "
+                    "`lathe train --resume` removes them)\n", partial);
         free(names);
     }
     snprintf(p, sizeof p, "%s/adapter", dir);

@@ -483,6 +483,11 @@ bool lt_gguf_get_str(const lt_gguf *g, const char *key, lt_gguf_str *out) {
     return true;
 }
 
+bool lt_gguf_arr_is_int(const lt_gguf_kv *kv) {
+    return kv->type == LT_GGUF_ARRAY && scalar_size(kv->arr_type) &&
+           kv->arr_type != LT_GGUF_FLOAT32 && kv->arr_type != LT_GGUF_FLOAT64;
+}
+
 int64_t lt_gguf_arr_int(const lt_gguf_kv *kv, uint64_t i) {
     LT_ASSERT(kv->type == LT_GGUF_ARRAY && i < kv->arr_n);
     size_t sz = scalar_size(kv->arr_type);

@@ -86,7 +86,9 @@ static lt_status get_int(const char *path, json_t *o, const char *key, bool requ
     return LT_OK;
 }
 
-/* Number key, finite and > 0 when `positive`. Absent (or null) and !required: *out = dflt. */
+/* Number key, finite and > 0 when `positive`, both as a double and as the float32 the model keeps
+ * (1e-300 is positive but 0 as a float; 1e300 is finite but inf as a float). Absent (or null)
+ * and !required: *out = dflt. */
 static lt_status get_num(const char *path, json_t *o, const char *key, bool required,
                          double dflt, bool positive, double *out) {
     json_t *v = lookup(o, key);
@@ -97,9 +99,10 @@ static lt_status get_num(const char *path, json_t *o, const char *key, bool requ
     }
     if (!json_is_number(v)) return key_err(path, key, "expected a number");
     double x = json_number_value(v);
-    if (!isfinite(x) || (positive && !(x > 0)))
-        return lt_error_set(LT_ERR_MODEL, "%s: %s: %g must be a positive finite number", path,
-                            key, x);
+    if (!isfinite(x) || !isfinite((float)x) || (positive && !((float)x > 0)))
+        return lt_error_set(LT_ERR_MODEL, "%s: %s: %g must be a %sfinite number as a float32 "
+                            "(magnitude within 1.2e-38 .. 3.4e38)", path, key, x,
+                            positive ? "positive " : "");
     *out = x;
     return LT_OK;
 }

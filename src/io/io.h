@@ -102,7 +102,11 @@ bool lt_gguf_get_int(const lt_gguf *g, const char *key, int64_t *out);
 bool lt_gguf_get_float(const lt_gguf *g, const char *key, double *out);
 bool lt_gguf_get_bool(const lt_gguf *g, const char *key, bool *out);
 bool lt_gguf_get_str(const lt_gguf *g, const char *key, lt_gguf_str *out);
-/* Element i of a numeric array kv (any numeric element type). */
+/* True when kv is an array whose elements are integers (or bools): what lt_gguf_arr_int reads.
+ * Check it before lt_gguf_arr_int on a file's key: a float or string element is a bug there. */
+bool lt_gguf_arr_is_int(const lt_gguf_kv *kv);
+/* Element i of a numeric array kv: lt_gguf_arr_int needs an integer or bool element type
+ * (lt_gguf_arr_is_int), lt_gguf_arr_float any numeric one; i < kv->arr_n. */
 int64_t lt_gguf_arr_int(const lt_gguf_kv *kv, uint64_t i);
 double lt_gguf_arr_float(const lt_gguf_kv *kv, uint64_t i);
 /* 1 when s equals the NUL-terminated c. */

@@ -93,6 +93,10 @@ fail:
     return st;
 }
 
+/* The largest rank an adapter may declare: the recipe's lora.r maximum (recipe_keys.c), so that
+ * r x hidden sizes stay far from overflow and the allocation stays sensible. */
+#define PEFT_R_MAX 4096
+
 static lt_status cfg_error(const char *path, const char *what) {
     return lt_error_set(LT_ERR_MODEL, "%s: %s", path, what);
 }
@@ -114,19 +118,29 @@ lt_status lt_peft_load(lt_model *m, const char *dir) {
         st = cfg_error(path, "peft_type is not \"LORA\"; lathe applies LoRA adapters only");
         goto done;
     }
-    if (!(v = json_object_get(cfg, "r")) || !json_is_integer(v) || json_integer_value(v) < 1) {
-        st = cfg_error(path, "'r' must be a positive integer");
+    if (!(v = json_object_get(cfg, "r")) || !json_is_integer(v) || json_integer_value(v) < 1 ||
+        json_integer_value(v) > PEFT_R_MAX) {
+        st = lt_error_set(LT_ERR_MODEL, "%s: 'r' must be an integer in 1..%d (the recipe's "
+                          "lora.r range); hint: a damaged or hand-edited adapter_config.json",
+                          path, PEFT_R_MAX);
         goto done;
     }
     lc.r = (int)json_integer_value(v);
-    if (!(v = json_object_get(cfg, "lora_alpha")) || !json_is_number(v)) {
-        st = cfg_error(path, "'lora_alpha' must be a number");
+    if (!(v = json_object_get(cfg, "lora_alpha")) || !json_is_number(v) ||
+        !isfinite(json_number_value(v)) || !isfinite((float)json_number_value(v))) {
+        st = cfg_error(path, "'lora_alpha' must be a finite number (as a float32)");
         goto done;
     }
     lc.alpha = (float)json_number_value(v);
     lc.rslora = json_is_true(json_object_get(cfg, "use_rslora"));
-    if ((v = json_object_get(cfg, "lora_dropout")) && json_is_number(v))
-        lc.dropout = (float)json_number_value(v); /* matters when training resumes from here */
+    if ((v = json_object_get(cfg, "lora_dropout")) && json_is_number(v)) {
+        double d = json_number_value(v);
+        if (!(d >= 0 && d < 1)) {
+            st = cfg_error(path, "'lora_dropout' must be in [0, 1)");
+            goto done;
+        }
+        lc.dropout = (float)d; /* matters when training resumes from here */
+    }
     if (json_is_true(json_object_get(cfg, "use_dora"))) {
         st = cfg_error(path, "DoRA adapters (use_dora) are not supported");
         goto done;

@@ -179,6 +179,10 @@ void lt_recipe__range_text(const rk_key *k, char *buf, size_t n) {
     char a[40], b[40];
     lt_recipe__fmt_double(k->min, a, sizeof a);
     lt_recipe__fmt_double(k->max, b, sizeof b);
+    if (k->type == RK_INT) { /* integer keys' limits in full: 1000000000, not 1e+09 */
+        snprintf(a, sizeof a, "%lld", (long long)k->min);
+        snprintf(b, sizeof b, "%lld", (long long)k->max);
+    }
     buf[0] = 0;
     if ((k->flags & RF_MIN) && (k->flags & RF_MAX) && !(k->flags & (RF_MIN_EXCL | RF_MAX_EXCL)))
         snprintf(buf, n, "%s to %s", a, b);
@@ -665,6 +669,18 @@ lt_status lt_recipe_validate(const lt_recipe *r) {
                             "one: max_steps counts optimizer steps, epochs counts passes over "
                             "data.train",
                             where(r, iep, w, sizeof w), where(r, ims, w2, sizeof w2));
+    /* each factor is bounded by its key; their product, the batch buffers allocated per step,
+     * is bounded here (fits int64: 2^16 x 2^20 x 2^20) */
+    int imb = find_full("train.micro_batch_size");
+    int64_t step_tokens = r->train.grad_accum * r->train.micro_batch_size * r->data.seq_len;
+    if (step_tokens > LT_RECIPE_STEP_TOKENS_MAX)
+        return lt_error_set(LT_ERR_RECIPE,
+                            "%s: train.grad_accum (%lld) x train.micro_batch_size (%lld) x "
+                            "data.seq_len (%lld) = %lld tokens per optimizer step, more than the "
+                            "limit %lld; hint: lower micro_batch_size or grad_accum",
+                            where(r, imb, w, sizeof w), (long long)r->train.grad_accum,
+                            (long long)r->train.micro_batch_size, (long long)r->data.seq_len,
+                            (long long)step_tokens, (long long)LT_RECIPE_STEP_TOKENS_MAX);
     int imin = find_full("schedule.min_lr");
     if (r->schedule.min_lr > r->optim.lr) {
         char a[40], b[40];

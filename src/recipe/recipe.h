@@ -28,6 +28,13 @@
 #include "model/model.h"  /* lt_model_opts */
 #include "optim/optim.h" /* lt_schedule_type */
 
+/* The largest step count a recipe key may hold (max_steps, warmup_steps, log/eval/save_every,
+ * eval_batches): a billion steps is beyond any run, and keeps step arithmetic far from overflow. */
+#define LT_RECIPE_STEPS_MAX 1000000000
+/* The most tokens one optimizer step may hold (grad_accum x micro_batch_size x data.seq_len):
+ * 2^28 tokens is ~2.4 GiB of batch buffers before any activation, far past any sensible batch. */
+#define LT_RECIPE_STEP_TOKENS_MAX (INT64_C(1) << 28)
+
 /* Number of rows in the key table (checked by a _Static_assert in recipe.c). */
 #define LT_RECIPE_NKEYS 37
 

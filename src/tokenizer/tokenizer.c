@@ -282,10 +282,11 @@ lt_status lt_tokenizer_from_gguf(lt_tokenizer **out, const lt_gguf *g) {
     }
     const lt_gguf_kv *kty = lt_gguf_find(g, "tokenizer.ggml.token_type");
     if (kty) {
-        if (kty->type != LT_GGUF_ARRAY || kty->arr_n != ktok->arr_n || kty->arr_str) {
+        if (kty->type != LT_GGUF_ARRAY || kty->arr_n != ktok->arr_n || !lt_gguf_arr_is_int(kty)) {
             st = lt_error_set(LT_ERR_MODEL,
                               "%s: key tokenizer.ggml.token_type must be an integer array with "
-                              "one entry per token (%d)",
+                              "one entry per token (%d; corrupt file? convert_hf_to_gguf.py "
+                              "writes int32)",
                               path, t->n_vocab);
             goto fail;
         }

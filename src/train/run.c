@@ -1,10 +1,12 @@
 /* Run directory: creation/resume, manifest.json, metrics.jsonl, checkpoints, final export. */
 #include "run.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -35,27 +37,69 @@ static lt_status write_json(const char *path, json_t *j) {
     return st;
 }
 
-/* Newest checkpoints/step-N with a trainer_state.json (a published, complete checkpoint). */
-static int64_t newest_checkpoint(const char *dir, char *out, size_t n) {
+/* A published checkpoint's directory name: "step-" and digits only; *step is the number.
+ * Temporary ("step-N.tmp.PID") and moved-aside ("step-N.old.PID") names are not checkpoints. */
+static bool ckpt_name_step(const char *name, int64_t *step) {
+    if (strncmp(name, "step-", 5) || !isdigit((unsigned char)name[5])) return false;
+    char *end;
+    errno = 0;
+    long long s = strtoll(name + 5, &end, 10);
+    if (*end || errno || s <= 0) return false;
+    *step = s;
+    return true;
+}
+
+static int cmp_ckpt_desc(const void *a, const void *b) {
+    int64_t x = ((const lt_run_ckpt *)a)->step, y = ((const lt_run_ckpt *)b)->step;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* run->ckpts: the complete checkpoints of dir (checkpoints/step-N holding trainer_state.json;
+ * lt_dir_publish renames a directory into place only once it is whole), newest first. */
+static void list_checkpoints(lt_run *run, const char *dir) {
     char cdir[PATH_MAX];
     snprintf(cdir, sizeof cdir, "%s/checkpoints", dir);
     DIR *d = opendir(cdir);
-    if (!d) return 0;
-    int64_t best = 0;
+    if (!d) return;
     struct dirent *e;
     while ((e = readdir(d))) {
-        char *end;
-        if (strncmp(e->d_name, "step-", 5)) continue;
-        long long s = strtoll(e->d_name + 5, &end, 10);
-        if (*end || s <= best) continue;
-        char state[PATH_MAX + 300];
-        snprintf(state, sizeof state, "%s/%s/trainer_state.json", cdir, e->d_name);
+        int64_t s;
+        if (!ckpt_name_step(e->d_name, &s)) continue;
+        lt_run_ckpt c = {.step = s};
+        if (snprintf(c.dir, sizeof c.dir, "%s/%s", cdir, e->d_name) >= (int)sizeof c.dir) continue;
+        char state[PATH_MAX + 32];
+        snprintf(state, sizeof state, "%s/trainer_state.json", c.dir);
         if (!exists(state)) continue;
-        if (snprintf(out, n, "%s/%s", cdir, e->d_name) >= (int)n) continue;
-        best = s;
+        run->ckpts = lt_xrealloc(run->ckpts, (run->n_ckpts + 1) * sizeof *run->ckpts);
+        run->ckpts[run->n_ckpts++] = c;
     }
     closedir(d);
-    return best;
+    if (run->n_ckpts > 1) qsort(run->ckpts, run->n_ckpts, sizeof *run->ckpts, cmp_ckpt_desc);
+}
+
+/* Remove checkpoints/step-N.tmp.PID and step-N.old.PID directories whose process is gone: what a
+ * kill during a checkpoint write leaves behind (lt_run_save_checkpoint, lt_dir_publish). A
+ * directory of a process still alive is left alone. */
+static void remove_stale_tmp(const char *dir) {
+    char cdir[PATH_MAX], p[PATH_MAX + 300];
+    snprintf(cdir, sizeof cdir, "%s/checkpoints", dir);
+    DIR *d = opendir(cdir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, "step-", 5)) continue;
+        const char *dot = strstr(e->d_name, ".tmp.");
+        if (!dot) dot = strstr(e->d_name, ".old.");
+        if (!dot || !isdigit((unsigned char)dot[5])) continue;
+        char *end;
+        long pid = strtol(dot + 5, &end, 10);
+        if (*end || pid <= 0) continue;
+        if (pid != (long)getpid() && kill((pid_t)pid, 0) == 0) continue; /* still running */
+        snprintf(p, sizeof p, "%s/%s", cdir, e->d_name);
+        lt_warn("removing %s, left by an interrupted checkpoint write", p);
+        lt_remove_tree(p);
+    }
+    closedir(d);
 }
 
 /* Keep metrics lines whose "step" is <= keep (a resumed run re-logs what came after). */
@@ -103,7 +147,12 @@ lt_status lt_run_open(lt_run *run, const lt_recipe *r, bool resume) {
     snprintf(path, sizeof path, "%s/recipe.yaml", dir);
     bool has_run = exists(path);
     if (resume) {
-        run->resume_step = newest_checkpoint(dir, run->resume_dir, sizeof run->resume_dir);
+        remove_stale_tmp(dir);
+        list_checkpoints(run, dir);
+        if (run->n_ckpts > 0) {
+            run->resume_step = run->ckpts[0].step;
+            snprintf(run->resume_dir, sizeof run->resume_dir, "%s", run->ckpts[0].dir);
+        }
         if (run->resume_step == 0)
             return lt_error_set(LT_ERR_USAGE, "--resume: '%s' holds no checkpoint to resume "
                                 "from; hint: run without --resume to start afresh", dir);
@@ -134,7 +183,17 @@ lt_status lt_run_open(lt_run *run, const lt_recipe *r, bool resume) {
             json_decref(shards);
             return LT_ERR_DATA; /* message from lt_shard_glob names the pattern */
         }
-        for (size_t i = 0; i < n; i++) json_array_append_new(shards, file_entry(paths[i]));
+        for (size_t i = 0; i < n; i++) {
+            /* before hashing: a FIFO or a device named as a shard would block or never end */
+            lt_status rs = lt_require_regular(paths[i], LT_ERR_DATA, "shard");
+            if (rs) {
+                lt_paths_free(paths, n);
+                json_decref(man);
+                json_decref(shards);
+                return rs;
+            }
+            json_array_append_new(shards, file_entry(paths[i]));
+        }
         lt_paths_free(paths, n);
     }
     json_object_set_new(man, "shards", shards);
@@ -153,6 +212,9 @@ lt_status lt_run_open(lt_run *run, const lt_recipe *r, bool resume) {
 void lt_run_close(lt_run *run, lt_status st) {
     if (run->metrics) fclose(run->metrics);
     run->metrics = NULL;
+    free(run->ckpts);
+    run->ckpts = NULL;
+    run->n_ckpts = 0;
     json_t *man = run->manifest;
     if (!man) return;
     char now[40], path[PATH_MAX + 64];
@@ -238,18 +300,21 @@ static lt_status state_int(json_t *o, const char *key, const char *path, int64_t
     return LT_OK;
 }
 
-lt_status lt_run_load_checkpoint(lt_run *run, lt_model *m, float *opt_m, float *opt_v,
-                                 lt_loader *train, int64_t *step, int64_t *epochs_done) {
+/* Load one checkpoint directory, validating every field of trainer_state.json: the step must be
+ * the one its directory names (1..max_steps), epochs_done and the data cursor in range. A
+ * damaged checkpoint gives LT_ERR_DATA or LT_ERR_MODEL naming the file. */
+static lt_status load_one(lt_run *run, const lt_run_ckpt *ck, int64_t n_lora, lt_model *m,
+                          float *opt_m, float *opt_v, lt_loader *train, int64_t max_steps,
+                          int64_t *step, int64_t *epochs_done) {
     char path[PATH_MAX + 64];
-    int64_t n_before = m->n_lora;
-    lt_status st = lt_peft_load(m, run->resume_dir);
+    lt_status st = lt_peft_load(m, ck->dir);
     if (st) return st;
-    if (m->n_lora != n_before)
+    if (m->n_lora != n_lora)
         return lt_error_set(LT_ERR_USAGE, "%s: the checkpoint's adapter has %lld parameters but "
                             "the recipe's lora settings give %lld; hint: resume with the recipe "
-                            "the run started with", run->resume_dir, (long long)m->n_lora,
-                            (long long)n_before);
-    snprintf(path, sizeof path, "%s/optimizer.safetensors", run->resume_dir);
+                            "the run started with", ck->dir, (long long)m->n_lora,
+                            (long long)n_lora);
+    snprintf(path, sizeof path, "%s/optimizer.safetensors", ck->dir);
     lt_safetensors *sf;
     if ((st = lt_safetensors_open(&sf, path))) return st;
     const lt_st_tensor *tm = lt_safetensors_find(sf, "adamw.exp_avg");
@@ -264,7 +329,7 @@ lt_status lt_run_load_checkpoint(lt_run *run, lt_model *m, float *opt_m, float *
     memcpy(opt_v, tv->data, tv->nbytes);
     lt_safetensors_close(sf);
 
-    snprintf(path, sizeof path, "%s/trainer_state.json", run->resume_dir);
+    snprintf(path, sizeof path, "%s/trainer_state.json", ck->dir);
     json_error_t jerr;
     json_t *js = json_load_file(path, 0, &jerr);
     if (!js) return lt_error_set(LT_ERR_DATA, "%s:%d: %s", path, jerr.line, jerr.text);
@@ -282,8 +347,74 @@ lt_status lt_run_load_checkpoint(lt_run *run, lt_model *m, float *opt_m, float *
         return st;
     }
     json_decref(js);
+    if (*step != ck->step)
+        return lt_error_set(LT_ERR_DATA, "%s: 'step' is %lld but the directory is the checkpoint "
+                            "of step %lld (damaged or edited file)", path, (long long)*step,
+                            (long long)ck->step);
+    if (*step > max_steps)
+        return lt_error_set(LT_ERR_USAGE, "%s: the checkpoint is at step %lld, past this run's "
+                            "%lld steps; hint: resume with the recipe the run started with, or "
+                            "raise train.max_steps", path, (long long)*step, (long long)max_steps);
+    /* each micro-batch ends at most one epoch */
+    int64_t most_epochs = *step * run->r->train.grad_accum;
+    if (*epochs_done < 0 || *epochs_done > most_epochs)
+        return lt_error_set(LT_ERR_DATA, "%s: 'epochs_done' is %lld, outside 0..%lld for step "
+                            "%lld (damaged file)", path, (long long)*epochs_done,
+                            (long long)most_epochs, (long long)*step);
+    if (ls.epoch < 0 || ls.epoch > *epochs_done + 1)
+        return lt_error_set(LT_ERR_DATA, "%s: data_cursor 'epoch' is %lld, outside 0..%lld "
+                            "(damaged file)", path, (long long)ls.epoch,
+                            (long long)(*epochs_done + 1));
     ls.seed = (uint64_t)seed;
-    return lt_loader_set_state(train, &ls);
+    if ((st = lt_loader_set_state(train, &ls))) return lt_error_wrap(st, "%s", path);
+    return LT_OK;
+}
+
+lt_status lt_run_load_checkpoint(lt_run *run, lt_model *m, float *opt_m, float *opt_v,
+                                 lt_loader *train, int64_t max_steps, int64_t *step,
+                                 int64_t *epochs_done) {
+    int64_t n_lora = m->n_lora;
+    char *first = NULL;
+    lt_status first_st = LT_OK;
+    for (size_t i = 0; i < run->n_ckpts; i++) {
+        const lt_run_ckpt *ck = &run->ckpts[i];
+        lt_status st = load_one(run, ck, n_lora, m, opt_m, opt_v, train, max_steps, step,
+                                epochs_done);
+        if (!st) {
+            free(first);
+            if (i == 0) return LT_OK;
+            /* fell back: metrics after this step are re-logged, the manifest says where from */
+            run->resume_step = ck->step;
+            snprintf(run->resume_dir, sizeof run->resume_dir, "%s", ck->dir);
+            json_object_set_new(run->manifest, "resumed_from_step", json_integer(ck->step));
+            char path[PATH_MAX + 64];
+            snprintf(path, sizeof path, "%s/manifest.json", run->r->output.dir);
+            if ((st = write_json(path, run->manifest))) return st;
+            snprintf(path, sizeof path, "%s/metrics.jsonl", run->r->output.dir);
+            if (run->metrics) fclose(run->metrics);
+            run->metrics = NULL;
+            if ((st = truncate_metrics(path, ck->step))) return st;
+            if (!(run->metrics = fopen(path, "a")))
+                return lt_error_set(LT_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
+            return LT_OK;
+        }
+        if (st != LT_ERR_DATA && st != LT_ERR_MODEL) {
+            free(first);
+            return st;
+        }
+        lt_warn("cannot resume from %s: %s", ck->dir, lt_error_message());
+        if (!first) {
+            first = lt_xstrdup(lt_error_message());
+            first_st = st;
+        }
+        if (i + 1 < run->n_ckpts)
+            lt_warn("falling back to the previous complete checkpoint, %s", run->ckpts[i + 1].dir);
+    }
+    lt_status st = lt_error_set(first_st, "%s (and no earlier complete checkpoint could be "
+                                "loaded either); hint: run without --resume and a new "
+                                "output.dir to start afresh", first ? first : "no checkpoint");
+    free(first);
+    return st;
 }
 
 lt_status lt_run_export(lt_run *run, const lt_model *m) {

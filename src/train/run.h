@@ -12,17 +12,26 @@
 #include "../recipe/recipe.h"
 
 typedef struct {
+    int64_t step;
+    char dir[PATH_MAX];
+} lt_run_ckpt;
+
+typedef struct {
     const lt_recipe *r;
     FILE *metrics;               /* metrics.jsonl, append mode, flushed per line */
     char started[40];            /* ISO 8601 UTC */
     int64_t resume_step;         /* newest checkpoint's step when resuming, else 0 */
     char resume_dir[PATH_MAX];   /* that checkpoint's directory */
     void *manifest;              /* json_t*, kept to rewrite at close */
+    lt_run_ckpt *ckpts;          /* resuming: the complete checkpoints, newest first (owned) */
+    size_t n_ckpts;
 } lt_run;
 
 /* Create (or, with resume, reopen) output.dir. A fresh run refuses a directory that already
- * holds a run (LT_ERR_USAGE with a hint); resume requires a checkpoint (LT_ERR_USAGE otherwise)
- * and drops metrics lines after it. Writes recipe.yaml and manifest.json (status "running"). */
+ * holds a run (LT_ERR_USAGE with a hint); resume removes checkpoints/step-N.tmp.PID (and .old.PID)
+ * directories of processes that are gone, requires a complete checkpoint (LT_ERR_USAGE otherwise)
+ * and drops metrics lines after the newest. Writes recipe.yaml and manifest.json (status
+ * "running"). A data.train or data.eval file that is not a regular file is LT_ERR_DATA. */
 lt_status lt_run_open(lt_run *run, const lt_recipe *r, bool resume);
 /* Stamp manifest.json with the end time and status ("completed", "interrupted", "failed") and
  * close files. */
@@ -37,9 +46,15 @@ void lt_run_log_eval(lt_run *run, int64_t step, double eval_loss);
 lt_status lt_run_save_checkpoint(lt_run *run, const lt_model *m, const float *opt_m,
                                  const float *opt_v, const lt_loader *train, int64_t step,
                                  int64_t epochs_done);
-/* Restore the adapter, moments, cursor and step from run->resume_dir. */
+/* Restore the adapter, moments, cursor and step from the newest complete checkpoint, validating
+ * every field of trainer_state.json (step = the directory's step, <= max_steps; epochs_done and
+ * the data cursor in range). A damaged checkpoint (LT_ERR_DATA / LT_ERR_MODEL) is skipped with a
+ * warning naming it, and the previous complete one is tried; then run->resume_step/_dir, the
+ * manifest and metrics.jsonl follow the one loaded. Fails with the newest one's error when none
+ * loads; LT_ERR_USAGE (recipe and checkpoint disagree) stops at once. */
 lt_status lt_run_load_checkpoint(lt_run *run, lt_model *m, float *opt_m, float *opt_v,
-                                 lt_loader *train, int64_t *step, int64_t *epochs_done);
+                                 lt_loader *train, int64_t max_steps, int64_t *step,
+                                 int64_t *epochs_done);
 /* output.dir/adapter (PEFT), replacing an older export of this run. */
 lt_status lt_run_export(lt_run *run, const lt_model *m);
 

@@ -86,6 +86,19 @@ static void set_threads(int64_t n) {
     omp_set_num_threads((int)n);
 }
 
+/* LT_ERR_INTERRUPTED when SIGINT/SIGTERM came before the first step of this process: nothing
+ * new to save, the run directory (and any earlier checkpoint) is as it was. */
+static lt_status stopped_while_loading(const lt_recipe *r, bool resumed) {
+    if (!stop_requested) return LT_OK;
+    if (resumed)
+        return lt_error_set(LT_ERR_INTERRUPTED, "interrupted while loading, before the first "
+                            "step; nothing new to save; resume with: lathe train %s/recipe.yaml "
+                            "--resume", r->output.dir);
+    return lt_error_set(LT_ERR_INTERRUPTED, "interrupted while loading, before the first step: "
+                        "nothing was trained; hint: remove %s (or choose another output.dir) and "
+                        "start again", r->output.dir);
+}
+
 /* What one run holds while it trains; job_free releases it. */
 typedef struct {
     const lt_recipe *r;
@@ -166,7 +179,13 @@ static lt_status job_open_data(job *j) {
     j->total_steps = r->train.max_steps;
     if (j->total_steps <= 0) {
         double per_epoch = (double)j->tt.batches_per_epoch / (double)j->accum;
-        j->total_steps = (int64_t)ceil(r->train.epochs * per_epoch);
+        double want = ceil(r->train.epochs * per_epoch);
+        if (!(want <= LT_RECIPE_STEPS_MAX))
+            return lt_error_set(LT_ERR_RECIPE, "train.epochs = %g over data.train (%lld batches "
+                                "per epoch) is %.0f optimizer steps, more than the limit %d; "
+                                "hint: fewer epochs, or set train.max_steps", r->train.epochs,
+                                (long long)j->tt.batches_per_epoch, want, LT_RECIPE_STEPS_MAX);
+        j->total_steps = (int64_t)want;
         if (j->total_steps < 1) j->total_steps = 1;
     }
     j->tokens_per_step = j->accum * r->train.micro_batch_size * r->data.seq_len;
@@ -272,9 +291,23 @@ lt_status lt_train_run(const lt_recipe *r, const lt_train_opts *o) {
     lt_status st;
     set_threads(r->train.threads);
     job j = {.r = r};
-    if ((st = lt_run_open(&j.run, r, o->resume))) return st;
+    /* SIGINT/SIGTERM from here on end the run cleanly: during loading (nothing to save yet) at
+     * the next stop point, during training after a checkpoint (exit 130 either way) */
+    stop_requested = 0;
+    struct sigaction sa = {0}, old_int, old_term;
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    if ((st = lt_run_open(&j.run, r, o->resume))) {
+        sigaction(SIGINT, &old_int, NULL);
+        sigaction(SIGTERM, &old_term, NULL);
+        lt_run_close(&j.run, st); /* frees what the open made; no manifest yet, nothing stamped */
+        return st;
+    }
     double t_start = lt_now();
-    if ((st = job_load_model(&j)) || (st = job_open_data(&j))) goto done;
+    if ((st = job_load_model(&j)) || (st = stopped_while_loading(r, o->resume)) ||
+        (st = job_open_data(&j)))
+        goto done;
     lt_adamw_hparams hp = {.beta1 = (float)r->optim.beta1, .beta2 = (float)r->optim.beta2,
                            .eps = (float)r->optim.eps,
                            .weight_decay = (float)r->optim.weight_decay};
@@ -283,23 +316,17 @@ lt_status lt_train_run(const lt_recipe *r, const lt_train_opts *o) {
         goto done;
     int64_t step = 0, epochs_done = 0;
     if (o->resume && j.run.resume_step > 0) {
-        if ((st = lt_run_load_checkpoint(&j.run, j.m, j.tr.opt_m, j.tr.opt_v, j.train, &step,
-                                         &epochs_done)))
+        if ((st = lt_run_load_checkpoint(&j.run, j.m, j.tr.opt_m, j.tr.opt_v, j.train,
+                                         j.total_steps, &step, &epochs_done)))
             goto done;
         lt_info("resumed from %s at step %lld", j.run.resume_dir, (long long)step);
     }
     job_log_summary(&j);
+    if ((st = stopped_while_loading(r, o->resume))) goto done;
 
-    stop_requested = 0;
-    struct sigaction sa = {0}, old_int, old_term;
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
     double first_eval = NAN, last_eval = NAN;
-    st = job_loop(&j, step, epochs_done, &first_eval, &last_eval, &step, &epochs_done);
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
-    if (st) goto done;
+    if ((st = job_loop(&j, step, epochs_done, &first_eval, &last_eval, &step, &epochs_done)))
+        goto done;
     if ((st = lt_run_save_checkpoint(&j.run, j.m, j.tr.opt_m, j.tr.opt_v, j.train, step,
                                      epochs_done)) ||
         (st = lt_run_export(&j.run, j.m)))
@@ -310,6 +337,8 @@ lt_status lt_train_run(const lt_recipe *r, const lt_train_opts *o) {
     lt_info("done: %lld steps in %.1f s; adapter in %s/adapter", (long long)step,
             lt_now() - t_start, r->output.dir);
 done:
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
     lt_run_close(&j.run, st);
     job_free(&j);
     return st;

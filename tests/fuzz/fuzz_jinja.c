@@ -2,8 +2,8 @@
  * fuzz_jinja.c — libFuzzer harness for the chat-template interpreter (src/jinja/): the input is
  * a template source; it is parsed and, when it parses, rendered against a fixed conversation
  * with small limits. Any crash, sanitizer report, leak or abort is a bug: every input must end
- * in LT_OK or an lt_status error. Build and run: `make fuzz-jinja` (clang with
- * -fsanitize=fuzzer,address,undefined).
+ * in LT_OK or an lt_status error. Build and run: `make fuzz` (tools/fuzz.sh; clang
+ * with -fsanitize=fuzzer,address,undefined).
  */
 #include <stdint.h>
 #include <stdlib.h>

@@ -471,3 +471,20 @@ Test(tokenize, template_raise_skips_or_fails_the_record, .init = setup, .fini = 
     cr_expect(strstr(lt_error_message(), "System role not supported") &&
               strstr(lt_error_message(), "chats.jsonl:2"), "%s", lt_error_message());
 }
+
+/* `--input /dev/zero` (issue 9, finding 5) read without bound (8.7 GB resident after 20 s): now
+ * exit 3 at once, naming the file and what it is. The limit on memory keeps a regression from
+ * taking the machine with it. */
+Test(tokenize, special_file_input_refused, .init = setup, .fini = teardown, .timeout = 60) {
+    char model[1024], cmd[4096], *out;
+    fixture(model, sizeof model, "stories260K/stories260K.gguf");
+    snprintf(cmd, sizeof cmd, "ulimit -v 4000000; %s tokenize --model %s --input /dev/zero "
+             "--output %s/o > %s/log.txt 2>&1", lathe_bin(), model, tmpdir, tmpdir);
+    int rc = system(cmd);
+    snprintf(cmd, sizeof cmd, "%s/log.txt", tmpdir);
+    size_t n;
+    cr_assert_eq(lt_read_file(cmd, &out, &n), LT_OK);
+    cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 3, "expected exit 3, got %d:\n%s", rc, out);
+    cr_assert(strstr(out, "/dev/zero") && strstr(out, "character device"), "%s", out);
+    free(out);
+}

@@ -2,6 +2,8 @@
  * identity dataset; eval loss must fall by >= 10%, the exported PEFT adapter must reload and
  * change the logits, and a run resumed from its middle checkpoint must end bit-identical. */
 #include <math.h>
+#include <signal.h>
+#include <sys/stat.h>
 
 #include "../support.h"
 #include "model/model.h"
@@ -239,4 +241,117 @@ Test(train, interrupt_checkpoints_and_resumes, .init = setup, .fini = teardown, 
     free(out);
     snprintf(path, sizeof path, "%s/adapter/adapter_model.safetensors", run);
     cr_assert(ts_exists(path));
+}
+
+/* Replace every match of the extended regex `re` by `to` in each file matching the glob. */
+static void sed_files(const char *glob_path, const char *re, const char *to) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "sed -i -E 's/%s/%s/' %s", re, to, glob_path);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+}
+
+/* Resume with damaged checkpoints (issue 9, finding 8): a newest checkpoint whose
+ * trainer_state.json says step -3 is skipped with a warning naming it and the previous complete
+ * one is used; a stale step-N.tmp.PID directory (a kill mid-write) is not counted by `lathe
+ * inspect` and is removed by --resume; a step of 2^63-1 in every checkpoint is exit 3. */
+Test(train, resume_validates_state_and_falls_back, .init = setup, .fini = teardown,
+     .timeout = 180) {
+    ts_fixture(model, sizeof model, "stories260K/stories260K.gguf");
+    ts_fixture(data, sizeof data, "data/identity.json");
+    tokenize();
+    char run[512], p[1024], *out;
+    snprintf(run, sizeof run, "%s/run", tmp);
+    const char *opts = "--set train.max_steps=4 --set train.save_every=2 "
+                       "--set schedule.warmup_steps=0 --set train.eval_every=0";
+    int rc = train(run, opts, &out);
+    cr_assert_eq(rc, 0, "train failed (exit %d):\n%s", rc, out);
+    free(out);
+
+    /* a stale temporary checkpoint of a process that is gone (no pid is above 2^22) */
+    char stale[700];
+    snprintf(stale, sizeof stale, "%s/checkpoints/step-0000006.tmp.99999999", run);
+    cr_assert_eq(lt_mkdir_p(stale), LT_OK);
+    snprintf(p, sizeof p, "inspect %s", run);
+    cr_assert_eq(ts_run(tmp, p, &out), 0, "%s", out);
+    cr_assert(strstr(out, "checkpoints 2:") && !strstr(out, "step-0000006"),
+              "inspect counts only complete checkpoints:\n%s", out);
+    free(out);
+
+    snprintf(p, sizeof p, "%s/checkpoints/step-0000004/trainer_state.json", run);
+    sed_files(p, "\"step\": 4,", "\"step\": -3,");
+    char args[1024];
+    snprintf(args, sizeof args, "%s --set train.max_steps=6 --resume", opts);
+    rc = train(run, args, &out);
+    cr_assert_eq(rc, 0, "resume failed (exit %d):\n%s", rc, out);
+    cr_assert(strstr(out, "cannot resume from") && strstr(out, "step-0000004") &&
+                  strstr(out, "'step' is -3"),
+              "the damaged checkpoint is named:\n%s", out);
+    cr_assert(strstr(out, "resumed from") && strstr(out, "step-0000002 at step 2"), "%s", out);
+    free(out);
+    cr_assert(!ts_exists(stale), "--resume left %s", stale);
+    snprintf(p, sizeof p, "%s/checkpoints/step-0000006/trainer_state.json", run);
+    cr_assert(ts_exists(p), "the resumed run did not finish: no %s", p);
+
+    /* every checkpoint damaged: exit 3 naming the file and the field */
+    snprintf(p, sizeof p, "%s/checkpoints/step-*/trainer_state.json", run);
+    sed_files(p, "\"step\": [0-9]+,", "\"step\": 9223372036854775807,");
+    rc = train(run, args, &out);
+    cr_assert_eq(rc, 3, "expected exit 3, got %d:\n%s", rc, out);
+    cr_assert(strstr(out, "trainer_state.json") && strstr(out, "'step' is 9223372036854775807"),
+              "%s", out);
+    free(out);
+}
+
+/* data.train naming a FIFO (issue 9, finding 5): exit 3 at once naming it, instead of blocking
+ * for ever while the manifest hashes it. */
+Test(train, fifo_shard_refused, .init = setup, .fini = teardown, .timeout = 60) {
+    ts_fixture(model, sizeof model, "stories260K/stories260K.gguf");
+    char fifo_dir[512], fifo[600], run[512], args[2048], *out;
+    snprintf(fifo_dir, sizeof fifo_dir, "%s/data", tmp);
+    cr_assert_eq(lt_mkdir_p(fifo_dir), LT_OK);
+    snprintf(fifo, sizeof fifo, "%s/train-00000.h5", fifo_dir);
+    cr_assert_eq(mkfifo(fifo, 0600), 0);
+    snprintf(run, sizeof run, "%s/run", tmp);
+    snprintf(args, sizeof args, "--set data.eval= --set train.eval_every=0");
+    int rc = train(run, args, &out);
+    cr_assert_eq(rc, 3, "expected exit 3, got %d:\n%s", rc, out);
+    cr_assert(strstr(out, fifo) && strstr(out, "FIFO"), "%s", out);
+    free(out);
+}
+
+/* SIGTERM while the base model loads (issue 9, finding 9): a clean exit 130 saying nothing was
+ * trained, not death by the signal (143). SmolLM2 with NF4 quantization loads for seconds, so the
+ * signal, sent once manifest.json exists (just before the load), lands inside the load. */
+Test(train, signal_while_loading_exits_130, .init = setup, .fini = teardown, .timeout = 120) {
+    ts_smollm2(model, sizeof model);
+    char shard[600], run[512], log[600], manifest[700], cmd[8192];
+    snprintf(shard, sizeof shard, "%s/train-00000.h5", tmp);
+    cr_assert_eq(lt_write_file_atomic(shard, "x", 1), LT_OK); /* never opened: the load comes first */
+    snprintf(run, sizeof run, "%s/run", tmp);
+    snprintf(log, sizeof log, "%s/log.txt", tmp);
+    snprintf(manifest, sizeof manifest, "%s/manifest.json", run);
+    snprintf(cmd, sizeof cmd,
+             "exec %s train recipes/ci-stories260k.yaml --set model.path=%s --set data.train=%s "
+             "--set data.eval= --set train.eval_every=0 --set quantization.type=nf4 "
+             "--set output.dir=%s > %s 2>&1",
+             ts_lathe_bin(), model, shard, run, log);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 2000 && !ts_exists(manifest); i++) usleep(5000);
+    cr_assert(ts_exists(manifest), "the run never started");
+    cr_assert_eq(kill(pid, SIGTERM), 0);
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    char *text;
+    size_t n;
+    cr_assert_eq(lt_read_file(log, &text, &n), LT_OK);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 130,
+              "expected exit 130, got %s %d:\n%s", WIFEXITED(status) ? "exit" : "signal",
+              WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), text);
+    cr_assert(strstr(text, "interrupted while loading"), "%s", text);
+    free(text);
 }

@@ -368,7 +368,7 @@ Test(recipe, error_out_of_range) {
                       "data.seq_len must be 8 to 1048576",
                       NULL);
     expect_load_error(MINIMAL "train:\n  micro_batch_size: 0\n", 8, 21,
-                      "train.micro_batch_size must be >= 1, got 0", NULL);
+                      "train.micro_batch_size must be 1 to 65536, got 0", NULL);
     expect_load_error(MINIMAL "optim:\n  weight_decay: -1\n", 8, 17,
                       "optim.weight_decay must be >= 0", NULL);
 }
