@@ -10,6 +10,17 @@ transformers refuses (the template calls raise_exception, or fails) must fail in
 The templates are data fetched at run time (pip download into ~/.cache/lathe/dl, or
 LATHE_TEMPLATES_DIR pointing at a directory of *.jinja files); nothing fetched is committed.
 
+Loss masks: with a real tokenizer (stories260K from the fixtures, a SentencePiece vocabulary with
+<s>/</s>, and SmolLM2-135M-Instruct from tools/fetch_model.sh, a byte-level BPE with ChatML
+control tokens; each converted once to a Hugging Face directory by `lathe convert`), every
+conversation of plain role/content messages is also tokenized by `lathe chat-render --tokens`
+(what `lathe tokenize` writes) and compared with a reference computed here from transformers:
+apply_chat_template's text encoded by the fast tokenizer (add_special_tokens=False), the
+assistant contents located turn by turn (the conversation before each assistant turn rendered
+with add_generation_prompt is where its content may start, when it is a prefix of the whole
+text), a token trained when its character offsets overlap a content span, plus the special
+token that closes the turn (after at most one whitespace token). Ids and masks must be equal.
+
 Usage: LATHE_BIN=bin/lathe python tools/check_chat_templates.py [-v] [TEMPLATE_NAME_SUBSTR...]
 Needs transformers, tokenizers and jinja2 (make chat-templates sets up a venv).
 Exit 0 when every conversation agrees (identical text, or an error in both), 1 otherwise.
@@ -146,6 +157,116 @@ def render_lathe(lathe, tok, path, conv, tmp):
     return True, p.stdout.decode("utf-8", "surrogateescape")
 
 
+MASK_CONVERSATIONS = [c for c, conv in CONVERSATIONS.items()
+                      if set(conv) <= {"messages", "add_generation_prompt"}
+                      and all(set(m) == {"role", "content"} and isinstance(m["content"], str)
+                              for m in conv["messages"])]
+
+
+def mask_tokenizers(lathe, tmp):
+    """[(name, lathe model path, transformers tokenizer)] for the loss-mask check."""
+    from transformers import AutoTokenizer
+    fx = os.environ.get("LATHE_FIXTURES", os.path.join(os.path.dirname(__file__), "../../shared/fixtures"))
+    cands = [("stories260K", os.path.join(fx, "stories260K/stories260K.gguf"))]
+    p = subprocess.run([os.path.join(os.path.dirname(__file__), "fetch_model.sh")], capture_output=True, text=True)
+    if p.returncode == 0 and p.stdout.strip():
+        cands.append(("SmolLM2-135M-Instruct", p.stdout.strip()))
+    out = []
+    for name, gguf in cands:
+        if not os.path.exists(gguf):
+            print(f"note: {gguf} not found; no loss-mask check with {name}")
+            continue
+        hf = os.path.join(tmp, "tok-" + name)
+        subprocess.check_call([lathe, "convert", gguf, "--to", "hf", "--out", hf, "--dtype", "bf16"],
+                              stdout=subprocess.DEVNULL)
+        out.append((name, gguf, AutoTokenizer.from_pretrained(hf)))
+    return out
+
+
+def reference_tokens(tok, template, conv):
+    """(ids, mask) as defined in the module docstring, from transformers alone; None if refused."""
+    msgs, gen = conv["messages"], conv.get("add_generation_prompt", False)
+    try:
+        text = tok.apply_chat_template(msgs, chat_template=template, add_generation_prompt=gen, tokenize=False)
+    except Exception:
+        return None
+    enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids, offs = enc["input_ids"], enc["offset_mapping"]
+    special = {i for i, t in tok.added_tokens_decoder.items() if t.special}
+    mask, cursor = [0] * len(ids), 0
+    for i, m in enumerate(msgs):
+        if m["role"] != "assistant" or not m["content"]:
+            continue
+        start = 0
+        try:
+            pre = tok.apply_chat_template(msgs[:i], chat_template=template, add_generation_prompt=True,
+                                          tokenize=False)
+            if text.startswith(pre):
+                start = len(pre)
+        except Exception:
+            pass
+        start = max(start, cursor)
+        c = m["content"]
+        k = text.find(c, start)
+        if k < 0:
+            c = c.strip(" \n\t\r")
+            k = text.find(c, start) if c else -1
+        if k < 0:
+            return ("missing", i)
+        s, e = k, k + len(c)
+        cursor = e
+        hit = [j for j, (a, b) in enumerate(offs) if b > s and a < e]
+        for j in hit:
+            mask[j] = 1
+        j = hit[-1] + 1 if hit else len(ids)
+        if (j + 1 < len(ids) and ids[j] not in special and tok.decode([ids[j]]).strip(" \n\t\r") == ""
+                and tok.decode([ids[j]]) != "" and ids[j + 1] in special):
+            mask[j] = 1
+            j += 1
+        if j < len(ids) and ids[j] in special:
+            mask[j] = 1
+    return ids, mask
+
+
+def lathe_tokens(lathe, model, path, conv, tmp):
+    mp = os.path.join(tmp, "tokens.json")
+    with open(mp, "w", encoding="utf-8") as f:
+        json.dump(conv, f, ensure_ascii=False)
+    p = subprocess.run([lathe, "chat-render", "--model", model, "--template", path, "--messages", mp,
+                        "--tokens"], capture_output=True)
+    if p.returncode != 0:
+        return None, p.stderr.decode("utf-8", "replace").strip()
+    d = json.loads(p.stdout)
+    return (d["ids"], d["mask"]), ""
+
+
+def check_masks(lathe, toks, path, template, tmp):
+    """[(tokenizer, conversation, status, why)] for the loss-mask check of one template."""
+    res = []
+    for tname, model, tok in toks:
+        for cname in MASK_CONVERSATIONS:
+            conv = CONVERSATIONS[cname]
+            ref = reference_tokens(tok, template, conv)
+            got, err = lathe_tokens(lathe, model, path, conv, tmp)
+            if ref is None and got is None:
+                res.append((tname, cname, "error-in-both", err[:100]))
+            elif isinstance(ref, tuple) and ref and ref[0] == "missing":
+                st = "error-in-both" if got is None else "DIFFERENT"
+                res.append((tname, cname, st, f"assistant message {ref[1]} not in the text"))
+            elif ref is None or got is None:
+                res.append((tname, cname, "DIFFERENT", f"lathe: {err[:200]}" if got is None else "transformers refused"))
+            elif got == ref:
+                res.append((tname, cname, "identical", f"{len(ref[0])} tokens, {sum(ref[1])} trained"))
+            else:
+                (ri, rm), (li, lm) = ref, got
+                i = first_diff(ri, li) if ri != li else first_diff(rm, lm)
+                what = "ids" if ri != li else "mask"
+                res.append((tname, cname, "DIFFERENT",
+                            f"{what} differ at token {i}: transformers {ri[max(0, i - 3):i + 4]} {rm[max(0, i - 3):i + 4]}"
+                            f" lathe {li[max(0, i - 3):i + 4]} {lm[max(0, i - 3):i + 4]}"))
+    return res
+
+
 def first_diff(a, b):
     i = 0
     while i < min(len(a), len(b)) and a[i] == b[i]:
@@ -169,7 +290,12 @@ def main():
     print(f"conversations: {', '.join(CONVERSATIONS)}")
     n_ident = n_both_err = n_bad = 0
     passing, failing, only_errors = [], [], []
+    mask_pass, mask_fail = [], []
+    m_ident = m_both_err = m_bad = 0
     with tempfile.TemporaryDirectory() as tmp:
+        toks = mask_tokenizers(lathe, tmp)
+        print(f"loss masks: tokenizers {', '.join(t[0] for t in toks) or 'none'}; "
+              f"conversations {', '.join(MASK_CONVERSATIONS)}")
         for path in paths:
             name = os.path.basename(path)[:-len(".jinja")]
             with open(path, encoding="utf-8") as f:
@@ -203,6 +329,20 @@ def main():
                 if st == "DIFFERENT" or verbose:
                     print(f"        {cname}: {st} {why}")
             (failing if bad else passing if n_id else only_errors).append(name)
+            mres = check_masks(lathe, toks, path, template, tmp)
+            mbad = [r for r in mres if r[2] == "DIFFERENT"]
+            mid = sum(r[2] == "identical" for r in mres)
+            m_ident += mid
+            m_both_err += sum(r[2] == "error-in-both" for r in mres)
+            m_bad += len(mbad)
+            print(f"{'FAIL' if mbad else 'ok':5} {name} (ids + loss masks): {mid} identical, {len(mbad)} different")
+            for tname, cname, st, why in mres:
+                if st == "DIFFERENT" or verbose:
+                    print(f"        {tname} {cname}: {st} {why}")
+            if mid and not mbad:
+                mask_pass.append(name)
+            elif mbad:
+                mask_fail.append(name)
     total = len(paths) * len(CONVERSATIONS)
     print()
     print(f"templates identical on every conversation transformers renders (and erroring where it errors): "
@@ -216,7 +356,12 @@ def main():
     print(f"SUMMARY: {len(passing)} templates x {len(CONVERSATIONS)} conversations byte-identical; "
           f"{total} renders: {n_ident} identical, {n_both_err} error in both, {n_bad} different "
           f"(transformers {transformers.__version__}, jinja2 {jinja2.__version__})")
-    return 0 if n_bad == 0 else 1
+    print(f"templates whose ids and loss masks equal the reference on every conversation: {len(mask_pass)}/{len(paths)}")
+    if mask_fail:
+        print(f"templates with loss-mask differences: {', '.join(mask_fail)}")
+    print(f"MASKS: {m_ident} tokenizations identical (ids and masks), {m_both_err} refused by both, "
+          f"{m_bad} different ({len(toks)} tokenizers x {len(MASK_CONVERSATIONS)} conversations per template)")
+    return 0 if n_bad == 0 and m_bad == 0 else 1
 
 
 if __name__ == "__main__":

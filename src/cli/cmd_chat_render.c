@@ -14,6 +14,8 @@
 static const char usage_text[] =
     "usage: lathe chat-render (--template FILE | --model PATH) --messages FILE\n"
     "                         [--tools FILE] [--vars FILE] [--add-generation-prompt]\n"
+    "       lathe chat-render --model PATH [--template FILE] --messages FILE --tokens\n"
+    "                         [--add-generation-prompt]\n"
     "\n"
     "Render a chat template for one conversation and print the text exactly (no newline\n"
     "added), as transformers' apply_chat_template(..., tokenize=False) renders it.\n"
@@ -28,6 +30,10 @@ static const char usage_text[] =
     "  --vars FILE              JSON object of extra variables (bos_token, eos_token,\n"
     "                           enable_thinking, ...)\n"
     "  --add-generation-prompt  end with the assistant header\n"
+    "  --tokens                 print the token ids and loss mask `lathe tokenize` writes for\n"
+    "                           this conversation, as one JSON line {\"ids\": [...], \"mask\":\n"
+    "                           [...]}, with the model's tokenizer and its template (or\n"
+    "                           --template FILE); messages carry only role and content\n"
     "\n"
     "The template runs sandboxed (no file, environment or host access; bounded time, memory\n"
     "and output). A template that calls raise_exception fails with its message.\n"
@@ -46,6 +52,63 @@ static char *token_text(const lt_tokenizer *t, int32_t id) {
     return lt_tokenizer_decode_special(t, &id, 1, true);
 }
 
+/* --tokens: msg_path's role/content messages through lt_chat_jinja_render, as lathe tokenize
+ * does; one JSON line of ids and mask on stdout. */
+static int print_tokens(const char *model, const char *tpl_path, const char *msg_path, bool gen) {
+    static const char *const roles[] = {"system", "user", "assistant", "tool"};
+    lt_tokenizer *tok = NULL;
+    lt_chat_jinja *cj = NULL;
+    json_t *doc = NULL;
+    char *src = NULL;
+    size_t src_n, n = 0;
+    lt_message *msgs = NULL;
+    lt_tokens v = {0};
+    lt_status st;
+    if ((st = lt_tokenizer_load(&tok, model))) goto done;
+    if (tpl_path && (st = lt_read_file(tpl_path, &src, &src_n))) goto done;
+    if ((st = lt_chat_jinja_open(&cj, tok, tpl_path ? tpl_path : model, src))) goto done;
+    if ((st = load_json(&doc, msg_path))) goto done;
+    json_t *arr = json_is_object(doc) ? json_object_get(doc, "messages") : doc;
+    if (json_is_object(doc) && json_is_true(json_object_get(doc, "add_generation_prompt"))) gen = true;
+    if (!json_is_array(arr)) {
+        st = lt_error_set(LT_ERR_DATA, "%s: no \"messages\" array", msg_path);
+        goto done;
+    }
+    n = json_array_size(arr);
+    msgs = lt_xcalloc(n ? n : 1, sizeof *msgs);
+    for (size_t i = 0; i < n; i++) {
+        json_t *m = json_array_get(arr, i);
+        const char *role = json_string_value(json_object_get(m, "role"));
+        json_t *content = json_object_get(m, "content");
+        int r = -1;
+        for (int k = 0; role && k < 4; k++)
+            if (!strcmp(role, roles[k])) r = k;
+        if (r < 0 || !json_is_string(content) || json_object_size(m) != 2) {
+            st = lt_error_set(LT_ERR_DATA, "%s: messages[%zu]: --tokens takes messages of "
+                              "exactly \"role\" (system, user, assistant or tool) and a string "
+                              "\"content\", as lathe tokenize reads them", msg_path, i);
+            goto done;
+        }
+        msgs[i].role = (lt_role)r;
+        msgs[i].content = json_string_value(content);
+    }
+    if ((st = lt_chat_jinja_render(cj, msgs, n, gen, &v))) goto done;
+    fputs("{\"ids\": [", stdout);
+    for (size_t i = 0; i < v.n; i++) printf("%s%d", i ? ", " : "", v.ids[i]);
+    fputs("], \"mask\": [", stdout);
+    for (size_t i = 0; i < v.n; i++) printf("%s%d", i ? ", " : "", v.mask[i]);
+    fputs("]}\n", stdout);
+    fflush(stdout);
+done:
+    lt_tokens_free(&v);
+    free(msgs);
+    json_decref(doc);
+    free(src);
+    lt_chat_jinja_free(cj);
+    lt_tokenizer_free(tok);
+    return st ? lt_cli_fail(st) : 0;
+}
+
 int lt_cmd_chat_render(int argc, char **argv) {
     static const struct option longopts[] = {{"template", required_argument, 0, 't'},
                                              {"model", required_argument, 0, 'm'},
@@ -53,10 +116,11 @@ int lt_cmd_chat_render(int argc, char **argv) {
                                              {"tools", required_argument, 0, 'T'},
                                              {"vars", required_argument, 0, 'v'},
                                              {"add-generation-prompt", no_argument, 0, 'g'},
+                                             {"tokens", no_argument, 0, 'k'},
                                              {"help", no_argument, 0, 'h'},
                                              {0, 0, 0, 0}};
     const char *tpl_path = NULL, *model = NULL, *msg_path = NULL, *tools_path = NULL, *vars_path = NULL;
-    bool gen = false;
+    bool gen = false, tokens = false;
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -67,9 +131,18 @@ int lt_cmd_chat_render(int argc, char **argv) {
         case 'T': tools_path = optarg; break;
         case 'v': vars_path = optarg; break;
         case 'g': gen = true; break;
+        case 'k': tokens = true; break;
         case 'h': fputs(usage_text, stdout); return 0;
         default: fputs(usage_text, stderr); return 2;
         }
+    }
+    if (tokens) {
+        if (!model || !msg_path || tools_path || vars_path || optind < argc) {
+            fprintf(stderr, "lathe chat-render: --tokens needs --model and --messages (no --tools "
+                            "or --vars)\n%s", usage_text);
+            return 2;
+        }
+        return print_tokens(model, tpl_path, msg_path, gen);
     }
     if ((!tpl_path) == (!model) || !msg_path || optind < argc) {
         fprintf(stderr, "lathe chat-render: need one of --template / --model, and --messages\n%s", usage_text);

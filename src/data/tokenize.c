@@ -37,7 +37,7 @@ static lt_status ensure_template(tk_ctx *c) {
     if (c->o->template_name) { /* a built-in layout, by name */
         st = lt_template_from_name(&c->tpl, c->o->template_name);
     } else if (lt_tokenizer_chat_template(c->tok)) { /* the model's own, as transformers */
-        st = lt_chat_jinja_open(&c->jinja, c->tok, c->o->model);
+        st = lt_chat_jinja_open(&c->jinja, c->tok, c->o->model, NULL);
     } else { /* a base model without a template: the Alpaca layout */
         c->tpl = LT_TEMPLATE_ALPACA;
         st = LT_OK;

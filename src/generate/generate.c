@@ -75,7 +75,7 @@ lt_status lt_generate_text(lt_model *m, const lt_tokenizer *tok, const lt_genera
         if (!o->tpl_set && lt_tokenizer_chat_template(tok)) {
             /* the model's own template, as the model was tuned and is served */
             lt_chat_jinja *cj;
-            lt_status st = lt_chat_jinja_open(&cj, tok, "the model's chat template");
+            lt_status st = lt_chat_jinja_open(&cj, tok, "the model's chat template", NULL);
             if (!st) st = lt_chat_jinja_render(cj, msgs, n, true, &prompt);
             if (!st) end_of_turn = lt_chat_jinja_end_of_turn(cj);
             lt_chat_jinja_free(cj);

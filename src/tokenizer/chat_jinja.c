@@ -7,10 +7,15 @@
  * Loss mask: 1 on each assistant turn's content and on the turn's closing control token (the
  * first token after the content, when it is a control token such as <|im_end|>, <|eot_id|>,
  * <end_of_turn> or </s>, possibly after one whitespace token, as Llama 2's " </s>"); 0 on
- * everything else. The content is found in the rendered text in conversation order (verbatim,
- * else stripped of surrounding whitespace, as templates that `| trim` it render it); the whole
- * text is encoded once and each token's byte range in it decides its mask, as transformers'
- * return_assistant_tokens_mask does with character offsets.
+ * everything else. The content is found in the rendered text turn by turn: the conversation up
+ * to an assistant turn, rendered with add_generation_prompt, ends where that turn's content may
+ * start (when the template renders earlier turns the same way, i.e. it is a prefix of the whole
+ * text; Qwen3 drops earlier turns' <think> blocks, so it need not be), and the content is the
+ * first match after that point and after the previous turn's content (verbatim, else stripped
+ * of surrounding whitespace, as templates that `| trim` it render it). The whole text is encoded
+ * once and each token's byte range in it decides its mask, as transformers'
+ * return_assistant_tokens_mask does with character offsets; the ranges come from matching each
+ * token's piece against the text (match_len).
  */
 #include "tok_internal.h"
 
@@ -27,9 +32,10 @@ struct lt_chat_jinja {
 
 static const char *const ROLE[] = {"system", "user", "assistant", "tool"};
 
-lt_status lt_chat_jinja_open(lt_chat_jinja **out, const lt_tokenizer *t, const char *name) {
+lt_status lt_chat_jinja_open(lt_chat_jinja **out, const lt_tokenizer *t, const char *name,
+                             const char *src) {
     *out = NULL;
-    const char *src = lt_tokenizer_chat_template(t);
+    if (!src) src = lt_tokenizer_chat_template(t);
     if (!src)
         return lt_error_set(LT_ERR_DATA, "%s: the model has no chat template; hint: name one "
                             "with --template", name);
@@ -59,19 +65,18 @@ void lt_chat_jinja_free(lt_chat_jinja *c) {
     free(c);
 }
 
-/* Is token id a control token (one that decodes to nothing without `special`)? */
+/* Is token id a control token (<|im_end|>, </s>: its text is the template's, not content)? */
 static bool is_control(const lt_tokenizer *t, int32_t id) {
-    char *s = lt_tokenizer_decode_special(t, &id, 1, false);
-    bool ctl = s && !*s;
-    free(s);
-    return ctl;
+    return id >= 0 && id < t->n_vocab && t->types[id] == TOK_CONTROL;
 }
 
-static bool is_space_token(const lt_tokenizer *t, int32_t id) {
-    char *s = lt_tokenizer_decode_special(t, &id, 1, false);
-    bool sp = s && *s;
-    for (const char *p = s; sp && *p; p++) sp = *p == ' ' || *p == '\n' || *p == '\t' || *p == '\r';
-    free(s);
+/* Is token id, following prev, only whitespace (Llama 2's " " before " </s>")? */
+static bool is_space_token(const lt_tokenizer *t, int32_t prev, int32_t id) {
+    char buf[512];
+    size_t n = lt_tokenizer_piece(t, prev, id, buf, sizeof buf);
+    bool sp = n > 0 && n < sizeof buf;
+    for (size_t i = 0; sp && i < n; i++)
+        sp = buf[i] == ' ' || buf[i] == '\n' || buf[i] == '\t' || buf[i] == '\r';
     return sp;
 }
 
@@ -98,22 +103,43 @@ static bool find_content(const char *text, size_t len, size_t from, const char *
     return false;
 }
 
-/* Byte length of token id as it appears in the rendered text: a control token's own text (the
- * template wrote it), else its piece (lt_tokenizer_piece, which drops SentencePiece's dummy
- * prefix at the very start, so the lengths add up to the text: decode(encode(x)) == x). */
-static size_t text_len(const lt_tokenizer *t, int32_t prev, int32_t id) {
+/* How many bytes of text[at, len) token id stands for, or SIZE_MAX when its piece is not what
+ * the text holds there. A control token is its own text (the template wrote it). A
+ * SentencePiece piece is matched character by character, since its U+2581 can stand for a space,
+ * for a U+2581 of the text itself, or for nothing (the dummy prefix the encoder puts before a run
+ * of text, at the start or after a special token). Anything else is its decoded piece. */
+static size_t match_len(const lt_tokenizer *t, int32_t prev, int32_t id, const char *text,
+                        size_t at, size_t len) {
+    static const char META[] = "\xe2\x96\x81";
+    if (id < 0 || id >= t->n_vocab) return SIZE_MAX;
     if (is_control(t, id)) {
-        char *s = lt_tokenizer_decode_special(t, &id, 1, true);
-        size_t n = s ? strlen(s) : 0;
-        free(s);
+        size_t n = t->tok_len[id];
+        return n <= len - at && memcmp(text + at, lt_tok_text(t, id), n) == 0 ? n : SIZE_MAX;
+    }
+    if (t->kind == TOK_KIND_SPM && t->types[id] != TOK_BYTE && t->types[id] != TOK_UNKNOWN) {
+        const char *s = lt_tok_text(t, id);
+        size_t sl = t->tok_len[id], n = 0;
+        for (size_t i = 0; i < sl;) {
+            if (i + 3 <= sl && memcmp(s + i, META, 3) == 0) {
+                if (at + n < len && text[at + n] == ' ') n += 1;
+                else if (at + n + 3 <= len && memcmp(text + at + n, META, 3) == 0) n += 3;
+                else if (i != 0) return SIZE_MAX; /* only a piece's first U+2581 may be dummy */
+                i += 3;
+            } else {
+                if (at + n >= len || text[at + n] != s[i]) return SIZE_MAX;
+                n++, i++;
+            }
+        }
         return n;
     }
     char buf[512];
-    return lt_tokenizer_piece(t, prev, id, buf, sizeof buf);
+    size_t n = lt_tokenizer_piece(t, prev, id, buf, sizeof buf);
+    return n < sizeof buf && n <= len - at && memcmp(text + at, buf, n) == 0 ? n : SIZE_MAX;
 }
 
-lt_status lt_chat_jinja_render(const lt_chat_jinja *c, const lt_message *msgs, size_t n,
-                               bool add_generation_prompt, lt_tokens *out) {
+/* The template's text for msgs[0, n). */
+static lt_status render_text(const lt_chat_jinja *c, const lt_message *msgs, size_t n, bool gen,
+                             char **text, size_t *len) {
     json_t *jm = json_array();
     for (size_t i = 0; i < n; i++) {
         json_t *m = json_object();
@@ -121,21 +147,43 @@ lt_status lt_chat_jinja_render(const lt_chat_jinja *c, const lt_message *msgs, s
         json_object_set_new(m, "content", json_string(msgs[i].content ? msgs[i].content : ""));
         json_array_append_new(jm, m);
     }
-    json_t *vars = lt_jinja_chat_vars(jm, NULL, NULL, add_generation_prompt, c->extra);
+    json_t *vars = lt_jinja_chat_vars(jm, NULL, NULL, gen, c->extra);
     json_decref(jm);
     if (!vars) return LT_ERR_DATA;
+    lt_status st = lt_jinja_render(text, len, c->tpl, vars, NULL);
+    json_decref(vars);
+    return st;
+}
+
+/* Where assistant message i's content can start in text: the length of the conversation before
+ * it rendered with the generation prompt, when that is a prefix of text; else 0. A template
+ * that refuses the shorter conversation (some insist on ending with an assistant turn) gives 0
+ * too (its message is left for the next error to overwrite). */
+static size_t turn_start(const lt_chat_jinja *c, const lt_message *msgs, size_t i,
+                         const char *text, size_t len) {
+    char *pre = NULL;
+    size_t pn = 0, at = 0;
+    if (render_text(c, msgs, i, true, &pre, &pn) == LT_OK && pn <= len &&
+        memcmp(pre, text, pn) == 0)
+        at = pn;
+    free(pre);
+    return at;
+}
+
+lt_status lt_chat_jinja_render(const lt_chat_jinja *c, const lt_message *msgs, size_t n,
+                               bool add_generation_prompt, lt_tokens *out) {
     char *text = NULL;
     size_t len = 0;
-    lt_status st = lt_jinja_render(&text, &len, c->tpl, vars, NULL);
-    json_decref(vars);
+    lt_status st = render_text(c, msgs, n, add_generation_prompt, &text, &len);
     if (st) return st;
 
     /* the assistant contents' byte spans [span[2k], span[2k+1]), in conversation order */
     size_t *span = lt_xmalloc((2 * n + 1) * sizeof *span), n_span = 0, cursor = 0;
     for (size_t i = 0; i < n && !st; i++) {
         if (msgs[i].role != LT_ROLE_ASSISTANT || !msgs[i].content || !*msgs[i].content) continue;
-        size_t s, e;
-        if (!find_content(text, len, cursor, msgs[i].content, &s, &e)) {
+        size_t s, e, from = turn_start(c, msgs, i, text, len);
+        if (from < cursor) from = cursor;
+        if (!find_content(text, len, from, msgs[i].content, &s, &e)) {
             st = lt_error_set(LT_ERR_DATA, "template %s: message %zu (assistant) does not appear "
                               "in the rendered text, so its tokens cannot be masked; hint: "
                               "--template names a built-in layout", lt_jinja_name(c->tpl), i);
@@ -154,14 +202,17 @@ lt_status lt_chat_jinja_render(const lt_chat_jinja *c, const lt_message *msgs, s
         size_t off = 0, k = 0;
         int32_t prev = -1;
         for (size_t i = first; i < out->n; i++) {
-            const size_t a = off, b = off + text_len(c->tok, prev, out->ids[i]);
+            const size_t m = match_len(c->tok, prev, out->ids[i], text, off, len);
+            if (m == SIZE_MAX) break;
+            const size_t a = off, b = off + m;
             while (k < n_span && span[k + 1] <= a) k += 2; /* spans wholly before this token */
             if (k < n_span && b > span[k] && a < span[k + 1]) out->mask[i] = 1;
             if (k < n_span && b >= span[k + 1] && out->mask[i]) {
                 /* the content's last token: the turn's closing control token follows */
                 size_t j = i + 1;
                 if (j + 1 < out->n && !is_control(c->tok, out->ids[j]) &&
-                    is_space_token(c->tok, out->ids[j]) && is_control(c->tok, out->ids[j + 1]))
+                    is_space_token(c->tok, out->ids[i], out->ids[j]) &&
+                    is_control(c->tok, out->ids[j + 1]))
                     out->mask[j++] = 1;
                 if (j < out->n && is_control(c->tok, out->ids[j])) out->mask[j] = 1;
             }
@@ -169,10 +220,10 @@ lt_status lt_chat_jinja_render(const lt_chat_jinja *c, const lt_message *msgs, s
             prev = out->ids[i];
         }
         if (off != len)
-            st = lt_error_set(LT_ERR_DATA, "template %s: the tokens of the rendered text do not "
-                              "add up to its %zu bytes (%zu), so the assistant turns cannot be "
-                              "located in them; hint: --template names a built-in layout",
-                              lt_jinja_name(c->tpl), len, off);
+            st = lt_error_set(LT_ERR_DATA, "template %s: the tokens of the rendered text spell "
+                              "only its first %zu of %zu bytes (an unknown token?), so the "
+                              "assistant turns cannot be located in them; hint: --template names "
+                              "a built-in layout", lt_jinja_name(c->tpl), off, len);
     }
     if (st) out->n = first;
     free(span);

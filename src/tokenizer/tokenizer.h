@@ -171,12 +171,14 @@ void lt_chat_render(const lt_tokenizer *t, lt_template tpl, const lt_message *ms
 
 /* ---- the model's own chat template (chat_jinja.c) ------------------------------------------ */
 
-/* The tokenizer's Jinja chat template (lt_tokenizer_chat_template) compiled by the sandboxed
- * interpreter (src/jinja), with the bos_token / eos_token strings transformers gives it. `name`
- * names the template in errors (e.g. the model path). Borrows t. LT_ERR_DATA naming it when the
- * model has no template or the template does not parse. */
+/* A Jinja chat template compiled by the sandboxed interpreter (src/jinja), with the bos_token /
+ * eos_token strings of t as transformers gives them: `src` (NUL-terminated), or when NULL the
+ * tokenizer's own (lt_tokenizer_chat_template). `name` names the template in errors (e.g. the
+ * model path). Borrows t; copies nothing of src after parsing. LT_ERR_DATA naming it when there
+ * is no template or it does not parse. */
 typedef struct lt_chat_jinja lt_chat_jinja;
-lt_status lt_chat_jinja_open(lt_chat_jinja **out, const lt_tokenizer *t, const char *name);
+lt_status lt_chat_jinja_open(lt_chat_jinja **out, const lt_tokenizer *t, const char *name,
+                             const char *src);
 void lt_chat_jinja_free(lt_chat_jinja *c); /* NULL is fine */
 
 /* Render a conversation as transformers' apply_chat_template(tokenize=True) does — the template's
@@ -184,7 +186,7 @@ void lt_chat_jinja_free(lt_chat_jinja *c); /* NULL is fine */
  * assistant turn's content and its closing control token, 0 elsewhere (chat_jinja.c explains
  * how the spans are found). Errors (out unchanged): LT_ERR_DATA naming the template for
  * raise_exception (its message quoted), a limit, an assistant turn the text does not contain,
- * or a turn whose text merges into a neighbouring token (the mask would be approximate). */
+ * or tokens whose pieces do not add up to the text (their positions would be unknown). */
 lt_status lt_chat_jinja_render(const lt_chat_jinja *c, const lt_message *msgs, size_t n,
                                bool add_generation_prompt, lt_tokens *out);
 /* The control token that closes an assistant turn in this template (found by rendering a

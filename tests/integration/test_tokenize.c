@@ -217,16 +217,19 @@ Test(tokenize, smollm2_chatml, .init = setup, .fini = teardown) {
     lt_tokenizer *t = load_tokenizer(model);
     /* SmolLM2's template is ChatML with a default system turn: rendered by the interpreter it
      * gives the built-in layout's ids and loss mask exactly (a system-less and a system
-     * conversation, two assistant turns each) */
+     * conversation, two assistant turns each; in the third the user quotes the assistant, and
+     * only the assistant's own turns are trained: the turn-by-turn prefix, not the first match) */
     lt_chat_jinja *cj;
-    cr_assert_eq(lt_chat_jinja_open(&cj, t, model), LT_OK, "%s", lt_error_message());
-    const lt_message conv[2][5] = {
+    cr_assert_eq(lt_chat_jinja_open(&cj, t, model, NULL), LT_OK, "%s", lt_error_message());
+    const lt_message conv[3][5] = {
         {{LT_ROLE_USER, "What is a kluge?"}, {LT_ROLE_ASSISTANT, "A clever, ugly fix."},
          {LT_ROLE_USER, "Thanks!"}, {LT_ROLE_ASSISTANT, " You're welcome.\n"}},
         {{LT_ROLE_SYSTEM, "Be brief."}, {LT_ROLE_USER, "Hi"}, {LT_ROLE_ASSISTANT, "Hello."},
-         {LT_ROLE_USER, "Bye"}, {LT_ROLE_ASSISTANT, "Goodbye!"}}};
-    const size_t nconv[2] = {4, 5};
-    for (int k = 0; k < 2; k++) {
+         {LT_ROLE_USER, "Bye"}, {LT_ROLE_ASSISTANT, "Goodbye!"}},
+        {{LT_ROLE_USER, "Say Paris."}, {LT_ROLE_ASSISTANT, "Paris."},
+         {LT_ROLE_USER, "Paris."}, {LT_ROLE_ASSISTANT, "Paris."}}};
+    const size_t nconv[3] = {4, 5, 4};
+    for (int k = 0; k < 3; k++) {
         lt_tokens a = {0}, j = {0};
         lt_chat_render(t, LT_TEMPLATE_CHATML, conv[k], nconv[k], false, &a);
         cr_assert_eq(lt_chat_jinja_render(cj, conv[k], nconv[k], false, &j), LT_OK, "%s",
