@@ -158,8 +158,8 @@ def render_lathe(lathe, tok, path, conv, tmp):
 
 
 MASK_CONVERSATIONS = [c for c, conv in CONVERSATIONS.items()
-                      if set(conv) <= {"messages", "add_generation_prompt"}
-                      and all(set(m) == {"role", "content"} and isinstance(m["content"], str)
+                      if set(conv) <= {"messages", "tools", "add_generation_prompt"}
+                      and all(set(m) <= {"role", "content", "tool_calls", "tool_call_id", "name"}
                               for m in conv["messages"])]
 
 
@@ -185,9 +185,13 @@ def mask_tokenizers(lathe, tmp):
 
 def reference_tokens(tok, template, conv):
     """(ids, mask) as defined in the module docstring, from transformers alone; None if refused."""
-    msgs, gen = conv["messages"], conv.get("add_generation_prompt", False)
+    msgs, gen, tools = conv["messages"], conv.get("add_generation_prompt", False), conv.get("tools")
+
+    def render(ms, g):
+        return tok.apply_chat_template(ms, tools=tools, chat_template=template, add_generation_prompt=g,
+                                       tokenize=False)
     try:
-        text = tok.apply_chat_template(msgs, chat_template=template, add_generation_prompt=gen, tokenize=False)
+        text = render(msgs, gen)
     except Exception:
         return None
     enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
@@ -195,25 +199,37 @@ def reference_tokens(tok, template, conv):
     special = {i for i, t in tok.added_tokens_decoder.items() if t.special}
     mask, cursor = [0] * len(ids), 0
     for i, m in enumerate(msgs):
-        if m["role"] != "assistant" or not m["content"]:
+        calls = bool(m.get("tool_calls"))
+        if m["role"] != "assistant" or not (m["content"] or calls):
             continue
         start = 0
         try:
-            pre = tok.apply_chat_template(msgs[:i], chat_template=template, add_generation_prompt=True,
-                                          tokenize=False)
+            pre = render(msgs[:i], True)
             if text.startswith(pre):
                 start = len(pre)
         except Exception:
             pass
-        start = max(start, cursor)
-        c = m["content"]
-        k = text.find(c, start)
-        if k < 0:
-            c = c.strip(" \n\t\r")
-            k = text.find(c, start) if c else -1
-        if k < 0:
+        if calls and start == 0:  # a tool-call turn needs both ends from renders
             return ("missing", i)
-        s, e = k, k + len(c)
+        start = max(start, cursor)
+        if calls:  # the whole turn: up to where the conversation through it ends
+            try:
+                through = render(msgs[:i + 1], False)
+            except Exception:
+                return ("missing", i)
+            e = len(through.rstrip(" \n\t\r"))
+            if not text.startswith(through) or e <= start:
+                return ("missing", i)
+            s = start
+        else:
+            c = m["content"]
+            k = text.find(c, start)
+            if k < 0:
+                c = c.strip(" \n\t\r")
+                k = text.find(c, start) if c else -1
+            if k < 0:
+                return ("missing", i)
+            s, e = k, k + len(c)
         cursor = e
         hit = [j for j, (a, b) in enumerate(offs) if b > s and a < e]
         for j in hit:

@@ -33,7 +33,7 @@ static const char usage_text[] =
     "  --tokens                 print the token ids and loss mask `lathe tokenize` writes for\n"
     "                           this conversation, as one JSON line {\"ids\": [...], \"mask\":\n"
     "                           [...]}, with the model's tokenizer and its template (or\n"
-    "                           --template FILE); messages carry only role and content\n"
+    "                           --template FILE); the messages file's \"tools\" are used\n"
     "\n"
     "The template runs sandboxed (no file, environment or host access; bounded time, memory\n"
     "and output). A template that calls raise_exception fails with its message.\n"
@@ -52,8 +52,8 @@ static char *token_text(const lt_tokenizer *t, int32_t id) {
     return lt_tokenizer_decode_special(t, &id, 1, true);
 }
 
-/* --tokens: msg_path's role/content messages through lt_chat_jinja_render, as lathe tokenize
- * does; one JSON line of ids and mask on stdout. */
+/* --tokens: msg_path's messages (and tools) through lt_chat_jinja_render, as lathe tokenize
+ * gives a record's to it; one JSON line of ids and mask on stdout. */
 static int print_tokens(const char *model, const char *tpl_path, const char *msg_path, bool gen) {
     static const char *const roles[] = {"system", "user", "assistant", "tool"};
     lt_tokenizer *tok = NULL;
@@ -62,6 +62,7 @@ static int print_tokens(const char *model, const char *tpl_path, const char *msg
     char *src = NULL;
     size_t src_n, n = 0;
     lt_message *msgs = NULL;
+    char **fields = NULL, *tools = NULL;
     lt_tokens v = {0};
     lt_status st;
     if ((st = lt_tokenizer_load(&tok, model))) goto done;
@@ -76,6 +77,7 @@ static int print_tokens(const char *model, const char *tpl_path, const char *msg
     }
     n = json_array_size(arr);
     msgs = lt_xcalloc(n ? n : 1, sizeof *msgs);
+    fields = lt_xcalloc(n ? n : 1, sizeof *fields);
     for (size_t i = 0; i < n; i++) {
         json_t *m = json_array_get(arr, i);
         const char *role = json_string_value(json_object_get(m, "role"));
@@ -83,16 +85,23 @@ static int print_tokens(const char *model, const char *tpl_path, const char *msg
         int r = -1;
         for (int k = 0; role && k < 4; k++)
             if (!strcmp(role, roles[k])) r = k;
-        if (r < 0 || !json_is_string(content) || json_object_size(m) != 2) {
-            st = lt_error_set(LT_ERR_DATA, "%s: messages[%zu]: --tokens takes messages of "
-                              "exactly \"role\" (system, user, assistant or tool) and a string "
+        if (r < 0 || !(json_is_string(content) || json_is_null(content) || !content)) {
+            st = lt_error_set(LT_ERR_DATA, "%s: messages[%zu]: --tokens takes a \"role\" of "
+                              "system, user, assistant or tool and a string or null "
                               "\"content\", as lathe tokenize reads them", msg_path, i);
             goto done;
         }
         msgs[i].role = (lt_role)r;
         msgs[i].content = json_string_value(content);
+        json_t *rest = json_deep_copy(m);
+        json_object_del(rest, "role");
+        json_object_del(rest, "content");
+        if (json_object_size(rest)) msgs[i].fields = fields[i] = json_dumps(rest, JSON_COMPACT);
+        json_decref(rest);
     }
-    if ((st = lt_chat_jinja_render(cj, msgs, n, gen, &v))) goto done;
+    json_t *jt = json_is_object(doc) ? json_object_get(doc, "tools") : NULL;
+    if (jt && !json_is_null(jt)) tools = json_dumps(jt, JSON_COMPACT | JSON_ENCODE_ANY);
+    if ((st = lt_chat_jinja_render(cj, msgs, n, tools, gen, &v))) goto done;
     fputs("{\"ids\": [", stdout);
     for (size_t i = 0; i < v.n; i++) printf("%s%d", i ? ", " : "", v.ids[i]);
     fputs("], \"mask\": [", stdout);
@@ -101,6 +110,9 @@ static int print_tokens(const char *model, const char *tpl_path, const char *msg
     fflush(stdout);
 done:
     lt_tokens_free(&v);
+    for (size_t i = 0; fields && i < n; i++) free(fields[i]);
+    free(fields);
+    free(tools);
     free(msgs);
     json_decref(doc);
     free(src);

@@ -202,12 +202,17 @@ const char *lt_record_format_name(lt_record_format f);
 
 typedef enum { LT_ON_ERROR_SKIP = 0, LT_ON_ERROR_FAIL } lt_on_error;
 
-/* One record. Chat records have msgs/n_msgs (n_msgs >= 1, at least one assistant turn); text
- * records have msgs == NULL and text/text_len. Strings are owned by the reader and valid until
+/* One record. Chat records have msgs/n_msgs and tmsgs/n_tmsgs (>= 1, at least one assistant
+ * turn); text records have msgs == tmsgs == NULL and text/text_len. Strings are owned by the reader and valid until
  * the next lt_record_reader_next / _free. */
 typedef struct {
-    const lt_message *msgs;
+    const lt_message *msgs; /* for the built-in layouts: tools folded into the system message,
+                             * a tool call's JSON as the assistant's content */
     size_t n_msgs;
+    const lt_message *tmsgs; /* the same conversation as the record holds it, for the model's
+                              * Jinja template: system field first, tool calls in `fields` */
+    size_t n_tmsgs;
+    const char *tools; /* NULL or the record's tools as a JSON array, for the Jinja template */
     const char *text;
     size_t text_len;
     int64_t line;  /* 1-based line where the record starts */

@@ -7,11 +7,16 @@
  *   sharegpt  {conversations: [{from, value}], system?, tools?}; from: system, human/user,
  *             gpt/assistant, function_call (-> assistant), observation/tool/function (-> tool)
  *   messages  {messages: [{role, content}]}; content may be a string, a list of {type: "text",
- *             text} parts, or null with tool_calls (serialized as JSON into the content)
+ *             text} parts, or null with tool_calls
  *   text      {text} per record, or a .txt file = one document
- * Both chat formats accept either element spelling (role/content or from/value). `tools`
- * (string or JSON) is appended to the system message as "You have access to the following
- * tools:\n<tools>". Invariant: a record handed out has at least one assistant turn (chat) or
+ * Both chat formats accept either element spelling (role/content or from/value). A chat record
+ * is given twice. For the model's Jinja template (tmsgs, tools) as the record holds it: the
+ * `system` field as a first system turn, `tools` as a JSON array (a string holding one, as
+ * glaive's, is parsed), a message's keys other than role and content in lt_message.fields, and
+ * a ShareGPT function_call turn as an assistant turn with content null and
+ * tool_calls [{"type": "function", "function": <the value's object>}] (OpenAI's form). For the
+ * built-in layouts (msgs), which know no tools: `tools` appended to the system message as "You
+ * have access to the following tools:\n<tools>" and a tool call's JSON as the content. Invariant: a record handed out has at least one assistant turn (chat) or
  * non-empty text.
  */
 #include "data.h"
@@ -38,8 +43,9 @@ struct lt_record_reader {
     int64_t index;        /* next record number */
     bool done;
     json_t *cur;          /* JSONL: the current record's value */
-    lt_message *msgs;
-    size_t n_msgs, cap_msgs;
+    lt_message *msgs, *tmsgs;
+    size_t n_msgs, cap_msgs, n_tmsgs, cap_tmsgs;
+    const char *tools;
     char **owned;         /* strings built for the current record */
     size_t n_owned, cap_owned;
     int64_t skipped;
@@ -158,18 +164,31 @@ static const char *own(lt_record_reader *r, char *s) {
     return s;
 }
 
-static void push_msg(lt_record_reader *r, lt_role role, const char *content) {
-    if (r->n_msgs == r->cap_msgs) {
-        r->cap_msgs = r->cap_msgs ? 2 * r->cap_msgs : 8;
-        r->msgs = lt_xrealloc(r->msgs, r->cap_msgs * sizeof *r->msgs);
+static void push_to(lt_message **v, size_t *n, size_t *cap, lt_message m) {
+    if (*n == *cap) {
+        *cap = *cap ? 2 * *cap : 8;
+        *v = lt_xrealloc(*v, *cap * sizeof **v);
     }
-    r->msgs[r->n_msgs++] = (lt_message){role, content};
+    (*v)[(*n)++] = m;
+}
+
+/* A turn for the built-in layouts only (msgs), for the Jinja template only (tmsgs), or both. */
+static void push_builtin(lt_record_reader *r, lt_role role, const char *content) {
+    push_to(&r->msgs, &r->n_msgs, &r->cap_msgs, (lt_message){role, content, NULL});
+}
+static void push_tmpl(lt_record_reader *r, lt_role role, const char *content, const char *fields) {
+    push_to(&r->tmsgs, &r->n_tmsgs, &r->cap_tmsgs, (lt_message){role, content, fields});
+}
+static void push_msg(lt_record_reader *r, lt_role role, const char *content) {
+    push_builtin(r, role, content);
+    push_tmpl(r, role, content, NULL);
 }
 
 static void clear_record(lt_record_reader *r) {
     for (size_t i = 0; i < r->n_owned; i++) free(r->owned[i]);
     r->n_owned = 0;
-    r->n_msgs = 0;
+    r->n_msgs = r->n_tmsgs = 0;
+    r->tools = NULL;
     if (r->cur) json_decref(r->cur);
     r->cur = NULL;
 }
@@ -300,6 +319,40 @@ static const char *message_content(lt_record_reader *r, json_t *m, const char *k
     return NULL;
 }
 
+/* Turn i (object m) for the Jinja template, as the record holds it: content null stays null; a
+ * ShareGPT function_call becomes OpenAI's tool_calls; keys other than role/content go to fields.
+ * `content` is the built-in layouts' text of the turn. */
+static bool template_turn(lt_record_reader *r, json_t *m, const char *role_key,
+                          const char *content_key, const char *content, lt_role role, size_t i,
+                          char *err, size_t cap) {
+    json_t *v = json_object_get(m, content_key);
+    const char *tcontent = !v || json_is_null(v) ? NULL : content;
+    json_t *fields = json_object();
+    if (!strcmp(json_string_value(json_object_get(m, role_key)), "function_call")) {
+        json_t *call = json_loads(content, 0, NULL);
+        if (!json_is_object(call) || !json_is_string(json_object_get(call, "name"))) {
+            json_decref(call);
+            json_decref(fields);
+            return snprintf(err, cap, "turn %zu: a function_call value must be a JSON object "
+                            "{\"name\": ..., \"arguments\": ...}", i), false;
+        }
+        json_object_set_new(fields, "tool_calls",
+                            json_pack("[{s:s, s:o}]", "type", "function", "function", call));
+        tcontent = NULL;
+    } else {
+        const char *k;
+        json_t *x;
+        json_object_foreach(m, k, x) {
+            if (strcmp(k, role_key) && strcmp(k, content_key)) json_object_set(fields, k, x);
+        }
+    }
+    char *f = json_object_size(fields) ? json_dumps(fields, JSON_COMPACT) : NULL;
+    json_decref(fields);
+    push_tmpl(r, role, tcontent, f ? own(r, lt_xstrdup(f)) : NULL);
+    free(f);
+    return true;
+}
+
 static bool convert_chat(lt_record_reader *r, json_t *o, char *err, size_t cap) {
     const char *conv_key = json_object_get(o, "conversations") ? "conversations" : "messages";
     json_t *conv = json_object_get(o, conv_key);
@@ -322,6 +375,16 @@ static bool convert_chat(lt_record_reader *r, json_t *o, char *err, size_t cap) 
         }
     }
     if (tools_s && (!*tools_s || !strcmp(tools_s, "[]"))) tools_s = NULL;
+    if (tools_s) {
+        json_t *ta = json_is_string(tools) ? json_loads(tools_s, 0, NULL) : json_incref(tools);
+        char *s = json_is_array(ta) ? json_dumps(ta, JSON_COMPACT) : NULL;
+        json_decref(ta);
+        if (!s)
+            return snprintf(err, cap, "'tools' must be a JSON array of tool schemas (or a string "
+                            "holding one)"), false;
+        r->tools = own(r, lt_xstrdup(s));
+        free(s);
+    }
     /* A leading system turn inside the conversation takes the place of the `system` field. */
     json_t *m0 = json_array_get(conv, 0);
     const char *r0 = json_string_value(json_object_get(m0, json_object_get(m0, "role") ? "role"
@@ -332,8 +395,9 @@ static bool convert_chat(lt_record_reader *r, json_t *o, char *err, size_t cap) 
         if (tools_s)
             s = own(r, concat3(s, *s ? "\n\nYou have access to the following tools:\n"
                                      : "You have access to the following tools:\n", tools_s));
-        push_msg(r, LT_ROLE_SYSTEM, s);
+        push_builtin(r, LT_ROLE_SYSTEM, s);
     }
+    if (!sys_in_conv && system && *system) push_tmpl(r, LT_ROLE_SYSTEM, system, NULL);
     size_t i;
     json_t *m;
     bool any_assistant = false;
@@ -353,11 +417,12 @@ static bool convert_chat(lt_record_reader *r, json_t *o, char *err, size_t cap) 
                             json_string_value(rv)), false;
         const char *content = message_content(r, m, content_key, i, err, cap);
         if (!content) return false;
+        if (!template_turn(r, m, role_key, content_key, content, role, i, err, cap)) return false;
         if (role == LT_ROLE_SYSTEM && i == 0 && tools_s)
             content = own(r, concat3(content, "\n\nYou have access to the following tools:\n",
                                      tools_s));
         any_assistant |= role == LT_ROLE_ASSISTANT;
-        push_msg(r, role, content);
+        push_builtin(r, role, content);
     }
     if (!any_assistant) return snprintf(err, cap, "no assistant turn: nothing to train on"), false;
     return true;
@@ -465,6 +530,9 @@ lt_status lt_record_reader_next(lt_record_reader *r, lt_record *rec, bool *got) 
         if (o && convert(r, o, rec, err, sizeof err)) {
             rec->msgs = r->n_msgs ? r->msgs : NULL;
             rec->n_msgs = r->n_msgs;
+            rec->tmsgs = r->n_msgs ? r->tmsgs : NULL;
+            rec->n_tmsgs = r->n_msgs ? r->n_tmsgs : 0;
+            rec->tools = r->tools;
             rec->line = line;
             rec->index = index;
             *got = true;
@@ -495,6 +563,7 @@ void lt_record_reader_free(lt_record_reader *r) {
     clear_record(r);
     free(r->owned);
     free(r->msgs);
+    free(r->tmsgs);
     if (r->root) json_decref(r->root);
     free(r->elem_line);
     free(r->buf);

@@ -57,8 +57,18 @@ static lt_status add_record(tk_ctx *c, const lt_record *rec) {
         if (st) return st;
         if (!c->jinja) {
             lt_chat_render(c->tok, c->tpl, rec->msgs, rec->n_msgs, false, v);
-        } else if ((st = lt_chat_jinja_render(c->jinja, rec->msgs, rec->n_msgs, false, v))) {
+        } else if ((st = lt_chat_jinja_render(c->jinja, rec->tmsgs, rec->n_tmsgs, rec->tools, false, v))) {
             /* the template refused this record (raise_exception, e.g. Gemma's system role) */
+            bool calls = rec->tools != NULL;
+            for (size_t i = 0; i < rec->n_tmsgs && !calls; i++)
+                calls = rec->tmsgs[i].fields && strstr(rec->tmsgs[i].fields, "\"tool_calls\"");
+            if (calls) {
+                char msg[1200];
+                snprintf(msg, sizeof msg, "%s", lt_error_message());
+                st = lt_error_set(st, "%s; hint: the record has tools or tool calls, which this "
+                                  "template may not take; --template NAME folds them into the "
+                                  "text instead", msg);
+            }
             st = lt_error_wrap(st, "%s:%lld: record %lld", c->path, (long long)rec->line,
                                (long long)rec->index);
             if (c->o->on_error == LT_ON_ERROR_FAIL) return st;

@@ -70,13 +70,13 @@ lt_status lt_generate_text(lt_model *m, const lt_tokenizer *tok, const lt_genera
     if (o->chat) {
         lt_message msgs[2];
         size_t n = 0;
-        if (o->system) msgs[n++] = (lt_message){LT_ROLE_SYSTEM, o->system};
-        msgs[n++] = (lt_message){LT_ROLE_USER, o->prompt};
+        if (o->system) msgs[n++] = (lt_message){LT_ROLE_SYSTEM, o->system, NULL};
+        msgs[n++] = (lt_message){LT_ROLE_USER, o->prompt, NULL};
         if (!o->tpl_set && lt_tokenizer_chat_template(tok)) {
             /* the model's own template, as the model was tuned and is served */
             lt_chat_jinja *cj;
             lt_status st = lt_chat_jinja_open(&cj, tok, "the model's chat template", NULL);
-            if (!st) st = lt_chat_jinja_render(cj, msgs, n, true, &prompt);
+            if (!st) st = lt_chat_jinja_render(cj, msgs, n, NULL, true, &prompt);
             if (!st) end_of_turn = lt_chat_jinja_end_of_turn(cj);
             lt_chat_jinja_free(cj);
             if (st) return st;

@@ -12,7 +12,11 @@
  * start (when the template renders earlier turns the same way, i.e. it is a prefix of the whole
  * text; Qwen3 drops earlier turns' <think> blocks, so it need not be), and the content is the
  * first match after that point and after the previous turn's content (verbatim, else stripped
- * of surrounding whitespace, as templates that `| trim` it render it). The whole text is encoded
+ * of surrounding whitespace, as templates that `| trim` it render it). A turn with tool_calls is
+ * trained whole: from that start to where the conversation rendered through it ends (both must
+ * be prefixes of the text, else the record is an error), trailing whitespace excepted, closing
+ * token included. The whole text
+ * is encoded
  * once and each token's byte range in it decides its mask, as transformers'
  * return_assistant_tokens_mask does with character offsets; the ranges come from matching each
  * token's piece against the text (match_len).
@@ -137,22 +141,50 @@ static size_t match_len(const lt_tokenizer *t, int32_t prev, int32_t id, const c
     return n < sizeof buf && n <= len - at && memcmp(text + at, buf, n) == 0 ? n : SIZE_MAX;
 }
 
-/* The template's text for msgs[0, n). */
-static lt_status render_text(const lt_chat_jinja *c, const lt_message *msgs, size_t n, bool gen,
-                             char **text, size_t *len) {
-    json_t *jm = json_array();
-    for (size_t i = 0; i < n; i++) {
-        json_t *m = json_object();
+/* JSON text of a message's fields or of the tools, parsed; LT_ERR_DATA naming what when it is not
+ * JSON of the expected kind (an object, an array). */
+static lt_status parse_json(const char *s, bool array, const char *what, json_t **out) {
+    json_error_t e;
+    *out = json_loads(s, 0, &e);
+    if (*out && (array ? json_is_array(*out) : json_is_object(*out))) return LT_OK;
+    json_decref(*out);
+    *out = NULL;
+    return lt_error_set(LT_ERR_DATA, "%s is not a JSON %s", what, array ? "array" : "object");
+}
+
+/* The template's text for msgs[0, n) with `tools` (NULL or a JSON array). */
+static lt_status render_text(const lt_chat_jinja *c, const lt_message *msgs, size_t n,
+                             const char *tools, bool gen, char **text, size_t *len) {
+    lt_status st = LT_OK;
+    json_t *jm = json_array(), *jt = NULL;
+    for (size_t i = 0; i < n && !st; i++) {
+        json_t *m = json_object(), *f = NULL;
         json_object_set_new(m, "role", json_string(ROLE[msgs[i].role]));
-        json_object_set_new(m, "content", json_string(msgs[i].content ? msgs[i].content : ""));
+        json_object_set_new(m, "content", msgs[i].content ? json_string(msgs[i].content)
+                                                          : json_null());
+        if (msgs[i].fields && !(st = parse_json(msgs[i].fields, false, "a message's fields", &f)))
+            json_object_update(m, f);
+        json_decref(f);
         json_array_append_new(jm, m);
     }
-    json_t *vars = lt_jinja_chat_vars(jm, NULL, NULL, gen, c->extra);
+    if (!st && tools) st = parse_json(tools, true, "tools", &jt);
+    json_t *vars = st ? NULL : lt_jinja_chat_vars(jm, jt, NULL, gen, c->extra);
     json_decref(jm);
+    json_decref(jt);
+    if (st) return st;
     if (!vars) return LT_ERR_DATA;
-    lt_status st = lt_jinja_render(text, len, c->tpl, vars, NULL);
+    st = lt_jinja_render(text, len, c->tpl, vars, NULL);
     json_decref(vars);
     return st;
+}
+
+/* Does the message carry a non-empty tool_calls list? */
+static bool has_tool_calls(const lt_message *m) {
+    json_t *f = m->fields ? json_loads(m->fields, 0, NULL) : NULL;
+    json_t *tc = json_object_get(f, "tool_calls");
+    bool yes = json_is_array(tc) && json_array_size(tc) > 0;
+    json_decref(f);
+    return yes;
 }
 
 /* Where assistant message i's content can start in text: the length of the conversation before
@@ -160,30 +192,59 @@ static lt_status render_text(const lt_chat_jinja *c, const lt_message *msgs, siz
  * that refuses the shorter conversation (some insist on ending with an assistant turn) gives 0
  * too (its message is left for the next error to overwrite). */
 static size_t turn_start(const lt_chat_jinja *c, const lt_message *msgs, size_t i,
-                         const char *text, size_t len) {
+                         const char *tools, const char *text, size_t len) {
     char *pre = NULL;
     size_t pn = 0, at = 0;
-    if (render_text(c, msgs, i, true, &pre, &pn) == LT_OK && pn <= len &&
+    if (render_text(c, msgs, i, tools, true, &pre, &pn) == LT_OK && pn <= len &&
         memcmp(pre, text, pn) == 0)
         at = pn;
     free(pre);
     return at;
 }
 
+/* Where the conversation through message i ends in text, trailing whitespace excepted, when it
+ * is a prefix of text ending after `from`; else 0. */
+static size_t turn_end(const lt_chat_jinja *c, const lt_message *msgs, size_t i,
+                       const char *tools, const char *text, size_t len, size_t from) {
+    char *pre = NULL;
+    size_t pn = 0, at = 0;
+    if (render_text(c, msgs, i + 1, tools, false, &pre, &pn) == LT_OK && pn <= len &&
+        memcmp(pre, text, pn) == 0) {
+        while (pn > from && (text[pn - 1] == ' ' || text[pn - 1] == '\n' ||
+                             text[pn - 1] == '\t' || text[pn - 1] == '\r'))
+            pn--;
+        if (pn > from) at = pn;
+    }
+    free(pre);
+    return at;
+}
+
 lt_status lt_chat_jinja_render(const lt_chat_jinja *c, const lt_message *msgs, size_t n,
-                               bool add_generation_prompt, lt_tokens *out) {
+                               const char *tools, bool add_generation_prompt, lt_tokens *out) {
     char *text = NULL;
     size_t len = 0;
-    lt_status st = render_text(c, msgs, n, add_generation_prompt, &text, &len);
+    lt_status st = render_text(c, msgs, n, tools, add_generation_prompt, &text, &len);
     if (st) return st;
 
     /* the assistant contents' byte spans [span[2k], span[2k+1]), in conversation order */
     size_t *span = lt_xmalloc((2 * n + 1) * sizeof *span), n_span = 0, cursor = 0;
     for (size_t i = 0; i < n && !st; i++) {
-        if (msgs[i].role != LT_ROLE_ASSISTANT || !msgs[i].content || !*msgs[i].content) continue;
-        size_t s, e, from = turn_start(c, msgs, i, text, len);
+        if (msgs[i].role != LT_ROLE_ASSISTANT) continue;
+        size_t s, e, at = turn_start(c, msgs, i, tools, text, len), from = at;
         if (from < cursor) from = cursor;
-        if (!find_content(text, len, from, msgs[i].content, &s, &e)) {
+        if (has_tool_calls(&msgs[i])) {
+            /* both ends from renders of the conversation: where it stands before and after */
+            s = from;
+            if (!at || !(e = turn_end(c, msgs, i, tools, text, len, from))) {
+                st = lt_error_set(LT_ERR_DATA, "template %s: message %zu (assistant, tool_calls) "
+                                  "cannot be located: the conversation through it does not "
+                                  "render as the start of the whole; hint: --template names a "
+                                  "built-in layout", lt_jinja_name(c->tpl), i);
+                break;
+            }
+        } else if (!msgs[i].content || !*msgs[i].content) {
+            continue;
+        } else if (!find_content(text, len, from, msgs[i].content, &s, &e)) {
             st = lt_error_set(LT_ERR_DATA, "template %s: message %zu (assistant) does not appear "
                               "in the rendered text, so its tokens cannot be masked; hint: "
                               "--template names a built-in layout", lt_jinja_name(c->tpl), i);
@@ -232,10 +293,10 @@ lt_status lt_chat_jinja_render(const lt_chat_jinja *c, const lt_message *msgs, s
 }
 
 int32_t lt_chat_jinja_end_of_turn(const lt_chat_jinja *c) {
-    const lt_message probe[2] = {{LT_ROLE_USER, "Hi"}, {LT_ROLE_ASSISTANT, "Hello there"}};
+    const lt_message probe[2] = {{LT_ROLE_USER, "Hi", NULL}, {LT_ROLE_ASSISTANT, "Hello there", NULL}};
     lt_tokens v = {0};
     int32_t eot = lt_tokenizer_eos(c->tok);
-    if (lt_chat_jinja_render(c, probe, 2, false, &v) == LT_OK) {
+    if (lt_chat_jinja_render(c, probe, 2, NULL, false, &v) == LT_OK) {
         /* the last trained token is the closing control token when the template has one */
         for (size_t i = v.n; i-- > 0;)
             if (v.mask[i]) {

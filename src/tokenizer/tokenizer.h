@@ -127,7 +127,11 @@ typedef enum { LT_ROLE_SYSTEM = 0, LT_ROLE_USER, LT_ROLE_ASSISTANT, LT_ROLE_TOOL
 
 typedef struct {
     lt_role role;
-    const char *content; /* UTF-8, NUL-terminated */
+    const char *content; /* UTF-8, NUL-terminated; NULL is JSON null for a Jinja template ("" for
+                          * the built-in layouts) */
+    const char *fields;  /* NULL, or a JSON object of the message's other keys as the dataset
+                          * holds them (tool_calls, tool_call_id, name, ...), merged into the
+                          * message a Jinja template sees; the built-in layouts ignore it */
 } lt_message;
 
 typedef enum {
@@ -183,12 +187,13 @@ void lt_chat_jinja_free(lt_chat_jinja *c); /* NULL is fine */
 
 /* Render a conversation as transformers' apply_chat_template(tokenize=True) does — the template's
  * text, special tokens parsed, nothing added — appending ids to out with the loss mask 1 on each
- * assistant turn's content and its closing control token, 0 elsewhere (chat_jinja.c explains
- * how the spans are found). Errors (out unchanged): LT_ERR_DATA naming the template for
+ * assistant turn's content and its closing control token, or on the whole turn when it carries
+ * tool_calls; 0 elsewhere (chat_jinja.c explains how the spans are found). `tools`: NULL or a
+ * JSON array of tool schemas, the template's `tools`. Errors (out unchanged): LT_ERR_DATA naming the template for
  * raise_exception (its message quoted), a limit, an assistant turn the text does not contain,
  * or tokens whose pieces do not add up to the text (their positions would be unknown). */
 lt_status lt_chat_jinja_render(const lt_chat_jinja *c, const lt_message *msgs, size_t n,
-                               bool add_generation_prompt, lt_tokens *out);
+                               const char *tools, bool add_generation_prompt, lt_tokens *out);
 /* The control token that closes an assistant turn in this template (found by rendering a
  * two-turn probe conversation), else the tokenizer's EOS; for stopping generation. */
 int32_t lt_chat_jinja_end_of_turn(const lt_chat_jinja *c);

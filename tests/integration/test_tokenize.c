@@ -213,7 +213,11 @@ Test(tokenize, smollm2_chatml, .init = setup, .fini = teardown) {
     lt_tokenize_report r;
     cr_assert_eq(lt_tokenize_run(&o, &r), LT_OK, "%s", lt_error_message());
     cr_assert_str_eq(r.template_name, "model"); /* SmolLM2's own Jinja template */
-    cr_assert_eq(r.n_docs, 691);
+    /* SmolLM2's template concatenates message['content'], which a tool call's null content
+     * fails, as it does in transformers: glaive's 153 records with a function_call are record
+     * errors (skipped), its other 147 records, identity's 91 and c4's 300 are documents */
+    cr_expect_eq(r.n_skipped, 153);
+    cr_assert_eq(r.n_docs, 91 + 147 + 300);
     lt_tokenizer *t = load_tokenizer(model);
     /* SmolLM2's template is ChatML with a default system turn: rendered by the interpreter it
      * gives the built-in layout's ids and loss mask exactly (a system-less and a system
@@ -222,17 +226,17 @@ Test(tokenize, smollm2_chatml, .init = setup, .fini = teardown) {
     lt_chat_jinja *cj;
     cr_assert_eq(lt_chat_jinja_open(&cj, t, model, NULL), LT_OK, "%s", lt_error_message());
     const lt_message conv[3][5] = {
-        {{LT_ROLE_USER, "What is a kluge?"}, {LT_ROLE_ASSISTANT, "A clever, ugly fix."},
-         {LT_ROLE_USER, "Thanks!"}, {LT_ROLE_ASSISTANT, " You're welcome.\n"}},
-        {{LT_ROLE_SYSTEM, "Be brief."}, {LT_ROLE_USER, "Hi"}, {LT_ROLE_ASSISTANT, "Hello."},
-         {LT_ROLE_USER, "Bye"}, {LT_ROLE_ASSISTANT, "Goodbye!"}},
-        {{LT_ROLE_USER, "Say Paris."}, {LT_ROLE_ASSISTANT, "Paris."},
-         {LT_ROLE_USER, "Paris."}, {LT_ROLE_ASSISTANT, "Paris."}}};
+        {{LT_ROLE_USER, "What is a kluge?", NULL}, {LT_ROLE_ASSISTANT, "A clever, ugly fix.", NULL},
+         {LT_ROLE_USER, "Thanks!", NULL}, {LT_ROLE_ASSISTANT, " You're welcome.\n", NULL}},
+        {{LT_ROLE_SYSTEM, "Be brief.", NULL}, {LT_ROLE_USER, "Hi", NULL}, {LT_ROLE_ASSISTANT, "Hello.", NULL},
+         {LT_ROLE_USER, "Bye", NULL}, {LT_ROLE_ASSISTANT, "Goodbye!", NULL}},
+        {{LT_ROLE_USER, "Say Paris.", NULL}, {LT_ROLE_ASSISTANT, "Paris.", NULL},
+         {LT_ROLE_USER, "Paris.", NULL}, {LT_ROLE_ASSISTANT, "Paris.", NULL}}};
     const size_t nconv[3] = {4, 5, 4};
     for (int k = 0; k < 3; k++) {
         lt_tokens a = {0}, j = {0};
         lt_chat_render(t, LT_TEMPLATE_CHATML, conv[k], nconv[k], false, &a);
-        cr_assert_eq(lt_chat_jinja_render(cj, conv[k], nconv[k], false, &j), LT_OK, "%s",
+        cr_assert_eq(lt_chat_jinja_render(cj, conv[k], nconv[k], NULL, false, &j), LT_OK, "%s",
                      lt_error_message());
         cr_expect_eq(j.n, a.n, "conversation %d: %zu ids from the template, %zu from the layout",
                      k, j.n, a.n);
@@ -406,6 +410,65 @@ Test(tokenize, hf_directory_model_equals_gguf, .init = setup, .fini = teardown) 
     free(a), free(b), free(ma), free(mb);
     lt_shard_close(sg);
     lt_shard_close(sh);
+}
+
+/* A glaive-style record (ShareGPT function_call / observation, tools as a JSON string) through
+ * a template that takes tools and tool calls: the template sees OpenAI's form, and the call's
+ * whole turn is trained (the span between the renders before and through it), as is the answer. */
+Test(tokenize, tool_calls_reach_the_template, .init = setup, .fini = teardown) {
+    char model[1100], hf[600], cfgp[700], data[600];
+    fixture(model, sizeof model, "stories260K/stories260K.gguf");
+    snprintf(hf, sizeof hf, "%s/hf", tmpdir);
+    cr_assert_eq(lt_convert(model, LT_CONVERT_TO_HF, hf, LT_F32, 0, false), LT_OK, "%s",
+                 lt_error_message());
+    snprintf(cfgp, sizeof cfgp, "%s/chat_template.jinja", hf);
+    const char *tpl =
+        "{% if tools %}<tools>{{ tools | tojson }}</tools>{% endif %}{% for m in messages %}"
+        "<{{ m.role }}>{% if m.tool_calls %}{% for c in m.tool_calls %}<call>{{ c.function.name }}"
+        "{{ c.function.arguments | tojson }}</call>{% endfor %}{% else %}{{ m.content }}{% endif %}"
+        "{% if m.role == 'assistant' %}{{ eos_token }}{% endif %}{% endfor %}"
+        "{% if add_generation_prompt %}<assistant>{% endif %}";
+    cr_assert_eq(lt_write_file_atomic(cfgp, tpl, strlen(tpl)), LT_OK);
+    snprintf(data, sizeof data, "%s/calls.json", tmpdir);
+    FILE *f = fopen(data, "w");
+    fputs("[{\"conversations\": [{\"from\": \"human\", \"value\": \"Weather?\"}, {\"from\": "
+          "\"function_call\", \"value\": \"{\\\"name\\\": \\\"w\\\", \\\"arguments\\\": {\\\"c\\\": "
+          "\\\"Oslo\\\"}}\"}, {\"from\": \"observation\", \"value\": \"cold\"}, {\"from\": \"gpt\", "
+          "\"value\": \"It is cold.\"}], \"tools\": \"[{\\\"name\\\": \\\"w\\\"}]\"}]\n", f);
+    fclose(f);
+    char out[700];
+    snprintf(out, sizeof out, "%s/out", tmpdir);
+    const char *inputs[1] = {data};
+    lt_tokenize_opts o = {.model = hf, .inputs = inputs, .n_inputs = 1, .output_dir = out,
+                          .shard_tokens = 1 << 20, .on_error = LT_ON_ERROR_FAIL};
+    lt_tokenize_report r;
+    cr_assert_eq(lt_tokenize_run(&o, &r), LT_OK, "%s", lt_error_message());
+    cr_assert_str_eq(r.template_name, "model");
+    cr_assert_eq(r.n_docs, 1);
+    lt_tokenizer *t = load_tokenizer(model);
+    char p[800];
+    snprintf(p, sizeof p, "%s/train-00000.h5", out);
+    lt_shard *sh;
+    cr_assert_eq(lt_shard_open(&sh, p, NULL), LT_OK, "%s", lt_error_message());
+    int64_t len = (int64_t)sh->doc_offsets[1];
+    int32_t ids[512], kept[512];
+    uint8_t mk[512];
+    cr_assert(len > 0 && len < 512);
+    cr_assert_eq(lt_shard_read(sh, 0, len, ids, mk), LT_OK);
+    char *all = lt_tokenizer_decode_special(t, ids, (size_t)len, true);
+    /* the space after the first </s> is SentencePiece's dummy prefix of the run that follows a
+     * special token (this converted tokenizer prepends it to every run, as transformers does) */
+    cr_expect_str_eq(all, "<tools>[{\"name\": \"w\"}]</tools><user>Weather?<assistant><call>w"
+                          "{\"c\": \"Oslo\"}</call></s> <tool>cold<assistant>It is cold.</s>");
+    free(all);
+    size_t nk = 0;
+    for (int64_t i = 0; i < len; i++)
+        if (mk[i]) kept[nk++] = ids[i];
+    char *trained = lt_tokenizer_decode_special(t, kept, nk, true);
+    cr_expect_str_eq(trained, "<call>w{\"c\": \"Oslo\"}</call></s>It is cold.</s>");
+    free(trained);
+    lt_shard_close(sh);
+    lt_tokenizer_free(t);
 }
 
 /* The model's own template decides: one that refuses a system role (as Gemma's does) makes that

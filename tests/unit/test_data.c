@@ -673,7 +673,7 @@ Test(data, records_json_array_semantic_errors, .init = make_tmpdir, .fini = remo
                "  {\"conversations\": []},\n"
                "  {\"conversations\": [{\"from\": \"alien\", \"value\": \"x\"}]},\n"
                "  {\"conversations\": [{\"from\": \"human\", \"value\": \"q\"},\n"
-               "     {\"from\": \"function_call\", \"value\": \"{}\"},\n"
+               "     {\"from\": \"function_call\", \"value\": \"{\\\"name\\\": \\\"f\\\"}\"},\n"
                "     {\"from\": \"observation\", \"value\": \"r\"},\n"
                "     {\"from\": \"gpt\", \"value\": \"a\"}], \"tools\": \"[{\\\"name\\\": \\\"f\\\"}]\"}\n"
                "]\n",
@@ -702,6 +702,16 @@ Test(data, records_json_array_semantic_errors, .init = make_tmpdir, .fini = remo
     cr_assert(strstr(rec.msgs[0].content, "tools") && strstr(rec.msgs[0].content, "\"f\""));
     cr_assert_eq(rec.msgs[2].role, LT_ROLE_ASSISTANT);
     cr_assert_eq(rec.msgs[3].role, LT_ROLE_TOOL);
+    /* for the model's template: no system turn (the record has none), the tools as JSON, the
+     * call as OpenAI tool_calls with content null */
+    cr_assert_eq(rec.n_tmsgs, 4);
+    cr_assert_str_eq(rec.tools, "[{\"name\":\"f\"}]");
+    cr_assert_eq(rec.tmsgs[1].role, LT_ROLE_ASSISTANT);
+    cr_assert_null(rec.tmsgs[1].content);
+    cr_assert_str_eq(rec.tmsgs[1].fields,
+                     "{\"tool_calls\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}]}");
+    cr_assert_eq(rec.tmsgs[2].role, LT_ROLE_TOOL);
+    cr_assert_str_eq(rec.tmsgs[2].content, "r");
     cr_assert_eq(lt_record_reader_skipped(r), 2);
     snprintf(want, sizeof want, "%s:5: record 2: turn 0: unknown role 'alien'", p);
     lt_record_reader_free(r);

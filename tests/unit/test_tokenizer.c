@@ -302,12 +302,12 @@ Test(tokenizer, special_tokens_on_and_off) {
 /* ---- chat templates ----------------------------------------------------------------------- */
 
 static const lt_message CONVO[] = {
-    {LT_ROLE_USER, "What is the capital of France?"},
-    {LT_ROLE_ASSISTANT, "The capital of France is Paris."},
-    {LT_ROLE_USER, "And its population, roughly?"},
-    {LT_ROLE_ASSISTANT, "About 2.1 million people live in Paris proper (2023)."},
-    {LT_ROLE_USER, "Thanks! Say it in French \xf0\x9f\x98\x8a"},
-    {LT_ROLE_ASSISTANT, "Environ 2,1 millions d'habitants vivent \xc3\xa0 Paris."},
+    {LT_ROLE_USER, "What is the capital of France?", NULL},
+    {LT_ROLE_ASSISTANT, "The capital of France is Paris.", NULL},
+    {LT_ROLE_USER, "And its population, roughly?", NULL},
+    {LT_ROLE_ASSISTANT, "About 2.1 million people live in Paris proper (2023).", NULL},
+    {LT_ROLE_USER, "Thanks! Say it in French \xf0\x9f\x98\x8a", NULL},
+    {LT_ROLE_ASSISTANT, "Environ 2,1 millions d'habitants vivent \xc3\xa0 Paris.", NULL},
 };
 
 static char *read_repo(const char *path) {
@@ -381,7 +381,7 @@ Test(tokenizer, chatml_render_smollm2) {
     lt_tokens_free(&v);
 
     /* an explicit system message replaces the default; the generation prompt ends the ids */
-    lt_message sys[] = {{LT_ROLE_SYSTEM, "Be terse."}, {LT_ROLE_USER, "Hi"}};
+    lt_message sys[] = {{LT_ROLE_SYSTEM, "Be terse.", NULL}, {LT_ROLE_USER, "Hi", NULL}};
     lt_chat_render(t, tpl, sys, 2, true, &v);
     got = lt_tokenizer_decode_special(t, v.ids, v.n, true);
     cr_assert_str_eq(got, "<|im_start|>system\nBe terse.<|im_end|>\n<|im_start|>user\nHi<|im_end|>"
@@ -406,11 +406,11 @@ Test(tokenizer, alpaca_render_stories260K) {
     cr_assert_eq(lt_template_detect(&tpl, lt_tokenizer_chat_template(t)), LT_OK);
     cr_assert_eq(tpl, LT_TEMPLATE_ALPACA, "no template in the file: alpaca");
     const lt_message m[] = {
-        {LT_ROLE_SYSTEM, "Be brief."},
-        {LT_ROLE_USER, "Tell me a story about a cat."},
-        {LT_ROLE_ASSISTANT, "Once upon a time, there was a little cat named Tom."},
-        {LT_ROLE_USER, "What did Tom like?"},
-        {LT_ROLE_ASSISTANT, "Tom liked to play with a ball."},
+        {LT_ROLE_SYSTEM, "Be brief.", NULL},
+        {LT_ROLE_USER, "Tell me a story about a cat.", NULL},
+        {LT_ROLE_ASSISTANT, "Once upon a time, there was a little cat named Tom.", NULL},
+        {LT_ROLE_USER, "What did Tom like?", NULL},
+        {LT_ROLE_ASSISTANT, "Tom liked to play with a ball.", NULL},
     };
     lt_tokens v = {0};
     lt_chat_render(t, tpl, m, 5, false, &v);

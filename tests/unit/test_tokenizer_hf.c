@@ -358,11 +358,11 @@ Test(tokenizer_hf, template_families) {
 }
 
 static const lt_message CONVO[] = {
-    {LT_ROLE_SYSTEM, "Be brief."},
-    {LT_ROLE_USER, "Tell me a story."},
-    {LT_ROLE_ASSISTANT, " Once upon a time. "},
-    {LT_ROLE_USER, "More?"},
-    {LT_ROLE_ASSISTANT, "The end."},
+    {LT_ROLE_SYSTEM, "Be brief.", NULL},
+    {LT_ROLE_USER, "Tell me a story.", NULL},
+    {LT_ROLE_ASSISTANT, " Once upon a time. ", NULL},
+    {LT_ROLE_USER, "More?", NULL},
+    {LT_ROLE_ASSISTANT, "The end.", NULL},
 };
 
 #define NO_CHECK INT32_MIN
