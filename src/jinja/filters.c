@@ -14,22 +14,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* keyword-or-positional argument lookup */
-static jv *arg(jv *args, size_t nargs, const char **kwn, jv *kwv, size_t nkw, size_t pos,
-               const char *name) {
+jv *jb_arg(jv *args, size_t nargs, const char **kwn, jv *kwv, size_t nkw, size_t pos,
+           const char *name) {
     if (pos < nargs) return &args[pos];
     for (size_t i = 0; i < nkw; i++)
         if (!strcmp(kwn[i], name)) return &kwv[i];
     return NULL;
 }
-#define ARG(pos, name) arg(args, nargs, kwn, kwv, nkw, (pos), (name))
 
 static jv str_of(jctx *c, jv v) { return jv_to_str(c, v); }
 
 static char lc(char ch) { return ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch; }
 static char uc(char ch) { return ch >= 'a' && ch <= 'z' ? (char)(ch - 32) : ch; }
 
-jv jstr_map(jctx *c, jv s, int mode); /* 0 lower 1 upper 2 capitalize (methods.c uses too) */
 jv jstr_map(jctx *c, jv s, int mode) {
     char *p = ja_alloc(&c->arena, s.u.s.n + 1);
     for (size_t i = 0; i < s.u.s.n; i++) {
@@ -39,8 +36,6 @@ jv jstr_map(jctx *c, jv s, int mode) {
     return jv_str_ref(p, s.u.s.n);
 }
 
-/* Python str.strip family: which 1 = left, 2 = right, 3 = both; chars NULL = whitespace */
-jv jstr_strip(jctx *c, jv s, const jv *chars, int which);
 jv jstr_strip(jctx *c, jv s, const jv *chars, int which) {
     (void)c;
     const char *p = s.u.s.p;
@@ -85,7 +80,6 @@ jv jstr_strip(jctx *c, jv s, const jv *chars, int which) {
     return jv_str_ref(p + a, b - a);
 }
 
-jv jstr_replace(jctx *c, jv s, jv old, jv new_, int64_t count);
 jv jstr_replace(jctx *c, jv s, jv old, jv new_, int64_t count) {
     jbuf b = {0};
     const char *p = s.u.s.p;
@@ -315,16 +309,16 @@ static jv do_title(jctx *c, jv s) {
 
 jv jb_filter(jctx *c, const jnode *n, const char *name, jv v, jv *args, size_t nargs,
              const char **kwn, jv *kwv, size_t nkw) {
-    jv *a0 = ARG(0, "");
+    jv *a0 = JB_ARG(0, "");
     if (!strcmp(name, "default") || !strcmp(name, "d")) {
-        jv *dv = ARG(0, "default_value"), *bo = ARG(1, "boolean");
+        jv *dv = JB_ARG(0, "default_value"), *bo = JB_ARG(1, "boolean");
         bool boolean = bo && jv_truthy(*bo);
         if (v.t == JV_UNDEF || (boolean && !jv_truthy(v))) return dv ? *dv : jv_str_ref("", 0);
         return v;
     }
     if (!strcmp(name, "length") || !strcmp(name, "count")) return jv_int((int64_t)jlength(c, n, v));
     if (!strcmp(name, "tojson"))
-        return do_tojson(c, n, v, ARG(0, "ensure_ascii"), ARG(1, "indent"), ARG(2, "separators"), ARG(3, "sort_keys"));
+        return do_tojson(c, n, v, JB_ARG(0, "ensure_ascii"), JB_ARG(1, "indent"), JB_ARG(2, "separators"), JB_ARG(3, "sort_keys"));
     if (!strcmp(name, "safe")) {
         jv r = str_of(c, v);
         r.safe = true;
@@ -332,7 +326,7 @@ jv jb_filter(jctx *c, const jnode *n, const char *name, jv v, jv *args, size_t n
     }
     if (!strcmp(name, "string")) return str_of(c, v);
     if (!strcmp(name, "trim")) {
-        jv r = jstr_strip(c, str_of(c, v), ARG(0, "chars"), 3);
+        jv r = jstr_strip(c, str_of(c, v), JB_ARG(0, "chars"), 3);
         r.safe = v.t == JV_STR && v.safe;
         return r;
     }
@@ -343,21 +337,21 @@ jv jb_filter(jctx *c, const jnode *n, const char *name, jv v, jv *args, size_t n
     if (!strcmp(name, "escape") || !strcmp(name, "e") || !strcmp(name, "forceescape"))
         return jv_html_escape(c, str_of(c, v));
     if (!strcmp(name, "replace")) {
-        jv *o = ARG(0, "old"), *nw = ARG(1, "new"), *cnt = ARG(2, "count");
+        jv *o = JB_ARG(0, "old"), *nw = JB_ARG(1, "new"), *cnt = JB_ARG(2, "count");
         if (!o || !nw) jfail(c, n, "replace needs old and new");
         return jstr_replace(c, str_of(c, v), str_of(c, *o), str_of(c, *nw),
                             cnt && cnt->t == JV_INT ? cnt->u.i : -1);
     }
     if (!strcmp(name, "indent")) {
-        jv *w = ARG(0, "width"), *f = ARG(1, "first"), *bl = ARG(2, "blank");
+        jv *w = JB_ARG(0, "width"), *f = JB_ARG(1, "first"), *bl = JB_ARG(2, "blank");
         return do_indent(c, str_of(c, v), w ? *w : jv_int(4), f && jv_truthy(*f), bl && jv_truthy(*bl));
     }
     if (!strcmp(name, "int")) {
-        jv *d = ARG(0, "default");
+        jv *d = JB_ARG(0, "default");
         return do_int(v, d ? *d : jv_int(0));
     }
     if (!strcmp(name, "float")) {
-        jv *d = ARG(0, "default");
+        jv *d = JB_ARG(0, "default");
         return do_float(v, d ? *d : jv_float(0));
     }
     if (!strcmp(name, "abs")) {
@@ -367,7 +361,7 @@ jv jb_filter(jctx *c, const jnode *n, const char *name, jv v, jv *args, size_t n
         jfail(c, n, "bad operand type for abs(): '%s'", jv_type_name(v));
     }
     if (!strcmp(name, "round")) {
-        jv *pr = ARG(0, "precision"), *me = ARG(1, "method");
+        jv *pr = JB_ARG(0, "precision"), *me = JB_ARG(1, "method");
         int64_t p = pr && pr->t == JV_INT ? pr->u.i : 0;
         if (p > 30) p = 30;
         if (p < 0) p = 0;
@@ -406,7 +400,7 @@ jv jb_filter(jctx *c, const jnode *n, const char *name, jv v, jv *args, size_t n
         return r;
     }
     if (!strcmp(name, "join")) {
-        jv *sep = ARG(0, "d"), *at = ARG(1, "attribute");
+        jv *sep = JB_ARG(0, "d"), *at = JB_ARG(1, "attribute");
         jlist *l = je_iter(c, n, v);
         jbuf b = {0};
         jv s = sep ? str_of(c, *sep) : jv_str_ref("", 0);
@@ -431,7 +425,7 @@ jv jb_filter(jctx *c, const jnode *n, const char *name, jv v, jv *args, size_t n
     }
     if (!strcmp(name, "dictsort")) {
         if (v.t != JV_DICT && v.t != JV_NS) jfail(c, n, "dictsort needs a mapping, got '%s'", jv_type_name(v));
-        jv *cs = ARG(0, "case_sensitive"), *by = ARG(1, "by"), *rv = ARG(2, "reverse");
+        jv *cs = JB_ARG(0, "case_sensitive"), *by = JB_ARG(1, "by"), *rv = JB_ARG(2, "reverse");
         bool by_value = by && by->t == JV_STR && by->u.s.n == 5 && !memcmp(by->u.s.p, "value", 5);
         jv items = jv_list(c, v.u.d->n, false);
         jv *keys = ja_alloc(&c->arena, (v.u.d->n + 1) * sizeof(jv));
@@ -446,8 +440,8 @@ jv jb_filter(jctx *c, const jnode *n, const char *name, jv v, jv *args, size_t n
     }
     if (!strcmp(name, "sort") || !strcmp(name, "unique") || !strcmp(name, "min") || !strcmp(name, "max")) {
         bool is_sort = name[1] == 'o';
-        jv *rv = is_sort ? ARG(0, "reverse") : NULL;
-        jv *cs = ARG(is_sort ? 1 : 0, "case_sensitive"), *at = ARG(is_sort ? 2 : 1, "attribute");
+        jv *rv = is_sort ? JB_ARG(0, "reverse") : NULL;
+        jv *cs = JB_ARG(is_sort ? 1 : 0, "case_sensitive"), *at = JB_ARG(is_sort ? 2 : 1, "attribute");
         jlist *l = je_iter(c, n, v);
         jv *keys = ja_alloc(&c->arena, (l->n + 1) * sizeof(jv));
         for (size_t i = 0; i < l->n; i++)
@@ -474,7 +468,7 @@ jv jb_filter(jctx *c, const jnode *n, const char *name, jv v, jv *args, size_t n
         return l->v[best];
     }
     if (!strcmp(name, "sum")) {
-        jv *at = ARG(0, "attribute"), *st = ARG(1, "start");
+        jv *at = JB_ARG(0, "attribute"), *st = JB_ARG(1, "start");
         jlist *l = je_iter(c, n, v);
         jv acc = st ? *st : jv_int(0);
         for (size_t i = 0; i < l->n; i++) {

@@ -257,7 +257,18 @@ size_t ju_space_at(const char *s, size_t n);
 size_t ju_space_before(const char *s, size_t n); /* same for the code point ending at s[n] */
 int jv_cmp(jctx *c, const jnode *at, jv a, jv b); /* <, ==, > as -1/0/1; type error fails */
 
-/* builtins.c */
+/* filters.c, methods.c */
+/* Argument `pos` or keyword `name` of a call (positional args[0, nargs), keywords kwn/kwv[0,
+ * nkw)), NULL when absent. JB_ARG reads it from the builtins' usual parameter names. */
+jv *jb_arg(jv *args, size_t nargs, const char **kwn, jv *kwv, size_t nkw, size_t pos,
+           const char *name);
+#define JB_ARG(pos, name) jb_arg(args, nargs, kwn, kwv, nkw, (pos), (name))
+/* Python str methods shared by filters and methods (ASCII case mapping): map mode 0 lower,
+ * 1 upper, 2 capitalize; strip which 1 left, 2 right, 3 both, chars NULL = whitespace;
+ * replace at most count (< 0: all) occurrences. Results live in c's arena. */
+jv jstr_map(jctx *c, jv s, int mode);
+jv jstr_strip(jctx *c, jv s, const jv *chars, int which);
+jv jstr_replace(jctx *c, jv s, jv old, jv new_, int64_t count);
 jv jb_filter(jctx *c, const jnode *n, const char *name, jv v, jv *args, size_t nargs,
              const char **kwn, jv *kwv, size_t nkw);
 bool jb_test(jctx *c, const jnode *n, const char *name, jv v, jv *args, size_t nargs);
@@ -273,11 +284,23 @@ const char *jb_global_name(int fn);
 /* Call a macro value (eval.c), returning its output as a string. */
 jv je_call_macro(jctx *c, const jnode *at, jmacro *m, jv *args, size_t nargs, const char **kwn,
                  jv *kwv, size_t nkw, jv caller);
-/* Attribute / item access (eval.c): attr for `x.name`, item for `x[k]`. */
+/* ops.c — operations on values; each fails with jfail naming node `at` / `n`. */
+/* Attribute / item access: attr for `x.name`, item for `x[k]`. */
 jv je_getattr(jctx *c, const jnode *at, jv obj, const char *name, size_t n);
 jv je_getitem(jctx *c, const jnode *at, jv obj, jv key);
 /* Iterate: a list of the items of v (list/tuple/str chars/dict keys/undefined empty); fails
  * for others. */
 jlist *je_iter(jctx *c, const jnode *at, jv v);
+/* An undefined value v used for `what` ("call", "comparison", ...): jinja2's UndefinedError. */
+_Noreturn void je_fail_undef(jctx *c, const jnode *at, jv v, const char *what);
+/* `needle in hay` for strings (substring), lists, tuples and dicts (keys); undefined: false. */
+bool je_contains(jctx *c, const jnode *at, jv hay, jv needle);
+/* obj[start:stop:step] on a list, tuple or string, Python's rules; hs / he: start / stop given. */
+jv je_slice(jctx *c, const jnode *n, jv obj, bool hs, int64_t start, bool he, int64_t stop,
+            int64_t step);
+/* Binary operator op (+ - * / // % ** ~) with Python's int/float semantics, overflow checked. */
+jv je_binop(jctx *c, const jnode *n, const char *op, jv a, jv b);
+bool je_numeric(jv v);  /* int, float or bool */
+int64_t je_inum(jv v);  /* an int or bool as int64 */
 
 #endif

@@ -13,18 +13,6 @@
 #include <string.h>
 #include <time.h>
 
-jv jstr_map(jctx *c, jv s, int mode);
-jv jstr_strip(jctx *c, jv s, const jv *chars, int which);
-jv jstr_replace(jctx *c, jv s, jv old, jv new_, int64_t count);
-
-static jv *arg(jv *args, size_t nargs, const char **kwn, jv *kwv, size_t nkw, size_t pos,
-               const char *name) {
-    if (pos < nargs) return &args[pos];
-    for (size_t i = 0; i < nkw; i++)
-        if (!strcmp(kwn[i], name)) return &kwv[i];
-    return NULL;
-}
-#define ARG(pos, name) arg(args, nargs, kwn, kwv, nkw, (pos), (name))
 
 static jv need_str(jctx *c, const jnode *n, const jv *v, const char *what) {
     if (!v || v->t != JV_STR) jfail(c, n, "%s must be a string", what);
@@ -216,9 +204,9 @@ static int64_t find_sub(jv s, jv sub, bool last) {
 static jv str_method(jctx *c, const jnode *n, jv s, const char *m, jv *args, size_t nargs,
                      const char **kwn, jv *kwv, size_t nkw, bool *handled) {
     *handled = true;
-    if (!strcmp(m, "strip")) return jstr_strip(c, s, ARG(0, "chars"), 3);
-    if (!strcmp(m, "lstrip")) return jstr_strip(c, s, ARG(0, "chars"), 1);
-    if (!strcmp(m, "rstrip")) return jstr_strip(c, s, ARG(0, "chars"), 2);
+    if (!strcmp(m, "strip")) return jstr_strip(c, s, JB_ARG(0, "chars"), 3);
+    if (!strcmp(m, "lstrip")) return jstr_strip(c, s, JB_ARG(0, "chars"), 1);
+    if (!strcmp(m, "rstrip")) return jstr_strip(c, s, JB_ARG(0, "chars"), 2);
     if (!strcmp(m, "upper")) return jstr_map(c, s, 1);
     if (!strcmp(m, "lower")) return jstr_map(c, s, 0);
     if (!strcmp(m, "capitalize")) return jstr_map(c, s, 2);
@@ -236,8 +224,8 @@ static jv str_method(jctx *c, const jnode *n, jv s, const char *m, jv *args, siz
         return jv_str_ref(p, s.u.s.n);
     }
     if (!strcmp(m, "split") || !strcmp(m, "rsplit")) {
-        jv *mx = ARG(1, "maxsplit");
-        return str_split(c, n, s, ARG(0, "sep"), mx && mx->t == JV_INT ? mx->u.i : -1, m[0] == 'r');
+        jv *mx = JB_ARG(1, "maxsplit");
+        return str_split(c, n, s, JB_ARG(0, "sep"), mx && mx->t == JV_INT ? mx->u.i : -1, m[0] == 'r');
     }
     if (!strcmp(m, "splitlines")) {
         jvec out = {0};
@@ -255,20 +243,20 @@ static jv str_method(jctx *c, const jnode *n, jv s, const char *m, jv *args, siz
         if (st < s.u.s.n) vpush(c, &out, jv_str_ref(s.u.s.p + st, s.u.s.n - st));
         return vlist(c, &out);
     }
-    if (!strcmp(m, "startswith")) return jv_bool(affix(c, n, s, ARG(0, "prefix"), false));
-    if (!strcmp(m, "endswith")) return jv_bool(affix(c, n, s, ARG(0, "suffix"), true));
+    if (!strcmp(m, "startswith")) return jv_bool(affix(c, n, s, JB_ARG(0, "prefix"), false));
+    if (!strcmp(m, "endswith")) return jv_bool(affix(c, n, s, JB_ARG(0, "suffix"), true));
     if (!strcmp(m, "replace")) {
-        jv *cnt = ARG(2, "count");
-        return jstr_replace(c, s, need_str(c, n, ARG(0, "old"), "replace's old"),
-                            need_str(c, n, ARG(1, "new"), "replace's new"), cnt && cnt->t == JV_INT ? cnt->u.i : -1);
+        jv *cnt = JB_ARG(2, "count");
+        return jstr_replace(c, s, need_str(c, n, JB_ARG(0, "old"), "replace's old"),
+                            need_str(c, n, JB_ARG(1, "new"), "replace's new"), cnt && cnt->t == JV_INT ? cnt->u.i : -1);
     }
     if (!strcmp(m, "find") || !strcmp(m, "rfind") || !strcmp(m, "index") || !strcmp(m, "rindex")) {
-        int64_t r = find_sub(s, need_str(c, n, ARG(0, "sub"), "the substring"), m[0] == 'r');
+        int64_t r = find_sub(s, need_str(c, n, JB_ARG(0, "sub"), "the substring"), m[0] == 'r');
         if (r < 0 && strstr(m, "index")) jfail(c, n, "substring not found");
         return jv_int(r);
     }
     if (!strcmp(m, "count")) {
-        jv sub = need_str(c, n, ARG(0, "sub"), "the substring");
+        jv sub = need_str(c, n, JB_ARG(0, "sub"), "the substring");
         if (!sub.u.s.n) return jv_int((int64_t)ju_len(s.u.s.p, s.u.s.n) + 1);
         int64_t k = 0;
         for (size_t i = 0; i + sub.u.s.n <= s.u.s.n;) {
@@ -280,7 +268,7 @@ static jv str_method(jctx *c, const jnode *n, jv s, const char *m, jv *args, siz
         return jv_int(k);
     }
     if (!strcmp(m, "join")) {
-        jv *it = ARG(0, "iterable");
+        jv *it = JB_ARG(0, "iterable");
         if (!it) jfail(c, n, "join needs an iterable");
         jlist *l = je_iter(c, n, *it);
         jbuf b = {0};
@@ -323,7 +311,7 @@ jv jb_method(jctx *c, const jnode *n, jv obj, const char *m, jv *args, size_t na
     case JV_DICT:
     case JV_NS:
         if (!strcmp(m, "get")) {
-            jv *k = ARG(0, "key"), *d = ARG(1, "default");
+            jv *k = JB_ARG(0, "key"), *d = JB_ARG(1, "default");
             if (!k) jfail(c, n, "get needs a key");
             jv *v = jd_get(obj.u.d, *k);
             return v ? *v : d ? *d : jv_none();
@@ -353,7 +341,7 @@ jv jb_method(jctx *c, const jnode *n, jv obj, const char *m, jv *args, size_t na
         break;
     case JV_LIST:
         if (!strcmp(m, "index") || !strcmp(m, "count")) {
-            jv *x = ARG(0, "value");
+            jv *x = JB_ARG(0, "value");
             if (!x) jfail(c, n, "%s needs an argument", m);
             int64_t k = 0;
             for (size_t i = 0; i < obj.u.l->n; i++)
