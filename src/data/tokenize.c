@@ -59,9 +59,8 @@ static lt_status add_record(tk_ctx *c, const lt_record *rec) {
             lt_chat_render(c->tok, c->tpl, rec->msgs, rec->n_msgs, false, v);
         } else if ((st = lt_chat_jinja_render(c->jinja, rec->tmsgs, rec->n_tmsgs, rec->tools, false, v))) {
             /* the template refused this record (raise_exception, e.g. Gemma's system role) */
-            bool calls = rec->tools != NULL;
-            for (size_t i = 0; i < rec->n_tmsgs && !calls; i++)
-                calls = rec->tmsgs[i].fields && strstr(rec->tmsgs[i].fields, "\"tool_calls\"");
+            bool calls = rec->tools != NULL; /* or a message with tool_calls / tool_call_id */
+            for (size_t i = 0; i < rec->n_tmsgs && !calls; i++) calls = rec->tmsgs[i].fields;
             if (calls) {
                 char msg[1200];
                 snprintf(msg, sizeof msg, "%s", lt_error_message());

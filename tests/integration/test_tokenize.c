@@ -4,7 +4,6 @@
  * the CLI binary ($LATHE_BIN, default bin/lathe) for the command-line cases. */
 #include <criterion/criterion.h>
 #include <hdf5.h>
-#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -412,23 +411,31 @@ Test(tokenize, hf_directory_model_equals_gguf, .init = setup, .fini = teardown) 
     lt_shard_close(sh);
 }
 
+/* stories260K converted to an HF directory under tmpdir/hf with `tpl` as its
+ * chat_template.jinja; model gets the GGUF's path (for its tokenizer). */
+static void stories_hf_with_template(char *model, size_t mcap, char *hf, size_t hcap,
+                                     const char *tpl) {
+    fixture(model, mcap, "stories260K/stories260K.gguf");
+    snprintf(hf, hcap, "%s/hf", tmpdir);
+    cr_assert_eq(lt_convert(model, LT_CONVERT_TO_HF, hf, LT_F32, 0, false), LT_OK, "%s",
+                 lt_error_message());
+    char p[700];
+    snprintf(p, sizeof p, "%s/chat_template.jinja", hf);
+    cr_assert_eq(lt_write_file_atomic(p, tpl, strlen(tpl)), LT_OK);
+}
+
 /* A glaive-style record (ShareGPT function_call / observation, tools as a JSON string) through
  * a template that takes tools and tool calls: the template sees OpenAI's form, and the call's
  * whole turn is trained (the span between the renders before and through it), as is the answer. */
 Test(tokenize, tool_calls_reach_the_template, .init = setup, .fini = teardown) {
-    char model[1100], hf[600], cfgp[700], data[600];
-    fixture(model, sizeof model, "stories260K/stories260K.gguf");
-    snprintf(hf, sizeof hf, "%s/hf", tmpdir);
-    cr_assert_eq(lt_convert(model, LT_CONVERT_TO_HF, hf, LT_F32, 0, false), LT_OK, "%s",
-                 lt_error_message());
-    snprintf(cfgp, sizeof cfgp, "%s/chat_template.jinja", hf);
+    char model[1100], hf[600], data[600];
     const char *tpl =
         "{% if tools %}<tools>{{ tools | tojson }}</tools>{% endif %}{% for m in messages %}"
         "<{{ m.role }}>{% if m.tool_calls %}{% for c in m.tool_calls %}<call>{{ c.function.name }}"
         "{{ c.function.arguments | tojson }}</call>{% endfor %}{% else %}{{ m.content }}{% endif %}"
         "{% if m.role == 'assistant' %}{{ eos_token }}{% endif %}{% endfor %}"
         "{% if add_generation_prompt %}<assistant>{% endif %}";
-    cr_assert_eq(lt_write_file_atomic(cfgp, tpl, strlen(tpl)), LT_OK);
+    stories_hf_with_template(model, sizeof model, hf, sizeof hf, tpl);
     snprintf(data, sizeof data, "%s/calls.json", tmpdir);
     FILE *f = fopen(data, "w");
     fputs("[{\"conversations\": [{\"from\": \"human\", \"value\": \"Weather?\"}, {\"from\": "
@@ -474,25 +481,12 @@ Test(tokenize, tool_calls_reach_the_template, .init = setup, .fini = teardown) {
 /* The model's own template decides: one that refuses a system role (as Gemma's does) makes that
  * record an error quoting the template's message, skipped or fatal per --on-error. */
 Test(tokenize, template_raise_skips_or_fails_the_record, .init = setup, .fini = teardown) {
-    char model[1100], hf[600], cfgp[700], data[600];
-    fixture(model, sizeof model, "stories260K/stories260K.gguf");
-    snprintf(hf, sizeof hf, "%s/hf", tmpdir);
-    cr_assert_eq(lt_convert(model, LT_CONVERT_TO_HF, hf, LT_F32, 0, false), LT_OK, "%s",
-                 lt_error_message());
-    snprintf(cfgp, sizeof cfgp, "%s/tokenizer_config.json", hf);
-    char *cfg;
-    size_t n;
-    cr_assert_eq(lt_read_file(cfgp, &cfg, &n), LT_OK);
-    json_error_t je;
-    json_t *j = json_loads(cfg, 0, &je);
-    free(cfg);
-    cr_assert_not_null(j);
-    json_object_set_new(j, "chat_template", json_string(
+    char model[1100], hf[600], data[600];
+    stories_hf_with_template(
+        model, sizeof model, hf, sizeof hf,
         "{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('System role not "
         "supported') }}{% endif %}<{{ m['role'] }}>{{ m['content'] }}{% if m['role'] == "
-        "'assistant' %}{{ eos_token }}{% endif %}{% endfor %}"));
-    cr_assert_eq(json_dump_file(j, cfgp, 0), 0);
-    json_decref(j);
+        "'assistant' %}{{ eos_token }}{% endif %}{% endfor %}");
     snprintf(data, sizeof data, "%s/chats.jsonl", tmpdir);
     FILE *f = fopen(data, "w");
     fputs("{\"messages\": [{\"role\": \"user\", \"content\": \"Once\"}, {\"role\": \"assistant\", "
