@@ -10,8 +10,18 @@
 #   make gpu-bundle-check   build the bundle and run its GPU check here (no GPU: all skip, exit 0)
 #   make fuzz       libFuzzer harnesses (tests/fuzz/, clang + ASan + UBSan), FUZZ_SECONDS=N each
 #   make clean
+#   make test SANITIZE=1    the same suite built with ASan + UBSan (CPU only) in build/san/
 # Out-of-tree builds for parallel work: make BUILD=/tmp/b BIN=/tmp/b/bin
 
+# SANITIZE=1: library, CLI and tests with AddressSanitizer (leaks included) and UBSan, any
+# report fatal; an out-of-tree build so that the plain one stays as it is.
+SANITIZE ?= 0
+ifeq ($(SANITIZE),1)
+BUILD ?= build/san
+BIN ?= build/san/bin
+CUDA := 0
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+endif
 BUILD ?= build
 BIN ?= bin
 CC ?= gcc
@@ -35,6 +45,8 @@ ARCH_FLAGS := $(if $(filter 1,$(NATIVE)),-march=native,)
 CFLAGS ?= -O2 -g
 CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -fopenmp -fPIC $(ARCH_FLAGS) $(PKG_CFLAGS) -Iinclude -Isrc
 LDLIBS := $(PKG_LIBS) -fopenmp -lm -lpthread
+CFLAGS += $(SAN_FLAGS)
+LDLIBS += $(SAN_FLAGS)
 
 # STATIC_DEPS=1 (`make gpu-bundle` sets it): binaries for a machine that has none of our Debian
 # libraries. HDF5 (+ szip/libaec, zlib; its S3 driver, the only user of libcurl, is never linked
@@ -106,7 +118,7 @@ $(BUILD)/bench_%: $(BUILD)/bench/bench_%.o $(BUILD)/liblathe.a
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/liblathe.a $(LDLIBS)
 
 $(BUILD)/lathe_tests: $(TEST_OBJ) $(BUILD)/liblathe.a
-	$(CC) $(CFLAGS) -o $@ $(TEST_OBJ) $(BUILD)/liblathe.a $(LDLIBS) -lcriterion
+	$(CC) $(CFLAGS) -o $@ $(TEST_OBJ) $(BUILD)/liblathe.a $(LDLIBS) -lcriterion -lz
 
 deps:
 	$(SUDO) apt-get update
@@ -121,7 +133,7 @@ test: ensure-deps
 	@$(MAKE) --no-print-directory test-run
 
 test-run: $(BIN)/lathe $(BUILD)/lathe_tests
-	LATHE_BIN=$(abspath $(BIN)/lathe) $(BUILD)/lathe_tests --jobs 2
+	LATHE_BIN=$(abspath $(BIN)/lathe) $(if $(SAN_FLAGS),LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp) UBSAN_OPTIONS=print_stacktrace=1) $(BUILD)/lathe_tests --jobs 2
 
 bench: ensure-deps
 	@$(MAKE) --no-print-directory bench-run

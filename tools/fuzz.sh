@@ -27,7 +27,7 @@ ${MAKE:-make} --no-print-directory FUZZ_BUILD="$FB" fuzz-build >"$FB.build.log" 
 # ---- seed corpora ----
 S="$FB/seeds"
 rm -rf "$S"
-mkdir -p "$S"/{gguf,safetensors,hf_config,tokenizer_json,recipe,records,jinja}
+mkdir -p "$S"/{gguf,safetensors,hf_config,tokenizer_json,recipe,records,jinja,bnb,shard}
 G="$FIX/stories260K/stories260K.gguf"
 if [ -r "$G" ]; then
     head -c 16384 "$G" > "$S/gguf/stories260K_head.gguf"  # header, metadata, tensor infos
@@ -64,12 +64,12 @@ done
 status=0
 declare -A LEN=([fuzz_gguf]=65536 [fuzz_safetensors]=16384 [fuzz_hf_config]=8192
                 [fuzz_tokenizer_json]=65536 [fuzz_recipe]=8192 [fuzz_records]=8192
-        [fuzz_jinja]=8192)
+        [fuzz_jinja]=8192 [fuzz_bnb]=16384 [fuzz_shard]=8192)
 declare -A SEED=([fuzz_gguf]=gguf [fuzz_safetensors]=safetensors [fuzz_hf_config]=hf_config
                  [fuzz_tokenizer_json]=tokenizer_json [fuzz_recipe]=recipe [fuzz_records]=records
-         [fuzz_jinja]=jinja)
+         [fuzz_jinja]=jinja [fuzz_bnb]=bnb [fuzz_shard]=shard)
 for h in fuzz_gguf fuzz_safetensors fuzz_hf_config fuzz_tokenizer_json fuzz_recipe fuzz_records \
-         fuzz_jinja; do
+         fuzz_jinja fuzz_bnb fuzz_shard; do
     [ -x "$FB/$h" ] || continue
     corpus="$FB/corpus/$h"
     mkdir -p "$corpus" "$FB/artifacts"

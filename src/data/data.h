@@ -23,6 +23,7 @@
 
 #define LT_SHARD_FORMAT "lathe-tokens"
 #define LT_SHARD_VERSION 1
+#define LT_SHARD_SIDECAR_EXT ".sha256" /* NAME-NNNNN.h5.sha256: the shard's SHA-256 (sha256sum format) */
 #define LT_SHARD_DEFAULT_TOKENS (16 * 1024 * 1024) /* rollover budget: 64 MiB of uint32 ids */
 #define LT_SHARD_CHUNK 65536                       /* HDF5 chunk length of tokens / loss_mask */
 
@@ -80,6 +81,7 @@ typedef struct lt_shard {
     int64_t n_targets;     /* next-token targets >= 0 the loader will produce (mask-1 tokens
                             * that are not the first of their document) */
     int64_t h5_file, h5_tokens, h5_mask; /* open HDF5 ids (hid_t); h5_mask < 0 without a mask */
+    char sha256[65];       /* SHA-256 of the file, verified against its sidecar; "" without one */
 } lt_shard;
 
 /* Open and validate one shard completely: format == "lathe-tokens", version == 1, attribute
@@ -87,6 +89,9 @@ typedef struct lt_shard {
  * monotone from 0 to N, every token < vocab_size (read in chunks), `loss_mask` (if present) uint8
  * rank 1 with N values of 0 or 1, bos/eos/pad in [-1, vocab_size), then `expect`. `expect` may be
  * NULL. Errors: LT_ERR_DATA "<file>: attribute|dataset '<name>': <problem> (hint: ...)". */
+/* Before HDF5 touches the file: a shard with a sidecar PATH.sha256 (written by `lathe tokenize`)
+ * must match it; one without is first opened and validated in a forked child, so that a libhdf5
+ * crash on damaged bytes is an LT_ERR_DATA naming the shard, not a dead process (shard_check.c). */
 lt_status lt_shard_open(lt_shard **out, const char *path, const lt_shard_expect *expect);
 void lt_shard_close(lt_shard *s);
 /* Read tokens [start, start+n) of the shard into ids (and the mask into mask when non-NULL: 1s

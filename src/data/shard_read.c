@@ -3,7 +3,7 @@
  * docs/shards.md), keeps doc_offsets in memory and the `tokens` / `loss_mask` datasets open for
  * hyperslab reads. Also the glob expansion of shard patterns.
  */
-#include "data.h"
+#include "shard_impl.h"
 
 #include <glob.h>
 #include <hdf5.h>
@@ -11,6 +11,8 @@
 #include <string.h>
 
 #define READ_CHUNK (1 << 20) /* tokens per validation read */
+#define MAX_RATIO 1032u       /* deflate's best compression ratio */
+#define STORAGE_SLACK 65536u  /* bytes of values a dataset may claim beyond MAX_RATIO x stored */
 
 static lt_status bad_attr(const char *path, const char *attr, const char *problem,
                           const char *hint) {
@@ -109,6 +111,32 @@ static lt_status open_dset(hid_t f, const char *path, const char *name, size_t s
         snprintf(problem, sizeof problem, "rank %d, expected 1", rank);
         return bad_dset(path, name, problem, "store a flat 1-D array");
     }
+    /* External raw-data files and virtual datasets would make the shard read other files on
+     * this machine (any path the file names) as tokens. */
+    hid_t dcpl = H5Dget_create_plist(ds);
+    H5D_layout_t layout = H5Pget_layout(dcpl);
+    int n_ext = H5Pget_external_count(dcpl);
+    H5Pclose(dcpl);
+    if (n_ext != 0 || (layout != H5D_CONTIGUOUS && layout != H5D_CHUNKED &&
+                       layout != H5D_COMPACT)) {
+        H5Dclose(ds);
+        return bad_dset(path, name, n_ext ? "stores its data in external files"
+                                          : "is a virtual dataset or has an unknown layout",
+                        "keep the data inside the shard file (h5py's default); " REWRITE_HINT);
+    }
+    /* A dataset's extent is only a claim: unwritten chunks read as the fill value, so a 200-byte
+     * file can declare 2^60 tokens and have the validation read (or allocate) forever. Refuse
+     * more values than the stored bytes can hold under deflate, whose ratio is at most 1032:1
+     * (RFC 1951 run of 258 bytes per 2-bit code); the slack covers tiny datasets. */
+    hsize_t stored = H5Dget_storage_size(ds);
+    if (dims[0] > (MAX_RATIO * (uint64_t)stored + STORAGE_SLACK) / size) {
+        H5Dclose(ds);
+        char problem[160];
+        snprintf(problem, sizeof problem, "claims %llu values but stores only %llu bytes",
+                 (unsigned long long)dims[0], (unsigned long long)stored);
+        return bad_dset(path, name, problem, "the file is truncated or was written with its "
+                        "data missing; " REWRITE_HINT);
+    }
     *d = ds;
     *n = (int64_t)dims[0];
     return LT_OK;
@@ -190,7 +218,12 @@ static lt_status validate(lt_shard *s, hid_t f, const lt_shard_expect *ex) {
                         REWRITE_HINT);
     }
     s->n_docs = n_off - 1;
-    s->doc_offsets = lt_xmalloc((size_t)n_off * sizeof *s->doc_offsets);
+    s->doc_offsets = lt_alloc_big((size_t)n_off * sizeof *s->doc_offsets, "doc_offsets");
+    if (!s->doc_offsets) {
+        H5Dclose(d_off);
+        return lt_error_wrap(LT_ERR_OOM, "%s: dataset 'doc_offsets' (%lld values)", p,
+                             (long long)n_off);
+    }
     herr_t rc = read_range(d_off, H5T_NATIVE_UINT64, 0, n_off, s->doc_offsets);
     H5Dclose(d_off);
     if (rc < 0) return bad_dset(p, "doc_offsets", "unreadable", REWRITE_HINT);
@@ -282,8 +315,17 @@ static lt_status validate(lt_shard *s, hid_t f, const lt_shard_expect *ex) {
 
 lt_status lt_shard_open(lt_shard **out, const char *path, const lt_shard_expect *expect) {
     *out = NULL;
-    lt_status rs = lt_require_regular(path, LT_ERR_DATA, "shard");
-    if (rs) return rs; /* a FIFO would block HDF5's open, a device be read without end */
+    lt_status st = lt_require_regular(path, LT_ERR_DATA, "shard");
+    if (st) return st; /* a FIFO would block HDF5's open, a device be read without end */
+    char sha256[65];
+    if ((st = lt_shard_check(path, expect, sha256))) return st;
+    if ((st = lt_shard_open_hdf5(out, path, expect))) return st;
+    memcpy((*out)->sha256, sha256, sizeof sha256);
+    return LT_OK;
+}
+
+lt_status lt_shard_open_hdf5(lt_shard **out, const char *path, const lt_shard_expect *expect) {
+    *out = NULL;
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
 #if H5_VERSION_GE(1, 12, 0)
     htri_t is_h5 = H5Fis_accessible(path, H5P_DEFAULT);

@@ -3,7 +3,7 @@
  * shard budget, then one HDF5 file is written under a temporary name and renamed into place, so
  * NAME-NNNNN.h5 is either complete or absent. Shards hold whole documents.
  */
-#include "data.h"
+#include "shard_impl.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -155,6 +155,12 @@ static lt_status flush_shard(lt_shard_writer *w) {
         fsync(fd);
         close(fd);
     }
+    lt_status st = lt_shard_sidecar_write(path, w->tmp);
+    if (st) {
+        unlink(w->tmp);
+        w->tmp[0] = 0;
+        return st;
+    }
     if (rename(w->tmp, path) != 0) {
         int e = errno;
         unlink(w->tmp);
@@ -205,17 +211,20 @@ lt_status lt_shard_writer_add(lt_shard_writer *w, const int32_t *ids, const uint
 /* Remove DIR/NAME-NNNNN.h5 files with NNNNN >= the number just written: left over from an
  * earlier, larger run into the same directory, they would otherwise match NAME-*.h5. */
 static void remove_stale(const lt_shard_writer *w) {
-    char pat[PATH_MAX];
-    snprintf(pat, sizeof pat, "%s/%s-[0-9][0-9][0-9][0-9][0-9].h5", w->dir, w->name);
-    glob_t g;
-    if (glob(pat, 0, NULL, &g) != 0) return;
-    size_t prefix = strlen(w->dir) + 1 + strlen(w->name) + 1;
-    for (size_t i = 0; i < g.gl_pathc; i++) {
-        int idx = atoi(g.gl_pathv[i] + prefix);
-        if (idx >= w->shard_index && unlink(g.gl_pathv[i]) == 0)
-            lt_info("removed stale shard %s", g.gl_pathv[i]);
+    for (int side = 0; side < 2; side++) { /* the shards, then their .sha256 files */
+        char pat[PATH_MAX];
+        snprintf(pat, sizeof pat, "%s/%s-[0-9][0-9][0-9][0-9][0-9].h5%s", w->dir, w->name,
+                 side ? LT_SHARD_SIDECAR_EXT : "");
+        glob_t g;
+        if (glob(pat, 0, NULL, &g) != 0) continue;
+        size_t prefix = strlen(w->dir) + 1 + strlen(w->name) + 1;
+        for (size_t i = 0; i < g.gl_pathc; i++) {
+            int idx = atoi(g.gl_pathv[i] + prefix);
+            if (idx >= w->shard_index && unlink(g.gl_pathv[i]) == 0 && !side)
+                lt_info("removed stale shard %s", g.gl_pathv[i]);
+        }
+        globfree(&g);
     }
-    globfree(&g);
 }
 
 lt_status lt_shard_writer_close(lt_shard_writer *w, int *n_shards) {

@@ -301,6 +301,6 @@ jv je_slice(jctx *c, const jnode *n, jv obj, bool hs, int64_t start, bool he, in
 /* Binary operator op (+ - * / // % ** ~) with Python's int/float semantics, overflow checked. */
 jv je_binop(jctx *c, const jnode *n, const char *op, jv a, jv b);
 bool je_numeric(jv v);  /* int, float or bool */
-int64_t je_inum(jv v);  /* an int or bool as int64 */
+int64_t je_inum(jv v);  /* an int or bool as int64; 0 for anything else */
 
 #endif

@@ -168,7 +168,7 @@ jv je_slice(jctx *c, const jnode *n, jv obj, bool hs, int64_t start, bool he, in
 
 bool je_numeric(jv v) { return v.t == JV_INT || v.t == JV_FLOAT || v.t == JV_BOOL; }
 static double fnum(jv v) { return v.t == JV_FLOAT ? v.u.f : v.t == JV_INT ? (double)v.u.i : v.u.b; }
-int64_t je_inum(jv v) { return v.t == JV_INT ? v.u.i : v.u.b; }
+int64_t je_inum(jv v) { return v.t == JV_INT ? v.u.i : v.t == JV_BOOL ? (int64_t)v.u.b : 0; }
 
 static jv repeat(jctx *c, const jnode *at, jv seq, int64_t k) {
     if (k < 0) k = 0;
@@ -199,7 +199,7 @@ jv je_binop(jctx *c, const jnode *n, const char *op, jv a, jv b) {
     if (b.t == JV_UNDEF) je_fail_undef(c, n, b, op);
     bool ints = (a.t == JV_INT || a.t == JV_BOOL) && (b.t == JV_INT || b.t == JV_BOOL);
     if (je_numeric(a) && je_numeric(b)) {
-        int64_t x = je_inum(a), y = je_inum(b), r;
+        int64_t x = je_inum(a), y = je_inum(b), r; /* used only when ints */
         double fx = fnum(a), fy = fnum(b);
         switch (op[0]) {
         case '+':

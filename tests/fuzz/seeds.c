@@ -1,12 +1,55 @@
 /* Seed inputs for the fuzz harnesses that cannot be cut from the fixtures with a shell (built and
  * run by tools/fuzz.sh; nothing here is committed as data): small crafted GGUF vocabularies (a
- * byte-level BPE and a SentencePiece one) and stories260K's tokenizer as tokenizer.json.
+ * byte-level BPE and a SentencePiece one), stories260K's tokenizer as tokenizer.json, and
+ * bitsandbytes NF4 weights (plain and double-quantized) in fuzz_bnb's input layout.
  * usage: fuzz_seeds OUT_DIR STORIES260K_GGUF */
 #include <stdio.h>
 #include <string.h>
 
+#include <stdlib.h>
+
 #include "io/io.h"
+#include "quant/quant.h"
 #include "tokenizer/tokenizer.h"
+
+/* fuzz_bnb's layout: u16 rows-1, u16 cols-1, u16 config length, config.json, safetensors. */
+static void bnb_seed(const char *out_dir, const char *name, bool double_quant) {
+    enum { ROWS = 16, COLS = 128 };
+    static float x[ROWS * COLS];
+    for (int i = 0; i < ROWS * COLS; i++) x[i] = (float)((i * 37) % 101 - 50) * 0.01f;
+    lt_tensor t = {.dtype = LT_F32, .ndim = 2, .shape = {ROWS, COLS}, .data = x, .name = "w"};
+    lt_tensor q;
+    if (lt_nf4_quantize(&q, &t, 64, double_quant) != LT_OK) return;
+    char st_path[4096], path[4096];
+    snprintf(st_path, sizeof st_path, "%s/bnb/%s.safetensors", out_dir, name);
+    lt_st_writer *w = lt_st_writer_new();
+    if (lt_bnb_write_nf4(w, "model.layers.0.mlp.down_proj.weight", &q) == LT_OK)
+        lt_st_writer_write(w, st_path);
+    lt_bnb_writer_release(w);
+    lt_st_writer_free(w);
+    lt_nf4_free(&q);
+    char cfg[512];
+    int clen = snprintf(cfg, sizeof cfg, "{\"quantization_config\": {\"quant_method\": "
+                        "\"bitsandbytes\", \"load_in_4bit\": true, \"bnb_4bit_quant_type\": "
+                        "\"nf4\", \"bnb_4bit_use_double_quant\": %s, "
+                        "\"bnb_4bit_compute_dtype\": \"bfloat16\"}}",
+                        double_quant ? "true" : "false");
+    FILE *in = fopen(st_path, "rb");
+    snprintf(path, sizeof path, "%s/bnb/%s", out_dir, name);
+    FILE *out = fopen(path, "wb");
+    if (in && out) {
+        unsigned char hdr[6] = {ROWS - 1, 0, COLS - 1, 0, (unsigned char)clen,
+                                (unsigned char)(clen >> 8)};
+        fwrite(hdr, 1, sizeof hdr, out);
+        fwrite(cfg, 1, (size_t)clen, out);
+        char buf[8192];
+        size_t n;
+        while ((n = fread(buf, 1, sizeof buf, in)) > 0) fwrite(buf, 1, n, out);
+    }
+    if (in) fclose(in);
+    if (out) fclose(out);
+    remove(st_path);
+}
 
 static void tiny_vocab(const char *path, const char *model) {
     static char store[300][8];
@@ -75,5 +118,7 @@ int main(int argc, char **argv) {
         lt_tokenizer_write_hf(t, path);
         lt_tokenizer_free(t);
     }
+    bnb_seed(argv[1], "nf4", false);
+    bnb_seed(argv[1], "nf4_dq", true);
     return 0;
 }
