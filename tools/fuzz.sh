@@ -56,6 +56,10 @@ for root in sys.argv[2:]:
         if isinstance(t, str):
             (out / (p.parent.name + ".jinja")).write_text(t)
 PY
+# shards: fuzz_shard's first byte; bit 0 starts from a valid shard, bit 1 checks vocab_size
+printf '\001' > "$S/shard/valid"
+printf '\003' > "$S/shard/valid_expect_vocab"
+printf '\001\001\000\005\002\001\001\000\001\000' > "$S/shard/valid_then_tokens"
 for f in "$FIX"/data/*.json "$FIX"/data/*.jsonl; do
     [ -r "$f" ] && head -c 4096 "$f" > "$S/records/$(basename "$f")"
 done

@@ -93,6 +93,10 @@ typedef struct lt_shard {
  * must match it; one without is first opened and validated in a forked child, so that a libhdf5
  * crash on damaged bytes is an LT_ERR_DATA naming the shard, not a dead process (shard_check.c). */
 lt_status lt_shard_open(lt_shard **out, const char *path, const lt_shard_expect *expect);
+/* The SHA-256 a shard's sidecar (PATH.sha256) records, as 64 lowercase hex + NUL, without hashing
+ * the shard (lt_shard_open verifies it). *found = false and LT_OK when there is no sidecar;
+ * LT_ERR_DATA naming both files when it is not a small regular file starting with 64 hex. */
+lt_status lt_shard_sidecar_read(const char *shard, bool *found, char hex[65]);
 void lt_shard_close(lt_shard *s);
 /* Read tokens [start, start+n) of the shard into ids (and the mask into mask when non-NULL: 1s
  * when the shard has none). Bounds are the caller's invariant. LT_ERR_IO if HDF5 fails. */

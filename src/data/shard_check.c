@@ -26,19 +26,17 @@ static void sidecar_path(const char *shard, char *out, size_t cap) {
     snprintf(out, cap, "%s" LT_SHARD_SIDECAR_EXT, shard);
 }
 
-lt_status lt_shard_sidecar_write(const char *shard_path, const char *written) {
+lt_status lt_shard_sidecar_write(const char *shard_path, const void *data, size_t n) {
     char hex[65], side[PATH_MAX + 16], line[PATH_MAX + 80];
-    lt_status st = lt_sha256_file(written, hex);
-    if (st) return st;
+    lt_sha256_hex(data, n, hex);
     const char *base = strrchr(shard_path, '/');
     base = base ? base + 1 : shard_path;
-    int n = snprintf(line, sizeof line, "%s  %s\n", hex, base);
+    int len = snprintf(line, sizeof line, "%s  %s\n", hex, base);
     sidecar_path(shard_path, side, sizeof side);
-    return lt_write_file_atomic(side, line, (size_t)n);
+    return lt_write_file_atomic(side, line, (size_t)len);
 }
 
-/* LT_OK and *found=false when there is no sidecar; the 64 hex digits in want otherwise. */
-static lt_status read_sidecar(const char *shard, bool *found, char want[65]) {
+lt_status lt_shard_sidecar_read(const char *shard, bool *found, char want[65]) {
     char side[PATH_MAX + 16];
     sidecar_path(shard, side, sizeof side);
     struct stat sb;
@@ -134,7 +132,7 @@ static lt_status check_in_child(const char *path, const lt_shard_expect *ex) {
 lt_status lt_shard_check(const char *path, const lt_shard_expect *ex, char sha256[65]) {
     bool found;
     char want[65];
-    lt_status st = read_sidecar(path, &found, want);
+    lt_status st = lt_shard_sidecar_read(path, &found, want);
     if (st) return st;
     if (!found) {
         sha256[0] = 0;

@@ -16,10 +16,10 @@ lt_status lt_shard_open_hdf5(lt_shard **out, const char *path, const lt_shard_ex
  * LT_ERR_IO when pipe/fork fail. */
 lt_status lt_shard_check(const char *path, const lt_shard_expect *ex, char sha256[65]);
 
-/* The sidecar of the shard that will be renamed to `shard_path`: SHA-256 of the file `written`
- * (its temporary name), stored atomically as `shard_path`.sha256 in sha256sum's format. Call it
- * before the rename, so a shard never becomes visible without its checksum. LT_ERR_IO naming the
- * file on failure. */
-lt_status lt_shard_sidecar_write(const char *shard_path, const char *written);
+/* The sidecar of the shard whose bytes are data[0..n) and that will be written to `shard_path`:
+ * their SHA-256, stored atomically as `shard_path`.sha256 in sha256sum's format. Write it before
+ * the shard, so a shard never becomes visible without its checksum. LT_ERR_IO naming the file on
+ * failure. */
+lt_status lt_shard_sidecar_write(const char *shard_path, const void *data, size_t n);
 
 #endif

@@ -5,8 +5,6 @@
  */
 #include "shard_impl.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <glob.h>
 #include <hdf5.h>
 #include <limits.h>
@@ -26,7 +24,6 @@ struct lt_shard_writer {
     size_t n, cap;
     uint64_t *offsets;      /* [n_docs + 1] */
     size_t n_docs, off_cap;
-    char tmp[PATH_MAX + 32];/* temp file of the shard being written ("" when none) */
 };
 
 static void reset_shard(lt_shard_writer *w) {
@@ -110,20 +107,24 @@ static herr_t write_attr_str(hid_t f, const char *name, const char *v) {
     return rc;
 }
 
-/* Write the buffered shard as DIR/NAME-<index>.h5 (temp + rename). */
+/* Write the buffered shard as DIR/NAME-<index>.h5. HDF5 builds the file in memory (core driver,
+ * no backing store) and never touches the disk: libhdf5 1.10 cannot recover from a failed write
+ * or close — a full disk left a half-closed file in its ID table that crashed its exit clean-up
+ * (issue 9 finding 6). The image is then written like every other lathe file: checksum sidecar
+ * first, then the shard, each under a temporary name, fsynced and renamed (DESIGN.md §5). */
 static lt_status flush_shard(lt_shard_writer *w) {
     if (w->n_docs == 0) return LT_OK;
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/%s-%05d.h5", w->dir, w->name, w->shard_index);
-    snprintf(w->tmp, sizeof w->tmp, "%s.tmp.%ld", path, (long)getpid());
-    hid_t f = H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (f < 0) {
-        lt_status st = lt_error_set(LT_ERR_IO, "cannot create shard '%s' (HDF5 H5Fcreate failed; "
-                                    "hint: check the directory is writable)", w->tmp);
-        w->tmp[0] = 0;
-        return st;
-    }
+    size_t estimate = w->n * 5 + w->n_docs * 8 + 65536;
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    H5Pset_fapl_core(fapl, estimate < (64u << 20) ? estimate : (64u << 20), 0);
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    H5Pclose(fapl);
+    if (f < 0)
+        return lt_error_set(LT_ERR_OOM, "shard '%s': HDF5 could not create the file in memory "
+                            "(%zu bytes; hint: a smaller --shard-tokens)", path, estimate);
     const lt_shard_meta *m = &w->meta;
     herr_t rc = 0;
     rc |= write_attr_str(f, "format", LT_SHARD_FORMAT);
@@ -143,31 +144,24 @@ static lt_status flush_shard(lt_shard_writer *w) {
     if (rc >= 0 && w->mask)
         rc = write_dataset(f, "loss_mask", H5T_STD_U8LE, H5T_NATIVE_UINT8, w->n, w->mask,
                            w->deflate);
-    if (H5Fclose(f) < 0) rc = -1;
-    if (rc < 0) {
-        unlink(w->tmp);
-        w->tmp[0] = 0;
-        return lt_error_set(LT_ERR_IO, "cannot write shard '%s' (HDF5 write failed; hint: is "
-                            "the disk full?)", path);
+    if (rc >= 0) rc = H5Fflush(f, H5F_SCOPE_GLOBAL);
+    ssize_t size = rc >= 0 ? H5Fget_file_image(f, NULL, 0) : -1;
+    void *image = size > 0 ? lt_alloc_big((size_t)size, "shard file image") : NULL;
+    if (image && H5Fget_file_image(f, image, (size_t)size) != size) size = -1;
+    H5Fclose(f); /* in memory: nothing left to fail */
+    if (!image || size <= 0) {
+        free(image);
+        return lt_error_set(LT_ERR_OOM, "shard '%s': HDF5 could not build the file in memory "
+                            "(hint: a smaller --shard-tokens)", path);
     }
-    int fd = open(w->tmp, O_RDONLY); /* durable before it becomes visible (DESIGN.md §5) */
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
+    lt_status st = lt_shard_sidecar_write(path, image, (size_t)size);
+    if (!st && (st = lt_write_file_atomic(path, image, (size_t)size))) {
+        char side[PATH_MAX + 16]; /* no checksum of a shard that was not written */
+        snprintf(side, sizeof side, "%s" LT_SHARD_SIDECAR_EXT, path);
+        unlink(side);
     }
-    lt_status st = lt_shard_sidecar_write(path, w->tmp);
-    if (st) {
-        unlink(w->tmp);
-        w->tmp[0] = 0;
-        return st;
-    }
-    if (rename(w->tmp, path) != 0) {
-        int e = errno;
-        unlink(w->tmp);
-        w->tmp[0] = 0;
-        return lt_error_set(LT_ERR_IO, "cannot rename shard to '%s': %s", path, strerror(e));
-    }
-    w->tmp[0] = 0;
+    free(image);
+    if (st) return st;
     w->shard_index++;
     reset_shard(w);
     return LT_OK;
@@ -237,7 +231,6 @@ lt_status lt_shard_writer_close(lt_shard_writer *w, int *n_shards) {
 
 void lt_shard_writer_free(lt_shard_writer *w) {
     if (!w) return;
-    if (w->tmp[0]) unlink(w->tmp);
     free(w->dir);
     free(w->name);
     free(w->tokens);

@@ -503,6 +503,17 @@ lt_status lt_tokenizer_from_hf_dir(lt_tokenizer **out, const char *dir) {
         }
         if (json_integer_value(id) + 1 > n) n = json_integer_value(id) + 1;
     }
+    /* contiguous ids 0..n-1 (checked below, naming the first missing id) need n tokens: refuse
+     * an id far beyond the token count before allocating tables for it (fuzz finding: a lone id
+     * 10^9 asked for 8 GB) */
+    size_t n_entries = json_object_size(vocab) + json_array_size(added);
+    if ((uint64_t)n > 2 * (uint64_t)n_entries + 1024) {
+        st = lt_error_set(LT_ERR_MODEL, "%s: the largest token id is %lld but model.vocab and "
+                          "added_tokens hold only %zu tokens; lathe needs contiguous ids 0..N-1 "
+                          "(hint: the file is damaged or not a tokenizer.json)", path,
+                          (long long)n - 1, n_entries);
+        goto done;
+    }
     const char **str = lt_xcalloc((size_t)n + 1, sizeof *str);
     size_t *len = lt_xcalloc((size_t)n + 1, sizeof *len);
     int32_t *type = lt_xcalloc((size_t)n + 1, sizeof *type);

@@ -192,7 +192,23 @@ lt_status lt_run_open(lt_run *run, const lt_recipe *r, bool resume) {
                 json_decref(shards);
                 return rs;
             }
-            json_array_append_new(shards, file_entry(paths[i]));
+            /* a shard's sidecar already holds its SHA-256 (verified when the loader opens it):
+             * hashing every shard twice would double the load cost */
+            bool found;
+            char hex[65];
+            rs = lt_shard_sidecar_read(paths[i], &found, hex);
+            if (rs) {
+                lt_paths_free(paths, n);
+                json_decref(man);
+                json_decref(shards);
+                return rs;
+            }
+            json_t *e = found ? json_object() : file_entry(paths[i]);
+            if (found) {
+                json_object_set_new(e, "path", json_string(paths[i]));
+                json_object_set_new(e, "sha256", json_string(hex));
+            }
+            json_array_append_new(shards, e);
         }
         lt_paths_free(paths, n);
     }

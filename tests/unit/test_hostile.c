@@ -162,3 +162,16 @@ Test(hostile, recipe_integer_limits) {
     cr_assert_eq(lt_recipe_validate(&r), LT_OK, "%s", lt_error_message());
     lt_recipe_free(&r);
 }
+
+/* Long fuzz run (fuzz_tokenizer_json): a tokenizer.json whose one token has id 10^9 made the
+ * reader allocate tables for 10^9 ids (8 GB) before finding the ids are not contiguous. */
+Test(hostile, tokenizer_json_huge_id, .init = setup, .fini = teardown) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    write_text(path, "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1000000000}, "
+                     "\"merges\": []}, \"added_tokens\": [], \"pre_tokenizer\": {\"type\": "
+                     "\"ByteLevel\", \"add_prefix_space\": false, \"use_regex\": true}}");
+    lt_tokenizer *t = NULL;
+    expect_err(lt_tokenizer_from_hf_dir(&t, dir), LT_ERR_MODEL, "tokenizer.json", "1000000000");
+    cr_assert_null(t);
+}
