@@ -36,7 +36,7 @@
 #define LT_RECIPE_STEP_TOKENS_MAX (INT64_C(1) << 28)
 
 /* Number of rows in the key table (checked by a _Static_assert in recipe.c). */
-#define LT_RECIPE_NKEYS 37
+#define LT_RECIPE_NKEYS 38
 
 /* An owned list of owned strings. */
 typedef struct {
@@ -62,6 +62,7 @@ typedef struct {
         double dropout;                /* dropout on the adapter input, [0, 1) */
         lt_recipe_list target_modules; /* HF module names: q_proj ... down_proj */
         bool rslora;                   /* rank-stabilized scaling (arXiv 2312.03732) */
+        char *init_from;               /* PEFT adapter directory to start from, or NULL */
     } lora;
     struct {
         int type;               /* 0 none, 1 nf4, 2 q8_0 (model.h lt_quant_type order) */

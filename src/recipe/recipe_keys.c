@@ -50,6 +50,12 @@ const rk_key lt_recipe_keys[LT_RECIPE_NKEYS] = {
      "fused module, or all of its projections (the default list does).", {0}},
     {"lora.rslora", RK_BOOL, OFF(lora.rslora), "false", 0, 0, 0, NULL,
      "Rank-stabilized LoRA scaling alpha / sqrt(r) (arXiv 2312.03732).", {0}},
+    {"lora.init_from", RK_PATH, OFF(lora.init_from), NULL, 0, 0, 0, NULL,
+     "A PEFT adapter directory to continue from (e.g. last night's run's adapter/) instead of "
+     "a fresh adapter: its r, lora_alpha, use_rslora and target modules must equal this "
+     "recipe's, and its base model this one (checked by SHA-256 against the parent run's "
+     "manifest.json when there is one). The optimizer and schedule start afresh; the manifest "
+     "records the parent adapter's checksum." PATH_HELP, {0}},
 
     {"quantization.type", RK_ENUM, OFF(quantization.type), "none", 0, 0, 0, lt_recipe_quant_types,
      "Storage of the frozen base's quantization.modules: none (F32, plain LoRA), nf4 (QLoRA's "

@@ -433,12 +433,26 @@ lt_status lt_run_load_checkpoint(lt_run *run, lt_model *m, float *opt_m, float *
     return st;
 }
 
+lt_status lt_run_manifest_set(lt_run *run, const char *key, void *value) {
+    json_object_set_new(run->manifest, key, value);
+    char path[PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/manifest.json", run->r->output.dir);
+    return write_json(path, run->manifest);
+}
+
 lt_status lt_run_export(lt_run *run, const lt_model *m) {
-    char dir[PATH_MAX + 64];
+    char dir[PATH_MAX + 64], file[PATH_MAX + 96];
     snprintf(dir, sizeof dir, "%s/adapter", run->r->output.dir);
     lt_status st = lt_peft_save(m, dir, run->r->model.path, true);
+    if (st) return st;
+    snprintf(file, sizeof file, "%s/adapter_model.safetensors", dir);
+    json_t *e = json_object();
+    char sha[65];
+    json_object_set_new(e, "path", json_string(dir));
+    if (lt_sha256_file(file, sha) == LT_OK) json_object_set_new(e, "sha256", json_string(sha));
+    if ((st = lt_run_manifest_set(run, "adapter", e))) return st;
     const lt_recipe_list *ex = &run->r->output.exports;
-    if (st || ex->n == 0) return st;
+    if (ex->n == 0) return st;
     /* output.exports: each format with `lathe export`'s defaults into exports/<format>/,
      * replacing an older export of this run like adapter/ above */
     lt_export_src src;

@@ -55,8 +55,21 @@ lt_status lt_run_save_checkpoint(lt_run *run, const lt_model *m, const float *op
 lt_status lt_run_load_checkpoint(lt_run *run, lt_model *m, float *opt_m, float *opt_v,
                                  lt_loader *train, int64_t max_steps, int64_t *step,
                                  int64_t *epochs_done);
-/* output.dir/adapter (PEFT), replacing an older export of this run. */
+/* output.dir/adapter (PEFT), replacing an older export of this run; the manifest records the
+ * adapter's SHA-256 ("adapter": {path, sha256}). Then output.exports. */
 lt_status lt_run_export(lt_run *run, const lt_model *m);
+
+/* Set manifest[key] = value (ownership of value taken) and rewrite manifest.json atomically. */
+lt_status lt_run_manifest_set(lt_run *run, const char *key, void *value);
+
+/* lora.init_from (lineage.c): attach the PEFT adapter in r->lora.init_from to m in place of the
+ * fresh one, after checking it against the recipe — r, lora_alpha, use_rslora and the target
+ * modules must equal `want` (LT_ERR_RECIPE naming both), its tensors must fit the base
+ * (lt_peft_load's LT_ERR_MODEL), and the base SHA-256 in the parent's run manifest
+ * (DIR/manifest.json or DIR/../manifest.json), when there is one, must equal this run's
+ * (LT_ERR_RECIPE naming both checksums; without one, a warning). The dropout stays the recipe's.
+ * Records "init_from": {path, adapter_sha256, parent_manifest} in the manifest. */
+lt_status lt_run_init_from(lt_run *run, lt_model *m, const lt_lora_config *want);
 
 /* Progress: a live line on a terminal (stderr), else one plain line every log_every steps. */
 typedef struct {

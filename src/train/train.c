@@ -148,6 +148,8 @@ static lt_status job_load_model(job *j) {
                          .dropout = (float)r->lora.dropout, .rslora = r->lora.rslora,
                          .targets = targets};
     lt_model_add_lora(j->m, &lc, (uint64_t)r->train.seed);
+    /* a resumed run's checkpoint holds the adapter; the parent is checked and recorded anyway */
+    if (r->lora.init_from) return lt_run_init_from(&j->run, j->m, &lc);
     return LT_OK;
 }
 
