@@ -204,6 +204,7 @@ void lt_recipe_docs(FILE *out) {
         fprintf(out, "| `%s` | %s | ", k->name, type_name(k));
         if (k->flags & RF_REQUIRED) fputs("**required**", out);
         else if (k->flags & RF_ALIAS) fputs("-", out);
+        else if (!k->def) fputs("not set", out);
         else fprintf(out, "`%s`", k->def);
         fprintf(out, " | %s | %s |\n", allowed, k->help);
     }
