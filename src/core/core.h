@@ -26,6 +26,7 @@ typedef enum {
     LT_ERR_OOM,         /* an allocation the user's sizes asked for failed (exit 1) */
     LT_ERR_RUNTIME,     /* anything else at run time, e.g. NaN loss (exit 1) */
     LT_ERR_INTERRUPTED, /* SIGINT/SIGTERM after a checkpoint was written (exit 130) */
+    LT_ERR_GATE,        /* trained, but the recipe's gate refused the adapter (exit 4) */
 } lt_status;
 
 /* Record a formatted message for the current thread and return `st` unchanged, so call sites read

@@ -45,6 +45,7 @@ int lt_status_exit_code(lt_status st) {
     case LT_ERR_MODEL:
     case LT_ERR_DATA: return 3;
     case LT_ERR_INTERRUPTED: return 130;
+    case LT_ERR_GATE: return 4;
     case LT_ERR_IO:
     case LT_ERR_OOM:
     case LT_ERR_RUNTIME: return 1;

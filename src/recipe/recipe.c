@@ -729,6 +729,11 @@ lt_status lt_recipe_validate(const lt_recipe *r) {
             if (!strcmp(r->output.exports.items[i], r->output.exports.items[j]))
                 return lt_error_set(LT_ERR_RECIPE, "%s: output.exports names '%s' twice",
                                     where(r, iex, w, sizeof w), r->output.exports.items[i]);
+    int igm = find_full("gate.metric");
+    if (r->gate.metric != LT_GATE_NONE && r->data.eval.n == 0)
+        return lt_error_set(LT_ERR_RECIPE, "%s: gate.metric compares eval losses but data.eval "
+                            "is empty; hint: add data.eval shards or set gate.metric: none",
+                            where(r, igm, w, sizeof w));
     int iee = find_full("train.eval_every");
     if (r->train.eval_every > 0 && r->data.eval.n == 0)
         return lt_error_set(LT_ERR_RECIPE,

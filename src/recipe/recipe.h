@@ -4,7 +4,7 @@
  * each run directory, and the Markdown reference in docs/recipe.md (DESIGN.md §4).
  *
  * A recipe file is one YAML document: a mapping of sections (model, lora, quantization, data,
- * optim, schedule, train, output), each a mapping of keys. Every key has a default except model.path, data.train
+ * optim, schedule, train, output, gate), each a mapping of keys. Every key has a default except model.path, data.train
  * and output.dir, which are required.
  *
  * Paths (model.path, data.train, data.eval, output.dir): a relative path written in a recipe file
@@ -35,8 +35,11 @@
  * 2^28 tokens is ~2.4 GiB of batch buffers before any activation, far past any sensible batch. */
 #define LT_RECIPE_STEP_TOKENS_MAX (INT64_C(1) << 28)
 
+/* gate.metric values (recipe_keys.c gate_metrics order). */
+typedef enum { LT_GATE_NONE = 0, LT_GATE_EVAL_LOSS } lt_gate_metric;
+
 /* Number of rows in the key table (checked by a _Static_assert in recipe.c). */
-#define LT_RECIPE_NKEYS 38
+#define LT_RECIPE_NKEYS 43
 
 /* An owned list of owned strings. */
 typedef struct {
@@ -98,7 +101,14 @@ typedef struct {
         char *dir;              /* run directory, absolute; NULL until set (required) */
         lt_recipe_list exports; /* export formats written to dir/exports/<format>/ at the end:
                                  * peft, gguf-adapter, merged-safetensors, merged-gguf */
+        char *publish;          /* serving directory (versions + `current` symlink), or NULL */
+        int64_t keep;           /* published versions kept */
     } output;
+    struct {
+        int metric;             /* lt_gate_metric: LT_GATE_NONE or LT_GATE_EVAL_LOSS */
+        double max_regression;  /* allowed eval-loss increase over the baseline (absolute) */
+        double min_improvement; /* required eval-loss decrease, fraction of the baseline */
+    } gate;
 
     char *source; /* the recipe file as given to lt_recipe_load; NULL if none */
     /* bookkeeping, one entry per key-table row: origin and (for files) 1-based line:column */

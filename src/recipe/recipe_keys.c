@@ -12,6 +12,8 @@
 #define OFF(field) offsetof(lt_recipe, field)
 
 static const char *const schedule_types[] = {"cosine", "linear", "constant", NULL};
+/* lt_gate_metric order */
+static const char *const gate_metrics[] = {"none", "eval_loss", NULL};
 /* the seven projections, and Phi-3's fused modules (model.h lt_model_adapter_group) */
 static const char *const lora_modules[] = {"q_proj",    "k_proj",   "v_proj",
                                            "o_proj",    "gate_proj", "up_proj",
@@ -151,5 +153,29 @@ const rk_key lt_recipe_keys[LT_RECIPE_NKEYS] = {
      "Serving formats written after training into output.dir/exports/<format>/ (each as "
      "`lathe export` with its defaults): peft, gguf-adapter (llama.cpp), merged-safetensors, "
      "merged-gguf. docs/exports.md says which server loads which.", {0}},
+    {"output.publish", RK_PATH, OFF(output.publish), NULL, 0, 0, 0, NULL,
+     "Directory that serves the adapter: after training (and gate) the adapter, "
+     "output.exports and manifest.json are copied into a new version directory "
+     "publish/<UTC time>-<adapter SHA-256 prefix>/ and the symlink publish/current is switched "
+     "to it atomically (rename(2)); a server reading publish/current never sees a half-written "
+     "adapter. Checked for writability before training. Unset = nothing published."
+     PATH_HELP, {0}},
+    {"output.keep", RK_INT, OFF(output.keep), "3", RF_MIN | RF_MAX, 1, 1000, NULL,
+     "Published versions kept (the current one included); older ones are removed after a "
+     "switch, so earlier adapters stay for rollback.", {0}},
+
+    {"gate.metric", RK_ENUM, OFF(gate.metric), "none", 0, 0, 0, gate_metrics,
+     "Before publishing, compare the new adapter with a baseline on data.eval: none (no gate) "
+     "or eval_loss. The baseline is the adapter training started from: lora.init_from's "
+     "(last night's), else the bare base (a fresh adapter's B is zero). Both figures and the "
+     "decision go in the manifest and the log; a refused adapter is kept in the run directory, "
+     "not published, and `lathe train` exits 4.", {0}},
+    {"gate.max_regression", RK_FLOAT, OFF(gate.max_regression), "0", RF_MIN, 0, 0, NULL,
+     "eval_loss: refuse when the new eval loss exceeds the baseline's by more than this "
+     "(absolute, nats per token).", {0}},
+    {"gate.min_improvement", RK_FLOAT, OFF(gate.min_improvement), "0", RF_MIN | RF_MAX |
+     RF_MAX_EXCL, 0, 1, NULL,
+     "eval_loss: also refuse unless the eval loss fell by at least this fraction of the "
+     "baseline's (0.01 = 1%).", {0}},
 };
 /* clang-format on */

@@ -71,6 +71,24 @@ lt_status lt_run_manifest_set(lt_run *run, const char *key, void *value);
  * Records "init_from": {path, adapter_sha256, parent_manifest} in the manifest. */
 lt_status lt_run_init_from(lt_run *run, lt_model *m, const lt_lora_config *want);
 
+/* output.publish (publish.c). check: create `dir` if needed and prove it writable, before any
+ * training (LT_ERR_IO naming it). publish: copy (hard-link when possible) the files of
+ * run_dir/adapter to the root of a new version directory dir/<started compacted>-<adapter_sha[0:12]>/, with
+ * run_dir/exports/ and manifest.json, built under a hidden temporary name and renamed whole;
+ * then switch the symlink dir/current to it (rename of a new link); then remove the oldest
+ * versions beyond `keep` (never the current). version receives the directory name. */
+lt_status lt_publish_check(const char *dir);
+lt_status lt_publish(const char *run_dir, const char *dir, int64_t keep, const char *started,
+                     const char *adapter_sha, char version[96]);
+
+/* The run lock (lock.c): flock on $XDG_CACHE_HOME/lathe/locks/<sha256(key)[0:16]>.lock
+ * ($HOME/.cache when unset); key is the absolute path the runs would share (output.publish, else
+ * output.dir), recipe only names the file in messages. LT_ERR_USAGE naming the holder (PID,
+ * start time) when another process holds it; a lock left by a dead run is taken over with an
+ * info line. *fd receives the lock; release with lt_run_unlock (or by exiting). */
+lt_status lt_run_lock(const char *key, const char *recipe, int *fd);
+void lt_run_unlock(int fd);
+
 /* Progress: a live line on a terminal (stderr), else one plain line every log_every steps. */
 typedef struct {
     bool tty;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <cblas.h>
+#include <jansson.h>
 #include <omp.h>
 
 #include "../optim/optim.h"
@@ -289,6 +290,58 @@ out:
     return st;
 }
 
+/* gate.metric: the decision on the final eval loss against the baseline, in the manifest and
+ * the log; LT_ERR_GATE (exit 4) when refused — the adapter stays in the run directory. */
+static lt_status job_gate(job *j, double baseline, double candidate) {
+    const lt_recipe *r = j->r;
+    if (r->gate.metric == LT_GATE_NONE) return LT_OK;
+    bool ok = isfinite(baseline) && isfinite(candidate) &&
+              candidate <= baseline + r->gate.max_regression &&
+              baseline - candidate >= r->gate.min_improvement * baseline;
+    json_t *g = json_object();
+    json_object_set_new(g, "metric", json_string("eval_loss"));
+    json_object_set_new(g, "baseline", json_real(baseline));
+    json_object_set_new(g, "candidate", json_real(candidate));
+    json_object_set_new(g, "max_regression", json_real(r->gate.max_regression));
+    json_object_set_new(g, "min_improvement", json_real(r->gate.min_improvement));
+    json_object_set_new(g, "baseline_is", json_string(r->lora.init_from ? "lora.init_from"
+                                                                        : "base model"));
+    json_object_set_new(g, "passed", json_boolean(ok));
+    lt_status st = lt_run_manifest_set(&j->run, "gate", g);
+    if (st) return st;
+    lt_info("gate: eval loss %.6f vs baseline %.6f (%s; max regression %g, min improvement "
+            "%g): %s", candidate, baseline, r->lora.init_from ? "the parent adapter"
+                                                             : "the base model",
+            r->gate.max_regression, r->gate.min_improvement, ok ? "passed" : "REFUSED");
+    if (ok) return LT_OK;
+    return lt_error_set(LT_ERR_GATE, "gate refused the adapter: eval loss %.6f against the "
+                        "baseline's %.6f (max regression %g, min improvement %g); it stays in "
+                        "%s/adapter and nothing was published", candidate, baseline,
+                        r->gate.max_regression, r->gate.min_improvement, r->output.dir);
+}
+
+/* output.publish: the switch, recorded in the manifest (written again into the version). */
+static lt_status job_publish(job *j) {
+    const lt_recipe *r = j->r;
+    if (!r->output.publish) return LT_OK;
+    json_t *man = j->run.manifest;
+    const char *sha = json_string_value(json_object_get(json_object_get(man, "adapter"),
+                                                        "sha256"));
+    char version[96];
+    json_object_set_new(man, "status", json_string("completed")); /* the copy in the version */
+    json_t *p = json_object();
+    json_object_set_new(p, "dir", json_string(r->output.publish));
+    lt_status st = lt_run_manifest_set(&j->run, "published", p);
+    if (!st)
+        st = lt_publish(r->output.dir, r->output.publish, r->output.keep, j->run.started,
+                        sha ? sha : "unknown", version);
+    if (st) return st;
+    json_object_set_new(p, "version", json_string(version));
+    lt_info("published %s/%s; %s/current points to it", r->output.publish, version,
+            r->output.publish);
+    return lt_run_manifest_set(&j->run, "published", json_incref(p));
+}
+
 lt_status lt_train_run(const lt_recipe *r, const lt_train_opts *o) {
     lt_status st;
     set_threads(r->train.threads);
@@ -296,6 +349,13 @@ lt_status lt_train_run(const lt_recipe *r, const lt_train_opts *o) {
     /* SIGINT/SIGTERM from here on end the run cleanly: during loading (nothing to save yet) at
      * the next stop point, during training after a checkpoint (exit 130 either way) */
     stop_requested = 0;
+    int lock = -1;
+    const char *shared = r->output.publish ? r->output.publish : r->output.dir;
+    if ((st = lt_run_lock(shared, r->source ? r->source : "recipe", &lock)) ||
+        (r->output.publish && (st = lt_publish_check(r->output.publish)))) {
+        lt_run_unlock(lock);
+        return st;
+    }
     struct sigaction sa = {0}, old_int, old_term;
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, &old_int);
@@ -304,6 +364,7 @@ lt_status lt_train_run(const lt_recipe *r, const lt_train_opts *o) {
         sigaction(SIGINT, &old_int, NULL);
         sigaction(SIGTERM, &old_term, NULL);
         lt_run_close(&j.run, st); /* frees what the open made; no manifest yet, nothing stamped */
+        lt_run_unlock(lock);
         return st;
     }
     double t_start = lt_now();
@@ -317,6 +378,14 @@ lt_status lt_train_run(const lt_recipe *r, const lt_train_opts *o) {
                               (uint64_t)r->train.seed, r->train.gradient_checkpointing)))
         goto done;
     int64_t step = 0, epochs_done = 0;
+    /* the gate's baseline is the adapter training starts from (the parent's, or a fresh one,
+     * whose zero B leaves the bare base): a fresh run's step-0 evaluation measures it; a
+     * resumed one measures it here, before the checkpoint replaces the adapter */
+    double baseline = NAN;
+    if (r->gate.metric == LT_GATE_EVAL_LOSS && o->resume && j.run.resume_step > 0 &&
+        (st = lt_train_eval(j.m, j.eval, (int)r->train.micro_batch_size, (int)r->data.seq_len,
+                            r->train.eval_batches, &baseline, NULL)))
+        goto done;
     if (o->resume && j.run.resume_step > 0) {
         if ((st = lt_run_load_checkpoint(&j.run, j.m, j.tr.opt_m, j.tr.opt_v, j.train,
                                          j.total_steps, &step, &epochs_done)))
@@ -336,6 +405,8 @@ lt_status lt_train_run(const lt_recipe *r, const lt_train_opts *o) {
     if (!isnan(first_eval))
         lt_info("eval loss %.4f -> %.4f (perplexity %.2f -> %.2f)", first_eval, last_eval,
                 exp(first_eval), exp(last_eval));
+    if (isnan(baseline)) baseline = first_eval;
+    if ((st = job_gate(&j, baseline, last_eval)) || (st = job_publish(&j))) goto done;
     lt_info("done: %lld steps in %.1f s; adapter in %s/adapter", (long long)step,
             lt_now() - t_start, r->output.dir);
 done:
@@ -343,5 +414,6 @@ done:
     sigaction(SIGTERM, &old_term, NULL);
     lt_run_close(&j.run, st);
     job_free(&j);
+    lt_run_unlock(lock);
     return st;
 }

@@ -1,17 +1,20 @@
-/* Nightly jobs (issue 11): a run continues from last night's adapter (lora.init_from) — the
- * parent's checks, the exact continuation and the chain in the manifests. Shortened CI recipe
- * (stories260K, identity data). */
+/* Nightly jobs (issue 11), on the CI recipe shortened to 10 steps (stories260K, identity data):
+ * a run continues from last night's adapter (lora.init_from) — the parent's checks, the exact
+ * continuation and the chain in the manifests; the gate against the starting adapter, the
+ * atomic publish switch and output.keep; publish checked before training; the run lock. */
 #include <jansson.h>
 #include <math.h>
+#include <sys/wait.h>
 
 #include "../support.h"
+#include "train/run.h"
 
 static char tmp[256], model[1024], data[1024];
 static void setup(void) { ts_tmpdir(tmp, sizeof tmp, "nightly"); }
 static void teardown(void) { ts_rmtree(tmp); }
 
 static int train(const char *run, const char *extra, char **out) {
-    char args[4096];
+    char args[8192];
     snprintf(args, sizeof args, "train recipes/ci-stories260k.yaml --set model.path=%s "
              "--set 'data.train=%s/data/train-*.h5' --set 'data.eval=%s/data/eval-*.h5' "
              "--set output.dir=%s --set train.max_steps=10 --set train.save_every=0 "
@@ -132,5 +135,156 @@ Test(nightly, init_from_refuses_another_layout_or_base, .init = setup, .fini = t
     snprintf(extra, sizeof extra, "--set lora.init_from=%s", tmp);
     cr_assert_eq(train(bad, extra, &out), 3, "%s", out);
     cr_assert(strstr(out, "adapter_config.json"), "%s", out);
+    free(out);
+}
+
+/* version directory names under pub (not hidden, not `current`), sorted; returns the count */
+static int versions(const char *pub, char names[][128], int cap) {
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "ls -1 '%s' | grep -v '^current$' | sort", pub);
+    FILE *p = popen(cmd, "r");
+    int n = 0;
+    while (n < cap && fgets(names[n], 128, p)) {
+        names[n][strcspn(names[n], "\n")] = 0;
+        n++;
+    }
+    pclose(p);
+    return n;
+}
+
+static void current_target(const char *pub, char *out, size_t cap) {
+    char link[700];
+    snprintf(link, sizeof link, "%s/current", pub);
+    ssize_t n = readlink(link, out, cap - 1);
+    cr_assert_gt(n, 0, "%s is not a symlink", link);
+    out[n] = 0;
+}
+
+/* Nights 1..3 pass the gate and are published (keep 2: night 1's version goes); night 4 is
+ * forced to fail the gate: exit 4, `current` unchanged, its adapter still in its run. */
+Test(nightly, gate_publish_switch_and_keep, .init = setup, .fini = teardown, .timeout = 300) {
+    tokenize();
+    char pub[400], run[400], prev[400], extra[2000], *out;
+    snprintf(pub, sizeof pub, "%s/serve", tmp);
+    char names[8][128], cur[256], cur_before[256];
+    for (int night = 1; night <= 4; night++) {
+        snprintf(run, sizeof run, "%s/night%d", tmp, night);
+        int n = snprintf(extra, sizeof extra, "--set output.publish=%s --set output.keep=2 "
+                         "--set gate.metric=eval_loss --set output.exports=[gguf-adapter]", pub);
+        if (night > 1)
+            n += snprintf(extra + n, sizeof extra - (size_t)n, " --set lora.init_from=%s/adapter",
+                          prev);
+        if (night == 4) /* demand a 90% drop of the eval loss: refused */
+            snprintf(extra + n, sizeof extra - (size_t)n, " --set gate.min_improvement=0.9");
+        if (night == 4) current_target(pub, cur_before, sizeof cur_before);
+        int rc = train(run, extra, &out);
+        json_t *m = manifest(run);
+        json_t *g = json_object_get(m, "gate");
+        cr_assert(json_is_object(g), "night %d: no gate in the manifest", night);
+        double base = json_real_value(json_object_get(g, "baseline"));
+        double cand = json_real_value(json_object_get(g, "candidate"));
+        cr_log_info("night %d: gate baseline %.6f, candidate %.6f, %s (exit %d)", night, base,
+                    cand, json_is_true(json_object_get(g, "passed")) ? "passed" : "refused", rc);
+        if (night < 4) {
+            cr_assert_eq(rc, 0, "night %d: exit %d\n%s", night, rc, out);
+            cr_assert(json_is_true(json_object_get(g, "passed")));
+            current_target(pub, cur, sizeof cur);
+            const char *v = jstr(m, "published", "version");
+            cr_assert(v && !strcmp(v, cur), "night %d: current -> %s, manifest says %s", night,
+                      cur, v ? v : "(none)");
+            /* the version holds the PEFT files at its root, the export and the manifest */
+            const char *files[] = {"adapter_config.json", "adapter_model.safetensors",
+                                   "exports/gguf-adapter/adapter.gguf", "manifest.json"};
+            for (int i = 0; i < 4; i++) {
+                char p[900];
+                snprintf(p, sizeof p, "%s/current/%s", pub, files[i]);
+                cr_assert(ts_exists(p), "night %d: missing %s", night, p);
+            }
+            /* night 1's baseline is the bare base; later ones start at the parent's last eval */
+            if (night > 1) {
+                double e[8];
+                int k = eval_losses(prev, e, 8);
+                cr_assert(fabs(base - e[k - 1]) < 1e-6, "night %d: baseline %.6f, parent ended "
+                          "at %.6f", night, base, e[k - 1]);
+            }
+        } else {
+            cr_assert_eq(rc, 4, "night 4: expected exit 4, got %d\n%s", rc, out);
+            cr_assert(strstr(out, "gate refused"), "%s", out);
+            cr_assert(!json_is_true(json_object_get(g, "passed")));
+            current_target(pub, cur, sizeof cur);
+            cr_assert_str_eq(cur, cur_before, "a refused adapter was published");
+            char p[700];
+            snprintf(p, sizeof p, "%s/adapter/adapter_model.safetensors", run);
+            cr_assert(ts_exists(p), "the refused adapter stays in its run");
+        }
+        json_decref(m);
+        free(out);
+        snprintf(prev, sizeof prev, "%s", run);
+    }
+    /* keep 2: nights 2 and 3 remain, night 1's version was removed; no temporary left */
+    int n = versions(pub, names, 8);
+    cr_assert_eq(n, 2, "%d versions kept (expected 2)", n);
+    cr_assert_str_eq(names[1], cur);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "test -z \"$(ls -A '%s' | grep tmp)\"", pub);
+    cr_assert_eq(system(cmd), 0, "temporary entries left in %s", pub);
+}
+
+Test(nightly, unwritable_publish_fails_before_training, .init = setup, .fini = teardown,
+     .timeout = 120) {
+    tokenize();
+    char run[400], extra[1000], *out;
+    snprintf(run, sizeof run, "%s/run", tmp);
+    /* a path below a regular file cannot be created, even by root */
+    snprintf(extra, sizeof extra, "--set output.publish=%s/data/train-00000.h5/serve", tmp);
+    cr_assert_eq(train(run, extra, &out), 1, "%s", out);
+    cr_assert(strstr(out, "output.publish"), "%s", out);
+    cr_assert(!strstr(out, "step 1"), "it trained before failing:\n%s", out);
+    cr_assert(!ts_exists(run), "a run directory was made");
+    free(out);
+}
+
+Test(nightly, lock_stops_an_overlapping_run_and_a_dead_one_is_taken_over, .init = setup,
+     .fini = teardown, .timeout = 120) {
+    tokenize();
+    char cache[400], pub[400], run[400], extra[1000], *out;
+    snprintf(cache, sizeof cache, "%s/cache", tmp);
+    setenv("XDG_CACHE_HOME", cache, 1); /* inherited by the lathe processes below */
+    snprintf(pub, sizeof pub, "%s/serve", tmp);
+    snprintf(run, sizeof run, "%s/run", tmp);
+    snprintf(extra, sizeof extra, "--set output.publish=%s", pub);
+
+    /* another process holds the lock for this publish directory */
+    int up[2], down[2]; /* holder -> test: "locked"; test -> holder: "exit now" */
+    cr_assert_eq(pipe(up), 0);
+    cr_assert_eq(pipe(down), 0);
+    pid_t holder = fork();
+    if (holder == 0) {
+        int fd;
+        if (lt_run_lock(pub, "holder.yaml", &fd) != LT_OK) _exit(1);
+        char c;
+        ssize_t w = write(up[1], "x", 1);
+        ssize_t r = read(down[0], &c, 1);
+        (void)w, (void)r;
+        _exit(0); /* dies holding it: the kernel drops the flock, the file keeps the PID */
+    }
+    char c;
+    cr_assert_eq(read(up[0], &c, 1), 1);
+    cr_assert_eq(train(run, extra, &out), 2, "%s", out);
+    cr_assert(strstr(out, "another lathe is training into") && strstr(out, "holder.yaml") == NULL,
+              "%s", out);
+    char pidtxt[32];
+    snprintf(pidtxt, sizeof pidtxt, "pid %ld", (long)holder);
+    cr_assert(strstr(out, pidtxt), "the message names the holder (%s): %s", pidtxt, out);
+    free(out);
+    cr_assert(!ts_exists(run), "the refused run made its directory");
+    cr_assert_eq(write(down[1], "x", 1), 1);
+    int ws;
+    waitpid(holder, &ws, 0);
+    cr_assert(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+
+    /* the holder is gone: the next run takes the lock over and says so */
+    cr_assert_eq(train(run, extra, &out), 0, "%s", out);
+    cr_assert(strstr(out, "taking over the run lock") && strstr(out, pidtxt), "%s", out);
     free(out);
 }
