@@ -21,6 +21,7 @@ int lt_cmd_eval(int argc, char **argv);
 int lt_cmd_export(int argc, char **argv);
 int lt_cmd_convert(int argc, char **argv);
 int lt_cmd_inspect(int argc, char **argv);
+int lt_cmd_report(int argc, char **argv);
 int lt_cmd_quantize(int argc, char **argv);
 int lt_cmd_chat_render(int argc, char **argv);
 

@@ -16,6 +16,7 @@ static const lt_command commands[] = {
     {"quantize", lt_cmd_quantize, "quantize a base to NF4 and save it as a bitsandbytes 4-bit directory"},
     {"chat-render", lt_cmd_chat_render, "render a chat template for a conversation, as transformers does"},
     {"inspect", lt_cmd_inspect, "summarize a GGUF, safetensors, shard, model, adapter or run"},
+    {"report", lt_cmd_report, "one self-contained HTML page of runs: charts, manifests, gates"},
     {NULL, NULL, NULL},
 };
 

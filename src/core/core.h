@@ -14,6 +14,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
+/* The release, as run manifests and reports record it. */
+#define LATHE_VERSION "0.1.0"
+
 /* ---- status and errors -------------------------------------------------------------------- */
 
 typedef enum {

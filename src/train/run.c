@@ -16,7 +16,6 @@
 #include "../export/export.h"
 #include "../io/io.h"
 
-#define LATHE_VERSION "0.1.0"
 
 static void iso_now(char *buf, size_t n) {
     time_t t = time(NULL);

@@ -18,6 +18,7 @@
 #include <omp.h>
 
 #include "../optim/optim.h"
+#include "../report/report.h"
 #include "../tokenizer/tokenizer.h"
 #include "run.h"
 
@@ -342,6 +343,17 @@ static lt_status job_publish(job *j) {
     return lt_run_manifest_set(&j->run, "published", json_incref(p));
 }
 
+/* output.dir/report.html after the manifest is stamped (any outcome but a run that never
+ * opened); a failure to write it is a warning, never the run's status. */
+static void job_report(const lt_recipe *r, lt_status st) {
+    char saved[2048], path[PATH_MAX + 16];
+    snprintf(saved, sizeof saved, "%s", lt_error_message());
+    snprintf(path, sizeof path, "%s/report.html", r->output.dir);
+    const char *dir = r->output.dir;
+    if (lt_report_write(&dir, 1, path)) lt_warn("report not written: %s", lt_error_message());
+    lt_error_set(st, "%s", saved);
+}
+
 lt_status lt_train_run(const lt_recipe *r, const lt_train_opts *o) {
     lt_status st;
     set_threads(r->train.threads);
@@ -413,6 +425,7 @@ done:
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
     lt_run_close(&j.run, st);
+    job_report(r, st);
     job_free(&j);
     lt_run_unlock(lock);
     return st;

@@ -228,6 +228,36 @@ Test(nightly, gate_publish_switch_and_keep, .init = setup, .fini = teardown, .ti
     char cmd[700];
     snprintf(cmd, sizeof cmd, "test -z \"$(ls -A '%s' | grep tmp)\"", pub);
     cr_assert_eq(system(cmd), 0, "temporary entries left in %s", pub);
+
+    /* `lathe report` over the four nights: one self-contained page */
+    char args[3000], html[600], *text;
+    size_t len;
+    snprintf(html, sizeof html, "%s/week.html", tmp);
+    snprintf(args, sizeof args, "report %s/night1 %s/night2 %s/night3 %s/night4 --out %s", tmp,
+             tmp, tmp, tmp, html);
+    cr_assert_eq(ts_run(tmp, args, &out), 0, "%s", out);
+    free(out);
+    cr_assert_eq(lt_read_file(html, &text, &len), LT_OK);
+    int svgs = 0;
+    for (char *p = strstr(text, "<svg"); p; p = strstr(p + 1, "<svg")) svgs++;
+    cr_assert_eq(svgs, 5, "%d charts (train loss, eval loss, lr, grad norm, tokens/s)", svgs);
+    for (int night = 1; night <= 4; night++) {
+        char name[16];
+        snprintf(name, sizeof name, ">night%d<", night);
+        cr_assert(strstr(text, name), "night %d missing from the report", night);
+    }
+    cr_assert(strstr(text, ">refused<") && strstr(text, ">passed<"), "gate decisions shown");
+    cr_assert(!strstr(text, "<script") && !strstr(text, "http:") && !strstr(text, "https:") &&
+              !strstr(text, "@import") && !strstr(text, "url("), "the page loads nothing");
+    free(text);
+    /* each run wrote its own report too */
+    snprintf(html, sizeof html, "%s/night4/report.html", tmp);
+    cr_assert(ts_exists(html), "%s missing", html);
+    /* a directory that is not a run */
+    snprintf(args, sizeof args, "report %s/data --out %s/x.html", tmp, tmp);
+    cr_assert_eq(ts_run(tmp, args, &out), 3, "%s", out);
+    cr_assert(strstr(out, "manifest.json"), "%s", out);
+    free(out);
 }
 
 Test(nightly, unwritable_publish_fails_before_training, .init = setup, .fini = teardown,
