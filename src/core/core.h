@@ -231,6 +231,11 @@ void lt_unmap_file(void *map, size_t size);
  * a FIFO cannot block. */
 lt_status lt_require_regular(const char *path, lt_status err, const char *kind);
 
+/* lathe's cache directory for `sub` ("shards", "locks"): $XDG_CACHE_HOME/lathe/sub, or
+ * $HOME/.cache/lathe/sub when XDG_CACHE_HOME is unset or empty (XDG Base Directory spec), or
+ * /tmp/.cache/lathe/sub without HOME. Not created. */
+void lt_cache_dir(char *out, size_t cap, const char *sub);
+
 /* SHA-256 (FIPS 180-4, via OpenSSL's EVP) as 64 lowercase hex chars + NUL. lt_sha256_file reads
  * regular files only (LT_ERR_IO otherwise, see lt_read_file). */
 void lt_sha256_hex(const void *data, size_t n, char hex[65]);

@@ -256,3 +256,9 @@ lt_status lt_map_file(const char *path, lt_status err, const char *kind, void **
 void lt_unmap_file(void *map, size_t size) {
     if (map) munmap(map, size);
 }
+
+void lt_cache_dir(char *out, size_t cap, const char *sub) {
+    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    if (xdg && *xdg) snprintf(out, cap, "%s/lathe/%s", xdg, sub);
+    else snprintf(out, cap, "%s/.cache/lathe/%s", home && *home ? home : "/tmp", sub);
+}

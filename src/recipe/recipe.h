@@ -39,7 +39,7 @@
 typedef enum { LT_GATE_NONE = 0, LT_GATE_EVAL_LOSS } lt_gate_metric;
 
 /* Number of rows in the key table (checked by a _Static_assert in recipe.c). */
-#define LT_RECIPE_NKEYS 43
+#define LT_RECIPE_NKEYS 48
 
 /* An owned list of owned strings. */
 typedef struct {
@@ -74,10 +74,15 @@ typedef struct {
         lt_recipe_list modules; /* which weights: the seven projections and lm_head */
     } quantization;
     struct {
-        lt_recipe_list train; /* absolute glob patterns of token shards (required, non-empty) */
-        lt_recipe_list eval;  /* absolute glob patterns; may be empty */
+        lt_recipe_list train; /* absolute glob patterns of shards and/or raw files (required) */
+        lt_recipe_list eval;  /* the same; may be empty */
         int64_t seq_len;      /* tokens per sequence */
         bool packing;         /* pack several documents into one sequence */
+        int format;           /* raw files: data.h lt_record_format */
+        char *template_name;  /* raw files: "chatml" | "alpaca", or NULL = the model's */
+        int64_t max_len;      /* raw files: truncation in tokens, 0 = none */
+        int on_error;         /* raw files: data.h lt_on_error */
+        char *cache_dir;      /* raw files' shard cache, or NULL = the default */
     } data;
     struct {
         double lr, beta1, beta2, eps, weight_decay; /* AdamW (arXiv 1711.05101) */

@@ -12,6 +12,10 @@
 #define OFF(field) offsetof(lt_recipe, field)
 
 static const char *const schedule_types[] = {"cosine", "linear", "constant", NULL};
+/* data.h lt_record_format and lt_on_error orders */
+static const char *const record_formats[] = {"auto", "alpaca", "sharegpt", "messages", "text",
+                                             NULL};
+static const char *const on_error_modes[] = {"skip", "fail", NULL};
 /* lt_gate_metric order */
 static const char *const gate_metrics[] = {"none", "eval_loss", NULL};
 /* the seven projections, and Phi-3's fused modules (model.h lt_model_adapter_group) */
@@ -76,15 +80,34 @@ const rk_key lt_recipe_keys[LT_RECIPE_NKEYS] = {
      "embed_tokens. Norms, biases and embed_tokens stay F32.", {0}},
 
     {"data.train", RK_PATHLIST, OFF(data.train), NULL, RF_REQUIRED, 0, 0, NULL,
-     "Training token shards (HDF5, made by `lathe tokenize`): a list of glob patterns "
-     "(required)." PATH_HELP, {0}},
+     "Training data (required): a list of glob patterns of token shards (HDF5, made by `lathe "
+     "tokenize`) and/or raw dataset files (.json, .jsonl, .txt — as `lathe tokenize` reads "
+     "them, with data.format, data.template, data.max_len and data.on_error). Raw files are "
+     "tokenized with the model's tokenizer into data.cache_dir, keyed by the files' SHA-256, "
+     "the tokenizer's and the options: a run with unchanged inputs reuses the shards." PATH_HELP,
+     {0}},
     {"data.eval", RK_PATHLIST, OFF(data.eval), "[]", 0, 0, 0, NULL,
-     "Evaluation token shards: a list of glob patterns; empty = no evaluation." PATH_HELP, {0}},
+     "Evaluation data, as data.train (shards and/or raw files); empty = no evaluation."
+     PATH_HELP, {0}},
     {"data.seq_len", RK_INT, OFF(data.seq_len), "512", RF_MIN | RF_MAX, 8, 1048576, NULL,
      "Tokens per training sequence.", {0}},
     {"data.packing", RK_BOOL, OFF(data.packing), "true", 0, 0, 0, NULL,
      "Pack several documents into each sequence (attention does not cross documents) "
      "instead of padding one document per sequence.", {0}},
+    {"data.format", RK_ENUM, OFF(data.format), "auto", 0, 0, 0, record_formats,
+     "Raw files: record format, auto (from each file's first record; .txt = one text "
+     "document), alpaca, sharegpt, messages or text.", {0}},
+    {"data.template", RK_STRING, OFF(data.template_name), NULL, 0, 0, 0, NULL,
+     "Raw files: a built-in chat layout (chatml or alpaca) instead of the model's own chat "
+     "template; not set = the model's template (alpaca when it has none).", {0}},
+    {"data.max_len", RK_INT, OFF(data.max_len), "0", RF_MIN | RF_MAX, 0, 1048576, NULL,
+     "Raw files: truncate documents to this many tokens; 0 = no limit.", {0}},
+    {"data.on_error", RK_ENUM, OFF(data.on_error), "skip", 0, 0, 0, on_error_modes,
+     "Raw files: a malformed record is skipped with a warning naming file:line (skip), or "
+     "stops the run (fail).", {0}},
+    {"data.cache_dir", RK_PATH, OFF(data.cache_dir), NULL, 0, 0, 0, NULL,
+     "Where raw files' shards are kept; not set = $XDG_CACHE_HOME/lathe/shards "
+     "(~/.cache/lathe/shards)." PATH_HELP, {0}},
 
     {"optim.lr", RK_FLOAT, OFF(optim.lr), "0.0002", RF_MIN | RF_MIN_EXCL, 0, 0, NULL,
      "Peak learning rate of AdamW (reached after schedule.warmup_steps).", {0}},

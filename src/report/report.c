@@ -235,7 +235,9 @@ static void facts(buf *b, const run *runs, size_t n) {
         besc(b, runs[i].name);
         bput(b, "</td>");
         const char *status = js(m, "status", NULL);
-        bput(b, "<td class=\"%s\">", status && !strcmp(status, "completed") ? "ok" : "bad");
+        bput(b, "<td class=\"%s\">", status && !strcmp(status, "completed") ? "ok"
+                                      : status && !strcmp(status, "running")  ? ""
+                                                                                : "bad");
         besc(b, status ? status : "?");
         if (js(m, "error", NULL)) {
             bput(b, "<br><small>");
@@ -245,7 +247,12 @@ static void facts(buf *b, const run *runs, size_t n) {
         bput(b, "</td>");
         cell_str(b, js(m, "started", NULL), 0);
         cell_str(b, js(m, "finished", NULL), 0);
-        cell_str(b, js(m, "base_model", "path"), 0);
+        const char *bp = js(m, "base_model", "path"), *bn = bp ? strrchr(bp, '/') : NULL;
+        bput(b, "<td title=\"");
+        besc(b, bp);
+        bput(b, "\">");
+        besc(b, bn ? bn + 1 : bp ? bp : "?");
+        bput(b, "</td>");
         cell_str(b, js(m, "base_model", "sha256"), 12);
         bput(b, "<td>%zu</td>", json_array_size(json_object_get(m, "shards")));
         bput(b, "<td>%.0f</td>", lo->n ? lo->x[lo->n - 1] : 0.0);

@@ -15,11 +15,10 @@
 #include <unistd.h>
 
 static void lock_path(const char *key, char *out, size_t cap) {
-    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-    char hex[65];
+    char hex[65], dir[PATH_MAX];
     lt_sha256_hex(key, strlen(key), hex);
-    if (xdg && *xdg) snprintf(out, cap, "%s/lathe/locks/%.16s.lock", xdg, hex);
-    else snprintf(out, cap, "%s/.cache/lathe/locks/%.16s.lock", home ? home : "/tmp", hex);
+    lt_cache_dir(dir, sizeof dir, "locks");
+    snprintf(out, cap, "%s/%.16s.lock", dir, hex);
 }
 
 lt_status lt_run_lock(const char *key, const char *recipe, int *fd_out) {

@@ -175,9 +175,13 @@ lt_status lt_run_open(lt_run *run, const lt_recipe *r, bool resume) {
     for (int li = 0; li < 2; li++) {
         char **paths;
         size_t n;
-        if (lists[li]->n == 0) continue;
-        if (lt_shard_glob(&paths, &n, (const char *const *)lists[li]->items,
-                          (size_t)lists[li]->n) != LT_OK) {
+        /* shard globs only: raw files are recorded with their shards by rawdata.c */
+        const char *pats[lists[li]->n + 1];
+        size_t np = 0;
+        for (int i = 0; i < lists[li]->n; i++)
+            if (!lt_data_is_raw(lists[li]->items[i])) pats[np++] = lists[li]->items[i];
+        if (np == 0) continue;
+        if (lt_shard_glob(&paths, &n, pats, np) != LT_OK) {
             json_decref(man);
             json_decref(shards);
             return LT_ERR_DATA; /* message from lt_shard_glob names the pattern */
@@ -237,8 +241,9 @@ void lt_run_close(lt_run *run, lt_status st) {
     json_object_set_new(man, "finished", json_string(now));
     json_object_set_new(man, "status", json_string(st == LT_OK ? "completed"
                                                    : st == LT_ERR_INTERRUPTED ? "interrupted"
+                                                   : st == LT_ERR_GATE        ? "gate_refused"
                                                                               : "failed"));
-    if (st != LT_OK && st != LT_ERR_INTERRUPTED)
+    if (st != LT_OK && st != LT_ERR_INTERRUPTED && st != LT_ERR_GATE)
         json_object_set_new(man, "error", json_string(lt_error_message()));
     snprintf(path, sizeof path, "%s/manifest.json", run->r->output.dir);
     char saved[2048];

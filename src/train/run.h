@@ -33,8 +33,8 @@ typedef struct {
  * and drops metrics lines after the newest. Writes recipe.yaml and manifest.json (status
  * "running"). A data.train or data.eval file that is not a regular file is LT_ERR_DATA. */
 lt_status lt_run_open(lt_run *run, const lt_recipe *r, bool resume);
-/* Stamp manifest.json with the end time and status ("completed", "interrupted", "failed") and
- * close files. */
+/* Stamp manifest.json with the end time and status ("completed", "interrupted", "gate_refused",
+ * "failed" with the error) and close files. */
 void lt_run_close(lt_run *run, lt_status st);
 
 void lt_run_log_step(lt_run *run, int64_t step, double loss, float lr, double tokens_per_s,
@@ -70,6 +70,19 @@ lt_status lt_run_manifest_set(lt_run *run, const char *key, void *value);
  * (LT_ERR_RECIPE naming both checksums; without one, a warning). The dropout stays the recipe's.
  * Records "init_from": {path, adapter_sha256, parent_manifest} in the manifest. */
 lt_status lt_run_init_from(lt_run *run, lt_model *m, const lt_lora_config *want);
+
+/* Raw dataset files in data.train / data.eval (rawdata.c). is_raw: a pattern naming .json,
+ * .jsonl or .txt files (else it is a shard glob). prepare_data: the loader's patterns for each
+ * role — shard globs as given, and for the raw files of a role one glob of their cached shards,
+ * tokenized with the recipe's data.format / template / max_len / on_error unless a cache entry
+ * for the same input checksums, tokenizer (tok_sha) and options exists. Records "tokenized":
+ * [{role, inputs: [{path, sha256}], cache, reused}] in the manifest. LT_ERR_DATA for a raw
+ * pattern without a match or a malformed record with on_error fail (file:line); tokenize's
+ * errors otherwise. The lists are owned: free with lt_data_lists_free. */
+bool lt_data_is_raw(const char *pattern);
+lt_status lt_run_prepare_data(lt_run *run, const char *tok_sha, lt_recipe_list *train,
+                              lt_recipe_list *eval);
+void lt_data_lists_free(lt_recipe_list *l);
 
 /* output.publish (publish.c). check: create `dir` if needed and prove it writable, before any
  * training (LT_ERR_IO naming it). publish: copy (hard-link when possible) the files of

@@ -107,6 +107,7 @@ typedef struct {
     lt_run run;
     lt_model *m;
     lt_tokenizer *tok;
+    lt_recipe_list train_pats, eval_pats; /* the loaders' shard globs (raw files -> cache) */
     lt_loader *train, *eval;
     lt_loader_totals tt;
     lt_trainer tr;
@@ -124,6 +125,8 @@ static void job_free(job *j) {
     lt_trainer_free(&j->tr);
     lt_loader_free(j->train);
     lt_loader_free(j->eval);
+    lt_data_lists_free(&j->train_pats);
+    lt_data_lists_free(&j->eval_pats);
     lt_tokenizer_free(j->tok);
     lt_model_free(j->m);
 }
@@ -159,9 +162,12 @@ static lt_status job_load_model(job *j) {
 static lt_status job_open_data(job *j) {
     const lt_recipe *r = j->r;
     lt_status st;
+    if ((st = lt_run_prepare_data(&j->run, lt_tokenizer_sha256(j->tok), &j->train_pats,
+                                  &j->eval_pats)))
+        return st;
     lt_loader_opts lo = {
-        .patterns = (const char *const *)r->data.train.items,
-        .n_patterns = (size_t)r->data.train.n,
+        .patterns = (const char *const *)j->train_pats.items,
+        .n_patterns = (size_t)j->train_pats.n,
         .seq_len = (int)r->data.seq_len,
         .batch_rows = (int)r->train.micro_batch_size,
         .shuffle = true,
@@ -171,10 +177,10 @@ static lt_status job_open_data(job *j) {
                    .tokenizer_sha256 = lt_tokenizer_sha256(j->tok)},
     };
     if ((st = lt_loader_open(&j->train, &lo))) return st;
-    if (r->data.eval.n > 0) {
+    if (j->eval_pats.n > 0) {
         lt_loader_opts eo = lo;
-        eo.patterns = (const char *const *)r->data.eval.items;
-        eo.n_patterns = (size_t)r->data.eval.n;
+        eo.patterns = (const char *const *)j->eval_pats.items;
+        eo.n_patterns = (size_t)j->eval_pats.n;
         eo.shuffle = false;
         if ((st = lt_loader_open(&j->eval, &eo))) return st;
     }

@@ -318,3 +318,95 @@ Test(nightly, lock_stops_an_overlapping_run_and_a_dead_one_is_taken_over, .init 
     cr_assert(strstr(out, "taking over the run lock") && strstr(out, pidtxt), "%s", out);
     free(out);
 }
+
+/* write n alpaca records (record i mentions word w) to path as JSONL; `bad` adds a broken line */
+static void write_jsonl(const char *path, int n, const char *w, bool bad) {
+    FILE *fp = fopen(path, "w");
+    cr_assert_not_null(fp);
+    for (int i = 0; i < n; i++) {
+        fprintf(fp, "{\"instruction\": \"Say %s number %d.\", \"output\": \"%s %d is here, "
+                "once upon a time.\"}\n", w, i, w, i);
+        if (bad && i == 3) fputs("{\"instruction\": \"unterminated\n", fp);
+    }
+    fclose(fp);
+}
+
+static int train_raw(const char *run, const char *train_file, const char *extra, char **out) {
+    char args[8192];
+    snprintf(args, sizeof args, "train recipes/ci-stories260k.yaml --set model.path=%s "
+             "--set 'data.train=[%s]' --set 'data.eval=[%s]' --set data.cache_dir=%s/cache "
+             "--set output.dir=%s --set train.max_steps=3 --set schedule.warmup_steps=1 "
+             "--set train.save_every=0 "
+             "--set train.eval_every=0 --set train.micro_batch_size=2 %s", model, train_file,
+             train_file, tmp, run, extra);
+    return ts_run(tmp, args, out);
+}
+
+/* Raw JSONL in the recipe: tokenized into the cache once, reused while the file, tokenizer and
+ * options stay the same, tokenized again when one changes; malformed records per on_error. */
+Test(nightly, raw_data_in_the_recipe_cache, .init = setup, .fini = teardown, .timeout = 200) {
+    ts_fixture(model, sizeof model, "stories260K/stories260K.gguf");
+    char f[400], run[400], *out;
+    snprintf(f, sizeof f, "%s/day.jsonl", tmp);
+    write_jsonl(f, 40, "cat", false);
+    for (int k = 0; k < 2; k++) { /* the second run reuses */
+        snprintf(run, sizeof run, "%s/r%d", tmp, k);
+        cr_assert_eq(train_raw(run, f, "", &out), 0, "%s", out);
+        cr_assert(strstr(out, k ? "reusing the shards" : "tokenizing 1 raw file"), "run %d: %s",
+                  k, out);
+        free(out);
+    }
+    json_t *m = manifest(run);
+    json_t *tk = json_object_get(m, "tokenized");
+    cr_assert_eq(json_array_size(tk), 2, "train and eval entries");
+    json_t *in0 = json_array_get(json_object_get(json_array_get(tk, 0), "inputs"), 0);
+    char sha[65];
+    cr_assert_eq(lt_sha256_file(f, sha), LT_OK);
+    cr_assert_str_eq(json_string_value(json_object_get(in0, "sha256")), sha);
+    cr_assert(json_is_true(json_object_get(json_array_get(tk, 0), "reused")));
+    json_decref(m);
+
+    /* a changed file, then changed options: tokenized again */
+    write_jsonl(f, 41, "cat", false);
+    snprintf(run, sizeof run, "%s/r2", tmp);
+    cr_assert_eq(train_raw(run, f, "", &out), 0, "%s", out);
+    cr_assert(strstr(out, "tokenizing 1 raw file"), "changed file reused: %s", out);
+    free(out);
+    snprintf(run, sizeof run, "%s/r3", tmp);
+    cr_assert_eq(train_raw(run, f, "--set data.template=chatml", &out), 0, "%s", out);
+    cr_assert(strstr(out, "tokenizing 1 raw file"), "changed template reused: %s", out);
+    free(out);
+
+    /* another tokenizer (SmolLM2's, when fetched): not the cached shards */
+    char smol[1024];
+    const char *s = getenv("LATHE_SMOLLM2_GGUF");
+    snprintf(smol, sizeof smol, "%s", s ? s : "");
+    if (!smol[0]) {
+        const char *h = getenv("HOME");
+        snprintf(smol, sizeof smol, "%s/.cache/lathe/models/SmolLM2-135M-Instruct.Q4_1.gguf",
+                 h ? h : "");
+    }
+    if (ts_exists(smol)) {
+        char extra[1200];
+        snprintf(run, sizeof run, "%s/r4", tmp);
+        snprintf(extra, sizeof extra, "--set model.path=%s --set data.seq_len=64 "
+                 "--set 'lora.target_modules=[q_proj]'", smol);
+        cr_assert_eq(train_raw(run, f, extra, &out), 0, "%s", out);
+        cr_assert(strstr(out, "tokenizing 1 raw file"), "another tokenizer reused: %s", out);
+        free(out);
+    } else {
+        cr_log_warn("SmolLM2 GGUF not found at %s: the changed-tokenizer case is not run", smol);
+    }
+
+    /* malformed records: skipped with file:line, or fatal with on_error fail */
+    snprintf(f, sizeof f, "%s/bad.jsonl", tmp);
+    write_jsonl(f, 30, "dog", true);
+    snprintf(run, sizeof run, "%s/r5", tmp);
+    cr_assert_eq(train_raw(run, f, "", &out), 0, "%s", out);
+    cr_assert(strstr(out, "bad.jsonl:5") && strstr(out, "1 malformed"), "%s", out);
+    free(out);
+    snprintf(run, sizeof run, "%s/r6", tmp);
+    cr_assert_eq(train_raw(run, f, "--set data.on_error=fail", &out), 3, "%s", out);
+    cr_assert(strstr(out, "bad.jsonl:5"), "%s", out);
+    free(out);
+}

@@ -1,0 +1,174 @@
+/* Raw dataset files in a recipe's data.train / data.eval (issue 11): tokenized with the model's
+ * tokenizer into a shard cache keyed by what decides the tokens — the SHA-256 of each input file
+ * in order, the tokenizer's checksum and the options (format, template, max_len, on_error) — so
+ * a nightly run with unchanged inputs reuses last night's shards and a changed file or tokenizer
+ * is tokenized again. A cache entry is built under a temporary name and renamed whole, with its
+ * inputs.json last inside it; the loader then verifies each shard's checksum sidecar. */
+#include "run.h"
+
+#include <glob.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+bool lt_data_is_raw(const char *pattern) {
+    const char *dot = strrchr(pattern, '.'), *slash = strrchr(pattern, '/');
+    if (!dot || (slash && dot < slash)) return false;
+    return !strcmp(dot, ".json") || !strcmp(dot, ".jsonl") || !strcmp(dot, ".txt");
+}
+
+static void list_add(lt_recipe_list *l, const char *s) {
+    l->items = lt_xrealloc(l->items, (size_t)(l->n + 1) * sizeof *l->items);
+    l->items[l->n++] = lt_xstrdup(s);
+}
+
+void lt_data_lists_free(lt_recipe_list *l) {
+    for (int i = 0; i < l->n; i++) free(l->items[i]);
+    free(l->items);
+    l->items = NULL;
+    l->n = 0;
+}
+
+/* Tokenize (or reuse) the raw files of one role into the cache; *pattern receives the glob of
+ * its shards. */
+static lt_status prepare_role(lt_run *run, const char *role, const lt_recipe_list *raw,
+                              const char *tok_sha, char *pattern, size_t cap) {
+    const lt_recipe *r = run->r;
+    lt_status st = LT_OK;
+    /* the key: format version, tokenizer, options, role, then each input's checksum in order */
+    size_t kcap = 512 + (size_t)raw->n * 80, kn = 0;
+    char *key_text = lt_xmalloc(kcap);
+    kn += (size_t)snprintf(key_text + kn, kcap - kn, "lathe-shards-1\ntokenizer %s\nformat %s\n"
+                           "template %s\nmax_len %lld\non_error %d\nrole %s\n", tok_sha,
+                           lt_record_format_name((lt_record_format)r->data.format),
+                           r->data.template_name ? r->data.template_name : "(model)",
+                           (long long)r->data.max_len, r->data.on_error, role);
+    json_t *inputs = json_array();
+    for (int i = 0; i < raw->n && !st; i++) {
+        char sha[65];
+        if ((st = lt_require_regular(raw->items[i], LT_ERR_DATA, "dataset")) ||
+            (st = lt_sha256_file(raw->items[i], sha)))
+            break;
+        kn += (size_t)snprintf(key_text + kn, kcap - kn, "input %s\n", sha);
+        json_t *e = json_object();
+        json_object_set_new(e, "path", json_string(raw->items[i]));
+        json_object_set_new(e, "sha256", json_string(sha));
+        json_array_append_new(inputs, e);
+    }
+    char key[65];
+    lt_sha256_hex(key_text, kn, key);
+    free(key_text);
+    if (st) {
+        json_decref(inputs);
+        return st;
+    }
+    char root[PATH_MAX], dir[PATH_MAX + 32], marker[PATH_MAX + 48];
+    if (r->data.cache_dir) snprintf(root, sizeof root, "%s", r->data.cache_dir);
+    else lt_cache_dir(root, sizeof root, "shards");
+    snprintf(dir, sizeof dir, "%s/%.24s", root, key);
+    snprintf(marker, sizeof marker, "%s/inputs.json", dir);
+    snprintf(pattern, cap, "%s/train-*.h5", dir);
+    json_t *entry = json_object();
+    json_object_set_new(entry, "role", json_string(role));
+    json_object_set_new(entry, "inputs", inputs);
+    json_object_set_new(entry, "cache", json_string(dir));
+    if (access(marker, F_OK) == 0) {
+        lt_info("data.%s: %d raw file%s unchanged since tokenized (same checksums, tokenizer and "
+                "options); reusing the shards in %s", role, raw->n, raw->n == 1 ? "" : "s", dir);
+        json_object_set_new(entry, "reused", json_true());
+    } else {
+        char tmp[PATH_MAX + 64];
+        snprintf(tmp, sizeof tmp, "%s/.%.24s.tmp.%ld", root, key, (long)getpid());
+        lt_remove_tree(tmp);
+        lt_info("data.%s: tokenizing %d raw file%s into %s", role, raw->n,
+                raw->n == 1 ? "" : "s", dir);
+        lt_tokenize_opts o = {.model = r->model.path,
+                              .inputs = (const char *const *)raw->items,
+                              .n_inputs = (size_t)raw->n,
+                              .output_dir = tmp,
+                              .format = (lt_record_format)r->data.format,
+                              .template_name = r->data.template_name,
+                              .max_len = r->data.max_len,
+                              .on_error = (lt_on_error)r->data.on_error};
+        lt_tokenize_report rep;
+        st = lt_tokenize_run(&o, &rep);
+        if (!st) {
+            lt_info("data.%s: %lld records, %lld documents, %lld tokens (%lld trained); %lld "
+                    "malformed records skipped", role, (long long)rep.n_records,
+                    (long long)rep.n_docs, (long long)rep.n_tokens, (long long)rep.n_trainable,
+                    (long long)rep.n_skipped);
+            json_t *m = json_object();
+            json_object_set_new(m, "key", json_string(key));
+            json_object_set_new(m, "inputs", json_deep_copy(inputs));
+            json_object_set_new(m, "documents", json_integer(rep.n_docs));
+            json_object_set_new(m, "tokens", json_integer(rep.n_tokens));
+            json_object_set_new(m, "skipped_records", json_integer(rep.n_skipped));
+            char *text = json_dumps(m, JSON_INDENT(2));
+            char tm[PATH_MAX + 96];
+            snprintf(tm, sizeof tm, "%s/inputs.json", tmp);
+            st = lt_write_file_atomic(tm, text, strlen(text));
+            free(text);
+            json_decref(m);
+        }
+        if (!st) {
+            st = lt_dir_publish(tmp, dir, false);
+            if (st && access(marker, F_OK) == 0) st = LT_OK; /* another run made it meanwhile */
+        }
+        lt_remove_tree(tmp);
+        json_object_set_new(entry, "reused", json_false());
+        if (st) {
+            json_decref(entry);
+            return lt_error_wrap(st, "%s: data.%s", r->source ? r->source : "recipe", role);
+        }
+    }
+    json_t *all = json_object_get(run->manifest, "tokenized");
+    if (!json_is_array(all)) {
+        all = json_array();
+        json_object_set_new(run->manifest, "tokenized", all);
+    }
+    json_array_append_new(all, entry);
+    return lt_run_manifest_set(run, "tokenized", json_incref(all));
+}
+
+lt_status lt_run_prepare_data(lt_run *run, const char *tok_sha, lt_recipe_list *train,
+                              lt_recipe_list *eval) {
+    const lt_recipe *r = run->r;
+    const lt_recipe_list *in[2] = {&r->data.train, &r->data.eval};
+    lt_recipe_list *out[2] = {train, eval};
+    static const char *const roles[2] = {"train", "eval"};
+    memset(train, 0, sizeof *train);
+    memset(eval, 0, sizeof *eval);
+    lt_status st = LT_OK;
+    for (int k = 0; k < 2 && !st; k++) {
+        lt_recipe_list raw = {0};
+        for (int i = 0; i < in[k]->n && !st; i++) {
+            const char *p = in[k]->items[i];
+            if (!lt_data_is_raw(p)) {
+                list_add(out[k], p);
+                continue;
+            }
+            glob_t g;
+            int rc = glob(p, 0, NULL, &g);
+            if (rc != 0) {
+                if (rc != GLOB_NOMATCH) globfree(&g);
+                st = lt_error_set(LT_ERR_DATA, "data.%s: no file matches '%s' (hint: check the "
+                                  "path / glob)", roles[k], p);
+                break;
+            }
+            for (size_t j = 0; j < g.gl_pathc; j++) list_add(&raw, g.gl_pathv[j]);
+            globfree(&g);
+        }
+        if (!st && raw.n) {
+            char pattern[PATH_MAX + 64];
+            st = prepare_role(run, roles[k], &raw, tok_sha, pattern, sizeof pattern);
+            if (!st) list_add(out[k], pattern);
+        }
+        lt_data_lists_free(&raw);
+    }
+    if (st) {
+        lt_data_lists_free(train);
+        lt_data_lists_free(eval);
+    }
+    return st;
+}
