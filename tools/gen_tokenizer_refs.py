@@ -33,8 +33,23 @@ and, as a cross-check that transformers loads the directory the same way,
         split_special_tokens=not SPECIAL).input_ids
 must agree (the script stops otherwise). Packages: tokenizers 0.23.3, transformers 5.23.0
 (`pip install tokenizers==0.23.3 transformers==5.23.0`, CPU only, no torch needed).
+
+Third mode, --pre: reference ids for the pre-tokenizer types llama.cpp ships no test vocabulary
+for (tokenizer.ggml.pre = deepseek-v3, tekken, default). llama.cpp tokenizes with each of
+llama.cpp's byte-level test vocabularies in PRE_VOCABS, its pre type overridden:
+    Llama(model_path=VOCAB, vocab_only=True, kv_overrides={"tokenizer.ggml.pre": PRE})
+        .tokenize(text_bytes, add_bos=False, special=False)
+The vocabularies are the ggml-vocab-*.gguf files tools/fetch_vocabs.sh caches in
+$LATHE_CACHE/vocabs (default ~/.cache/lathe/vocabs). The inputs are the fixture slices above
+(except specials_on) and the cases of tests/data/tokenizer/pretok_edge.txt (see its header), one
+per "@@ name" line. The override is checked to take effect: with each vocabulary, some cases must
+give other ids than the file's own pre type (printed: "N/M cases differ from <pre>"), or the
+script stops. Output: tests/data/tokenizer/pre_<vocab>_<pre>.refs, read by the vocabs/pre_*
+tests of tests/unit/test_vocabs.c:
+    LATHE_FIXTURES=../shared/fixtures python3 tools/gen_tokenizer_refs.py --pre
 """
 import os
+import re
 import sys
 
 SOURCE_PACKAGE = "llama-cpp-python"
@@ -46,6 +61,12 @@ SMOLLM2 = os.environ.get(
     "LATHE_SMOLLM2_GGUF",
     os.path.expanduser("~/.cache/lathe/models/SmolLM2-135M-Instruct.Q4_1.gguf"))
 OUT_DIR = "tests/data/tokenizer"
+
+CACHE = os.environ.get("LATHE_CACHE") or os.path.expanduser("~/.cache/lathe")
+# --pre: llama.cpp test vocabularies (byte-level BPE) x pre types to override them with
+PRE_VOCABS = ["qwen2", "llama-bpe"]
+PRE_TYPES = ["deepseek-v3", "tekken", "default"]
+EDGE = "repo/tests/data/tokenizer/pretok_edge.txt"
 
 # (name, source, offset, length, special): fixture slices of varied real text.
 SLICES = [
@@ -126,9 +147,76 @@ def main_hf(export_dir):
             f.write("\n".join(lines) + "\n")
 
 
+def edge_cases(source):
+    """(name, source, offset, length, 0) for each case of the edge-case file: the text after a
+    line "@@ name" up to the newline before the next such line (or the end of the file, less
+    its final newline)."""
+    data = open(resolve(source), "rb").read()
+    heads = [m.start() for m in re.finditer(rb"(?m)^@@ ", data)]
+    out = []
+    for i, pos in enumerate(heads):
+        eol = data.index(b"\n", pos)
+        end = heads[i + 1] - 1 if i + 1 < len(heads) else len(data) - data.endswith(b"\n")
+        out.append((f"edge_{data[pos + 3:eol].decode()}", source, eol + 1, end - eol - 1, 0))
+    return out
+
+
+def main_pre():
+    import llama_cpp
+    from llama_cpp import Llama
+    if llama_cpp.__version__ != SOURCE_VERSION:
+        print(f"warning: {SOURCE_PACKAGE} {llama_cpp.__version__} installed, refs were made "
+              f"with {SOURCE_VERSION}", file=sys.stderr)
+    cases = [c for c in SLICES if c[4] == 0] + edge_cases(EDGE)
+    texts = []
+    for name, source, off, length, special in cases:
+        data = open(resolve(source), "rb").read()
+        off, length = snap(data, off, length)
+        texts.append((name, source, off, length, data[off:off + length]))
+    for vocab in PRE_VOCABS:
+        gguf = os.path.join(CACHE, "vocabs", f"ggml-vocab-{vocab}.gguf")
+        if not os.path.exists(gguf):
+            sys.exit(f"{gguf}: not found (run tools/fetch_vocabs.sh, or set LATHE_CACHE)")
+        own = Llama(model_path=gguf, vocab_only=True, verbose=False)
+        own_ids = [own.tokenize(t[4], add_bos=False, special=False) for t in texts]
+        own_pre = own.metadata.get("tokenizer.ggml.pre", "default")
+        del own
+        for pre in PRE_TYPES:
+            tok = Llama(model_path=gguf, vocab_only=True, verbose=False,
+                        kv_overrides={"tokenizer.ggml.pre": pre})
+            lines = [
+                f"# reference token ids for ggml-vocab-{vocab}.gguf (llama.cpp's test vocabulary, "
+                f"tools/fetch_vocabs.sh) with tokenizer.ggml.pre = \"{pre}\" instead of "
+                f"\"{own_pre}\"",
+                f"# made by tools/gen_tokenizer_refs.py --pre with {SOURCE_PACKAGE} "
+                f"{llama_cpp.__version__} (llama.cpp tokenizer), "
+                f"kv_overrides={{\"tokenizer.ggml.pre\": \"{pre}\"}}, "
+                "tokenize(add_bos=False, special=False)",
+                "# name\tsource\toffset\tlength\tspecial\tids...",
+            ]
+            differ = nbytes = 0
+            for (name, source, off, length, text), base in zip(texts, own_ids):
+                ids = tok.tokenize(text, add_bos=False, special=False)
+                differ += ids != base
+                nbytes += length
+                lines.append("\t".join([name, source, str(off), str(length), "0",
+                                        " ".join(map(str, ids))]))
+            if differ == 0:
+                sys.exit(f"{vocab}/{pre}: every case gives the ids of pre {own_pre}: the "
+                         "override did not take effect")
+            out = f"pre_{vocab}_{pre}.refs"
+            with open(os.path.join(OUT_DIR, out), "w") as f:
+                f.write("\n".join(lines) + "\n")
+            print(f"{out}: {len(texts)} cases, {nbytes} bytes, {differ}/{len(texts)} cases "
+                  f"differ from {own_pre}", file=sys.stderr)
+            del tok
+
+
 def main():
     if len(sys.argv) == 3 and sys.argv[1] == "--hf":
         return main_hf(sys.argv[2])
+    if len(sys.argv) == 2 and sys.argv[1] == "--pre":
+        return main_pre()
     try:
         import llama_cpp
         from llama_cpp import Llama

@@ -62,7 +62,9 @@ typedef struct {
  * (tests/unit/test_vocabs.c): gpt-2, mpt, starcoder, refact, command-r, falcon, llama-bpe, qwen2,
  * qwen35, deepseek-llm, deepseek-coder; the other names of those rows share their list and
  * flags. default, deepseek-v3 and tekken have no test vocabulary there: their lists are
- * llama.cpp's strings, unchanged. The first name of a row is what lathe writes into a GGUF
+ * llama.cpp's strings, unchanged, verified id for id against llama.cpp on qwen2's and
+ * llama-bpe's test vocabularies with the pre key overridden (tests/data/tokenizer/pre_*.refs,
+ * vocabs/pre_* in test_vocabs.c). The first name of a row is what lathe writes into a GGUF
  * (lt_tok_bpe_known_pre), so it is one llama.cpp accepts. */
 static const pre_spec PRE_SPECS[] = {
     {"default", 4, {"[\\p{P}\\$\\+<=>\\^~\\|]+", RE_GPT2, "\\p{N}+", "[0-9][0-9][0-9]"}, false,

@@ -17,6 +17,11 @@
  * are, and never applies clean_up_tokenization_spaces), the same through the tokenizer.json
  * path, and vocabularies lathe refuses are listed with the reason, the test asserting the
  * refusal names what is refused. Runs in a few seconds (the big vocabularies dominate).
+ *
+ * The pre-tokenizers llama.cpp has no test vocabulary for (deepseek-v3, tekken, default) are
+ * checked on two of these vocabularies with their tokenizer.ggml.pre replaced, against the ids
+ * llama.cpp gives with the same override (tests/data/tokenizer/pre_<vocab>_<pre>.refs; the
+ * vocabs/pre_* tests at the end of this file).
  */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
@@ -25,6 +30,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../support.h"
 #include "tokenizer/tokenizer.h"
 
 /* $LATHE_CACHE/vocabs/ggml-vocab-<name>.gguf<ext>, or skip the test naming the fetch script. */
@@ -276,3 +282,177 @@ Test(vocabs, expected_refusals) {
         fflush(stdout);
     }
 }
+
+/* ---- pre-tokenizers without a test vocabulary ---------------------------------------------- */
+
+/* llama.cpp ships no ggml-vocab file for tokenizer.ggml.pre = deepseek-v3, tekken or default,
+ * so the references are its ids for qwen2's and llama-bpe's vocabularies with the pre type
+ * overridden (tests/data/tokenizer/pre_<vocab>_<pre>.refs, tools/gen_tokenizer_refs.py --pre:
+ * llama-cpp-python's kv_overrides, fixture slices and tests/data/tokenizer/pretok_edge.txt).
+ * lathe gets the same override by loading the vocabulary, writing its tokenizer keys into a new
+ * GGUF (lt_tokenizer_to_gguf) with the pre key replaced, and loading that: the loader reads the
+ * key from a file as it would from a real DeepSeek-V3 or Mistral NeMo GGUF, and the rewrite is
+ * checked to change nothing else (lt_tokenizer_sha256 of the unchanged rewrite). Each case is
+ * compared id for id and must survive decode(encode(x)); all mismatches are logged (with the
+ * text where they start) before the test fails. */
+
+typedef struct {
+    char name[64], source[256];
+    long offset, length;
+    int32_t *ids;
+    size_t n;
+} ref_case;
+
+/* tests/data/tokenizer/<file>, format of tools/gen_tokenizer_refs.py: '#' comments, then
+ * name \t source \t offset \t length \t special \t ids (space-separated). */
+static size_t load_refs(const char *file, ref_case **out) {
+    char path[512], *data;
+    size_t n, nc = 0;
+    snprintf(path, sizeof path, "tests/data/tokenizer/%s", file);
+    cr_assert_eq(lt_read_file(path, &data, &n), LT_OK, "%s (run from the repo root)",
+                 lt_error_message());
+    ref_case *cs = NULL;
+    char *save = NULL;
+    for (char *line = strtok_r(data, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (line[0] == '#' || !line[0]) continue;
+        cs = realloc(cs, (nc + 1) * sizeof *cs);
+        ref_case *c = memset(&cs[nc++], 0, sizeof *cs);
+        char *f[6] = {0}, *s2 = NULL;
+        for (int k = 0; k < 6; k++) f[k] = strtok_r(k ? NULL : line, "\t", &s2);
+        cr_assert(f[4] && strcmp(f[4], "0") == 0, "%s: line %zu malformed or special != 0", path,
+                  nc);
+        snprintf(c->name, sizeof c->name, "%s", f[0]);
+        snprintf(c->source, sizeof c->source, "%s", f[1]);
+        c->offset = atol(f[2]);
+        c->length = atol(f[3]);
+        for (char *p = f[5], *e; p && *p; p = e) {
+            long v = strtol(p, &e, 10);
+            if (e == p) break;
+            c->ids = realloc(c->ids, (c->n + 1) * sizeof *c->ids);
+            c->ids[c->n++] = (int32_t)v;
+        }
+    }
+    free(data);
+    *out = cs;
+    return nc;
+}
+
+/* The case's bytes (malloc'ed, NUL-terminated) from $LATHE_FIXTURES or the repository; skips the
+ * test when a fixture is absent. */
+static char *case_text(const ref_case *c, size_t *len) {
+    char path[4096], *data;
+    size_t n;
+    if (strncmp(c->source, "fixtures/", 9) == 0)
+        ts_fixture(path, sizeof path, c->source + 9);
+    else
+        snprintf(path, sizeof path, "%s", c->source + 5);
+    cr_assert_eq(lt_read_file(path, &data, &n), LT_OK, "%s", lt_error_message());
+    cr_assert(c->offset >= 0 && (size_t)(c->offset + c->length) <= n,
+              "%s: slice %ld+%ld outside the file (%zu bytes): fixture changed?", path, c->offset,
+              c->length, n);
+    memmove(data, data + c->offset, (size_t)c->length);
+    data[c->length] = 0;
+    *len = (size_t)c->length;
+    return data;
+}
+
+/* w written to a temporary file and loaded back. */
+static lt_tokenizer *write_and_load(lt_gguf_writer *w, const char *what) {
+    char path[] = "/tmp/lathe_vocab_pre_XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    close(fd);
+    cr_assert_eq(lt_gguf_writer_write(w, path), LT_OK, "%s", lt_error_message());
+    lt_gguf *g = NULL;
+    cr_assert_eq(lt_gguf_open(&g, path), LT_OK, "%s", lt_error_message());
+    lt_tokenizer *t = NULL;
+    lt_status st = lt_tokenizer_from_gguf(&t, g);
+    lt_gguf_close(g);
+    unlink(path);
+    cr_assert_eq(st, LT_OK, "%s: %s", what, lt_error_message());
+    return t;
+}
+
+/* ggml-vocab-<vocab>.gguf loaded as if its tokenizer.ggml.pre were `pre`: its tokenizer keys
+ * rewritten (lt_tokenizer_to_gguf), first unchanged, which must give the same tokenizer
+ * (lt_tokenizer_sha256 covers kind, pre, tokens, scores, types and merges), then with the pre
+ * key replaced. */
+static lt_tokenizer *load_with_pre(const char *vocab, const char *pre) {
+    char own[64] = "?", what[128];
+    lt_tokenizer *t0 = NULL;
+    cr_assert_eq(load(vocab, &t0, own, sizeof own), LT_OK, "ggml-vocab-%s.gguf: %s", vocab,
+                 lt_error_message());
+    lt_gguf_writer *w = lt_gguf_writer_new();
+    lt_gguf_writer_set_str(w, "general.architecture", "llama");
+    lt_tokenizer_to_gguf(t0, w);
+    snprintf(what, sizeof what, "ggml-vocab-%s.gguf rewritten", vocab);
+    lt_tokenizer *same = write_and_load(w, what);
+    cr_assert_str_eq(lt_tokenizer_sha256(same), lt_tokenizer_sha256(t0),
+                     "%s: the tokenizer keys lathe writes do not give the same tokenizer", vocab);
+    lt_tokenizer_free(same);
+    lt_tokenizer_free(t0);
+    lt_gguf_writer_set_str(w, "tokenizer.ggml.pre", pre);
+    snprintf(what, sizeof what, "ggml-vocab-%s.gguf with pre \"%s\"", vocab, pre);
+    lt_tokenizer *t = write_and_load(w, what);
+    lt_gguf_writer_free(w);
+    return t;
+}
+
+static void check_pre(const char *vocab, const char *pre) {
+    char file[128];
+    snprintf(file, sizeof file, "pre_%s_%s.refs", vocab, pre);
+    char probe[4096];
+    vocab_path(probe, sizeof probe, vocab, ""); /* skips without the cached vocabulary */
+    ref_case *cs;
+    size_t n = load_refs(file, &cs), same = 0, round = 0, bytes = 0, ids = 0;
+    cr_assert_gt(n, 10, "%s: too few cases", file);
+    lt_tokenizer *t = load_with_pre(vocab, pre);
+    for (size_t i = 0; i < n; i++) {
+        size_t len;
+        char *text = case_text(&cs[i], &len);
+        lt_tokens v = {0};
+        lt_tokenizer_encode(t, text, len, false, 1, &v);
+        size_t k = 0;
+        while (k < v.n && k < cs[i].n && v.ids[k] == cs[i].ids[k]) k++;
+        bool eq = k == v.n && k == cs[i].n;
+        same += eq;
+        if (!eq) {
+            size_t from = k > 4 ? k - 4 : 0, na = cs[i].n - from, nb = v.n - from;
+            char a[512], b[512];
+            show_ids(a, sizeof a, cs[i].ids + from, na < 10 ? na : 10);
+            show_ids(b, sizeof b, v.ids + from, nb < 10 ? nb : 10);
+            /* where in the text: the bytes of the ids both agree on */
+            char *head = lt_tokenizer_decode(t, v.ids, k);
+            size_t at = strlen(head) < len ? strlen(head) : len;
+            free(head);
+            cr_log_error("%s:%s: first mismatch at id %zu, byte %zu \"%s\" (lathe %zu ids, "
+                         "llama.cpp %zu)\n  llama.cpp [%zu..]:%s\n  lathe     [%zu..]:%s",
+                         file, cs[i].name, k, at, show(text + at, len - at), v.n, cs[i].n, from,
+                         a, from, b);
+        }
+        char *back = lt_tokenizer_decode(t, v.ids, v.n);
+        bool rt = strlen(back) == len && memcmp(back, text, len) == 0;
+        round += rt;
+        if (!rt) cr_log_error("%s:%s: decode(encode(x)) != x", file, cs[i].name);
+        bytes += len;
+        ids += cs[i].n;
+        free(back);
+        lt_tokens_free(&v);
+        free(text);
+    }
+    printf("vocab %-15s pre %-15s %zu/%zu cases identical (%zu bytes, %zu ids)\n", vocab, pre,
+           same, n, bytes, ids);
+    fflush(stdout);
+    for (size_t i = 0; i < n; i++) free(cs[i].ids);
+    free(cs);
+    lt_tokenizer_free(t);
+    cr_assert_eq(same, n, "%s: %zu/%zu cases identical to llama.cpp", file, same, n);
+    cr_assert_eq(round, n, "%s: %zu/%zu cases survive decode(encode(x))", file, round, n);
+}
+
+Test(vocabs, pre_deepseek_v3_on_qwen2) { check_pre("qwen2", "deepseek-v3"); }
+Test(vocabs, pre_deepseek_v3_on_llama_bpe) { check_pre("llama-bpe", "deepseek-v3"); }
+Test(vocabs, pre_tekken_on_qwen2) { check_pre("qwen2", "tekken"); }
+Test(vocabs, pre_tekken_on_llama_bpe) { check_pre("llama-bpe", "tekken"); }
+Test(vocabs, pre_default_on_qwen2) { check_pre("qwen2", "default"); }
+Test(vocabs, pre_default_on_llama_bpe) { check_pre("llama-bpe", "default"); }
