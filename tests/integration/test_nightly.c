@@ -160,17 +160,28 @@ static void current_target(const char *pub, char *out, size_t cap) {
     out[n] = 0;
 }
 
-/* Nights 1..3 pass the gate and are published (keep 2: night 1's version goes); night 4 is
- * forced to fail the gate: exit 4, `current` unchanged, its adapter still in its run. */
+static void write_jsonl(const char *path, int n, const char *w, bool bad);
+
+/* The nightly flow on raw JSONL: each night new records (another animal in the same sentences)
+ * and the same eval file. Nights 1..3 pass the gate and are published (keep 2: night 1's
+ * version goes); night 4 is forced to fail the gate: exit 4, `current` unchanged, its adapter
+ * still in its run. The eval file is tokenized once and reused by nights 2..4. */
 Test(nightly, gate_publish_switch_and_keep, .init = setup, .fini = teardown, .timeout = 300) {
-    tokenize();
-    char pub[400], run[400], prev[400], extra[2000], *out;
+    ts_fixture(model, sizeof model, "stories260K/stories260K.gguf");
+    char pub[400], run[400], prev[400], extra[3000], day[400], evf[400], *out;
+    static const char *const animal[] = {"cat", "dog", "fox", "owl"};
     snprintf(pub, sizeof pub, "%s/serve", tmp);
+    snprintf(evf, sizeof evf, "%s/eval.jsonl", tmp);
+    write_jsonl(evf, 24, "bird", false);
     char names[8][128], cur[256], cur_before[256];
     for (int night = 1; night <= 4; night++) {
         snprintf(run, sizeof run, "%s/night%d", tmp, night);
+        snprintf(day, sizeof day, "%s/day%d.jsonl", tmp, night);
+        write_jsonl(day, 60, animal[night - 1], false);
         int n = snprintf(extra, sizeof extra, "--set output.publish=%s --set output.keep=2 "
-                         "--set gate.metric=eval_loss --set output.exports=[gguf-adapter]", pub);
+                         "--set gate.metric=eval_loss --set output.exports=[gguf-adapter] "
+                         "--set 'data.train=[%s]' --set 'data.eval=[%s]' "
+                         "--set data.cache_dir=%s/cache", pub, day, evf, tmp);
         if (night > 1)
             n += snprintf(extra + n, sizeof extra - (size_t)n, " --set lora.init_from=%s/adapter",
                           prev);
@@ -178,6 +189,9 @@ Test(nightly, gate_publish_switch_and_keep, .init = setup, .fini = teardown, .ti
             snprintf(extra + n, sizeof extra - (size_t)n, " --set gate.min_improvement=0.9");
         if (night == 4) current_target(pub, cur_before, sizeof cur_before);
         int rc = train(run, extra, &out);
+        cr_assert(strstr(out, night == 1 ? "data.eval: tokenizing" : "data.eval: 1 raw file "
+                         "unchanged"), "night %d: eval cache: %s", night, out);
+        cr_assert(strstr(out, "data.train: tokenizing"), "night %d: new data: %s", night, out);
         json_t *m = manifest(run);
         json_t *g = json_object_get(m, "gate");
         cr_assert(json_is_object(g), "night %d: no gate in the manifest", night);
@@ -254,7 +268,7 @@ Test(nightly, gate_publish_switch_and_keep, .init = setup, .fini = teardown, .ti
     snprintf(html, sizeof html, "%s/night4/report.html", tmp);
     cr_assert(ts_exists(html), "%s missing", html);
     /* a directory that is not a run */
-    snprintf(args, sizeof args, "report %s/data --out %s/x.html", tmp, tmp);
+    snprintf(args, sizeof args, "report %s/cache --out %s/x.html", tmp, tmp);
     cr_assert_eq(ts_run(tmp, args, &out), 3, "%s", out);
     cr_assert(strstr(out, "manifest.json"), "%s", out);
     free(out);
