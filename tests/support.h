@@ -69,4 +69,18 @@ static inline int ts_run(const char *dir, const char *args, char **out) {
 
 static inline bool ts_exists(const char *path) { return access(path, F_OK) == 0; }
 
+/* The CI data: `lathe tokenize` of the identity fixture with stories260K's tokenizer into
+ * dir/data (train-*.h5 and a 10% eval split eval-*.h5); model receives the GGUF's absolute path.
+ * Skips the test when the fixtures are absent; fails it when tokenize fails. */
+static inline void ts_tokenize_ci_data(const char *dir, char *model, size_t cap) {
+    char data[PATH_MAX], args[3 * PATH_MAX], *out;
+    ts_fixture(model, cap, "stories260K/stories260K.gguf");
+    ts_fixture(data, sizeof data, "data/identity.json");
+    snprintf(args, sizeof args, "tokenize --model %s --input %s --output %s/data "
+             "--eval-fraction 0.1", model, data, dir);
+    int rc = ts_run(dir, args, &out);
+    cr_assert_eq(rc, 0, "tokenize failed: %s", out);
+    free(out);
+}
+
 #endif

@@ -18,7 +18,7 @@
 #include "../support.h"
 #include "data/data.h"
 
-static char tmp[256], model[1024], data[1024], mnt[300];
+static char tmp[256], model[1024], mnt[300];
 static bool mounted;
 
 static void setup(void) {
@@ -65,16 +65,6 @@ static int train(const char *run_dir, const char *prefix, const char *extra, cha
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc);
 }
 
-static void tokenize_fixture(void) {
-    ts_fixture(model, sizeof model, "stories260K/stories260K.gguf");
-    ts_fixture(data, sizeof data, "data/identity.json");
-    char args[4096], *out;
-    snprintf(args, sizeof args, "tokenize --model %s --input %s --output %s/data "
-             "--eval-fraction 0.1", model, data, tmp);
-    cr_assert_eq(ts_run(tmp, args, &out), 0, "tokenize failed: %s", out);
-    free(out);
-}
-
 static bool same_file(const char *a, const char *b) {
     char *x, *y;
     size_t nx, ny;
@@ -115,7 +105,7 @@ static void finish_and_compare(const char *run, const char *ref, const char *wha
 
 Test(crash, kill_9_at_six_moments_resumes_identically, .init = setup, .fini = teardown,
      .timeout = 400) {
-    tokenize_fixture();
+    ts_tokenize_ci_data(tmp, model, sizeof model);
     char ref[400], run[400], *out;
     snprintf(ref, sizeof ref, "%s/ref", tmp);
     struct timespec t0, t1;
@@ -145,7 +135,7 @@ Test(crash, kill_9_at_six_moments_resumes_identically, .init = setup, .fini = te
 }
 
 Test(crash, disk_full_at_every_writer, .init = setup, .fini = teardown, .timeout = 400) {
-    tokenize_fixture();
+    ts_tokenize_ci_data(tmp, model, sizeof model);
     char ref[400], run[400], copy[400], cmd[4096], *out;
     snprintf(ref, sizeof ref, "%s/ref", tmp);
     cr_assert_eq(train(ref, "", "", &out), 0, "%s", out);

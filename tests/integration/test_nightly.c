@@ -9,7 +9,7 @@
 #include "../support.h"
 #include "train/run.h"
 
-static char tmp[256], model[1024], data[1024];
+static char tmp[256], model[1024];
 static void setup(void) { ts_tmpdir(tmp, sizeof tmp, "nightly"); }
 static void teardown(void) { ts_rmtree(tmp); }
 
@@ -20,16 +20,6 @@ static int train(const char *run, const char *extra, char **out) {
              "--set output.dir=%s --set train.max_steps=10 --set train.save_every=0 "
              "--set train.eval_every=5 %s", model, tmp, tmp, run, extra);
     return ts_run(tmp, args, out);
-}
-
-static void tokenize(void) {
-    ts_fixture(model, sizeof model, "stories260K/stories260K.gguf");
-    ts_fixture(data, sizeof data, "data/identity.json");
-    char args[4096], *out;
-    snprintf(args, sizeof args, "tokenize --model %s --input %s --output %s/data "
-             "--eval-fraction 0.1", model, data, tmp);
-    cr_assert_eq(ts_run(tmp, args, &out), 0, "tokenize failed: %s", out);
-    free(out);
 }
 
 /* eval_loss values of run/metrics.jsonl in order; returns how many (<= cap). */
@@ -59,7 +49,7 @@ static const char *jstr(json_t *j, const char *a, const char *b) {
 
 Test(nightly, init_from_continues_exactly_and_records_the_chain, .init = setup, .fini = teardown,
      .timeout = 200) {
-    tokenize();
+    ts_tokenize_ci_data(tmp, model, sizeof model);
     char n1[400], n2[400], extra[600], *out;
     snprintf(n1, sizeof n1, "%s/night1", tmp);
     snprintf(n2, sizeof n2, "%s/night2", tmp);
@@ -95,7 +85,7 @@ Test(nightly, init_from_continues_exactly_and_records_the_chain, .init = setup, 
 
 Test(nightly, init_from_refuses_another_layout_or_base, .init = setup, .fini = teardown,
      .timeout = 200) {
-    tokenize();
+    ts_tokenize_ci_data(tmp, model, sizeof model);
     char n1[400], bad[400], extra[1200], cmd[3000], *out;
     snprintf(n1, sizeof n1, "%s/night1", tmp);
     cr_assert_eq(train(n1, "", &out), 0, "%s", out);
@@ -276,7 +266,7 @@ Test(nightly, gate_publish_switch_and_keep, .init = setup, .fini = teardown, .ti
 
 Test(nightly, unwritable_publish_fails_before_training, .init = setup, .fini = teardown,
      .timeout = 120) {
-    tokenize();
+    ts_tokenize_ci_data(tmp, model, sizeof model);
     char run[400], extra[1000], *out;
     snprintf(run, sizeof run, "%s/run", tmp);
     /* a path below a regular file cannot be created, even by root */
@@ -290,7 +280,7 @@ Test(nightly, unwritable_publish_fails_before_training, .init = setup, .fini = t
 
 Test(nightly, lock_stops_an_overlapping_run_and_a_dead_one_is_taken_over, .init = setup,
      .fini = teardown, .timeout = 120) {
-    tokenize();
+    ts_tokenize_ci_data(tmp, model, sizeof model);
     char cache[400], pub[400], run[400], extra[1000], *out;
     snprintf(cache, sizeof cache, "%s/cache", tmp);
     setenv("XDG_CACHE_HOME", cache, 1); /* inherited by the lathe processes below */

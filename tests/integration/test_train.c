@@ -8,7 +8,7 @@
 #include "../support.h"
 #include "model/model.h"
 
-static char tmp[256], model[1024], data[1024];
+static char tmp[256], model[1024];
 
 static void setup(void) { ts_tmpdir(tmp, sizeof tmp, "train"); }
 static void teardown(void) { ts_rmtree(tmp); }
@@ -36,15 +36,6 @@ static int train(const char *run, const char *extra, char **out) {
              "--set 'data.eval=%s/data/eval-*.h5' --set output.dir=%s --set lora.dropout=0.1 %s",
              model, tmp, tmp, run, extra);
     return ts_run(tmp, args, out);
-}
-
-static void tokenize(void) {
-    char args[4096], *out;
-    snprintf(args, sizeof args, "tokenize --model %s --input %s --output %s/data --eval-fraction 0.1",
-             model, data, tmp);
-    int rc = ts_run(tmp, args, &out);
-    cr_assert_eq(rc, 0, "tokenize failed: %s", out);
-    free(out);
 }
 
 /* Max |logit difference| between the base and base + adapter on a fixed prompt. */
@@ -88,9 +79,7 @@ static bool same_file(const char *a, const char *b) {
 
 Test(train, ci_recipe_learns_exports_and_resumes, .init = setup, .fini = teardown,
      .timeout = 300) {
-    ts_fixture(model, sizeof model, "stories260K/stories260K.gguf");
-    ts_fixture(data, sizeof data, "data/identity.json");
-    tokenize();
+    ts_tokenize_ci_data(tmp, model, sizeof model);
 
     char runA[512], runB[512], *out, cmd_eval[4096];
     snprintf(runA, sizeof runA, "%s/runA", tmp);
@@ -167,9 +156,7 @@ Test(train, ci_recipe_learns_exports_and_resumes, .init = setup, .fini = teardow
 
 /* seq_len beyond the model's context: exit 2 naming the key, and no adapter left behind. */
 Test(train, seq_len_beyond_context, .init = setup, .fini = teardown) {
-    ts_fixture(model, sizeof model, "stories260K/stories260K.gguf");
-    ts_fixture(data, sizeof data, "data/identity.json");
-    tokenize();
+    ts_tokenize_ci_data(tmp, model, sizeof model);
     char run[512], *out, p[600];
     snprintf(run, sizeof run, "%s/run", tmp);
     int rc = train(run, "--set data.seq_len=100000", &out);
@@ -183,9 +170,7 @@ Test(train, seq_len_beyond_context, .init = setup, .fini = teardown) {
 /* SIGINT mid-run: a checkpoint is written, exit 130, no adapter presented as finished, the
  * manifest says "interrupted", and the run resumes from its own resolved recipe.yaml. */
 Test(train, interrupt_checkpoints_and_resumes, .init = setup, .fini = teardown, .timeout = 120) {
-    ts_fixture(model, sizeof model, "stories260K/stories260K.gguf");
-    ts_fixture(data, sizeof data, "data/identity.json");
-    tokenize();
+    ts_tokenize_ci_data(tmp, model, sizeof model);
     char run[512], cmd[8192], path[1024], *text;
     size_t n;
     snprintf(run, sizeof run, "%s/run", tmp);
@@ -256,9 +241,7 @@ static void sed_files(const char *glob_path, const char *re, const char *to) {
  * inspect` and is removed by --resume; a step of 2^63-1 in every checkpoint is exit 3. */
 Test(train, resume_validates_state_and_falls_back, .init = setup, .fini = teardown,
      .timeout = 180) {
-    ts_fixture(model, sizeof model, "stories260K/stories260K.gguf");
-    ts_fixture(data, sizeof data, "data/identity.json");
-    tokenize();
+    ts_tokenize_ci_data(tmp, model, sizeof model);
     char run[512], p[1024], *out;
     snprintf(run, sizeof run, "%s/run", tmp);
     const char *opts = "--set train.max_steps=4 --set train.save_every=2 "
