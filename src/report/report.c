@@ -224,7 +224,7 @@ static void cell_str(buf *b, const char *s, int prefix) {
 
 static void facts(buf *b, const run *runs, size_t n) {
     bput(b, "<table><tr><th>run</th><th>status</th><th>started</th><th>finished</th>"
-            "<th>base model</th><th>base SHA-256</th><th>shards</th><th>steps</th>"
+            "<th>base model</th><th>base SHA-256</th><th>data</th><th>steps</th>"
             "<th>eval loss first &rarr; last</th><th>gate baseline</th><th>gate candidate</th>"
             "<th>gate</th><th>published</th><th>parent adapter</th><th>adapter</th></tr>\n");
     for (size_t i = 0; i < n; i++) {
@@ -254,7 +254,20 @@ static void facts(buf *b, const run *runs, size_t n) {
         besc(b, bn ? bn + 1 : bp ? bp : "?");
         bput(b, "</td>");
         cell_str(b, js(m, "base_model", "sha256"), 12);
-        bput(b, "<td>%zu</td>", json_array_size(json_object_get(m, "shards")));
+        /* data: shard files named in the recipe, and raw files with their cache use */
+        bput(b, "<td>");
+        size_t ns = json_array_size(json_object_get(m, "shards"));
+        if (ns) bput(b, "%zu shard%s", ns, ns == 1 ? "" : "s");
+        json_t *tk = json_object_get(m, "tokenized"), *e;
+        size_t ti;
+        json_array_foreach(tk, ti, e) {
+            size_t nr = json_array_size(json_object_get(e, "inputs"));
+            bput(b, "%s%s: %zu raw file%s (%s)", ns || ti ? "<br>" : "",
+                 js(e, "role", NULL) ? js(e, "role", NULL) : "?", nr, nr == 1 ? "" : "s",
+                 json_is_true(json_object_get(e, "reused")) ? "cached" : "tokenized");
+        }
+        if (!ns && !json_array_size(tk)) bput(b, "&ndash;");
+        bput(b, "</td>");
         bput(b, "<td>%.0f</td>", lo->n ? lo->x[lo->n - 1] : 0.0);
         if (ev->n) bput(b, "<td>%.4f &rarr; %.4f</td>", ev->y[0], ev->y[ev->n - 1]);
         else bput(b, "<td>&ndash;</td>");
