@@ -730,12 +730,12 @@ lt_status lt_recipe_validate(const lt_recipe *r) {
                 return lt_error_set(LT_ERR_RECIPE, "%s: output.exports names '%s' twice",
                                     where(r, iex, w, sizeof w), r->output.exports.items[i]);
     int igm = find_full("gate.metric");
-    if (r->gate.metric != LT_GATE_NONE && r->data.eval.n == 0)
+    if (r->gate.metric != LT_GATE_NONE && r->data.eval.n == 0 && r->data.eval_fraction == 0)
         return lt_error_set(LT_ERR_RECIPE, "%s: gate.metric compares eval losses but data.eval "
                             "is empty; hint: add data.eval shards or set gate.metric: none",
                             where(r, igm, w, sizeof w));
     int iee = find_full("train.eval_every");
-    if (r->train.eval_every > 0 && r->data.eval.n == 0)
+    if (r->train.eval_every > 0 && r->data.eval.n == 0 && r->data.eval_fraction == 0)
         return lt_error_set(LT_ERR_RECIPE,
                             "%s: train.eval_every is %lld but data.eval is empty; hint: add "
                             "data.eval shards or set train.eval_every: 0",

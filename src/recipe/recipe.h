@@ -39,7 +39,7 @@
 typedef enum { LT_GATE_NONE = 0, LT_GATE_EVAL_LOSS } lt_gate_metric;
 
 /* Number of rows in the key table (checked by a _Static_assert in recipe.c). */
-#define LT_RECIPE_NKEYS 48
+#define LT_RECIPE_NKEYS 49
 
 /* An owned list of owned strings. */
 typedef struct {
@@ -82,6 +82,7 @@ typedef struct {
         char *template_name;  /* raw files: "chatml" | "alpaca", or NULL = the model's */
         int64_t max_len;      /* raw files: truncation in tokens, 0 = none */
         int on_error;         /* raw files: data.h lt_on_error */
+        double eval_fraction; /* raw train files: share of documents held out for evaluation */
         char *cache_dir;      /* raw files' shard cache, or NULL = the default */
     } data;
     struct {

@@ -105,6 +105,11 @@ const rk_key lt_recipe_keys[LT_RECIPE_NKEYS] = {
     {"data.on_error", RK_ENUM, OFF(data.on_error), "skip", 0, 0, 0, on_error_modes,
      "Raw files: a malformed record is skipped with a warning naming file:line (skip), or "
      "stops the run (fail).", {0}},
+    {"data.eval_fraction", RK_FLOAT, OFF(data.eval_fraction), "0", RF_MIN | RF_MAX |
+     RF_MAX_EXCL, 0, 1, NULL,
+     "Raw files in data.train: this share of their documents (chosen by a hash of train.seed "
+     "and the record number, as `lathe tokenize --eval-fraction`) is held out and evaluated "
+     "with data.eval instead of trained on; 0 = none.", {0}},
     {"data.cache_dir", RK_PATH, OFF(data.cache_dir), NULL, 0, 0, 0, NULL,
      "Where raw files' shards are kept; not set = $XDG_CACHE_HOME/lathe/shards "
      "(~/.cache/lathe/shards)." PATH_HELP, {0}},

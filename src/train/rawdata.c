@@ -33,17 +33,22 @@ void lt_data_lists_free(lt_recipe_list *l) {
 /* Tokenize (or reuse) the raw files of one role into the cache; *pattern receives the glob of
  * its shards. */
 static lt_status prepare_role(lt_run *run, const char *role, const lt_recipe_list *raw,
-                              const char *tok_sha, char *pattern, size_t cap) {
+                              const char *tok_sha, char *pattern, size_t cap,
+                              char *held_out, size_t held_cap) {
     const lt_recipe *r = run->r;
     lt_status st = LT_OK;
+    /* data.eval_fraction splits raw training files only; the held-out part feeds evaluation */
+    double fraction = strcmp(role, "train") ? 0.0 : r->data.eval_fraction;
     /* the key: format version, tokenizer, options, role, then each input's checksum in order */
     size_t kcap = 512 + (size_t)raw->n * 80, kn = 0;
     char *key_text = lt_xmalloc(kcap);
     kn += (size_t)snprintf(key_text + kn, kcap - kn, "lathe-shards-1\ntokenizer %s\nformat %s\n"
-                           "template %s\nmax_len %lld\non_error %d\nrole %s\n", tok_sha,
+                           "template %s\nmax_len %lld\non_error %d\nrole %s\n"
+                           "eval_fraction %.17g seed %lld\n", tok_sha,
                            lt_record_format_name((lt_record_format)r->data.format),
                            r->data.template_name ? r->data.template_name : "(model)",
-                           (long long)r->data.max_len, r->data.on_error, role);
+                           (long long)r->data.max_len, r->data.on_error, role, fraction,
+                           (long long)r->train.seed);
     json_t *inputs = json_array();
     for (int i = 0; i < raw->n && !st; i++) {
         char sha[65];
@@ -69,6 +74,7 @@ static lt_status prepare_role(lt_run *run, const char *role, const lt_recipe_lis
     snprintf(dir, sizeof dir, "%s/%.24s", root, key);
     snprintf(marker, sizeof marker, "%s/inputs.json", dir);
     snprintf(pattern, cap, "%s/train-*.h5", dir);
+    if (held_out) snprintf(held_out, held_cap, fraction > 0 ? "%s/eval-*.h5" : "", dir);
     json_t *entry = json_object();
     json_object_set_new(entry, "role", json_string(role));
     json_object_set_new(entry, "inputs", inputs);
@@ -90,7 +96,9 @@ static lt_status prepare_role(lt_run *run, const char *role, const lt_recipe_lis
                               .format = (lt_record_format)r->data.format,
                               .template_name = r->data.template_name,
                               .max_len = r->data.max_len,
-                              .on_error = (lt_on_error)r->data.on_error};
+                              .on_error = (lt_on_error)r->data.on_error,
+                              .eval_fraction = fraction,
+                              .seed = (uint64_t)r->train.seed};
         lt_tokenize_report rep;
         st = lt_tokenize_run(&o, &rep);
         if (!st) {
@@ -121,6 +129,15 @@ static lt_status prepare_role(lt_run *run, const char *role, const lt_recipe_lis
             json_decref(entry);
             return lt_error_wrap(st, "%s: data.%s", r->source ? r->source : "recipe", role);
         }
+    }
+    char first_eval[PATH_MAX + 48];
+    snprintf(first_eval, sizeof first_eval, "%s/eval-00000.h5", dir);
+    if (fraction > 0 && access(first_eval, F_OK) != 0) {
+        json_decref(entry);
+        return lt_error_set(LT_ERR_DATA, "%s: data.eval_fraction = %g held out no document of "
+                            "the %d raw training file%s (hint: raise it, or give data.eval)",
+                            r->source ? r->source : "recipe", fraction, raw->n,
+                            raw->n == 1 ? "" : "s");
     }
     json_t *all = json_object_get(run->manifest, "tokenized");
     if (!json_is_array(all)) {
@@ -160,9 +177,11 @@ lt_status lt_run_prepare_data(lt_run *run, const char *tok_sha, lt_recipe_list *
             globfree(&g);
         }
         if (!st && raw.n) {
-            char pattern[PATH_MAX + 64];
-            st = prepare_role(run, roles[k], &raw, tok_sha, pattern, sizeof pattern);
+            char pattern[PATH_MAX + 64], held[PATH_MAX + 64];
+            st = prepare_role(run, roles[k], &raw, tok_sha, pattern, sizeof pattern, held,
+                              sizeof held);
             if (!st) list_add(out[k], pattern);
+            if (!st && held[0]) list_add(eval, held); /* k == 0: train's held-out documents */
         }
         lt_data_lists_free(&raw);
     }

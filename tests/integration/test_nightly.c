@@ -402,6 +402,20 @@ Test(nightly, raw_data_in_the_recipe_cache, .init = setup, .fini = teardown, .ti
         cr_log_warn("SmolLM2 GGUF not found at %s: the changed-tokenizer case is not run", smol);
     }
 
+    /* data.eval_fraction: raw training records held out for evaluation, no data.eval */
+    char args[8192];
+    snprintf(run, sizeof run, "%s/r7", tmp);
+    snprintf(args, sizeof args, "train recipes/ci-stories260k.yaml --set model.path=%s "
+             "--set 'data.train=[%s]' --set 'data.eval=[]' --set data.eval_fraction=0.25 "
+             "--set data.cache_dir=%s/cache --set output.dir=%s --set train.max_steps=3 "
+             "--set schedule.warmup_steps=1 --set train.save_every=0 --set train.eval_every=0 "
+             "--set train.micro_batch_size=2 --set gate.metric=eval_loss", model, f, tmp, run);
+    cr_assert_eq(ts_run(tmp, args, &out), 0, "%s", out);
+    cr_assert(strstr(out, "gate: eval loss"), "the held-out part was evaluated: %s", out);
+    free(out);
+    double e[8];
+    cr_assert_geq(eval_losses(run, e, 8), 2, "step 0 and final evaluations");
+
     /* malformed records: skipped with file:line, or fatal with on_error fail */
     snprintf(f, sizeof f, "%s/bad.jsonl", tmp);
     write_jsonl(f, 30, "dog", true);
