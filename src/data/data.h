@@ -43,9 +43,12 @@ typedef struct lt_shard_writer lt_shard_writer;
  * A shard is closed and a new one started when adding the next document would take it over
  * `shard_tokens` tokens (<= 0: LT_SHARD_DEFAULT_TOKENS); a single document larger than the budget
  * gets a shard of its own. `deflate` 0 = uncompressed, 1..9 = HDF5 deflate (gzip) level on the
- * chunked datasets. Each shard is built under "<path>.tmp.<pid>" and renamed when complete, so a
- * crash never leaves a truncated NAME-NNNNN.h5. The writer buffers one shard in memory.
- * Errors: LT_ERR_IO (cannot create DIR / the file), LT_ERR_USAGE (meta->vocab_size <= 0). */
+ * chunked datasets. Each shard is built as an HDF5 image in memory, then its checksum sidecar
+ * NAME-NNNNN.h5.sha256 and the shard are each written under "<path>.tmp.<pid>", fsynced and
+ * renamed, so a crash or a full disk never leaves a truncated NAME-NNNNN.h5 or one without its
+ * sidecar. Memory: the shard's tokens and mask, plus its file image while it is written.
+ * Errors: LT_ERR_IO (cannot create DIR / a file, naming it), LT_ERR_OOM (the image),
+ * LT_ERR_USAGE (meta->vocab_size <= 0). */
 lt_status lt_shard_writer_open(lt_shard_writer **out, const char *dir, const char *name,
                                const lt_shard_meta *meta, int64_t shard_tokens, int deflate);
 /* Append one document of n token ids (each in [0, vocab_size), else LT_ERR_DATA naming the id)
