@@ -167,16 +167,21 @@ static void chart(buf *b, const run *runs, size_t n, int k) {
     bput(b, "<svg viewBox=\"0 0 %d %d\" width=\"%d\" height=\"%d\" role=\"img\">\n", W, H, W, H);
     bput(b, "<rect x=\"%d\" y=\"%d\" width=\"%.0f\" height=\"%.0f\" class=\"plot\"/>\n", ML, MT,
          pw, ph);
-    double ys = tick_step(y1 - y0);
-    for (double t = ceil(y0 / ys) * ys; t <= y1; t += ys)
+    /* ticks by count, not by adding: at 1e20 a step of 0.2 would not move t */
+    double ys = tick_step(y1 - y0), yt0 = ceil(y0 / ys) * ys;
+    for (int i = 0; i < 40 && yt0 + i * ys <= y1; i++) {
+        double t = yt0 + i * ys;
         bput(b, "<line x1=\"%d\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" class=\"grid\"/>"
              "<text x=\"%d\" y=\"%.1f\" class=\"yl\">%.4g</text>\n", ML, ML + pw, PY(t), PY(t),
              ML - 6, PY(t) + 4, fabs(t) < ys * 1e-6 ? 0.0 : t);
-    double xs = fmax(1, tick_step(x1 - x0));
-    for (double t = ceil(x0 / xs) * xs; t <= x1; t += xs)
+    }
+    double xs = fmax(1, tick_step(x1 - x0)), xt0 = ceil(x0 / xs) * xs;
+    for (int i = 0; i < 40 && xt0 + i * xs <= x1; i++) {
+        double t = xt0 + i * xs;
         bput(b, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%d\" y2=\"%.1f\" class=\"grid\"/>"
              "<text x=\"%.1f\" y=\"%.1f\" class=\"xl\">%.0f</text>\n", PX(t), PX(t), MT, MT + ph,
              PX(t), MT + ph + 16, t);
+    }
     bput(b, "<text x=\"%.1f\" y=\"%d\" class=\"xl\">step</text>\n", ML + pw / 2, H - 4);
     for (size_t i = 0; i < n; i++) {
         const series *s = &runs[i].s[k];

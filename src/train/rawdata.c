@@ -74,7 +74,8 @@ static lt_status prepare_role(lt_run *run, const char *role, const lt_recipe_lis
     snprintf(dir, sizeof dir, "%s/%.24s", root, key);
     snprintf(marker, sizeof marker, "%s/inputs.json", dir);
     snprintf(pattern, cap, "%s/train-*.h5", dir);
-    if (held_out) snprintf(held_out, held_cap, fraction > 0 ? "%s/eval-*.h5" : "", dir);
+    if (held_out && fraction > 0) snprintf(held_out, held_cap, "%s/eval-*.h5", dir);
+    else if (held_out) held_out[0] = 0;
     json_t *entry = json_object();
     json_object_set_new(entry, "role", json_string(role));
     json_object_set_new(entry, "inputs", inputs);
