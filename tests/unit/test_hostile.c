@@ -2,8 +2,8 @@
  * Hostile and broken inputs (issue 9): each test feeds a parser what a damaged or malicious file,
  * a careless recipe or a special file gives it, and requires a clear lt_status error naming the
  * file or key, never an assertion, abort, hang or unbounded read. The inputs are written here,
- * small, into a per-test directory (the same bytes as tests/data/hostile/ holds for the fuzz
- * harnesses' regressions).
+ * small, into a per-test directory; inputs the fuzz harnesses found and that are not easily
+ * written by hand are kept as they were found in tests/data/hostile/.
  */
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -173,5 +173,14 @@ Test(hostile, tokenizer_json_huge_id, .init = setup, .fini = teardown) {
                      "\"ByteLevel\", \"add_prefix_space\": false, \"use_regex\": true}}");
     lt_tokenizer *t = NULL;
     expect_err(lt_tokenizer_from_hf_dir(&t, dir), LT_ERR_MODEL, "tokenizer.json", "1000000000");
+    cr_assert_null(t);
+    /* the input the long fuzz run found (a stories260K tokenizer.json, one id mutated) */
+    char *text;
+    size_t n;
+    cr_assert_eq(lt_read_file("tests/data/hostile/tokenizer_json_oom.json", &text, &n), LT_OK);
+    cr_assert_eq(lt_write_file_atomic(path, text, n), LT_OK);
+    free(text);
+    expect_err(lt_tokenizer_from_hf_dir(&t, dir), LT_ERR_MODEL, "tokenizer.json",
+               "contiguous ids");
     cr_assert_null(t);
 }
