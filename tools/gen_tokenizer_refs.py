@@ -47,6 +47,18 @@ give other ids than the file's own pre type (printed: "N/M cases differ from <pr
 script stops. Output: tests/data/tokenizer/pre_<vocab>_<pre>.refs, read by the vocabs/pre_*
 tests of tests/unit/test_vocabs.c:
     LATHE_FIXTURES=../shared/fixtures python3 tools/gen_tokenizer_refs.py --pre
+
+Fourth mode, --gemma: reference ids for Gemma 3 270M (SentencePiece vocabulary in GGUF:
+tokenizer.ggml.model "llama", 262,144 tokens, no dummy-prefix space, byte fallback, control and
+user-defined tokens such as <start_of_turn>), the Q4_K_M GGUF that tools/fetch_gemma.sh caches
+($LATHE_GEMMA3_GGUF, default ~/.cache/lathe/models/gemma-3-270m-q4_k_m.gguf). Tokenized as in the
+first mode,
+    Llama(model_path=GGUF, vocab_only=True).tokenize(text_bytes, add_bos=False, special=SPECIAL)
+over the fixture slices, the cases of pretok_edge.txt and a Gemma chat transcript
+(tests/data/tokenizer/gemma_3turn.txt) with special off and on. Output:
+tests/data/tokenizer/gemma3_270m.refs, read by tokenizer/gemma3_matches_llama_cpp:
+    tools/fetch_gemma.sh && LATHE_FIXTURES=../shared/fixtures \\
+        python3 tools/gen_tokenizer_refs.py --gemma
 """
 import os
 import re
@@ -67,6 +79,9 @@ CACHE = os.environ.get("LATHE_CACHE") or os.path.expanduser("~/.cache/lathe")
 PRE_VOCABS = ["qwen2", "llama-bpe"]
 PRE_TYPES = ["deepseek-v3", "tekken", "default"]
 EDGE = "repo/tests/data/tokenizer/pretok_edge.txt"
+GEMMA3 = os.environ.get(
+    "LATHE_GEMMA3_GGUF", os.path.join(CACHE, "models", "gemma-3-270m-q4_k_m.gguf"))
+GEMMA_CHAT = "repo/tests/data/tokenizer/gemma_3turn.txt"
 
 # (name, source, offset, length, special): fixture slices of varied real text.
 SLICES = [
@@ -212,7 +227,44 @@ def main_pre():
             del tok
 
 
+def main_gemma():
+    import llama_cpp
+    from llama_cpp import Llama
+    if llama_cpp.__version__ != SOURCE_VERSION:
+        print(f"warning: {SOURCE_PACKAGE} {llama_cpp.__version__} installed, refs were made "
+              f"with {SOURCE_VERSION}", file=sys.stderr)
+    if not os.path.exists(GEMMA3):
+        sys.exit(f"{GEMMA3}: not found (run tools/fetch_gemma.sh, or set LATHE_GEMMA3_GGUF)")
+    cases = SLICES + edge_cases(EDGE) + [("gemma_chat_off", GEMMA_CHAT, 0, -1, 0),
+                                         ("gemma_chat_on", GEMMA_CHAT, 0, -1, 1)]
+    tok = Llama(model_path=GEMMA3, vocab_only=True, verbose=False)
+    if tok.n_vocab() != 262144:
+        sys.exit(f"{GEMMA3}: {tok.n_vocab()} tokens, expected Gemma 3's 262144")
+    lines = [
+        f"# reference token ids for {os.path.basename(GEMMA3)} (Gemma 3 270M, "
+        "tools/fetch_gemma.sh)",
+        f"# made by tools/gen_tokenizer_refs.py --gemma with {SOURCE_PACKAGE} "
+        f"{llama_cpp.__version__} (llama.cpp tokenizer), tokenize(add_bos=False, special=S)",
+        "# name\tsource\toffset\tlength\tspecial\tids...",
+    ]
+    nbytes = nids = 0
+    for name, source, off, length, special in cases:
+        data = open(resolve(source), "rb").read()
+        off, length = snap(data, off, length)
+        ids = tok.tokenize(data[off:off + length], add_bos=False, special=bool(special))
+        lines.append("\t".join([name, source, str(off), str(length), str(special),
+                                " ".join(map(str, ids))]))
+        nbytes += length
+        nids += len(ids)
+    out = "gemma3_270m.refs"
+    with open(os.path.join(OUT_DIR, out), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print(f"{out}: {len(cases)} cases, {nbytes} bytes -> {nids} ids", file=sys.stderr)
+
+
 def main():
+    if len(sys.argv) == 2 and sys.argv[1] == "--gemma":
+        return main_gemma()
     if len(sys.argv) == 3 and sys.argv[1] == "--hf":
         return main_hf(sys.argv[2])
     if len(sys.argv) == 2 and sys.argv[1] == "--pre":

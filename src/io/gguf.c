@@ -302,7 +302,9 @@ static lt_status read_tensor_info(cursor *c, lt_gguf *g, int64_t idx) {
     return LT_OK;
 }
 
-static lt_status parse(lt_gguf *g) {
+/* meta_only: stop after the metadata (and general.alignment): no tensor infos are read, so a
+ * tensor type lathe cannot read is no error; n_tensors is then 0. */
+static lt_status parse(lt_gguf *g, bool meta_only) {
     cursor c = {.base = g->map, .size = g->size, .pos = 0, .path = g->path};
     lt_status st;
     snprintf(c.what, sizeof c.what, "the GGUF magic");
@@ -360,6 +362,12 @@ static lt_status parse(lt_gguf *g) {
                                 al->type == LT_GGUF_UINT32 ? " with a non-power-of-two value" : "");
         g->alignment = (size_t)al->v.u;
     }
+    if (meta_only) {
+        g->n_tensors = 0;
+        g->tensors = lt_xcalloc(1, sizeof *g->tensors);
+        g->data_offset = c.pos;
+        return LT_OK;
+    }
     g->n_tensors = (int64_t)n_tensors;
     g->tensors = lt_xcalloc(n_tensors ? n_tensors : 1, sizeof *g->tensors);
     for (int64_t i = 0; i < g->n_tensors; i++)
@@ -400,7 +408,7 @@ static lt_status parse(lt_gguf *g) {
     return LT_OK;
 }
 
-lt_status lt_gguf_open(lt_gguf **out, const char *path) {
+static lt_status open_gguf(lt_gguf **out, const char *path, bool meta_only) {
     *out = NULL;
     void *map;
     size_t size;
@@ -411,7 +419,7 @@ lt_status lt_gguf_open(lt_gguf **out, const char *path) {
     g->path = lt_xstrdup(path);
     g->map = map;
     g->size = size;
-    lt_status st = parse(g);
+    lt_status st = parse(g, meta_only);
     if (st) {
         lt_gguf_close(g);
         return st;
@@ -419,6 +427,10 @@ lt_status lt_gguf_open(lt_gguf **out, const char *path) {
     *out = g;
     return LT_OK;
 }
+
+lt_status lt_gguf_open(lt_gguf **out, const char *path) { return open_gguf(out, path, false); }
+
+lt_status lt_gguf_open_meta(lt_gguf **out, const char *path) { return open_gguf(out, path, true); }
 
 void lt_gguf_close(lt_gguf *g) {
     if (!g) return;

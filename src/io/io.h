@@ -92,6 +92,10 @@ typedef struct lt_gguf {
  * not GGUF, truncated, inconsistent, or holds a tensor type lathe cannot read (the message names
  * the tensor and the type). */
 lt_status lt_gguf_open(lt_gguf **out, const char *path);
+/* lt_gguf_open reading only the header and the metadata (what a tokenizer needs): the tensor
+ * infos are not read, so any tensor types (Q4_K, Q6_K, ...) are fine; n_tensors is 0 and
+ * lt_gguf_find_tensor finds nothing. Errors as lt_gguf_open for the part it reads. */
+lt_status lt_gguf_open_meta(lt_gguf **out, const char *path);
 void lt_gguf_close(lt_gguf *g);
 
 /* Key lookup; NULL when absent. */

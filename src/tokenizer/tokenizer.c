@@ -206,11 +206,47 @@ lt_status lt_tokenizer_load(lt_tokenizer **out, const char *path) {
     struct stat sb;
     if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) return lt_tokenizer_from_hf_dir(out, path);
     lt_gguf *g = NULL;
-    lt_status st = lt_gguf_open(&g, path);
+    lt_status st = lt_gguf_open_meta(&g, path); /* metadata only: any tensor types */
     if (st) return st;
     st = lt_tokenizer_from_gguf(out, g);
     lt_gguf_close(g);
     return st;
+}
+
+/* Token texts llama.cpp treats as end-of-generation whatever the file's token_type says: on load
+ * (llama-vocab.cpp, llama_vocab::impl::load, "control-looking token ... its type will be
+ * overridden") each vocabulary token with one of these texts gets the CONTROL attribute, so it is
+ * matched only with parse_special and decodes to "" without special. Gemma 3's GGUF has "</s>"
+ * as a user-defined token; without this lathe split "a</s>b" around it where llama.cpp does not. */
+static const char *const EOG_TEXTS[] = {
+    "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>",
+    "<end_of_turn>", "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]",
+    "<|end_of_text|>", "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>",
+    "<\xef\xbd\x9c" "end\xe2\x96\x81" "of\xe2\x96\x81" "sentence\xef\xbd\x9c>", "[e~["};
+
+static int32_t lookup_str(const lt_tokenizer *t, const char *s) {
+    return lt_tok_lookup(t, s, strlen(s));
+}
+
+/* Apply llama.cpp's load-time type overrides by token text (EOG_TEXTS above), with its two
+ * exceptions: "<|end|>" stays user-defined when the vocabulary also has "<|return|>" and
+ * "<|call|>", or "<|call|>"/"<|calls|>" and "<|flush|>" (gpt-oss, solar-open), and "</s>" is a
+ * normal token when "<|tool_response>" exists or EOS is "<|plamo:eos|>" (gemma4, plamo).
+ * Needs the string map (lt_tok_build_map) and the special ids. */
+static void control_by_text(lt_tokenizer *t) {
+    for (size_t i = 0; i < sizeof EOG_TEXTS / sizeof *EOG_TEXTS; i++) {
+        int32_t id = lookup_str(t, EOG_TEXTS[i]);
+        if (id >= 0) t->types[id] = TOK_CONTROL;
+    }
+    bool call = lookup_str(t, "<|call|>") >= 0 || lookup_str(t, "<|calls|>") >= 0;
+    int32_t end = lookup_str(t, "<|end|>");
+    if (end >= 0 && call &&
+        (lookup_str(t, "<|return|>") >= 0 || lookup_str(t, "<|flush|>") >= 0))
+        t->types[end] = TOK_USER_DEFINED;
+    int32_t s = lookup_str(t, "</s>");
+    bool plamo = t->eos >= 0 && t->tok_len[t->eos] == 13 &&
+                 memcmp(lt_tok_text(t, t->eos), "<|plamo:eos|>", 13) == 0;
+    if (s >= 0 && (lookup_str(t, "<|tool_response>") >= 0 || plamo)) t->types[s] = TOK_NORMAL;
 }
 
 lt_status lt_tokenizer_from_gguf(lt_tokenizer **out, const lt_gguf *g) {
@@ -324,6 +360,7 @@ lt_status lt_tokenizer_from_gguf(lt_tokenizer **out, const lt_gguf *g) {
     if (!spm) t->add_space_prefix = false;
 
     lt_tok_build_map(t);
+    control_by_text(t);
     if (spm) {
         for (int b = 0; b < 256; b++) {
             char name[8];

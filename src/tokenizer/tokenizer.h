@@ -53,7 +53,9 @@ void lt_tokenizer_free(lt_tokenizer *t);
  * LT_ERR_MODEL naming the file, the JSON path and a hint for anything unsupported or malformed. */
 lt_status lt_tokenizer_from_hf_dir(lt_tokenizer **out, const char *dir);
 /* The tokenizer of the model at `path`: a Hugging Face directory (lt_tokenizer_from_hf_dir) or a
- * GGUF file (lt_gguf_open + lt_tokenizer_from_gguf). Their errors. */
+ * GGUF file (lt_gguf_open_meta + lt_tokenizer_from_gguf: only the metadata is read, so a model
+ * whose tensor types lathe cannot train on, e.g. Q4_K_M, still gives its tokenizer). Their
+ * errors. */
 lt_status lt_tokenizer_load(lt_tokenizer **out, const char *path);
 /* Write tokenizer.json + tokenizer_config.json + special_tokens_map.json into dir (created;
  * each file atomic), such that Hugging Face `tokenizers` / `transformers` tokenize exactly as this

@@ -395,6 +395,12 @@ Test(gguf, unsupported_type_names_tensor, .init = mk_tmpdir, .fini = rm_tmpdir) 
     cr_assert_eq(lt_gguf_writer_write(w, path), LT_OK);
     lt_gguf_writer_free(w);
     expect_fail(path, LT_ERR_MODEL, "blk.3.ffn_up.weight", "Q2_K");
+    /* metadata only (what a tokenizer load reads): the tensor types do not matter */
+    lt_gguf *g = NULL;
+    cr_assert_eq(lt_gguf_open_meta(&g, path), LT_OK, "%s", lt_error_message());
+    cr_expect_eq(g->n_tensors, 0);
+    cr_expect_null(lt_gguf_find_tensor(g, "fine.weight"));
+    lt_gguf_close(g);
 
     w = lt_gguf_writer_new();
     lt_gguf_writer_add_raw(w, "weird", 99, 1, (int64_t[]){32}, raw, 32);

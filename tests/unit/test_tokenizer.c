@@ -6,7 +6,8 @@
  * Needs the shared fixtures (LATHE_FIXTURES, default ../shared/fixtures) for stories260K and the
  * text slices, and the SmolLM2 GGUF (LATHE_SMOLLM2_GGUF, default
  * $HOME/.cache/lathe/models/SmolLM2-135M-Instruct.Q4_1.gguf); tests skip with a line saying
- * which file is missing.
+ * which file is missing. The Gemma 3 tests need tools/fetch_gemma.sh's GGUF (LATHE_GEMMA3_GGUF,
+ * default $HOME/.cache/lathe/models/gemma-3-270m-q4_k_m.gguf) and skip without it.
  */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
@@ -213,6 +214,42 @@ Test(tokenizer, smollm2_matches_llama_cpp) {
     cr_assert_eq(lt_tokenizer_pad(t), 2);
     cr_assert_not(lt_tokenizer_add_bos(t));
     run_refs(t, "smollm2.refs");
+    lt_tokenizer_free(t);
+}
+
+/* Gemma 3 270M (Q4_K_M): a SentencePiece vocabulary of 262,144 tokens without the dummy-prefix
+ * space, with byte fallback and control / user-defined tokens (<start_of_turn>, <mask>, ...).
+ * lathe cannot read its Q4_K tensors, so the tokenizer comes from the metadata alone
+ * (lt_tokenizer_load -> lt_gguf_open_meta). */
+Test(tokenizer, gemma3_matches_llama_cpp) {
+    char p[4096];
+    const char *e = getenv("LATHE_GEMMA3_GGUF");
+    if (e && *e)
+        snprintf(p, sizeof p, "%s", e);
+    else
+        snprintf(p, sizeof p, "%s/.cache/lathe/models/gemma-3-270m-q4_k_m.gguf",
+                 getenv("HOME") ? getenv("HOME") : "/root");
+    if (access(p, R_OK) != 0) {
+        cr_skip_test("%s not found (run tools/fetch_gemma.sh or set LATHE_GEMMA3_GGUF); skipping",
+                     p);
+        return;
+    }
+    lt_gguf *g = NULL;
+    cr_assert_neq(lt_gguf_open(&g, p), LT_OK, "lathe reads Q4_K tensors now: update this test");
+    cr_assert(strstr(lt_error_message(), "Q4_K") || strstr(lt_error_message(), "Q5_0") ||
+                  strstr(lt_error_message(), "Q6_K"),
+              "%s", lt_error_message());
+    cr_assert_eq(lt_gguf_open_meta(&g, p), LT_OK, "%s", lt_error_message());
+    cr_assert_eq(g->n_tensors, 0);
+    cr_assert_null(lt_gguf_find_tensor(g, "token_embd.weight"));
+    lt_gguf_close(g);
+    lt_tokenizer *t = NULL;
+    cr_assert_eq(lt_tokenizer_load(&t, p), LT_OK, "%s", lt_error_message());
+    cr_assert_eq(lt_tokenizer_vocab_size(t), 262144);
+    cr_assert_eq(lt_tokenizer_bos(t), 2);
+    cr_assert_eq(lt_tokenizer_eos(t), 1);
+    cr_assert(lt_tokenizer_add_bos(t));
+    run_refs(t, "gemma3_270m.refs");
     lt_tokenizer_free(t);
 }
 
