@@ -293,4 +293,5 @@ clean:
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(CU_OBJ:.o=.d) \
          $(BENCH_SRC:%.c=$(BUILD)/%.d) $(CUDA_TEST_SRC:%.c=$(BUILD)/%.d) $(BUILD)/bench/gpu/bench_gpu.d \
-         $(MC_OBJ:.o=.d) $(FUZZ_LIB_OBJ:.o=.d)
+         $(MC_OBJ:.o=.d) $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_SRC:%.c=$(FUZZ_BUILD)/%.d) \
+         $(FUZZ_BUILD)/tests/fuzz/seeds.d
