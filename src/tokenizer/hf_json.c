@@ -289,11 +289,29 @@ static lt_status config_token(lt_tokenizer *t, json_t *cfg, const char *key, con
     return LT_OK;
 }
 
+/* The "single" template of the post-processor: a TemplateProcessing's own, or that of the first
+ * TemplateProcessing in a Sequence's "processors" (Llama 3: Sequence[ByteLevel,
+ * TemplateProcessing]); NULL when there is none. */
+static json_t *template_single(json_t *post) {
+    if (!json_is_object(post)) return NULL;
+    json_t *single = json_object_get(post, "single");
+    if (single) return single;
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(post, "processors"), i, e) {
+        if ((single = template_single(e))) return single;
+    }
+    return NULL;
+}
+
 static lt_status read_config(lt_tokenizer *t, const char *dir, json_t *post) {
     char path[4096];
     snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
     json_error_t je;
-    json_t *cfg = json_load_file(path, 0, &je);
+    /* numbers as doubles: transformers writes model_max_length = int(1e30) as the integer
+     * 1000000000000000019884624838656 (Llama 3, and every directory its save_pretrained writes
+     * without a limit), which jansson refuses as an integer; no integer is read here */
+    json_t *cfg = json_load_file(path, JSON_DECODE_INT_AS_REAL, &je);
     if (!cfg) {
         if (access(path, F_OK) == 0)
             return lt_error_set(LT_ERR_MODEL, "%s:%d:%d: %s", path, je.line, je.column, je.text);
@@ -305,13 +323,12 @@ static lt_status read_config(lt_tokenizer *t, const char *dir, json_t *post) {
         (st = config_token(t, cfg, "pad_token", path, &t->pad)))
         goto done;
     /* add_bos_token: explicit, else whether the post-processor's single template starts with
-     * the BOS token (Llama 3's TemplateProcessing) */
+     * the BOS token (Llama 3's TemplateProcessing, inside a Sequence) */
     json_t *ab = json_object_get(cfg, "add_bos_token");
     if (json_is_boolean(ab)) {
         t->add_bos = json_is_true(ab);
-    } else if (t->bos >= 0 && post && json_is_object(post)) {
-        json_t *single = json_object_get(post, "single");
-        json_t *first = json_array_get(single, 0);
+    } else if (t->bos >= 0) {
+        json_t *first = json_array_get(template_single(post), 0);
         json_t *sp = json_object_get(first, "SpecialToken");
         const char *id = sp ? jstr(sp, "id") : NULL;
         t->add_bos = id && strcmp(id, lt_tok_text(t, t->bos)) == 0;

@@ -562,7 +562,14 @@ static size_t piece_impl(const lt_tokenizer *t, int32_t prev, int32_t id, bool s
             char b = (char)(hexval(s[3]) * 16 + hexval(s[4]));
             return emit(buf, cap, 0, &b, 1);
         }
-        bool strip = t->add_space_prefix && (prev < 0 || prev == t->bos);
+        /* the dummy prefix the encoder put before a run of text: at the start (and after the
+         * BOS lathe adds), and where every run gets one (llama.cpp, HF's Prepend normalizer)
+         * after each special or user-defined token that ended the previous run */
+        bool after_special = prev >= 0 && prev < t->n_vocab &&
+                             (t->types[prev] == TOK_CONTROL || t->types[prev] == TOK_USER_DEFINED);
+        bool strip = t->add_space_prefix &&
+                     (prev < 0 || prev == t->bos ||
+                      (after_special && t->prefix_mode == TOK_PREFIX_EVERY_RUN));
         for (size_t i = 0; i < len;) {
             if (i + 3 <= len && memcmp(s + i, "\xe2\x96\x81", 3) == 0) {
                 if (!(strip && n == 0)) n = emit(buf, cap, n, " ", 1);

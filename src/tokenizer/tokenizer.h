@@ -48,8 +48,10 @@ void lt_tokenizer_free(lt_tokenizer *t);
  * with parse_special). A ByteLevel pipeline becomes the byte-level engine with the Split regexes,
  * anything with U+2581 handling the SentencePiece-style engine (token scores derived from merge
  * ranks: hf_json.c). Plus tokenizer_config.json when present: bos/eos/pad_token (strings or
- * AddedToken objects), add_bos_token (else: whether the post-processor template starts with BOS),
- * add_eos_token, chat_template (a string, or the list entry named "default").
+ * AddedToken objects), add_bos_token (else: whether the post-processor's template, a
+ * TemplateProcessing alone or in a Sequence, starts with BOS), add_eos_token, chat_template (a
+ * string, or the list entry named "default"); numbers there are read as doubles (transformers
+ * writes model_max_length as the integer 10^30).
  * LT_ERR_MODEL naming the file, the JSON path and a hint for anything unsupported or malformed. */
 lt_status lt_tokenizer_from_hf_dir(lt_tokenizer **out, const char *dir);
 /* The tokenizer of the model at `path`: a Hugging Face directory (lt_tokenizer_from_hf_dir) or a
@@ -110,13 +112,17 @@ void lt_tokenizer_encode(const lt_tokenizer *t, const char *text, size_t len, bo
 
 /* Bytes of one token for streaming output, given the previous token (for the SentencePiece
  * rule that drops the leading space right after BOS — and at the very start, prev = -1 — as
- * llama2.c and llama.cpp's detokenizer do, when the vocabulary adds a space prefix).
+ * llama2.c and llama.cpp's detokenizer do, when the vocabulary adds a space prefix; and, where
+ * the encoder prefixes every run of text (GGUF "llama", HF's Prepend normalizer), also right
+ * after a control or user-defined token, whose following run got that prefix too).
  * Byte-fallback tokens give one raw byte; control tokens give ""; user-defined tokens their text;
  * SentencePiece's unknown token U+2585 (llama.cpp). Returns the byte count written (<= cap; a
  * longer piece is cut). */
 size_t lt_tokenizer_piece(const lt_tokenizer *t, int32_t prev, int32_t id, char *buf, size_t cap);
 /* Whole-sequence decode into a malloc'ed NUL-terminated string (pieces as above, the first with
- * prev = -1, so decode(encode(x)) == x for valid UTF-8 x). Ids outside the vocabulary give "". */
+ * prev = -1, so decode(encode(x)) == x for valid UTF-8 x; except where the encoding itself
+ * forgets: a SentencePiece Metaspace layout (prepend_scheme first/always) encodes " x" as it
+ * encodes "x", which decodes to "x"). Ids outside the vocabulary give "". */
 char *lt_tokenizer_decode(const lt_tokenizer *t, const int32_t *ids, size_t n);
 /* Same, but with `special` control tokens give their text ("<|im_start|>"), for showing a
  * rendered chat. */

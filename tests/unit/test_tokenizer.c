@@ -464,9 +464,9 @@ Test(tokenizer, alpaca_render_stories260K) {
     char *got = lt_tokenizer_decode_special(t, v.ids, v.n, true);
     cr_assert_str_eq(got, "<s>Be brief.\n\n### Instruction:\nTell me a story about a cat.\n\n"
                           "### Response:\nOnce upon a time, there was a little cat named Tom.</s>"
-                          " ### Instruction:\nWhat did Tom like?\n\n### Response:\nTom liked to "
+                          "### Instruction:\nWhat did Tom like?\n\n### Response:\nTom liked to "
                           "play with a ball.</s>",
-                     "(the space after </s> is SentencePiece's prefix of a run after a special)");
+                     "(the SentencePiece prefix of the run after </s> is not decoded as a space)");
     free(got);
     /* mask runs: content + EOS; compare against the assistant turns of this conversation */
     size_t runs = 0;

@@ -7,6 +7,13 @@
  *    `tokenizers.Tokenizer.from_file` gives for the same slices (tools/gen_tokenizer_refs.py --hf,
  *    which reads the directories this file's export test writes when LATHE_TOKENIZER_EXPORT is
  *    set: LATHE_TOKENIZER_EXPORT=/tmp/x build/lathe_tests --filter 'tokenizer_hf/export*');
+ *  - real tokenizer.json files of the families users move to (Qwen2 / Qwen2.5, Qwen3.5, Llama 3,
+ *    DeepSeek LLM / Coder, Phi-3, Llama 2 / Mistral SentencePiece, GPT-2): the directories
+ *    tools/fetch_hf_vocabs.sh makes with transformers from llama.cpp's test vocabularies into
+ *    $LATHE_CACHE/vocabs/hf-<family> (not in the repository), against the ids HF `tokenizers`
+ *    gives for them (tests/data/tokenizer/hf_<family>.refs, tools/gen_hf_family_refs.py; each
+ *    names the SHA-256 of its tokenizer.json, and the test skips naming the script when the
+ *    cached file is absent or another);
  *  - errors for what lathe does not support, and the chat template families.
  */
 #include <criterion/criterion.h>
@@ -234,6 +241,153 @@ Test(tokenizer_hf, export_for_reference) {
     }
 }
 
+/* ---- real family tokenizer.json files (tools/gen_hf_family_refs.py) ---------------------- */
+
+/* The line "# <key> <value>" of refs file `file` (tests/data/tokenizer/): value copied into out,
+ * true; false when there is none. */
+static bool refs_header(const char *file, const char *key, char *out, size_t cap) {
+    char path[512], *data;
+    size_t n;
+    snprintf(path, sizeof path, "tests/data/tokenizer/%s", file);
+    cr_assert_eq(lt_read_file(path, &data, &n), LT_OK, "%s (run from the repo root)",
+                 lt_error_message());
+    size_t kl = strlen(key);
+    for (char *line = data; line && *line == '#';) {
+        char *nl = strchr(line, '\n');
+        if (line[1] == ' ' && strncmp(line + 2, key, kl) == 0 &&
+            line[2 + kl] == ' ') {
+            size_t vl = (size_t)((nl ? nl : data + n) - (line + 3 + kl));
+            cr_assert_lt(vl, cap, "%s: \"# %s\" too long", path, key);
+            memcpy(out, line + 3 + kl, vl);
+            out[vl] = 0;
+            free(data);
+            return true;
+        }
+        line = nl ? nl + 1 : NULL;
+    }
+    free(data);
+    return false;
+}
+
+/* Is `name` a word of the space-separated list? */
+static bool in_list(const char *list, const char *name) {
+    size_t l = strlen(name);
+    for (const char *p = list; (p = strstr(p, name)); p += l)
+        if ((p == list || p[-1] == ' ') && (p[l] == ' ' || p[l] == 0)) return true;
+    return false;
+}
+
+/* "1,2" or "-" into ids; returns the count. */
+static size_t parse_id_list(const char *s, int32_t *ids, size_t cap) {
+    size_t n = 0;
+    for (char *e; *s && n < cap; s = *e ? e + 1 : e) {
+        ids[n++] = (int32_t)strtol(s, &e, 10);
+        if (e == s) return n - 1;
+    }
+    return n;
+}
+
+/* $LATHE_CACHE/vocabs/hf-<family> (default ~/.cache/lathe/vocabs/...) with the tokenizer.json
+ * hf_<family>.refs was made from, loaded as `lathe` loads a model directory; skips the test
+ * naming the script that makes it when it is absent or another file. */
+static lt_tokenizer *family_tokenizer(const char *family, const char *refs) {
+    const char *cache = getenv("LATHE_CACHE"), *home = getenv("HOME");
+    char dir[4096], json[4200], want[80], got[65];
+    if (cache && *cache)
+        snprintf(dir, sizeof dir, "%s/vocabs/hf-%s", cache, family);
+    else
+        snprintf(dir, sizeof dir, "%s/.cache/lathe/vocabs/hf-%s", home ? home : "", family);
+    snprintf(json, sizeof json, "%s/tokenizer.json", dir);
+    cr_assert(refs_header(refs, "tokenizer.json sha256", want, sizeof want),
+              "%s: no \"# tokenizer.json sha256\" line", refs);
+    if (access(json, R_OK) != 0)
+        cr_skip_test("%s not found (run tools/fetch_hf_vocabs.sh, which makes it with transformers "
+                     "from llama.cpp's vocabulary; or set LATHE_CACHE to the cache it filled)",
+                     json);
+    cr_assert_eq(lt_sha256_file(json, got), LT_OK, "%s", lt_error_message());
+    if (strcmp(got, want) != 0)
+        cr_skip_test("%s has SHA-256 %.16s..., but %s was made from %.16s... (run "
+                     "tools/fetch_hf_vocabs.sh to make the file again)",
+                     json, got, refs, want);
+    lt_tokenizer *t = NULL;
+    cr_assert_eq(lt_tokenizer_load(&t, dir), LT_OK, "%s", lt_error_message());
+    return t;
+}
+
+/* Every case of hf_<family>.refs through lathe's reading of the family's tokenizer.json, id for
+ * id, and decoded back to its text (control tokens as their text where special tokens were
+ * parsed); the BOS lathe adds is what transformers' add_special_tokens adds in front, and nothing
+ * is added behind. Known and documented differences, named by the refs header: ids are not
+ * compared for text that the file's NFC normalizer changes ("# not NFC": lathe does not apply
+ * NFC, hf_json.c), and a Metaspace layout decodes " x" as "x" ("# decode drops the leading
+ * space": lt_tokenizer_decode). */
+static void check_family(const char *family) {
+    char refs[128], prefix[64], suffix[64], not_nfc[512] = "", lossy[512] = "";
+    snprintf(refs, sizeof refs, "hf_%s.refs", family);
+    lt_tokenizer *t = family_tokenizer(family, refs);
+    refs_header(refs, "not NFC", not_nfc, sizeof not_nfc);
+    refs_header(refs, "decode drops the leading space", lossy, sizeof lossy);
+
+    ref_case *cs;
+    size_t n = load_refs(refs, &cs), same = 0, skipped = 0;
+    cr_assert_gt(n, 20);
+    for (size_t i = 0; i < n; i++) {
+        size_t len;
+        char *text = case_text(&cs[i], &len);
+        lt_tokens v = {0};
+        lt_tokenizer_encode(t, text, len, cs[i].special != 0, 0, &v);
+        char what[256];
+        snprintf(what, sizeof what, "lathe(hf-%s) vs tokenizers %s:%s", family, refs, cs[i].name);
+        if (in_list(not_nfc, cs[i].name)) {
+            skipped++;
+        } else {
+            expect_ids(what, &v, cs[i].ids, cs[i].n);
+            same++;
+        }
+        char *back = lt_tokenizer_decode_special(t, v.ids, v.n, cs[i].special != 0);
+        const char *want = text;
+        if (in_list(lossy, cs[i].name)) {
+            cr_assert_eq(text[0], ' ', "%s: listed as losing a leading space it lacks", what);
+            want = text + 1;
+        }
+        cr_expect_str_eq(back, want, "%s: decode(encode(x)) != x", what);
+        free(back);
+        lt_tokens_free(&v);
+        free(text);
+        free(cs[i].ids);
+    }
+    free(cs);
+
+    cr_assert(refs_header(refs, "add_special_tokens=True prefix", prefix, sizeof prefix));
+    cr_assert(refs_header(refs, "add_special_tokens=True suffix", suffix, sizeof suffix));
+    int32_t ids[4];
+    size_t np = parse_id_list(prefix, ids, 4);
+    if (lt_tokenizer_add_bos(t)) {
+        cr_assert(np == 1 && ids[0] == lt_tokenizer_bos(t),
+                  "%s: lathe adds BOS %d, transformers adds [%s]", family, lt_tokenizer_bos(t),
+                  prefix);
+    } else {
+        cr_assert_eq(np, 0, "%s: lathe adds no BOS, transformers adds [%s]", family, prefix);
+    }
+    cr_assert_eq(parse_id_list(suffix, ids, 4), 0, "%s: transformers appends [%s]", family,
+                 suffix);
+    printf("hf-%-15s %zu/%zu cases identical to tokenizers", family, same, n);
+    if (skipped)
+        printf(", %zu not compared (not NFC: lathe does not apply the file's NFC normalizer)",
+               skipped);
+    printf("\n");
+    lt_tokenizer_free(t);
+}
+
+Test(tokenizer_hf, family_qwen2) { check_family("qwen2"); }
+Test(tokenizer_hf, family_qwen35) { check_family("qwen35"); }
+Test(tokenizer_hf, family_llama3) { check_family("llama-bpe"); }
+Test(tokenizer_hf, family_deepseek_llm) { check_family("deepseek-llm"); }
+Test(tokenizer_hf, family_deepseek_coder) { check_family("deepseek-coder"); }
+Test(tokenizer_hf, family_phi3) { check_family("phi-3"); }
+Test(tokenizer_hf, family_llama_spm) { check_family("llama-spm"); }
+Test(tokenizer_hf, family_gpt2) { check_family("gpt-2"); }
+
 /* ---- errors ------------------------------------------------------------------------------- */
 
 static void write_dir(char *dir, size_t cap, const char *tokenizer_json, const char *config) {
@@ -403,7 +557,7 @@ Test(tokenizer_hf, render_new_families_stories260K) {
                  "time. </s><s>[INST] More? [/INST] The end. </s>",
                  eos, false, 5);
     check_render(t, LT_TEMPLATE_MISTRAL,
-                 "<s>[INST] Be brief.\n\nTell me a story. [/INST] Once upon a time. </s> [INST] "
+                 "<s>[INST] Be brief.\n\nTell me a story. [/INST] Once upon a time. </s>[INST] "
                  "More? [/INST]The end.</s>",
                  eos, true, 5);
     lt_tokenizer_free(t);
