@@ -156,10 +156,11 @@ static void chart(buf *b, const run *runs, size_t n, int k) {
         bput(b, "<p class=\"none\">no %s recorded</p></figure>\n", series_title[k]);
         return;
     }
-    if (x1 <= x0) x1 = x0 + 1;
+    /* a single step: widen by at least one step and one part in 1e9 (x0 + 1 == x0 at 2^63) */
+    if (!(x1 > x0)) x1 = x0 + fmax(1, fabs(x0) * 1e-9);
     const int MT = 14 + 13 * (int)((n + 3) / 4); /* legend rows of 4 runs above the plot */
     double pad = (y1 - y0) * 0.06;
-    if (pad <= 0) pad = fabs(y0) * 0.05 + 1e-9;
+    if (!(pad > fabs(y0) * 1e-12)) pad = fabs(y0) * 0.05 + 1e-9; /* flat, or flat to rounding */
     y0 -= pad, y1 += pad;
     double pw = W - ML - MR, ph = H - MT - MB;
 #define PX(v) (ML + ((v) - x0) / (x1 - x0) * pw)

@@ -18,13 +18,14 @@ static void write_run(const char *name, const char *manifest, const char *metric
     cr_assert_eq(lt_write_file_atomic(p, metrics, strlen(metrics)), LT_OK);
 }
 
-/* A diverged run: losses of 1e20 that differ by one ulp. The tick step is then below half an
- * ulp, and ticks made by repeated addition never reached the end of the axis. */
+/* A diverged run: losses of 1e20 that differ by one ulp, and an evaluation at step 2^63-1
+ * alone on its axis. Ticks made by repeated addition never reached the end of such an axis
+ * (t + step == t); the page must still be drawn, with finite coordinates. */
 Test(report, extreme_figures_finish, .init = setup, .fini = teardown, .timeout = 10) {
     write_run("diverged", "{\"status\": \"failed\", \"error\": \"loss is <NaN> & worse\"}",
               "{\"step\": 1, \"loss\": 1e20, \"lr\": 1e-300, \"grad_norm\": 1e308, "
               "\"tokens_per_s\": 0}\n"
-              "{\"step\": 2, \"loss\": 100000000000000016384, \"lr\": 2e-300, "
+              "{\"step\": 2, \"loss\": 1.0000000000000002e20, \"lr\": 2e-300, "
               "\"grad_norm\": 1.7e308, \"tokens_per_s\": 0}\n"
               "not json\n"
               "{\"step\": 9223372036854775807, \"eval_loss\": -0.0}\n");
@@ -38,6 +39,7 @@ Test(report, extreme_figures_finish, .init = setup, .fini = teardown, .timeout =
     cr_assert_eq(lt_read_file(out, &text, &n), LT_OK);
     cr_assert(strstr(text, "loss is &lt;NaN&gt; &amp; worse"), "manifest text escaped");
     cr_assert(!strstr(text, "<NaN>"));
+    cr_assert(!strstr(text, "nan") && !strstr(text, "inf"), "non-finite coordinates drawn");
     free(text);
 }
 
