@@ -79,26 +79,39 @@ static void list_checkpoints(lt_run *run, const char *dir) {
 /* Remove checkpoints/step-N.tmp.PID and step-N.old.PID directories whose process is gone: what a
  * kill during a checkpoint write leaves behind (lt_run_save_checkpoint, lt_dir_publish). A
  * directory of a process still alive is left alone. */
-static void remove_stale_tmp(const char *dir) {
-    char cdir[PATH_MAX], p[PATH_MAX + 300];
-    snprintf(cdir, sizeof cdir, "%s/checkpoints", dir);
-    DIR *d = opendir(cdir);
+/* In `dir`: remove entries whose name ends in ".tmp.<pid>" or ".old.<pid>" of a process that is
+ * gone — a temporary file or directory of an atomic write (lt_atomic_*, lt_dir_publish) that a
+ * kill interrupted. The last such suffix counts: a checkpoint's PEFT files are published inside
+ * "step-N.tmp.P" as "step-N.tmp.P.tmp.P". */
+static void remove_stale_in(const char *dir) {
+    DIR *d = opendir(dir);
     if (!d) return;
     struct dirent *e;
     while ((e = readdir(d))) {
-        if (strncmp(e->d_name, "step-", 5)) continue;
-        const char *dot = strstr(e->d_name, ".tmp.");
-        if (!dot) dot = strstr(e->d_name, ".old.");
+        const char *dot = NULL;
+        for (const char *q = e->d_name; (q = strstr(q, ".")); q++)
+            if (!strncmp(q, ".tmp.", 5) || !strncmp(q, ".old.", 5)) dot = q;
         if (!dot || !isdigit((unsigned char)dot[5])) continue;
         char *end;
         long pid = strtol(dot + 5, &end, 10);
         if (*end || pid <= 0) continue;
         if (pid != (long)getpid() && kill((pid_t)pid, 0) == 0) continue; /* still running */
-        snprintf(p, sizeof p, "%s/%s", cdir, e->d_name);
-        lt_warn("removing %s, left by an interrupted checkpoint write", p);
+        char p[PATH_MAX + 300];
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        lt_warn("removing %s, left by an interrupted write", p);
         lt_remove_tree(p);
     }
     closedir(d);
+}
+
+/* The run directory, its checkpoints/ and exports/ (resume: this process is the run's writer). */
+static void remove_stale_tmp(const char *dir) {
+    static const char *const subs[] = {"", "/checkpoints", "/exports"};
+    for (int i = 0; i < 3; i++) {
+        char p[PATH_MAX];
+        snprintf(p, sizeof p, "%s%s", dir, subs[i]);
+        remove_stale_in(p);
+    }
 }
 
 /* Keep metrics lines whose "step" is <= keep (a resumed run re-logs what came after). */

@@ -28,8 +28,9 @@ typedef struct {
 } lt_run;
 
 /* Create (or, with resume, reopen) output.dir. A fresh run refuses a directory that already
- * holds a run (LT_ERR_USAGE with a hint); resume removes checkpoints/step-N.tmp.PID (and .old.PID)
- * directories of processes that are gone, requires a complete checkpoint (LT_ERR_USAGE otherwise)
+ * holds a run (LT_ERR_USAGE with a hint); resume removes the temporary files and directories
+ * (NAME.tmp.PID, NAME.old.PID) that processes which are gone left in it, checkpoints/ and
+ * exports/, requires a complete checkpoint (LT_ERR_USAGE otherwise)
  * and drops metrics lines after the newest. Writes recipe.yaml and manifest.json (status
  * "running"). A data.train or data.eval file that is not a regular file is LT_ERR_DATA. */
 lt_status lt_run_open(lt_run *run, const lt_recipe *r, bool resume);

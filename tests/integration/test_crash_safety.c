@@ -1,7 +1,7 @@
 /*
  * A run survives the two ways a machine ends it (issue 9 §4, §5), on the CI recipe shortened to
  * 12 steps with a checkpoint every 3:
- *  - kill -9 at 6 moments spread over a run (loading and checkpoint writes included): `--resume`
+ *  - kill -9 at 6 moments of a run's progress (loading and checkpoint writes included): `--resume`
  *    (or, killed before the first checkpoint, a fresh start) ends with an adapter byte-identical
  *    to an uninterrupted run's;
  *  - a full disk (a tmpfs of a few sizes mounted under the test directory; the test skips when it
@@ -13,7 +13,7 @@
 #include <errno.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
-#include <time.h>
+#include <signal.h>
 
 #include "../support.h"
 #include "data/data.h"
@@ -83,7 +83,11 @@ static bool same_file(const char *a, const char *b) {
 static void expect_no_tmp(const char *dir) {
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "test -z \"$(find '%s' -name '*.tmp.*' 2>/dev/null)\"", dir);
-    cr_assert_eq(system(cmd), 0, "temporary files left under %s", dir);
+    if (system(cmd) != 0) {
+        snprintf(cmd, sizeof cmd, "find '%s' -name '*.tmp.*' >&2", dir);
+        cr_assert_eq(system(cmd), 0);
+        cr_assert_fail("temporary files left under %s (listed above)", dir);
+    }
 }
 
 /* Finish the interrupted run `run` (resume, or start afresh when it never reached a
@@ -103,35 +107,73 @@ static void finish_and_compare(const char *run, const char *ref, const char *wha
     cr_assert(same_file(p, q), "%s: the adapter differs from the uninterrupted run's", what);
 }
 
+/* Lines in run/metrics.jsonl (-1 while it does not exist). */
+static int metric_lines(const char *run) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", run);
+    FILE *fp = fopen(path, "r");
+    if (!fp) return -1;
+    int n = 0, c;
+    while ((c = fgetc(fp)) != EOF) n += c == '\n';
+    fclose(fp);
+    return n;
+}
+
+/* `lathe train` of the shortened recipe into run, killed with SIGKILL `delay_ms` after its
+ * metrics.jsonl first holds `lines` lines (-1: after the process started). Progress, not wall
+ * time, picks the moment, so a slow machine (or a sanitizer build) kills at the same places.
+ * Returns the exit status, 128 + 9 when the kill came first. */
+static int train_kill_at(const char *run, int lines, int delay_ms) {
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "exec %s train recipes/ci-stories260k.yaml --set model.path=%s "
+             "--set 'data.train=%s/data/train-*.h5' --set 'data.eval=%s/data/eval-*.h5' "
+             "--set output.dir=%s " SHORT " > '%s/kill.log' 2>&1 < /dev/null", ts_lathe_bin(),
+             model, tmp, tmp, run, tmp);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    int ws;
+    for (;;) {
+        if (waitpid(pid, &ws, WNOHANG) == pid) return WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
+        if (metric_lines(run) >= lines) break;
+        usleep(2000);
+    }
+    usleep((useconds_t)delay_ms * 1000);
+    kill(pid, SIGKILL);
+    waitpid(pid, &ws, 0);
+    return WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
+}
+
 Test(crash, kill_9_at_six_moments_resumes_identically, .init = setup, .fini = teardown,
      .timeout = 400) {
     ts_tokenize_ci_data(tmp, model, sizeof model);
     char ref[400], run[400], *out;
     snprintf(ref, sizeof ref, "%s/ref", tmp);
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
     cr_assert_eq(train(ref, "", "", &out), 0, "%s", out);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
     free(out);
-    double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
-    /* moments spread over the run, from model loading to the last checkpoint, with a fixed
-     * jitter so that a rerun kills at the same places */
-    lt_rng r = {20261201};
+    /* metrics.jsonl of the shortened run: eval@0, step 3, step 6, eval@6, step 9, step 12,
+     * eval@12; checkpoints follow steps 3, 6 and 9 at once, the final one and the export follow
+     * eval@12. The moments: model loading; steps 1-3; the step-3 checkpoint; the step-6
+     * checkpoint; steps 10-12; the final checkpoint / export. */
+    static const struct { int lines, delay_ms; } at[6] = {{-1, 30}, {1, 0}, {2, 0},
+                                                          {4, 0},  {5, 15}, {7, 0}};
     int killed = 0;
     for (int k = 0; k < 6; k++) {
-        double at = secs * (0.04 + 0.16 * k + 0.1 * (double)lt_rng_uniform(&r));
-        char prefix[64], what[96];
-        snprintf(prefix, sizeof prefix, "timeout -s KILL %.3f", at);
+        char what[128];
         snprintf(run, sizeof run, "%s/kill%d", tmp, k);
-        int rc = train(run, prefix, "", NULL);
-        killed += rc == 128 + SIGKILL || rc == 137;
-        snprintf(what, sizeof what, "kill -9 after %.2f s of a %.2f s run (exit %d)", at, secs, rc);
+        int rc = train_kill_at(run, at[k].lines, at[k].delay_ms);
+        killed += rc == 128 + SIGKILL;
+        snprintf(what, sizeof what, "kill -9 %d ms after metrics line %d (exit %d)",
+                 at[k].delay_ms, at[k].lines, rc);
         cr_log_info("%s", what);
         finish_and_compare(run, ref, what);
         expect_no_tmp(run);
         ts_rmtree(run);
     }
-    cr_assert_geq(killed, 4, "only %d of 6 runs were killed before they finished", killed);
+    cr_assert_geq(killed, 5, "only %d of 6 runs were killed before they finished", killed);
 }
 
 Test(crash, disk_full_at_every_writer, .init = setup, .fini = teardown, .timeout = 400) {
