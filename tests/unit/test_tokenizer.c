@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../refs.h"
 #include "tokenizer/tokenizer.h"
 
 static const char *fixtures(void) {
@@ -63,93 +64,7 @@ static lt_tokenizer *smollm2(void) {
     return load_or_skip(p);
 }
 
-/* ---- reference cases ---------------------------------------------------------------------- */
-
-typedef struct {
-    char name[64];
-    char source[256];
-    long offset, length;
-    int special;
-    int32_t *ids;
-    size_t n;
-} ref_case;
-
-static size_t load_refs(const char *file, ref_case **out) {
-    char path[512];
-    snprintf(path, sizeof path, "tests/data/tokenizer/%s", file);
-    char *data;
-    size_t n;
-    cr_assert_eq(lt_read_file(path, &data, &n), LT_OK, "%s (tests run from the repo root)",
-                 lt_error_message());
-    size_t cap = 16, nc = 0;
-    ref_case *cs = calloc(cap, sizeof *cs);
-    char *save = NULL;
-    for (char *line = strtok_r(data, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        if (line[0] == '#' || line[0] == 0) continue;
-        if (nc == cap) cs = realloc(cs, (cap *= 2) * sizeof *cs);
-        ref_case *c = &cs[nc++];
-        memset(c, 0, sizeof *c);
-        char *f[6];
-        char *s2 = NULL;
-        for (int k = 0; k < 6; k++) {
-            f[k] = strtok_r(k ? NULL : line, "\t", &s2);
-            cr_assert(f[k] || k == 5, "%s: malformed line %zu", path, nc);
-        }
-        snprintf(c->name, sizeof c->name, "%s", f[0]);
-        snprintf(c->source, sizeof c->source, "%s", f[1]);
-        c->offset = atol(f[2]);
-        c->length = atol(f[3]);
-        c->special = atoi(f[4]);
-        size_t icap = 64;
-        c->ids = malloc(icap * sizeof *c->ids);
-        for (char *p = f[5]; p && *p;) {
-            char *e;
-            long v = strtol(p, &e, 10);
-            if (e == p) break;
-            if (c->n == icap) c->ids = realloc(c->ids, (icap *= 2) * sizeof *c->ids);
-            c->ids[c->n++] = (int32_t)v;
-            p = e;
-        }
-    }
-    free(data);
-    *out = cs;
-    return nc;
-}
-
-static void free_refs(ref_case *cs, size_t n) {
-    for (size_t i = 0; i < n; i++) free(cs[i].ids);
-    free(cs);
-}
-
-static const ref_case *find_case(const ref_case *cs, size_t n, const char *name) {
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(cs[i].name, name) == 0) return &cs[i];
-    cr_assert_fail("reference case %s missing", name);
-    return NULL;
-}
-
-/* The case's text (malloc'ed, NUL-terminated), re-read from the fixtures or the repository. */
-static char *case_text(const ref_case *c, size_t *len) {
-    char path[4096];
-    if (strncmp(c->source, "fixtures/", 9) == 0)
-        snprintf(path, sizeof path, "%s/%s", fixtures(), c->source + 9);
-    else
-        snprintf(path, sizeof path, "%s", c->source + 5);
-    if (access(path, R_OK) != 0) {
-        cr_skip_test("%s not found (set LATHE_FIXTURES); skipping", path);
-        return NULL;
-    }
-    char *data;
-    size_t n;
-    cr_assert_eq(lt_read_file(path, &data, &n), LT_OK, "%s", lt_error_message());
-    cr_assert(c->offset >= 0 && (size_t)(c->offset + c->length) <= n,
-              "%s: slice %ld+%ld outside the file (%zu bytes): fixture changed?", path, c->offset,
-              c->length, n);
-    memmove(data, data + c->offset, (size_t)c->length);
-    data[c->length] = 0;
-    *len = (size_t)c->length;
-    return data;
-}
+/* ---- reference cases (tests/refs.h) ------------------------------------------------------- */
 
 static void fmt_ids(char *buf, size_t cap, const int32_t *ids, size_t n, size_t from, size_t to) {
     size_t k = 0;
@@ -174,12 +89,12 @@ static void expect_ids(const char *what, const int32_t *got, size_t ngot, const 
 }
 
 static void run_refs(lt_tokenizer *t, const char *file) {
-    ref_case *cs;
-    size_t n = load_refs(file, &cs);
+    ts_ref_case *cs;
+    size_t n = ts_refs_load(file, &cs);
     cr_assert_gt(n, 8, "%s: too few cases", file);
     for (size_t i = 0; i < n; i++) {
         size_t len;
-        char *text = case_text(&cs[i], &len);
+        char *text = ts_ref_text(&cs[i], &len);
         lt_tokens v = {0};
         lt_tokenizer_encode(t, text, len, cs[i].special != 0, 0, &v);
         char what[160];
@@ -193,7 +108,7 @@ static void run_refs(lt_tokenizer *t, const char *file) {
         lt_tokens_free(&v);
         free(text);
     }
-    free_refs(cs, n);
+    ts_refs_free(cs, n);
 }
 
 Test(tokenizer, stories260K_matches_llama_cpp) {
@@ -405,11 +320,11 @@ Test(tokenizer, chatml_render_smollm2) {
     free(got);
     free(want);
 
-    ref_case *cs;
-    size_t nc = load_refs("smollm2.refs", &cs);
-    const ref_case *c = find_case(cs, nc, "chatml_3turn");
+    ts_ref_case *cs;
+    size_t nc = ts_refs_load("smollm2.refs", &cs);
+    const ts_ref_case *c = ts_ref_find(cs, nc, "chatml_3turn");
     expect_ids("chatml render vs llama.cpp(rendered text, special)", v.ids, v.n, c->ids, c->n);
-    free_refs(cs, nc);
+    ts_refs_free(cs, nc);
 
     int32_t im_end = lt_tokenizer_find(t, "<|im_end|>");
     int32_t nl = lt_tokenizer_find(t, "\xc4\x8a"); /* byte-level "\n" */
@@ -454,12 +369,12 @@ Test(tokenizer, alpaca_render_stories260K) {
     cr_assert_eq(v.ids[0], lt_tokenizer_bos(t), "BOS first: add_bos");
     cr_assert_eq(v.mask[0], 0);
 
-    ref_case *cs;
-    size_t nc = load_refs("stories260K.refs", &cs);
-    const ref_case *c = find_case(cs, nc, "alpaca_2turn");
+    ts_ref_case *cs;
+    size_t nc = ts_refs_load("stories260K.refs", &cs);
+    const ts_ref_case *c = ts_ref_find(cs, nc, "alpaca_2turn");
     expect_ids("alpaca render vs llama.cpp(rendered text, special)", v.ids + 1, v.n - 1, c->ids,
                c->n);
-    free_refs(cs, nc);
+    ts_refs_free(cs, nc);
 
     char *got = lt_tokenizer_decode_special(t, v.ids, v.n, true);
     cr_assert_str_eq(got, "<s>Be brief.\n\n### Instruction:\nTell me a story about a cat.\n\n"

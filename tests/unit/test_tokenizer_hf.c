@@ -21,7 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../support.h"
+#include "../refs.h"
 #include "tokenizer/tokenizer.h"
 
 static lt_tokenizer *from_gguf_path(const char *path) {
@@ -47,62 +47,6 @@ static lt_tokenizer *smollm2(void) {
 
 /* ---- reference files (format: tools/gen_tokenizer_refs.py) -------------------------------- */
 
-typedef struct {
-    char name[64], source[256];
-    long offset, length;
-    int special;
-    int32_t *ids;
-    size_t n;
-} ref_case;
-
-static size_t load_refs(const char *file, ref_case **out) {
-    char path[512], *data;
-    size_t n;
-    snprintf(path, sizeof path, "tests/data/tokenizer/%s", file);
-    cr_assert_eq(lt_read_file(path, &data, &n), LT_OK, "%s (run from the repo root)",
-                 lt_error_message());
-    size_t nc = 0;
-    ref_case *cs = NULL;
-    char *save = NULL;
-    for (char *line = strtok_r(data, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        if (line[0] == '#' || !line[0]) continue;
-        cs = realloc(cs, (nc + 1) * sizeof *cs);
-        ref_case *c = memset(&cs[nc++], 0, sizeof *cs);
-        char *f[6] = {0}, *s2 = NULL;
-        for (int k = 0; k < 6; k++) f[k] = strtok_r(k ? NULL : line, "\t", &s2);
-        cr_assert(f[4], "%s: malformed line", path);
-        snprintf(c->name, sizeof c->name, "%s", f[0]);
-        snprintf(c->source, sizeof c->source, "%s", f[1]);
-        c->offset = atol(f[2]);
-        c->length = atol(f[3]);
-        c->special = atoi(f[4]);
-        for (char *p = f[5], *e; p && *p; p = e) {
-            long v = strtol(p, &e, 10);
-            if (e == p) break;
-            c->ids = realloc(c->ids, (c->n + 1) * sizeof *c->ids);
-            c->ids[c->n++] = (int32_t)v;
-        }
-    }
-    free(data);
-    *out = cs;
-    return nc;
-}
-
-static char *case_text(const ref_case *c, size_t *len) {
-    char path[4096], *data;
-    size_t n;
-    if (strncmp(c->source, "fixtures/", 9) == 0)
-        ts_fixture(path, sizeof path, c->source + 9);
-    else
-        snprintf(path, sizeof path, "%s", c->source + 5);
-    cr_assert_eq(lt_read_file(path, &data, &n), LT_OK, "%s", lt_error_message());
-    cr_assert((size_t)(c->offset + c->length) <= n, "%s: slice outside the file", path);
-    memmove(data, data + c->offset, (size_t)c->length);
-    data[c->length] = 0;
-    *len = (size_t)c->length;
-    return data;
-}
-
 static void expect_ids(const char *what, const lt_tokens *v, const int32_t *want, size_t nwant) {
     size_t i = 0;
     while (i < v->n && i < nwant && v->ids[i] == want[i]) i++;
@@ -113,11 +57,11 @@ static void expect_ids(const char *what, const lt_tokens *v, const int32_t *want
 
 /* Every case of `file` through t, exactly. Returns the number of cases. */
 static size_t run_refs(const lt_tokenizer *t, const char *file, const char *tag) {
-    ref_case *cs;
-    size_t n = load_refs(file, &cs);
+    ts_ref_case *cs;
+    size_t n = ts_refs_load(file, &cs);
     for (size_t i = 0; i < n; i++) {
         size_t len;
-        char *text = case_text(&cs[i], &len);
+        char *text = ts_ref_text(&cs[i], &len);
         lt_tokens v = {0};
         lt_tokenizer_encode(t, text, len, cs[i].special != 0, 0, &v);
         char what[256];
@@ -130,9 +74,8 @@ static size_t run_refs(const lt_tokenizer *t, const char *file, const char *tag)
         }
         lt_tokens_free(&v);
         free(text);
-        free(cs[i].ids);
     }
-    free(cs);
+    ts_refs_free(cs, n);
     return n;
 }
 
@@ -328,12 +271,12 @@ static void check_family(const char *family) {
     refs_header(refs, "not NFC", not_nfc, sizeof not_nfc);
     refs_header(refs, "decode drops the leading space", lossy, sizeof lossy);
 
-    ref_case *cs;
-    size_t n = load_refs(refs, &cs), same = 0, skipped = 0;
+    ts_ref_case *cs;
+    size_t n = ts_refs_load(refs, &cs), same = 0, skipped = 0;
     cr_assert_gt(n, 20);
     for (size_t i = 0; i < n; i++) {
         size_t len;
-        char *text = case_text(&cs[i], &len);
+        char *text = ts_ref_text(&cs[i], &len);
         lt_tokens v = {0};
         lt_tokenizer_encode(t, text, len, cs[i].special != 0, 0, &v);
         char what[256];
@@ -354,9 +297,8 @@ static void check_family(const char *family) {
         free(back);
         lt_tokens_free(&v);
         free(text);
-        free(cs[i].ids);
     }
-    free(cs);
+    ts_refs_free(cs, n);
 
     cr_assert(refs_header(refs, "add_special_tokens=True prefix", prefix, sizeof prefix));
     cr_assert(refs_header(refs, "add_special_tokens=True suffix", suffix, sizeof suffix));

@@ -30,7 +30,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../support.h"
+#include "../refs.h"
 #include "tokenizer/tokenizer.h"
 
 /* $LATHE_CACHE/vocabs/ggml-vocab-<name>.gguf<ext>, or skip the test naming the fetch script. */
@@ -296,66 +296,6 @@ Test(vocabs, expected_refusals) {
  * compared id for id and must survive decode(encode(x)); all mismatches are logged (with the
  * text where they start) before the test fails. */
 
-typedef struct {
-    char name[64], source[256];
-    long offset, length;
-    int32_t *ids;
-    size_t n;
-} ref_case;
-
-/* tests/data/tokenizer/<file>, format of tools/gen_tokenizer_refs.py: '#' comments, then
- * name \t source \t offset \t length \t special \t ids (space-separated). */
-static size_t load_refs(const char *file, ref_case **out) {
-    char path[512], *data;
-    size_t n, nc = 0;
-    snprintf(path, sizeof path, "tests/data/tokenizer/%s", file);
-    cr_assert_eq(lt_read_file(path, &data, &n), LT_OK, "%s (run from the repo root)",
-                 lt_error_message());
-    ref_case *cs = NULL;
-    char *save = NULL;
-    for (char *line = strtok_r(data, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        if (line[0] == '#' || !line[0]) continue;
-        cs = realloc(cs, (nc + 1) * sizeof *cs);
-        ref_case *c = memset(&cs[nc++], 0, sizeof *cs);
-        char *f[6] = {0}, *s2 = NULL;
-        for (int k = 0; k < 6; k++) f[k] = strtok_r(k ? NULL : line, "\t", &s2);
-        cr_assert(f[4] && strcmp(f[4], "0") == 0, "%s: line %zu malformed or special != 0", path,
-                  nc);
-        snprintf(c->name, sizeof c->name, "%s", f[0]);
-        snprintf(c->source, sizeof c->source, "%s", f[1]);
-        c->offset = atol(f[2]);
-        c->length = atol(f[3]);
-        for (char *p = f[5], *e; p && *p; p = e) {
-            long v = strtol(p, &e, 10);
-            if (e == p) break;
-            c->ids = realloc(c->ids, (c->n + 1) * sizeof *c->ids);
-            c->ids[c->n++] = (int32_t)v;
-        }
-    }
-    free(data);
-    *out = cs;
-    return nc;
-}
-
-/* The case's bytes (malloc'ed, NUL-terminated) from $LATHE_FIXTURES or the repository; skips the
- * test when a fixture is absent. */
-static char *case_text(const ref_case *c, size_t *len) {
-    char path[4096], *data;
-    size_t n;
-    if (strncmp(c->source, "fixtures/", 9) == 0)
-        ts_fixture(path, sizeof path, c->source + 9);
-    else
-        snprintf(path, sizeof path, "%s", c->source + 5);
-    cr_assert_eq(lt_read_file(path, &data, &n), LT_OK, "%s", lt_error_message());
-    cr_assert(c->offset >= 0 && (size_t)(c->offset + c->length) <= n,
-              "%s: slice %ld+%ld outside the file (%zu bytes): fixture changed?", path, c->offset,
-              c->length, n);
-    memmove(data, data + c->offset, (size_t)c->length);
-    data[c->length] = 0;
-    *len = (size_t)c->length;
-    return data;
-}
-
 /* w written to a temporary file and loaded back. */
 static lt_tokenizer *write_and_load(lt_gguf_writer *w, const char *what) {
     char path[] = "/tmp/lathe_vocab_pre_XXXXXX";
@@ -403,13 +343,15 @@ static void check_pre(const char *vocab, const char *pre) {
     snprintf(file, sizeof file, "pre_%s_%s.refs", vocab, pre);
     char probe[4096];
     vocab_path(probe, sizeof probe, vocab, ""); /* skips without the cached vocabulary */
-    ref_case *cs;
-    size_t n = load_refs(file, &cs), same = 0, round = 0, bytes = 0, ids = 0;
+    ts_ref_case *cs;
+    size_t n = ts_refs_load(file, &cs), same = 0, round = 0, bytes = 0, ids = 0;
     cr_assert_gt(n, 10, "%s: too few cases", file);
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(cs[i].special, 0, "%s: case %s has special != 0", file, cs[i].name);
     lt_tokenizer *t = load_with_pre(vocab, pre);
     for (size_t i = 0; i < n; i++) {
         size_t len;
-        char *text = case_text(&cs[i], &len);
+        char *text = ts_ref_text(&cs[i], &len);
         lt_tokens v = {0};
         lt_tokenizer_encode(t, text, len, false, 1, &v);
         size_t k = 0;
@@ -443,8 +385,7 @@ static void check_pre(const char *vocab, const char *pre) {
     printf("vocab %-15s pre %-15s %zu/%zu cases identical (%zu bytes, %zu ids)\n", vocab, pre,
            same, n, bytes, ids);
     fflush(stdout);
-    for (size_t i = 0; i < n; i++) free(cs[i].ids);
-    free(cs);
+    ts_refs_free(cs, n);
     lt_tokenizer_free(t);
     cr_assert_eq(same, n, "%s: %zu/%zu cases identical to llama.cpp", file, same, n);
     cr_assert_eq(round, n, "%s: %zu/%zu cases survive decode(encode(x))", file, round, n);
