@@ -69,6 +69,21 @@ static inline int ts_run(const char *dir, const char *args, char **out) {
 
 static inline bool ts_exists(const char *path) { return access(path, F_OK) == 0; }
 
+/* Whether two files hold the same bytes (false when either cannot be read). */
+static inline bool ts_same_file(const char *a, const char *b) {
+    char *x, *y;
+    size_t nx, ny;
+    if (lt_read_file(a, &x, &nx) != LT_OK) return false;
+    if (lt_read_file(b, &y, &ny) != LT_OK) {
+        free(x);
+        return false;
+    }
+    bool same = nx == ny && memcmp(x, y, nx) == 0;
+    free(x);
+    free(y);
+    return same;
+}
+
 /* The CI data: `lathe tokenize` of the identity fixture with stories260K's tokenizer into
  * dir/data (train-*.h5 and a 10% eval split eval-*.h5); model receives the GGUF's absolute path.
  * Skips the test when the fixtures are absent; fails it when tokenize fails. */

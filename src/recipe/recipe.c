@@ -203,7 +203,7 @@ static const char *shown(const char *text, char *buf, size_t n) {
     return buf;
 }
 
-static void list_free(lt_recipe_list *l) {
+void lt_recipe_list_free(lt_recipe_list *l) {
     for (int i = 0; i < l->n; i++) free(l->items[i]);
     free(l->items);
     l->items = NULL;
@@ -214,6 +214,8 @@ static void list_push(lt_recipe_list *l, char *s) {
     l->items = lt_xrealloc(l->items, (size_t)(l->n + 1) * sizeof *l->items);
     l->items[l->n++] = s;
 }
+
+void lt_recipe_list_add(lt_recipe_list *l, const char *s) { list_push(l, lt_xstrdup(s)); }
 
 /* base + "/" + p (or p itself if absolute, or $HOME for ~/), with "." and ".." removed. */
 static lt_status path_resolve(const char *p, const rv_ctx *c, const char *key, int line, int col,
@@ -362,7 +364,7 @@ static const char *kind_name(rv_kind k) {
 void lt_recipe__parsed_free(rv_parsed *p) {
     free(p->s);
     p->s = NULL;
-    list_free(&p->list);
+    lt_recipe_list_free(&p->list);
 }
 
 static lt_status parse_list(const rk_key *k, const rv_value *v, const rv_ctx *c, rv_parsed *out) {
@@ -468,7 +470,7 @@ void lt_recipe__commit(lt_recipe *r, int idx, rv_parsed *p, lt_recipe_origin ori
     case RK_ENUM: *(int *)f = p->e; break;
     case RK_LIST:
     case RK_PATHLIST:
-        list_free((lt_recipe_list *)f);
+        lt_recipe_list_free((lt_recipe_list *)f);
         *(lt_recipe_list *)f = p->list;
         p->list = (lt_recipe_list){0};
         break;
@@ -518,7 +520,8 @@ void lt_recipe_free(lt_recipe *r) {
         const rk_key *k = &lt_recipe_keys[i];
         void *f = (char *)r + k->off;
         if (k->type == RK_STRING || k->type == RK_PATH) free(*(char **)f);
-        if (k->type == RK_LIST || k->type == RK_PATHLIST) list_free((lt_recipe_list *)f);
+        if (k->type == RK_LIST || k->type == RK_PATHLIST)
+            lt_recipe_list_free((lt_recipe_list *)f);
     }
     free(r->source);
     memset(r, 0, sizeof *r);

@@ -47,6 +47,10 @@ typedef struct {
     int n;
 } lt_recipe_list;
 
+/* Append a copy of s. Free the strings and the array, and zero the list (NULL-safe items). */
+void lt_recipe_list_add(lt_recipe_list *l, const char *s);
+void lt_recipe_list_free(lt_recipe_list *l);
+
 
 /* Where a key's current value came from. */
 typedef enum {

@@ -18,18 +18,6 @@ bool lt_data_is_raw(const char *pattern) {
     return !strcmp(dot, ".json") || !strcmp(dot, ".jsonl") || !strcmp(dot, ".txt");
 }
 
-static void list_add(lt_recipe_list *l, const char *s) {
-    l->items = lt_xrealloc(l->items, (size_t)(l->n + 1) * sizeof *l->items);
-    l->items[l->n++] = lt_xstrdup(s);
-}
-
-void lt_data_lists_free(lt_recipe_list *l) {
-    for (int i = 0; i < l->n; i++) free(l->items[i]);
-    free(l->items);
-    l->items = NULL;
-    l->n = 0;
-}
-
 /* Tokenize (or reuse) the raw files of one role into the cache; *pattern receives the glob of
  * its shards. */
 static lt_status prepare_role(lt_run *run, const char *role, const lt_recipe_list *raw,
@@ -163,7 +151,7 @@ lt_status lt_run_prepare_data(lt_run *run, const char *tok_sha, lt_recipe_list *
         for (int i = 0; i < in[k]->n && !st; i++) {
             const char *p = in[k]->items[i];
             if (!lt_data_is_raw(p)) {
-                list_add(out[k], p);
+                lt_recipe_list_add(out[k], p);
                 continue;
             }
             glob_t g;
@@ -174,21 +162,21 @@ lt_status lt_run_prepare_data(lt_run *run, const char *tok_sha, lt_recipe_list *
                                   "path / glob)", roles[k], p);
                 break;
             }
-            for (size_t j = 0; j < g.gl_pathc; j++) list_add(&raw, g.gl_pathv[j]);
+            for (size_t j = 0; j < g.gl_pathc; j++) lt_recipe_list_add(&raw, g.gl_pathv[j]);
             globfree(&g);
         }
         if (!st && raw.n) {
             char pattern[PATH_MAX + 64], held[PATH_MAX + 64];
             st = prepare_role(run, roles[k], &raw, tok_sha, pattern, sizeof pattern, held,
                               sizeof held);
-            if (!st) list_add(out[k], pattern);
-            if (!st && held[0]) list_add(eval, held); /* k == 0: train's held-out documents */
+            if (!st) lt_recipe_list_add(out[k], pattern);
+            if (!st && held[0]) lt_recipe_list_add(eval, held); /* train's held-out part */
         }
-        lt_data_lists_free(&raw);
+        lt_recipe_list_free(&raw);
     }
     if (st) {
-        lt_data_lists_free(train);
-        lt_data_lists_free(eval);
+        lt_recipe_list_free(train);
+        lt_recipe_list_free(eval);
     }
     return st;
 }

@@ -79,11 +79,10 @@ lt_status lt_run_init_from(lt_run *run, lt_model *m, const lt_lora_config *want)
  * for the same input checksums, tokenizer (tok_sha) and options exists. Records "tokenized":
  * [{role, inputs: [{path, sha256}], cache, reused}] in the manifest. LT_ERR_DATA for a raw
  * pattern without a match or a malformed record with on_error fail (file:line); tokenize's
- * errors otherwise. The lists are owned: free with lt_data_lists_free. */
+ * errors otherwise. The lists are owned: free with lt_recipe_list_free. */
 bool lt_data_is_raw(const char *pattern);
 lt_status lt_run_prepare_data(lt_run *run, const char *tok_sha, lt_recipe_list *train,
                               lt_recipe_list *eval);
-void lt_data_lists_free(lt_recipe_list *l);
 
 /* output.publish (publish.c). check: create `dir` if needed and prove it writable, before any
  * training (LT_ERR_IO naming it). publish: copy (hard-link when possible) the files of

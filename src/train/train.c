@@ -125,8 +125,8 @@ static void job_free(job *j) {
     lt_trainer_free(&j->tr);
     lt_loader_free(j->train);
     lt_loader_free(j->eval);
-    lt_data_lists_free(&j->train_pats);
-    lt_data_lists_free(&j->eval_pats);
+    lt_recipe_list_free(&j->train_pats);
+    lt_recipe_list_free(&j->eval_pats);
     lt_tokenizer_free(j->tok);
     lt_model_free(j->m);
 }

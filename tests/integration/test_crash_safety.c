@@ -65,20 +65,6 @@ static int train(const char *run_dir, const char *prefix, const char *extra, cha
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc);
 }
 
-static bool same_file(const char *a, const char *b) {
-    char *x, *y;
-    size_t nx, ny;
-    if (lt_read_file(a, &x, &nx) != LT_OK) return false;
-    if (lt_read_file(b, &y, &ny) != LT_OK) {
-        free(x);
-        return false;
-    }
-    bool same = nx == ny && memcmp(x, y, nx) == 0;
-    free(x);
-    free(y);
-    return same;
-}
-
 /* Nothing under dir is named like a temporary file ("*.tmp.*"). */
 static void expect_no_tmp(const char *dir) {
     char cmd[1024];
@@ -104,7 +90,7 @@ static void finish_and_compare(const char *run, const char *ref, const char *wha
     free(out);
     snprintf(p, sizeof p, "%s/adapter/adapter_model.safetensors", run);
     snprintf(q, sizeof q, "%s/adapter/adapter_model.safetensors", ref);
-    cr_assert(same_file(p, q), "%s: the adapter differs from the uninterrupted run's", what);
+    cr_assert(ts_same_file(p, q), "%s: the adapter differs from the uninterrupted run's", what);
 }
 
 /* Lines in run/metrics.jsonl (-1 while it does not exist). */

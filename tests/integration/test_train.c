@@ -66,17 +66,6 @@ static float adapter_logit_change(const char *adapter_dir) {
     return maxd;
 }
 
-static bool same_file(const char *a, const char *b) {
-    char *x, *y;
-    size_t nx, ny;
-    cr_assert_eq(lt_read_file(a, &x, &nx), LT_OK);
-    cr_assert_eq(lt_read_file(b, &y, &ny), LT_OK);
-    bool same = nx == ny && memcmp(x, y, nx) == 0;
-    free(x);
-    free(y);
-    return same;
-}
-
 Test(train, ci_recipe_learns_exports_and_resumes, .init = setup, .fini = teardown,
      .timeout = 300) {
     ts_tokenize_ci_data(tmp, model, sizeof model);
@@ -145,7 +134,7 @@ Test(train, ci_recipe_learns_exports_and_resumes, .init = setup, .fini = teardow
     free(out);
     snprintf(p, sizeof p, "%s/adapter/adapter_model.safetensors", runA);
     snprintf(q, sizeof q, "%s/adapter/adapter_model.safetensors", runB);
-    cr_assert(same_file(p, q), "resumed run's adapter differs from the uninterrupted run's");
+    cr_assert(ts_same_file(p, q), "resumed run's adapter differs from the uninterrupted run's");
 
     /* a finished run directory is not overwritten by accident */
     rc = train(runA, "", &out);
