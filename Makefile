@@ -30,13 +30,13 @@ CUDA ?= $(if $(shell command -v nvcc 2>/dev/null),1,0)
 LATHE_FIXTURES ?= $(abspath ../shared/fixtures)
 export LATHE_FIXTURES
 
-PKGS := hdf5 yaml-0.1 libpcre2-8 jansson openblas libcrypto
+PKGS := hdf5 yaml-0.1 libpcre2-8 jansson openblas libcrypto libutf8proc
 # libaec-dev, zlib1g-dev and gfortran (libgfortran's .a) give the static archives `make gpu-bundle`
 # links into its binaries; clang, libclang-rt-dev (libFuzzer, the sanitizers) and libomp-dev build
 # `make fuzz`.
 DEB_PKGS := build-essential pkg-config python3 libhdf5-dev libyaml-dev libcriterion-dev \
-            libopenblas-dev libpcre2-dev libjansson-dev libssl-dev dict-jargon python3-pip \
-            python3-venv cmake libaec-dev zlib1g-dev gfortran clang libclang-rt-dev libomp-dev
+            libopenblas-dev libpcre2-dev libjansson-dev libssl-dev libutf8proc-dev dict-jargon \
+            python3-pip python3-venv cmake libaec-dev zlib1g-dev gfortran clang libclang-rt-dev libomp-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -57,7 +57,7 @@ LDLIBS += $(SAN_FLAGS)
 STATIC_DEPS ?= 0
 ifeq ($(STATIC_DEPS),1)
 PKG_LIBS := $(shell pkg-config --libs-only-L $(PKGS) 2>/dev/null) -Wl,-Bstatic -lhdf5 -lsz -laec -lz \
-            -lyaml -lpcre2-8 -ljansson -lopenblas -lgfortran -lquadmath -lcrypto -lgomp -Wl,-Bdynamic
+            -lyaml -lpcre2-8 -ljansson -lutf8proc -lopenblas -lgfortran -lquadmath -lcrypto -lgomp -Wl,-Bdynamic
 LDLIBS := -static-libgcc -Wl,--as-needed $(PKG_LIBS) -lm -lpthread -ldl -lrt
 endif
 
@@ -227,7 +227,7 @@ $(BUILD)/multicall/gpu_bundle_main.o: tools/gpu_bundle_main.c Makefile
 $(BUILD)/lathe-gpu: $(MC_OBJ) $(filter-out $(BUILD)/src/cli/main.o,$(CLI_OBJ)) $(BUILD)/liblathe.a
 	$(CC) $(CFLAGS) -o $@ $(filter %.o,$^) $(BUILD)/liblathe.a $(LDLIBS)
 GPU_CHECK_OUT ?= $(BUILD)/gpu-check-out
-BUNDLE_STATIC_LIBS := libhdf5.a libsz.a libaec.a libz.a libyaml.a libpcre2-8.a libjansson.a \
+BUNDLE_STATIC_LIBS := libhdf5.a libsz.a libaec.a libz.a libyaml.a libpcre2-8.a libjansson.a libutf8proc.a \
                       libopenblas.a libgfortran.a libquadmath.a libcrypto.a libgomp.a libstdc++.a
 .PHONY: gpu-bundle gpu-bundle-check ensure-bundle-deps
 ensure-bundle-deps: ensure-deps

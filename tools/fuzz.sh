@@ -27,7 +27,7 @@ ${MAKE:-make} --no-print-directory FUZZ_BUILD="$FB" fuzz-build >"$FB.build.log" 
 # ---- seed corpora ----
 S="$FB/seeds"
 rm -rf "$S"
-mkdir -p "$S"/{gguf,safetensors,hf_config,tokenizer_json,recipe,records,jinja,bnb,shard,report}
+mkdir -p "$S"/{gguf,safetensors,hf_config,tokenizer_json,recipe,records,jinja,bnb,shard,report,nfc}
 G="$FIX/stories260K/stories260K.gguf"
 if [ -r "$G" ]; then
     head -c 16384 "$G" > "$S/gguf/stories260K_head.gguf"  # header, metadata, tensor infos
@@ -62,6 +62,8 @@ printf '\003' > "$S/shard/valid_expect_vocab"
 printf '\001\001\000\005\002\001\001\000\001\000' > "$S/shard/valid_then_tokens"
 # report: a run's manifest.json, a NUL, then its metrics.jsonl
 printf '{"status": "completed", "started": "2026-12-01T01:30:00Z", "base_model": {"path": "m.gguf", "sha256": "%064d"}, "shards": [{"path": "a.h5"}], "tokenized": [{"role": "train", "inputs": [{"path": "d.jsonl"}], "reused": true}], "gate": {"metric": "eval_loss", "baseline": 2.5, "candidate": 2.25, "passed": true, "baseline_is": "base model"}, "published": {"version": "v1"}, "init_from": {"adapter_sha256": "ab"}, "adapter": {"sha256": "cd"}}\000{"step": 0, "eval_loss": 2.5, "eval_ppl": 12.1}\n{"step": 5, "loss": 2.4, "lr": 0.001, "tokens_per_s": 3000.5, "grad_norm": 1.5}\n{"step": 10, "loss": 2.3, "lr": 0.0005, "tokens_per_s": 3100, "grad_norm": 1.2}\n{"step": 10, "eval_loss": 2.25, "eval_ppl": 9.5}\n' 0 > "$S/report/run"
+# nfc: text Unicode normalization changes, and text it leaves
+cp tests/data/tokenizer/nfc.txt tests/data/tokenizer/mixed.txt "$S/nfc/"
 for f in "$FIX"/data/*.json "$FIX"/data/*.jsonl; do
     [ -r "$f" ] && head -c 4096 "$f" > "$S/records/$(basename "$f")"
 done
@@ -70,12 +72,14 @@ done
 status=0
 declare -A LEN=([fuzz_gguf]=65536 [fuzz_safetensors]=16384 [fuzz_hf_config]=8192
                 [fuzz_tokenizer_json]=65536 [fuzz_recipe]=8192 [fuzz_records]=8192
-        [fuzz_jinja]=8192 [fuzz_bnb]=16384 [fuzz_shard]=8192 [fuzz_report]=16384)
+        [fuzz_jinja]=8192 [fuzz_bnb]=16384 [fuzz_shard]=8192 [fuzz_report]=16384
+        [fuzz_nfc]=4096)
 declare -A SEED=([fuzz_gguf]=gguf [fuzz_safetensors]=safetensors [fuzz_hf_config]=hf_config
                  [fuzz_tokenizer_json]=tokenizer_json [fuzz_recipe]=recipe [fuzz_records]=records
-         [fuzz_jinja]=jinja [fuzz_bnb]=bnb [fuzz_shard]=shard [fuzz_report]=report)
+         [fuzz_jinja]=jinja [fuzz_bnb]=bnb [fuzz_shard]=shard [fuzz_report]=report
+         [fuzz_nfc]=nfc)
 for h in fuzz_gguf fuzz_safetensors fuzz_hf_config fuzz_tokenizer_json fuzz_recipe fuzz_records \
-         fuzz_jinja fuzz_bnb fuzz_shard fuzz_report; do
+         fuzz_jinja fuzz_bnb fuzz_shard fuzz_report fuzz_nfc; do
     [ -x "$FB/$h" ] || continue
     corpus="$FB/corpus/$h"
     mkdir -p "$corpus" "$FB/artifacts"

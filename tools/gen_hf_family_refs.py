@@ -56,17 +56,20 @@ with tokenizers.Tokenizer.from_file(VOCABS/hf-<family>/tokenizer.json):
     tok.encode_special_tokens = not SPECIAL; tok.encode(text, add_special_tokens=False).ids
 and cross-checked with transformers.AutoTokenizer.from_pretrained(VOCABS/hf-<family>)(text,
 add_special_tokens=False, split_special_tokens=not SPECIAL).input_ids (the script stops when
-they differ, except for the families in AUTO_DIFFERS, where it counts the cases). Cases: the fixture slices of tools/gen_tokenizer_refs.py, the edge cases of
-tests/data/tokenizer/pretok_edge.txt, and the family's chat text with special tokens parsed
-(SPECIAL = 1, as `lathe tokenize` encodes a rendered conversation). Output format: that of
-tools/gen_tokenizer_refs.py, plus header lines "# tokenizer.json sha256 <hex>" and
-"# add_special_tokens=True prefix|suffix <ids, comma-separated, or ->": what transformers adds
-around a text with add_special_tokens=True (BOS, EOS), for lathe's add_bos; and where the file's
-normalizer is NFC, "# not NFC <case names, or ->": the cases whose text NFC changes (lathe
-accepts the NFC normalizer without applying it, src/tokenizer/hf_json.c, so it differs there);
-and where the pre-tokenizer is Metaspace (prepend_scheme first or always), "# decode drops the
-leading space <case names, or ->": the cases whose text starts with a space, which such a
-tokenizer encodes as it encodes the text without it, so that decoding gives the text without it.
+they differ, except for the families in AUTO_DIFFERS, where it counts the cases). Cases: the
+fixture slices of tools/gen_tokenizer_refs.py, the edge cases of
+tests/data/tokenizer/pretok_edge.txt, the family's chat text with special tokens parsed
+(SPECIAL = 1, as `lathe tokenize` encodes a rendered conversation), and NFC_CASES: text that
+Unicode normalization changes (tests/data/tokenizer/nfc.txt: decomposed letters, marks out of
+canonical order, Hangul jamo, singletons, composition exclusions, marks after special tokens),
+plain and with special tokens parsed, for every family (Qwen2's NFC normalizer changes its ids;
+the others must not normalize). Output format: that of tools/gen_tokenizer_refs.py, plus header
+lines "# tokenizer.json sha256 <hex>" and "# add_special_tokens=True prefix|suffix <ids,
+comma-separated, or ->": what transformers adds around a text with add_special_tokens=True (BOS,
+EOS), for lathe's add_bos; and where the pre-tokenizer is Metaspace (prepend_scheme first or
+always), "# decode drops the leading space <case names, or ->": the cases whose text starts with a
+space, which such a tokenizer encodes as it encodes the text without it, so that decoding gives
+the text without it.
 
 Versions: transformers 5.24.0, tokenizers 0.23.3, gguf 0.19.0 (pinned by
 tools/fetch_hf_vocabs.sh). Usage (from the repository root):
@@ -110,6 +113,8 @@ FAMILIES = [
 
 # Families whose directory transformers' AutoTokenizer does not load as the file says: the
 # cross-check of the refs only counts the cases where it disagrees with `tokenizers`.
+NFC_CASES = [("nfc_text", f"repo/{OUT_DIR}/nfc.txt", 0, -1, 0),
+             ("nfc_specials", f"repo/{OUT_DIR}/nfc.txt", 0, -1, 1)]
 AUTO_DIFFERS = {
     "qwen35": "AutoTokenizer loads it as Qwen2Tokenizer (the test vocabulary says architecture "
               "qwen2), which rebuilds its pipeline: Qwen2's regex instead of Qwen3.5's, and NFC",
@@ -284,7 +289,7 @@ def main_refs():
         tok = tokenizers.Tokenizer.from_file(path)
         auto = transformers.AutoTokenizer.from_pretrained(d)
         cases = list(base.SLICES) + base.edge_cases(base.EDGE) + [
-            ("chat", f"repo/{OUT_DIR}/{chat}", 0, -1, 1)]
+            ("chat", f"repo/{OUT_DIR}/{chat}", 0, -1, 1)] + NFC_CASES
         lines = [
             f"# reference token ids from Hugging Face tokenizers for hf-{family}/tokenizer.json: "
             f"{what}; made by transformers {VERSIONS['transformers']} from llama.cpp's "
@@ -305,10 +310,9 @@ def main_refs():
                             f"{','.join(map(str, ids)) if ids else '-'}")
         with open(path, encoding="utf-8") as f:
             spec = json.load(f)
-        nfc = (spec.get("normalizer") or {}).get("type") == "NFC"
         pre = spec.get("pre_tokenizer") or {}
         metaspace = pre.get("type") == "Metaspace" and pre.get("prepend_scheme") != "never"
-        not_nfc, lossy = [], []
+        lossy = []
         nbytes = nids = auto_differ = 0
         for case, source, off, length, special in cases:
             data = open(base.resolve(source), "rb").read()
@@ -323,14 +327,10 @@ def main_refs():
             auto_differ += ids != ids2
             lines.append("\t".join([case, source, str(off), str(length), str(special),
                                     " ".join(map(str, ids))]))
-            if nfc and tokenizers.normalizers.NFC().normalize_str(text) != text:
-                not_nfc.append(case)
             if metaspace and text.startswith(" "):
                 lossy.append(case)
             nbytes += length
             nids += len(ids)
-        if nfc:
-            lines.insert(4, f"# not NFC {' '.join(not_nfc) if not_nfc else '-'}")
         if metaspace:
             lines.insert(4, f"# decode drops the leading space {' '.join(lossy) if lossy else '-'}")
         if family in AUTO_DIFFERS:
@@ -339,8 +339,7 @@ def main_refs():
         out = f"hf_{family}.refs"
         with open(os.path.join(OUT_DIR, out), "w") as f:
             f.write("\n".join(lines) + "\n")
-        print(f"{out}: {len(cases)} cases, {nbytes} bytes -> {nids} ids"
-              f"{'; not NFC: ' + ' '.join(not_nfc) if not_nfc else ''}", file=sys.stderr)
+        print(f"{out}: {len(cases)} cases, {nbytes} bytes -> {nids} ids", file=sys.stderr)
         if family in AUTO_DIFFERS:
             print(f"  transformers AutoTokenizer differs on {auto_differ}/{len(cases)} cases: "
                   f"{AUTO_DIFFERS[family]}", file=sys.stderr)

@@ -19,7 +19,9 @@
  * is encoded
  * once and each token's byte range in it decides its mask, as transformers'
  * return_assistant_tokens_mask does with character offsets; the ranges come from matching each
- * token's piece against the text (match_len).
+ * token's piece against the text (match_len). With a normalizer (NFC) every offset is one in
+ * the text the encoder's engines see (lt_tokenizer_normalized): the rendered text, each prefix it is
+ * compared with and each content it is searched for are normalized alike.
  */
 #include "tok_internal.h"
 
@@ -84,27 +86,31 @@ static bool is_space_token(const lt_tokenizer *t, int32_t prev, int32_t id) {
     return sp;
 }
 
-/* Locate `content` in text at or after *from: verbatim, else stripped. Sets [*s, *e). */
-static bool find_content(const char *text, size_t len, size_t from, const char *content,
-                         size_t *s, size_t *e) {
+/* Locate `content` (normalized as the encoder sees it) in text at or after *from: verbatim, else
+ * stripped. Sets [*s, *e). */
+static bool find_content(const lt_chat_jinja *c, const char *text, size_t len, size_t from,
+                         const char *content, size_t *s, size_t *e) {
     size_t cl = strlen(content);
-    const char *c0 = content;
-    for (int pass = 0; pass < 2; pass++) {
+    char *norm = lt_tokenizer_normalized(c->tok, content, cl, true, &cl);
+    const char *c0 = norm ? norm : content;
+    bool found = false;
+    for (int pass = 0; pass < 2 && !found; pass++) {
         if (pass == 1) { /* stripped */
             while (cl && (*c0 == ' ' || *c0 == '\n' || *c0 == '\t' || *c0 == '\r')) c0++, cl--;
             while (cl && (c0[cl - 1] == ' ' || c0[cl - 1] == '\n' || c0[cl - 1] == '\t' ||
                           c0[cl - 1] == '\r'))
                 cl--;
         }
-        if (cl == 0) return false;
-        for (size_t i = from; i + cl <= len; i++)
+        if (cl == 0) break;
+        for (size_t i = from; i + cl <= len && !found; i++)
             if (memcmp(text + i, c0, cl) == 0) {
                 *s = i;
                 *e = i + cl;
-                return true;
+                found = true;
             }
     }
-    return false;
+    free(norm);
+    return found;
 }
 
 /* How many bytes of text[at, len) token id stands for, or SIZE_MAX when its piece is not what
@@ -178,6 +184,24 @@ static lt_status render_text(const lt_chat_jinja *c, const lt_message *msgs, siz
     return st;
 }
 
+/* *text (malloc'ed, *len bytes) replaced by what the encoder's engines see of it. */
+static void normalize(const lt_chat_jinja *c, char **text, size_t *len) {
+    size_t n;
+    char *norm = lt_tokenizer_normalized(c->tok, *text, *len, true, &n);
+    if (!norm) return;
+    free(*text);
+    *text = norm;
+    *len = n;
+}
+
+/* render_text, normalized. */
+static lt_status render_view(const lt_chat_jinja *c, const lt_message *msgs, size_t n,
+                             const char *tools, bool gen, char **text, size_t *len) {
+    lt_status st = render_text(c, msgs, n, tools, gen, text, len);
+    if (!st) normalize(c, text, len);
+    return st;
+}
+
 /* Does the message carry a non-empty tool_calls list? */
 static bool has_tool_calls(const lt_message *m) {
     json_t *f = m->fields ? json_loads(m->fields, 0, NULL) : NULL;
@@ -195,7 +219,7 @@ static size_t turn_start(const lt_chat_jinja *c, const lt_message *msgs, size_t 
                          const char *tools, const char *text, size_t len) {
     char *pre = NULL;
     size_t pn = 0, at = 0;
-    if (render_text(c, msgs, i, tools, true, &pre, &pn) == LT_OK && pn <= len &&
+    if (render_view(c, msgs, i, tools, true, &pre, &pn) == LT_OK && pn <= len &&
         memcmp(pre, text, pn) == 0)
         at = pn;
     free(pre);
@@ -208,7 +232,7 @@ static size_t turn_end(const lt_chat_jinja *c, const lt_message *msgs, size_t i,
                        const char *tools, const char *text, size_t len, size_t from) {
     char *pre = NULL;
     size_t pn = 0, at = 0;
-    if (render_text(c, msgs, i + 1, tools, false, &pre, &pn) == LT_OK && pn <= len &&
+    if (render_view(c, msgs, i + 1, tools, false, &pre, &pn) == LT_OK && pn <= len &&
         memcmp(pre, text, pn) == 0) {
         while (pn > from && (text[pn - 1] == ' ' || text[pn - 1] == '\n' ||
                              text[pn - 1] == '\t' || text[pn - 1] == '\r'))
@@ -221,10 +245,13 @@ static size_t turn_end(const lt_chat_jinja *c, const lt_message *msgs, size_t i,
 
 lt_status lt_chat_jinja_render(const lt_chat_jinja *c, const lt_message *msgs, size_t n,
                                const char *tools, bool add_generation_prompt, lt_tokens *out) {
-    char *text = NULL;
-    size_t len = 0;
-    lt_status st = render_text(c, msgs, n, tools, add_generation_prompt, &text, &len);
+    char *raw = NULL, *text;
+    size_t raw_len = 0, len;
+    lt_status st = render_text(c, msgs, n, tools, add_generation_prompt, &raw, &raw_len);
     if (st) return st;
+    /* the spans and the tokens' byte ranges are offsets in `text`, what the encoder sees */
+    text = lt_tokenizer_normalized(c->tok, raw, raw_len, true, &len);
+    if (!text) text = raw, len = raw_len;
 
     /* the assistant contents' byte spans [span[2k], span[2k+1]), in conversation order */
     size_t *span = lt_xmalloc((2 * n + 1) * sizeof *span), n_span = 0, cursor = 0;
@@ -244,7 +271,7 @@ lt_status lt_chat_jinja_render(const lt_chat_jinja *c, const lt_message *msgs, s
             }
         } else if (!msgs[i].content || !*msgs[i].content) {
             continue;
-        } else if (!find_content(text, len, from, msgs[i].content, &s, &e)) {
+        } else if (!find_content(c, text, len, from, msgs[i].content, &s, &e)) {
             st = lt_error_set(LT_ERR_DATA, "template %s: message %zu (assistant) does not appear "
                               "in the rendered text, so its tokens cannot be masked; hint: "
                               "--template names a built-in layout", lt_jinja_name(c->tpl), i);
@@ -259,7 +286,7 @@ lt_status lt_chat_jinja_render(const lt_chat_jinja *c, const lt_message *msgs, s
         /* one encoding of the whole text, then each token's byte range in it: a token is
          * trained from the one holding a content's first byte to the one holding its last (as
          * transformers' char_to_token assistant masks), plus the closing control token */
-        lt_tokenizer_encode(c->tok, text, len, true, 0, out);
+        lt_tokenizer_encode(c->tok, raw, raw_len, true, 0, out);
         size_t off = 0, k = 0;
         int32_t prev = -1;
         for (size_t i = first; i < out->n; i++) {
@@ -288,7 +315,8 @@ lt_status lt_chat_jinja_render(const lt_chat_jinja *c, const lt_message *msgs, s
     }
     if (st) out->n = first;
     free(span);
-    free(text);
+    if (text != raw) free(text);
+    free(raw);
     return st;
 }
 

@@ -8,8 +8,9 @@
  * EOS / unknown ids of a "llama" vocabulary to 1 / 2 / 0 (llama.cpp). The merges of a byte-level
  * vocabulary are the merge table in rank order ("left right"). What GGUF cannot say is lost:
  * a Hugging Face Metaspace prefix scheme (written as add_space_prefix, which llama.cpp applies to
- * every run) and a pre-tokenizer regex list llama.cpp has no name for (pre = "hf", which the
- * loader refuses).
+ * every run), a pre-tokenizer regex list llama.cpp has no name for (pre = "hf", which the
+ * loader refuses) and an NFC normalizer (a warning names it: llama.cpp's own conversion of
+ * Qwen2 drops it too, and the ids differ only for text not in NFC).
  */
 #include "tok_internal.h"
 
@@ -18,6 +19,9 @@
 
 void lt_tokenizer_to_gguf(const lt_tokenizer *t, lt_gguf_writer *w) {
     bool spm = t->kind == TOK_KIND_SPM;
+    if (t->nfc)
+        lt_warn("the tokenizer's NFC normalizer has no GGUF key: llama.cpp and lathe encode the "
+                "GGUF's text without it (the same ids for text already in NFC)");
     lt_gguf_writer_set_str(w, "tokenizer.ggml.model", spm ? "llama" : "gpt2");
     if (!spm) lt_gguf_writer_set_str(w, "tokenizer.ggml.pre", t->pre);
     const char **toks = lt_xmalloc((size_t)t->n_vocab * sizeof *toks);

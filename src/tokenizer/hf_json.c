@@ -19,9 +19,13 @@
  *    byte fallback. HF BPE merges by rank; spm.c merges by score, so each token gets the score
  *    -(rank of the first merge producing it), and -inf when no merge produces it (never formed).
  *    The two agree except where one token is produced by several merges whose pairs compete.
- *  - NFC normalization is accepted and not applied: lathe, like llama.cpp's GGUF conversion of
- *    such models (Qwen2), tokenizes text as given; identical for text already in NFC.
+ *  - An NFC normalizer (Qwen2's) sets the tokenizer's nfc: each run of text between added tokens
+ *    is NFC-normalized before pre-tokenization (nfc.c), as `tokenizers` does.
  *  - Added tokens: special -> CONTROL (matched only with parse_special), others -> USER_DEFINED.
+ *    All are matched in the text as given, which is what `tokenizers` does for "normalized":
+ *    false; a "normalized": true token is matched in the normalized text, its content normalized
+ *    too, so where the normalizer could change its matches (NFC, Prepend, or Replace when the
+ *    content holds a space or U+2581) it is refused.
  * Anything else (other model types, normalizers, pre-tokenizers, decoders, added-token flags
  * lstrip/rstrip/single_word) is LT_ERR_MODEL naming the file, the JSON path and a hint.
  */
@@ -49,7 +53,7 @@ static const char *const LATHE_CONTRACTIONS =
 typedef struct {
     const char *file; /* for messages */
     /* normalizer */
-    bool prepend_meta, replace_space;
+    bool prepend_meta, replace_space, nfc;
     /* pre-tokenizer */
     bool byte_level, metaspace, byte_prefix_space;
     tok_prefix meta_mode;
@@ -91,7 +95,10 @@ static lt_status read_normalizer(hf_pipe *p, json_t *n, const char *jpath) {
         }
         return LT_OK;
     }
-    if (strcmp(type, "NFC") == 0) return LT_OK; /* not applied: see the file header */
+    if (strcmp(type, "NFC") == 0) {
+        p->nfc = true;
+        return LT_OK;
+    }
     if (strcmp(type, "Prepend") == 0) {
         const char *c = jstr(n, "prepend");
         if (!c || strcmp(c, META) != 0)
@@ -518,6 +525,20 @@ lt_status lt_tokenizer_from_hf_dir(lt_tokenizer **out, const char *dir) {
                               path, i, jstr(e, "content"));
             goto done;
         }
+        /* tokenizers' default for "normalized" is !special (AddedToken::from) */
+        const char *content = jstr(e, "content");
+        bool normalized = jbool(e, "normalized", !jbool(e, "special", false));
+        if (normalized && (p.nfc || p.prepend_meta ||
+                           (p.replace_space && (strchr(content, ' ') || strstr(content, META))))) {
+            st = lt_error_set(LT_ERR_MODEL,
+                              "%s: added_tokens[%zu] (\"%.40s\") has \"normalized\": true, so "
+                              "tokenizers matches it in the text its normalizer (%s) wrote; lathe "
+                              "matches "
+                              "added tokens in the text as given (hint: \"normalized\": false, "
+                              "as the model's own files have it)",
+                              path, i, content, p.nfc ? "NFC" : "Prepend/Replace");
+            goto done;
+        }
         if (json_integer_value(id) + 1 > n) n = json_integer_value(id) + 1;
     }
     /* contiguous ids 0..n-1 (checked below, naming the first missing id) need n tokens: refuse
@@ -569,6 +590,7 @@ lt_status lt_tokenizer_from_hf_dir(lt_tokenizer **out, const char *dir) {
     }
     t = lt_xcalloc(1, sizeof *t);
     t->kind = kind;
+    t->nfc = p.nfc;
     lt_tok_alloc_vocab(t, (int32_t)n, total);
     size_t off = 0;
     for (int32_t k = 0; k < (int32_t)n; k++) {

@@ -281,6 +281,15 @@ lt_status lt_tokenizer_write_hf(const lt_tokenizer *t, const char *dir) {
         decoder = json_pack("{s:s, s:b, s:b, s:b}", "type", "ByteLevel", "add_prefix_space", 1,
                             "trim_offsets", 1, "use_regex", 1);
     }
+    if (t->nfc) { /* first; it commutes with Prepend/Replace, as U+2581 composes with nothing */
+        json_t *nfc = json_pack("{s:s}", "type", "NFC");
+        if (json_is_null(normalizer)) {
+            normalizer = nfc;
+        } else {
+            normalizer = json_pack("{s:s, s:[o, o]}", "type", "Sequence", "normalizers", nfc,
+                                   normalizer);
+        }
+    }
     json_t *root = json_pack("{s:s, s:n, s:n, s:o, s:o, s:o, s:o, s:o, s:o}", "version", "1.0",
                              "truncation", "padding", "added_tokens", added, "normalizer",
                              normalizer, "pre_tokenizer", pre, "post_processor",

@@ -72,6 +72,8 @@ struct lt_tokenizer {
     bool add_bos;
     bool add_eos;              /* tokenizer.ggml.add_eos_token / add_eos_token (kept, not applied) */
     bool add_space_prefix;     /* SPM only */
+    bool nfc;                  /* NFC-normalize each text run before encoding (tokenizer.json
+                                * normalizer NFC; GGUF has no key for it) */
     tok_prefix prefix_mode;    /* SPM only: where the space prefix goes */
     int32_t byte_ids[256];     /* SPM: <0xNN> ids (-1 absent); BPE: id of the byte's unicode char */
 
@@ -142,6 +144,11 @@ extern const char *const LT_TOK_RE_GPT2;
 void lt_tok_alloc_vocab(lt_tokenizer *t, int32_t n, size_t blob_bytes);
 void lt_tok_build_map(lt_tokenizer *t);
 void lt_tok_finish(lt_tokenizer *t);
+
+/* NFC (UAX #15) of text[0,len): false when the text is NFC as it is (nothing written); else
+ * true with *out malloc'ed (*out_len bytes, not NUL-terminated). Invalid UTF-8 bytes are kept as
+ * they are and normalization runs on the valid stretches between them. nfc.c. */
+bool lt_tok_nfc(const char *text, size_t len, char **out, size_t *out_len);
 
 /* Encode with an explicit SentencePiece "start of text" state (spm: prefix a space to the first
  * text run and to each run that follows a special token, as llama.cpp does). */

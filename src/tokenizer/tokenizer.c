@@ -149,8 +149,8 @@ static void build_specials(lt_tokenizer *t) {
 }
 
 static void compute_sha(lt_tokenizer *t) {
-    /* model kind, pre, then per token: length, bytes, score bits, type; then merges (as the
-     * id pairs they resolve to, in rank order) */
+    /* model kind, pre, the normalizer, then per token: length, bytes, score bits, type; then
+     * merges (as the id pairs they resolve to, in rank order) */
     size_t cap = 64 + strlen(t->pre) + (size_t)t->n_vocab * 12 + (size_t)t->n_merges * 8;
     for (int32_t i = 0; i < t->n_vocab; i++) cap += t->tok_len[i];
     char *buf = lt_xmalloc(cap);
@@ -163,6 +163,7 @@ static void compute_sha(lt_tokenizer *t) {
     const char *kind = t->kind == TOK_KIND_SPM ? "llama" : "gpt2";
     PUT(kind, strlen(kind) + 1);
     PUT(t->pre, strlen(t->pre) + 1);
+    if (t->nfc) PUT("nfc", 4); /* only when set: the checksums of other tokenizers stay */
     PUT(&t->n_vocab, 4);
     for (int32_t i = 0; i < t->n_vocab; i++) {
         PUT(&t->tok_len[i], 4);
@@ -444,10 +445,15 @@ int32_t lt_tokenizer_find(const lt_tokenizer *t, const char *piece) {
 /* One run without special tokens. `prefix`: the run may get SentencePiece's space prefix (the
  * caller decided by prefix_mode); Metaspace modes skip it when the run starts with a space. A
  * byte-level tokenizer with byte_prefix_space prepends ' ' to a run that does not start with one
- * (HF ByteLevel add_prefix_space, applied per run between added tokens). */
+ * (HF ByteLevel add_prefix_space, applied per run between added tokens). The normalizer (NFC)
+ * comes first, on the run: HF tokenizers normalizes the text between added tokens piece by
+ * piece (AddedVocabulary::extract_and_normalize). */
 static void encode_run(const lt_tokenizer *t, const char *text, size_t len, bool prefix,
                        uint8_t mask, lt_tokens *out) {
     if (len == 0) return;
+    char *norm = NULL;
+    size_t nlen;
+    if (t->nfc && lt_tok_nfc(text, len, &norm, &nlen)) text = norm, len = nlen;
     if (t->kind == TOK_KIND_SPM) {
         if (t->prefix_mode != TOK_PREFIX_EVERY_RUN && text[0] == ' ') prefix = false;
         lt_tok_spm_encode(t, text, len, prefix && t->add_space_prefix, mask, out);
@@ -460,6 +466,7 @@ static void encode_run(const lt_tokenizer *t, const char *text, size_t len, bool
     } else {
         lt_tok_bpe_encode(t, text, len, mask, out);
     }
+    free(norm);
 }
 
 /* Longest special token starting at s[0..n) (only USER_DEFINED ones when user_only), or -1. */
@@ -474,35 +481,64 @@ static int32_t match_special(const lt_tokenizer *t, const char *s, size_t n, boo
     return -1;
 }
 
+/* The next special token in text[i, len) as the encoder splits on it: its id (-1 when none) and
+ * *at, its start (len when none). Without parse_special, user-defined (non-special added) tokens
+ * still split the text: llama.cpp tokenizer_st_partition, HF tokenizers' AddedVocabulary. */
+static int32_t next_special(const lt_tokenizer *t, const char *text, size_t len, size_t i,
+                            bool parse_special, size_t *at) {
+    if (parse_special ? t->special_start[256] != 0 : t->n_user_defined != 0)
+        for (; i < len; i++) {
+            unsigned char c = (unsigned char)text[i];
+            if (t->special_start[c] == t->special_start[c + 1]) continue;
+            int32_t id = match_special(t, text + i, len - i, !parse_special);
+            if (id >= 0) {
+                *at = i;
+                return id;
+            }
+        }
+    *at = len;
+    return -1;
+}
+
 void lt_tok_encode_ex(const lt_tokenizer *t, const char *text, size_t len, bool parse_special,
                       uint8_t mask, bool at_start, lt_tokens *out) {
     if (!text || len == 0) return;
-    /* without parse_special, user-defined (non-special added) tokens still split the text
-     * first: llama.cpp tokenizer_st_partition, HF tokenizers' AddedVocabulary */
-    if (parse_special ? t->special_start[256] == 0 : t->n_user_defined == 0) {
-        encode_run(t, text, len, at_start, mask, out);
-        return;
-    }
-    size_t run = 0;
     bool prefix = at_start;
-    for (size_t i = 0; i < len;) {
-        unsigned char c = (unsigned char)text[i];
-        int32_t id = t->special_start[c] < t->special_start[c + 1]
-                         ? match_special(t, text + i, len - i, !parse_special)
-                         : -1;
-        if (id < 0) {
-            i++;
-            continue;
-        }
-        if (i > run) encode_run(t, text + run, i - run, prefix, mask, out);
+    for (size_t run = 0, at; run < len;) {
+        int32_t id = next_special(t, text, len, run, parse_special, &at);
+        if (at > run) encode_run(t, text + run, at - run, prefix, mask, out);
+        if (id < 0) break;
         lt_tokens_push(out, id, mask);
         /* llama.cpp: a text run after a special token gets the space prefix again; HF Metaspace
          * prepend_scheme "first" gives it to the start of the input only */
         prefix = t->prefix_mode != TOK_PREFIX_META_FIRST;
-        i += t->tok_len[id];
-        run = i;
+        run = at + t->tok_len[id];
     }
-    if (len > run) encode_run(t, text + run, len - run, prefix, mask, out);
+}
+
+char *lt_tokenizer_normalized(const lt_tokenizer *t, const char *text, size_t len,
+                              bool parse_special, size_t *out_len) {
+    if (!t->nfc) return NULL;
+    size_t cap = len + 16, n = 0;
+    char *buf = lt_xmalloc(cap);
+    for (size_t run = 0, at; run <= len;) {
+        int32_t id = next_special(t, text, len, run, parse_special, &at);
+        char *norm = NULL;
+        const char *piece = text + run;
+        size_t pn = at - run, sl = id >= 0 ? t->tok_len[id] : 0;
+        if (lt_tok_nfc(piece, pn, &norm, &pn)) piece = norm;
+        if (n + pn + sl + 1 > cap) buf = lt_xrealloc(buf, cap = (n + pn + sl + 1) * 2);
+        memcpy(buf + n, piece, pn);
+        n += pn;
+        free(norm);
+        if (id < 0) break;
+        memcpy(buf + n, text + at, sl);
+        n += sl;
+        run = at + sl;
+    }
+    buf[n] = 0;
+    *out_len = n;
+    return buf;
 }
 
 void lt_tokenizer_encode(const lt_tokenizer *t, const char *text, size_t len, bool parse_special,

@@ -102,13 +102,23 @@ void lt_tokenizer_set_default_system(lt_tokenizer *t, const char *text);
 
 /* Append the ids of `text` (len bytes, UTF-8, need not be NUL-terminated) to out, each with loss
  * mask `mask`. No BOS/EOS is added. With parse_special, occurrences of special-token strings
- * become those ids (user-defined tokens always do). Any bytes are accepted: invalid UTF-8 falls back to <0xNN> tokens ("llama") or
- * is encoded byte-level ("gpt2"; a byte whose character the vocabulary lacks is dropped).
- * Matches llama.cpp's llama_tokenize(add_special=false) id for id on valid UTF-8
- * (tests/data/tokenizer/, and llama.cpp's own test vocabularies: tests/unit/test_vocabs.c).
- * Thread-safe: the tokenizer is read-only here. */
+ * become those ids (user-defined tokens always do). A tokenizer.json NFC normalizer (Qwen2)
+ * normalizes each run of text between them first. Any bytes are accepted: invalid UTF-8 falls
+ * back to <0xNN> tokens ("llama") or is encoded byte-level ("gpt2"; a byte whose character the
+ * vocabulary lacks is dropped). Matches llama.cpp's llama_tokenize(add_special=false) id for id
+ * on valid UTF-8 (tests/data/tokenizer/, and llama.cpp's own test vocabularies:
+ * tests/unit/test_vocabs.c), and Hugging Face tokenizers for a tokenizer.json
+ * (tests/unit/test_tokenizer_hf.c). Thread-safe: the tokenizer is read-only here. */
 void lt_tokenizer_encode(const lt_tokenizer *t, const char *text, size_t len, bool parse_special,
                          uint8_t mask, lt_tokens *out);
+
+/* The text lt_tokenizer_encode's BPE engines see for text[0,len): special tokens (as
+ * parse_special selects them) as they are, each run between them NFC-normalized (UAX #15) when
+ * the tokenizer normalizes. NULL when it has no normalizer, so that the text itself is what they
+ * see; else malloc'ed, NUL-terminated, *out_len bytes. Decoding the ids of `text` gives this text
+ * (as lt_tokenizer_decode describes), and byte offsets into encoded text are offsets in it. */
+char *lt_tokenizer_normalized(const lt_tokenizer *t, const char *text, size_t len,
+                              bool parse_special, size_t *out_len);
 
 /* Bytes of one token for streaming output, given the previous token (for the SentencePiece
  * rule that drops the leading space right after BOS — and at the very start, prev = -1 — as

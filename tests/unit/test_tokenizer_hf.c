@@ -24,6 +24,8 @@
 #include "../refs.h"
 #include "tokenizer/tokenizer.h"
 
+#include <utf8proc.h>
+
 static lt_tokenizer *from_gguf_path(const char *path) {
     lt_gguf *g = NULL;
     cr_assert_eq(lt_gguf_open(&g, path), LT_OK, "%s", lt_error_message());
@@ -260,19 +262,17 @@ static lt_tokenizer *family_tokenizer(const char *family, const char *refs) {
 /* Every case of hf_<family>.refs through lathe's reading of the family's tokenizer.json, id for
  * id, and decoded back to its text (control tokens as their text where special tokens were
  * parsed); the BOS lathe adds is what transformers' add_special_tokens adds in front, and nothing
- * is added behind. Known and documented differences, named by the refs header: ids are not
- * compared for text that the file's NFC normalizer changes ("# not NFC": lathe does not apply
- * NFC, hf_json.c), and a Metaspace layout decodes " x" as "x" ("# decode drops the leading
- * space": lt_tokenizer_decode). */
+ * is added behind. decode(encode(x)) is x, except that a Metaspace layout decodes " x" as "x"
+ * ("# decode drops the leading space": lt_tokenizer_decode) and that an NFC normalizer's
+ * tokens decode to NFC(x). */
 static void check_family(const char *family) {
-    char refs[128], prefix[64], suffix[64], not_nfc[512] = "", lossy[512] = "";
+    char refs[128], prefix[64], suffix[64], lossy[512] = "";
     snprintf(refs, sizeof refs, "hf_%s.refs", family);
     lt_tokenizer *t = family_tokenizer(family, refs);
-    refs_header(refs, "not NFC", not_nfc, sizeof not_nfc);
     refs_header(refs, "decode drops the leading space", lossy, sizeof lossy);
 
     ts_ref_case *cs;
-    size_t n = ts_refs_load(refs, &cs), same = 0, skipped = 0;
+    size_t n = ts_refs_load(refs, &cs);
     cr_assert_gt(n, 20);
     for (size_t i = 0; i < n; i++) {
         size_t len;
@@ -281,19 +281,17 @@ static void check_family(const char *family) {
         lt_tokenizer_encode(t, text, len, cs[i].special != 0, 0, &v);
         char what[256];
         snprintf(what, sizeof what, "lathe(hf-%s) vs tokenizers %s:%s", family, refs, cs[i].name);
-        if (in_list(not_nfc, cs[i].name)) {
-            skipped++;
-        } else {
-            expect_ids(what, &v, cs[i].ids, cs[i].n);
-            same++;
-        }
+        expect_ids(what, &v, cs[i].ids, cs[i].n);
         char *back = lt_tokenizer_decode_special(t, v.ids, v.n, cs[i].special != 0);
-        const char *want = text;
+        size_t nl;
+        char *norm = lt_tokenizer_normalized(t, text, len, cs[i].special != 0, &nl);
+        const char *want = norm ? norm : text;
         if (in_list(lossy, cs[i].name)) {
             cr_assert_eq(text[0], ' ', "%s: listed as losing a leading space it lacks", what);
-            want = text + 1;
+            want++;
         }
-        cr_expect_str_eq(back, want, "%s: decode(encode(x)) != x", what);
+        cr_expect_str_eq(back, want, "%s: decode(encode(x)) != %sx", what, norm ? "NFC " : "");
+        free(norm);
         free(back);
         lt_tokens_free(&v);
         free(text);
@@ -313,11 +311,7 @@ static void check_family(const char *family) {
     }
     cr_assert_eq(parse_id_list(suffix, ids, 4), 0, "%s: transformers appends [%s]", family,
                  suffix);
-    printf("hf-%-15s %zu/%zu cases identical to tokenizers", family, same, n);
-    if (skipped)
-        printf(", %zu not compared (not NFC: lathe does not apply the file's NFC normalizer)",
-               skipped);
-    printf("\n");
+    printf("hf-%-15s %zu/%zu cases identical to tokenizers\n", family, n, n);
     lt_tokenizer_free(t);
 }
 
@@ -383,6 +377,11 @@ Test(tokenizer_hf, unsupported_parts_are_named) {
                  ",\"merges\":[]}}",
                  "{\"chat_template\":[{\"name\":\"tool_use\",\"template\":\"x\"}]}", "default");
     expect_error("{\"model\":", NULL, "JSON");
+    /* an added token tokenizers would match in the normalized text */
+    expect_error("{\"normalizer\":{\"type\":\"NFC\"},\"pre_tokenizer\":" BL_PRE
+                 ",\"added_tokens\":[{\"id\":3,\"content\":\"<s>\",\"normalized\":true}],"
+                 "\"model\":{\"type\":\"BPE\",\"vocab\":" VOCAB ",\"merges\":[]}}",
+                 NULL, "added_tokens[0] (\"<s>\") has \"normalized\": true");
 }
 
 Test(tokenizer_hf, small_byte_level_file) {
@@ -524,4 +523,135 @@ Test(tokenizer_hf, render_new_families_smollm2) {
                  NO_CHECK, false, 5);
     (void)eos;
     lt_tokenizer_free(t);
+}
+
+/* ---- the NFC normalizer (Qwen2's tokenizer.json) ------------------------------------------ */
+
+static void encode_str(const lt_tokenizer *t, const char *s, size_t n, bool special, lt_tokens *v) {
+    v->n = 0;
+    lt_tokenizer_encode(t, s, n, special, 0, v);
+}
+
+static bool same_tokens(const lt_tokens *a, const lt_tokens *b) {
+    return a->n == b->n && memcmp(a->ids, b->ids, a->n * sizeof *a->ids) == 0;
+}
+
+/* What the refs (hf_qwen2 nfc_text / nfc_specials) do not reach: invalid UTF-8 and NUL bytes
+ * between valid stretches, the text the encoder sees (lt_tokenizer_normalized), a family without
+ * the normalizer, and the normalizer kept through lt_tokenizer_write_hf. */
+Test(tokenizer_hf, nfc_normalizer) {
+    lt_tokenizer *q = family_tokenizer("qwen2", "hf_qwen2.refs");
+    lt_tokenizer *q35 = family_tokenizer("qwen35", "hf_qwen35.refs");
+    lt_tokens a = {0}, b = {0};
+    static const char DECOMPOSED[] = "cafe\xcc\x81 Vie\xcc\x82\xcc\xa3t <|im_end|>\xcc\xb8";
+    static const char COMPOSED[] = "caf\xc3\xa9 Vi\xe1\xbb\x87t <|im_end|>\xcc\xb8";
+    /* NFC before encoding; the mark after the special token stays (the run starts after it) */
+    encode_str(q, DECOMPOSED, sizeof DECOMPOSED - 1, true, &a);
+    encode_str(q, COMPOSED, sizeof COMPOSED - 1, true, &b);
+    cr_assert(same_tokens(&a, &b), "qwen2: NFC(x) and x encode differently");
+    size_t n;
+    char *seen = lt_tokenizer_normalized(q, DECOMPOSED, sizeof DECOMPOSED - 1, true, &n);
+    cr_assert_not_null(seen);
+    cr_assert_eq(n, sizeof COMPOSED - 1);
+    cr_assert_str_eq(seen, COMPOSED);
+    free(seen);
+    /* without parse_special "<|im_end|>" is text, and '>' + U+0338 composes to U+226F */
+    seen = lt_tokenizer_normalized(q, DECOMPOSED, sizeof DECOMPOSED - 1, false, &n);
+    cr_assert(n == sizeof COMPOSED - 1 && memcmp(seen + n - 3, "\xe2\x89\xaf", 3) == 0,
+              "'>' + U+0338 should compose outside a special token: %s", seen);
+    free(seen);
+    /* invalid bytes and NUL: kept, the valid stretches around them normalized */
+    static const char BAD[] = "e\xcc\x81\xff" "e\xcc\x81" "\0" "e\xcc\x81\xcc";
+    static const char BAD_NFC[] = "\xc3\xa9\xff\xc3\xa9\0\xc3\xa9\xcc";
+    seen = lt_tokenizer_normalized(q, BAD, sizeof BAD - 1, false, &n);
+    cr_assert(n == sizeof BAD_NFC - 1 && memcmp(seen, BAD_NFC, n) == 0,
+              "invalid UTF-8 around NFC stretches");
+    free(seen);
+    encode_str(q, BAD, sizeof BAD - 1, false, &a);
+    encode_str(q, BAD_NFC, sizeof BAD_NFC - 1, false, &b);
+    cr_assert(same_tokens(&a, &b));
+    /* Qwen3.5's tokenizer.json has no normalizer: the text is what the engines see */
+    cr_assert_null(lt_tokenizer_normalized(q35, DECOMPOSED, sizeof DECOMPOSED - 1, true, &n));
+    encode_str(q35, DECOMPOSED, sizeof DECOMPOSED - 1, true, &a);
+    encode_str(q35, COMPOSED, sizeof COMPOSED - 1, true, &b);
+    cr_assert(!same_tokens(&a, &b), "qwen35 normalizes although its file has no normalizer");
+    /* written out and read back: the normalizer (and so the checksum) survives */
+    char dir[256];
+    lt_tokenizer *u = via_hf(q, dir, sizeof dir);
+    cr_assert_str_eq(lt_tokenizer_sha256(u), lt_tokenizer_sha256(q));
+    encode_str(u, DECOMPOSED, sizeof DECOMPOSED - 1, true, &a);
+    encode_str(u, COMPOSED, sizeof COMPOSED - 1, true, &b);
+    cr_assert(same_tokens(&a, &b), "the written tokenizer.json lost the NFC normalizer");
+    lt_tokenizer_free(u);
+    ts_rmtree(dir);
+    lt_tokens_free(&a);
+    lt_tokens_free(&b);
+    lt_tokenizer_free(q35);
+    lt_tokenizer_free(q);
+}
+
+/* Loss masks through the model's own template when the content is not in NFC: the content is
+ * found in the text the encoder sees, and its tokens are the trained ones. */
+Test(tokenizer_hf, nfc_chat_masks) {
+    lt_tokenizer *q = family_tokenizer("qwen2", "hf_qwen2.refs");
+    lt_chat_jinja *c = NULL;
+    cr_assert_eq(lt_chat_jinja_open(&c, q, "hf-qwen2", NULL), LT_OK, "%s", lt_error_message());
+    const lt_message msgs[] = {
+        {LT_ROLE_USER, "Comment dit-on cafe\xcc\x81 ?", NULL},
+        {LT_ROLE_ASSISTANT, "Cafe\xcc\x81, re\xcc\x81sume\xcc\x81 \xe1\x84\x80\xe1\x85\xa1", NULL},
+    };
+    lt_tokens v = {0};
+    cr_assert_eq(lt_chat_jinja_render(c, msgs, 2, NULL, false, &v), LT_OK, "%s",
+                 lt_error_message());
+    lt_tokens tr = {0};
+    for (size_t i = 0; i < v.n; i++)
+        if (v.mask[i]) lt_tokens_push(&tr, v.ids[i], 1);
+    char *got = lt_tokenizer_decode_special(q, tr.ids, tr.n, true);
+    cr_assert_str_eq(got, "Caf\xc3\xa9, r\xc3\xa9sum\xc3\xa9 \xea\xb0\x80<|im_end|>",
+                     "trained tokens: the NFC content and the closing token");
+    free(got);
+    lt_tokens_free(&tr);
+    lt_tokens_free(&v);
+    lt_chat_jinja_free(c);
+    lt_tokenizer_free(q);
+}
+
+/* The normalizer copies stable code points and sends only the chunks around the others through
+ * libutf8proc (nfc.c): over random strings of code points that compose, reorder and decompose
+ * next to ones that do not, that must equal NFC of the whole string (utf8proc_map). */
+Test(tokenizer_hf, nfc_chunks_equal_whole_string_nfc) {
+    lt_tokenizer *q = family_tokenizer("qwen2", "hf_qwen2.refs");
+    static const uint32_t POOL[] = {
+        'a',    'e',    'o',    'A',    '>',    '=',    ' ',    0x0301, 0x0323, 0x0302,
+        0x0338, 0x031B, 0x0345, 0x1100, 0x1161, 0x11A8, 0xAC00, 0xAC01, 0x304B, 0x3099,
+        0x309A, 0x30AB, 0x212B, 0x0958, 0x0915, 0x093C, 0x0344, 0x4E2D, 0x201C, 0x0F43,
+        0x1F44D, 0x03B1, 0x0313, 0x1F00, 0x00E9, 0x302A, 0x3005, 0xFF76, 0xFF9E, 0x05D9,
+    };
+    const size_t np = sizeof POOL / sizeof POOL[0];
+    uint64_t x = 42;
+    size_t changed = 0;
+    for (int iter = 0; iter < 3000; iter++) {
+        unsigned char str[64];
+        size_t len = 0;
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        int ncp = 1 + (int)((x >> 33) % 12);
+        for (int k = 0; k < ncp; k++) {
+            x = x * 6364136223846793005ull + 1442695040888963407ull;
+            len += (size_t)utf8proc_encode_char((utf8proc_int32_t)POOL[(x >> 33) % np], str + len);
+        }
+        utf8proc_uint8_t *want = NULL;
+        utf8proc_ssize_t wn = utf8proc_map(str, (utf8proc_ssize_t)len, &want,
+                                           UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+        cr_assert_geq(wn, 0);
+        size_t n;
+        char *got = lt_tokenizer_normalized(q, (const char *)str, len, false, &n);
+        cr_assert_not_null(got);
+        cr_assert(n == (size_t)wn && memcmp(got, want, n) == 0, "case %d: %.*s", iter, (int)len,
+                  str);
+        changed += n != len || memcmp(got, str, n) != 0;
+        free(got);
+        free(want);
+    }
+    cr_assert_gt(changed, 1000, "the strings should mostly change under NFC (%zu did)", changed);
+    lt_tokenizer_free(q);
 }
