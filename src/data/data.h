@@ -132,6 +132,7 @@ void lt_batch_free(lt_batch *b);
 typedef struct {
     const char *const *patterns; /* shard paths or globs, e.g. "data/train-*.h5" */
     size_t n_patterns;
+    const double *weights;       /* [n_patterns] mixture weights (> 0), or NULL: one dataset */
     int seq_len;                 /* T, >= 1 */
     int batch_rows;              /* B, >= 1 */
     bool shuffle;                /* per-epoch document permutation by seed; false = file order */
@@ -176,7 +177,15 @@ typedef struct lt_loader lt_loader;
  * piece starts at that token (positions restart at 0). Targets: tokens[t+1] of the same document
  * when its loss_mask is 1 (or there is no mask), else -1; the last token of a document has -1.
  * Without packing each row holds one piece and the rest is padding (pad_id, target -1, pos 0,
- * its own doc id). Errors: LT_ERR_USAGE for bad options, LT_ERR_DATA for shards / no tokens. */
+ * its own doc id).
+ * Weights (with shuffle): each pattern is a dataset of its own and an epoch is as many documents
+ * as all of them hold, each drawn from dataset i with probability weights[i] / sum(weights) (as
+ * Hugging Face datasets' interleave_datasets draws examples) and taking that dataset's next
+ * document in its own shuffled order — reshuffled each time it runs out, so that a small dataset
+ * with a large weight repeats and a large one with a small weight is subsampled. The draws come
+ * from a xoshiro256** stream seeded from (seed, e) alone, so the cursor stays (epoch, position).
+ * Errors: LT_ERR_USAGE for bad options, LT_ERR_DATA for shards / no tokens (with weights: a
+ * dataset without documents, or a shard two patterns match). */
 lt_status lt_loader_open(lt_loader **out, const lt_loader_opts *o);
 void lt_loader_free(lt_loader *l);
 
@@ -213,6 +222,10 @@ lt_status lt_record_format_from_name(lt_record_format *out, const char *name);
 const char *lt_record_format_name(lt_record_format f);
 
 typedef enum { LT_ON_ERROR_SKIP = 0, LT_ON_ERROR_FAIL } lt_on_error;
+
+/* Does a path or glob name raw dataset files (.json, .jsonl, .txt: records for `lathe tokenize`)
+ * rather than token shards? By its extension only. */
+bool lt_data_is_raw(const char *pattern);
 
 /* One record. Chat records have msgs/n_msgs and tmsgs/n_tmsgs (>= 1, at least one assistant
  * turn); text records have msgs == tmsgs == NULL and text/text_len. Strings are owned by the reader and valid until

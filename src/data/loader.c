@@ -11,6 +11,7 @@
  */
 #include "data.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,6 +52,12 @@ struct lt_loader {
     lt_loader_opts o;
     lt_shard **shards;
     size_t n_shards;
+    /* weighted mixture (o.weights): datasets' documents are contiguous in the global numbering */
+    int n_sets;
+    double *cum_weight;    /* [n_sets] running sums of the weights */
+    int64_t *set_start;    /* [n_sets + 1] first document of each dataset */
+    int64_t *set_order;    /* [n_docs] each dataset's current shuffled order, in its own span */
+    size_t *set_first_shard; /* [n_sets + 1] first shard of each dataset */
     lt_shard_meta meta;
     int32_t pad;           /* pad_id, or 0 when the shards name none */
     int64_t n_docs;        /* non-empty documents */
@@ -65,19 +72,58 @@ struct lt_loader {
     uint8_t *mask;         /* [T + 1] */
 };
 
-static void build_perm(lt_loader *l, int64_t epoch) {
-    for (int64_t i = 0; i < l->n_docs; i++) l->perm[i] = i;
-    l->perm_epoch = epoch;
-    if (!l->o.shuffle) return;
-    uint64_t x = l->o.seed ^ (LT_SPLITMIX64_GOLDEN * (uint64_t)(epoch + 1));
-    rng r;
-    for (int k = 0; k < 4; k++) r.s[k] = lt_splitmix64(&x);
-    for (int64_t i = l->n_docs - 1; i > 0; i--) {
-        int64_t j = (int64_t)rng_below(&r, (uint64_t)i + 1);
-        int64_t t = l->perm[i];
-        l->perm[i] = l->perm[j];
-        l->perm[j] = t;
+static void rng_seed(rng *r, uint64_t x) {
+    for (int k = 0; k < 4; k++) r->s[k] = lt_splitmix64(&x);
+}
+
+/* Fisher–Yates over a[0, n), from the last index down. */
+static void shuffle(int64_t *a, int64_t n, rng *r) {
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = (int64_t)rng_below(r, (uint64_t)i + 1);
+        int64_t t = a[i];
+        a[i] = a[j];
+        a[j] = t;
     }
+}
+
+/* Epoch `epoch` of a weighted mixture (see lt_loader_open): one draw of the dataset per slot,
+ * then that dataset's next document; its order is reshuffled, from (seed, epoch, dataset, pass),
+ * whenever it runs out. */
+static void build_mixed_perm(lt_loader *l, int64_t epoch) {
+    const uint64_t base = l->o.seed ^ (LT_SPLITMIX64_GOLDEN * (uint64_t)(epoch + 1));
+    rng draw;
+    rng_seed(&draw, base ^ 0x6d69787475726500ull); /* "mixture" */
+    int64_t used[l->n_sets];
+    for (int g = 0; g < l->n_sets; g++) used[g] = 0;
+    const double total = l->cum_weight[l->n_sets - 1];
+    for (int64_t i = 0; i < l->n_docs; i++) {
+        double u = (double)(rng_next(&draw) >> 11) * 0x1p-53 * total;
+        int g = 0;
+        while (g < l->n_sets - 1 && u >= l->cum_weight[g]) g++;
+        int64_t start = l->set_start[g], n = l->set_start[g + 1] - start, c = used[g]++;
+        int64_t k = c % n;
+        if (k == 0) { /* pass c / n over dataset g begins */
+            rng r;
+            uint64_t id = (uint64_t)g << 40 ^ (uint64_t)(c / n);
+            rng_seed(&r, base ^ lt_splitmix64(&id));
+            for (int64_t j = 0; j < n; j++) l->set_order[start + j] = start + j;
+            shuffle(l->set_order + start, n, &r);
+        }
+        l->perm[i] = l->set_order[start + k];
+    }
+}
+
+static void build_perm(lt_loader *l, int64_t epoch) {
+    l->perm_epoch = epoch;
+    if (l->o.shuffle && l->n_sets > 0) {
+        build_mixed_perm(l, epoch);
+        return;
+    }
+    for (int64_t i = 0; i < l->n_docs; i++) l->perm[i] = i;
+    if (!l->o.shuffle) return;
+    rng r;
+    rng_seed(&r, l->o.seed ^ (LT_SPLITMIX64_GOLDEN * (uint64_t)(epoch + 1)));
+    shuffle(l->perm, l->n_docs, &r);
 }
 
 /* Rows one epoch takes in the current perm (length-only replay of lt_loader_next). */
@@ -118,11 +164,55 @@ void lt_batch_free(lt_batch *b) {
     memset(b, 0, sizeof *b);
 }
 
+/* With weights: each pattern's shards, in pattern order (a dataset each); *first[i] is the
+ * index of pattern i's first shard. LT_ERR_DATA when a shard matches two patterns. */
+static lt_status glob_sets(const lt_loader_opts *o, char ***paths, size_t *n, size_t *first) {
+    *paths = NULL;
+    *n = 0;
+    lt_status st = LT_OK;
+    for (size_t i = 0; i < o->n_patterns && !st; i++) {
+        char **pp;
+        size_t pn;
+        first[i] = *n;
+        if ((st = lt_shard_glob(&pp, &pn, &o->patterns[i], 1))) break;
+        *paths = lt_xrealloc(*paths, (*n + pn + 1) * sizeof **paths);
+        for (size_t j = 0; j < pn; j++) {
+            for (size_t q = 0; q < *n && !st; q++)
+                if (!strcmp((*paths)[q], pp[j]))
+                    st = lt_error_set(LT_ERR_DATA, "%s: matched by two weighted data entries "
+                                      "('%s' and an earlier one); hint: each shard may belong to "
+                                      "one entry only", pp[j], o->patterns[i]);
+            (*paths)[(*n)++] = pp[j];
+        }
+        free(pp);
+    }
+    first[o->n_patterns] = *n;
+    return st;
+}
+
 static lt_status open_shards(lt_loader *l) {
     char **paths;
     size_t n;
-    lt_status st = lt_shard_glob(&paths, &n, l->o.patterns, l->o.n_patterns);
-    if (st) return st;
+    size_t first[l->o.weights ? l->o.n_patterns + 1 : 1];
+    lt_status st = l->o.weights ? glob_sets(&l->o, &paths, &n, first)
+                                : lt_shard_glob(&paths, &n, l->o.patterns, l->o.n_patterns);
+    if (st) {
+        if (l->o.weights) lt_paths_free(paths, n);
+        return st;
+    }
+    if (l->o.weights) {
+        l->n_sets = (int)l->o.n_patterns;
+        l->cum_weight = lt_xmalloc((size_t)l->n_sets * sizeof *l->cum_weight);
+        l->set_start = lt_xcalloc((size_t)l->n_sets + 1, sizeof *l->set_start);
+        l->set_first_shard = lt_xmalloc(((size_t)l->n_sets + 1) * sizeof *l->set_first_shard);
+        double sum = 0;
+        for (int g = 0; g < l->n_sets; g++) {
+            sum += l->o.weights[g];
+            l->cum_weight[g] = sum;
+            l->set_first_shard[g] = first[g];
+        }
+        l->set_first_shard[l->n_sets] = first[l->n_sets];
+    }
     l->shards = lt_xcalloc(n ? n : 1, sizeof *l->shards);
     for (size_t i = 0; i < n && !st; i++) {
         st = lt_shard_open(&l->shards[i], paths[i], &l->o.expect);
@@ -148,11 +238,16 @@ lt_status lt_loader_open(lt_loader **out, const lt_loader_opts *o) {
                             o->seq_len, o->batch_rows);
     if (o->n_patterns == 0)
         return lt_error_set(LT_ERR_USAGE, "loader: no shard paths given");
+    for (size_t i = 0; o->weights && i < o->n_patterns; i++)
+        if (!(o->weights[i] > 0 && o->weights[i] < INFINITY))
+            return lt_error_set(LT_ERR_USAGE, "%s: weight %g is not a positive number",
+                                o->patterns[i], o->weights[i]);
     lt_loader *l = lt_xcalloc(1, sizeof *l);
     l->o = *o;
     lt_status st = open_shards(l);
-    l->o.patterns = NULL; /* not kept: the caller's strings may go away */
+    l->o.patterns = NULL; /* not kept: the caller's arrays may go away */
     l->o.n_patterns = 0;
+    l->o.weights = NULL;
     l->o.expect.tokenizer_sha256 = NULL;
     if (st) {
         lt_loader_free(l);
@@ -173,8 +268,10 @@ lt_status lt_loader_open(lt_loader **out, const lt_loader_opts *o) {
     l->doc_start = lt_xmalloc((size_t)(cap ? cap : 1) * sizeof *l->doc_start);
     l->doc_len = lt_xmalloc((size_t)(cap ? cap : 1) * sizeof *l->doc_len);
     l->perm = lt_xmalloc((size_t)(cap ? cap : 1) * sizeof *l->perm);
+    int g = 0;
     for (size_t s = 0; s < l->n_shards; s++) {
         const lt_shard *sh = l->shards[s];
+        for (; g < l->n_sets && l->set_first_shard[g] <= s; g++) l->set_start[g] = l->n_docs;
         for (int64_t d = 0; d < sh->n_docs; d++) {
             int64_t len = (int64_t)(sh->doc_offsets[d + 1] - sh->doc_offsets[d]);
             if (len == 0) continue;
@@ -184,9 +281,16 @@ lt_status lt_loader_open(lt_loader **out, const lt_loader_opts *o) {
             l->n_docs++;
         }
     }
-    if (l->n_docs == 0) {
-        st = lt_error_set(LT_ERR_DATA, "%s: the shards hold no tokens (hint: check the input "
-                          "given to `lathe tokenize`)", l->shards[0]->path);
+    for (; g <= l->n_sets && l->n_sets; g++) l->set_start[g] = l->n_docs;
+    for (g = 0; g < l->n_sets && !st; g++)
+        if (l->set_start[g + 1] == l->set_start[g])
+            st = lt_error_set(LT_ERR_DATA, "%s: the shards of this weighted data entry hold no "
+                              "tokens (hint: check its files)", o->patterns[g]);
+    if (l->n_sets) l->set_order = lt_xmalloc((size_t)(cap ? cap : 1) * sizeof *l->set_order);
+    if (st || l->n_docs == 0) {
+        if (!st)
+            st = lt_error_set(LT_ERR_DATA, "%s: the shards hold no tokens (hint: check the "
+                              "input given to `lathe tokenize`)", l->shards[0]->path);
         lt_loader_free(l);
         return st;
     }
@@ -209,6 +313,10 @@ void lt_loader_free(lt_loader *l) {
     free(l->doc_start);
     free(l->doc_len);
     free(l->perm);
+    free(l->cum_weight);
+    free(l->set_start);
+    free(l->set_order);
+    free(l->set_first_shard);
     free(l->ids);
     free(l->mask);
     free(l);

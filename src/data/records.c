@@ -29,6 +29,12 @@
 
 typedef enum { KIND_JSONL, KIND_ARRAY, KIND_TXT } file_kind;
 
+bool lt_data_is_raw(const char *pattern) {
+    const char *dot = strrchr(pattern, '.'), *slash = strrchr(pattern, '/');
+    if (!dot || (slash && dot < slash)) return false;
+    return !strcmp(dot, ".json") || !strcmp(dot, ".jsonl") || !strcmp(dot, ".txt");
+}
+
 struct lt_record_reader {
     char *path;
     lt_record_format fmt;

@@ -9,6 +9,8 @@
  */
 #include "recipe/recipe_impl.h"
 
+#include "data/data.h" /* lt_data_is_raw */
+
 
 #include <ctype.h>
 #include <errno.h>
@@ -134,6 +136,16 @@ void lt_recipe__suggest_key(const char *section, const char *key, char *out, siz
 
 void lt_recipe__suggest_section(const char *section, char *out, size_t n) {
     out[0] = 0;
+    /* a subsection written at the top level ("gate:" for output's "gate:") */
+    size_t gl = strlen(section);
+    for (int i = 0; i < LT_RECIPE_NKEYS; i++) {
+        const char *nm = lt_recipe_keys[i].name, *dot = strchr(nm, '.');
+        if (!strncmp(dot + 1, section, gl) && dot[1 + gl] == '.') {
+            snprintf(out, n, "; hint: '%s:' belongs under '%.*s:' (as %.*s.%s)", section,
+                     (int)(dot - nm), nm, (int)(dot - nm), nm, section);
+            return;
+        }
+    }
     const char *secs[LT_RECIPE_NKEYS + 1];
     int ns = 0;
     char buf[LT_RECIPE_NKEYS][32];
@@ -203,16 +215,39 @@ static const char *shown(const char *text, char *buf, size_t n) {
     return buf;
 }
 
+lt_data_entry lt_data_entry_unset(void) {
+    return (lt_data_entry){.format = -1, .max_len = -1, .eval_fraction = -1, .on_error = -1};
+}
+
+bool lt_data_entry_is_set(const lt_data_entry *e) {
+    return e->weight > 0 || e->format >= 0 || e->template_name || e->max_len >= 0 ||
+           e->eval_fraction >= 0 || e->on_error >= 0;
+}
+
 void lt_recipe_list_free(lt_recipe_list *l) {
     for (int i = 0; i < l->n; i++) free(l->items[i]);
+    for (int i = 0; l->entries && i < l->n; i++) free(l->entries[i].template_name);
     free(l->items);
+    free(l->entries);
     l->items = NULL;
+    l->entries = NULL;
     l->n = 0;
 }
 
 static void list_push(lt_recipe_list *l, char *s) {
     l->items = lt_xrealloc(l->items, (size_t)(l->n + 1) * sizeof *l->items);
+    if (l->entries) {
+        l->entries = lt_xrealloc(l->entries, (size_t)(l->n + 1) * sizeof *l->entries);
+        l->entries[l->n] = lt_data_entry_unset();
+    }
     l->items[l->n++] = s;
+}
+
+/* Give l entries (all unset) if it has none yet. */
+static void list_want_entries(lt_recipe_list *l) {
+    if (l->entries) return;
+    l->entries = lt_xmalloc((size_t)(l->n ? l->n : 1) * sizeof *l->entries);
+    for (int i = 0; i < l->n; i++) l->entries[i] = lt_data_entry_unset();
 }
 
 void lt_recipe_list_add(lt_recipe_list *l, const char *s) { list_push(l, lt_xstrdup(s)); }
@@ -367,6 +402,72 @@ void lt_recipe__parsed_free(rv_parsed *p) {
     lt_recipe_list_free(&p->list);
 }
 
+/* One data.train / data.eval item written as a mapping into out (path resolved, fields parsed
+ * with the rows of the data.* keys they stand for). Item numbers in messages are 1-based. */
+static lt_status parse_entry(const rk_key *k, const rv_scalar *s, const rv_ctx *c, int item,
+                             lt_recipe_list *out) {
+    static const char *const fields[] = {"path",          "weight",   "format", "template",
+                                         "max_len",       "eval_fraction", "on_error", NULL};
+    static const char *const rows[] = {NULL, NULL, "data.format", "data.template", "data.max_len",
+                                       "data.eval_fraction", "data.on_error"};
+    lt_data_entry e = lt_data_entry_unset();
+    char *path = NULL;
+    unsigned seen = 0;
+    lt_status st = LT_OK;
+    for (int j = 0; j < s->n_kv && !st; j++) {
+        const rv_scalar *key = &s->kv[2 * j], *val = &s->kv[2 * j + 1];
+        char name[160], b[80];
+        snprintf(name, sizeof name, "%s[%d].%s", k->name, item + 1, shown(key->text, b, sizeof b));
+        int f = 0;
+        while (fields[f] && strcmp(fields[f], key->text)) f++;
+        if (!fields[f]) {
+            const char *best = closest(key->text, fields);
+            char hint[64] = "";
+            if (best) snprintf(hint, sizeof hint, "did you mean '%s'? ", best);
+            st = lt_recipe__fail(c, key->line, key->col, "%s: unknown field; hint: %san entry "
+                                 "takes path, weight, format, template, max_len, eval_fraction "
+                                 "and on_error", name, hint);
+            break;
+        }
+        if (seen & 1u << f) {
+            st = lt_recipe__fail(c, key->line, key->col, "%s is given twice", name);
+            break;
+        }
+        seen |= 1u << f;
+        if (val->null || !*val->text) {
+            st = lt_recipe__fail(c, val->line, val->col, "%s has no value", name);
+            break;
+        }
+        rk_key row = {.name = name, .type = RK_FLOAT, .flags = RF_MIN | RF_MIN_EXCL, .min = 0};
+        if (rows[f]) {
+            row = lt_recipe_keys[find_full(rows[f])];
+            row.name = name;
+            row.def = NULL;
+        }
+        switch (f) {
+        case 0: st = path_resolve(val->text, c, name, val->line, val->col, &path); break;
+        case 1: st = parse_float(&row, name, val, c, &e.weight); break;
+        case 2: st = parse_choice(&row, val, c, &e.format, "value"); break;
+        case 3: e.template_name = lt_xstrdup(val->text); break;
+        case 4: st = parse_int(&row, val, c, &e.max_len); break;
+        case 5: st = parse_float(&row, name, val, c, &e.eval_fraction); break;
+        default: st = parse_choice(&row, val, c, &e.on_error, "value"); break;
+        }
+    }
+    if (!st && !path)
+        st = lt_recipe__fail(c, s->line, s->col, "%s: item %d has no path; hint: write it as "
+                             "{path: data/*.jsonl, weight: 0.5}", k->name, item + 1);
+    if (st) {
+        free(path);
+        free(e.template_name);
+        return st;
+    }
+    list_push(out, path);
+    list_want_entries(out);
+    out->entries[out->n - 1] = e;
+    return LT_OK;
+}
+
 static lt_status parse_list(const rk_key *k, const rv_value *v, const rv_ctx *c, rv_parsed *out) {
     if (v->kind == RV_MAP)
         return lt_recipe__fail(c, v->s.line, v->s.col,
@@ -378,7 +479,12 @@ static lt_status parse_list(const rk_key *k, const rv_value *v, const rv_ctx *c,
     for (int i = 0; i < n; i++) {
         const rv_scalar *s = &items[i];
         lt_status st = LT_OK;
-        if (s->null || !*s->text) {
+        if (s->kv && k->type != RK_PATHLIST) {
+            st = lt_recipe__fail(c, s->line, s->col, "%s: item %d is a mapping; hint: this list "
+                                 "holds plain values, e.g. [a, b]", k->name, i + 1);
+        } else if (s->kv) {
+            st = parse_entry(k, s, c, i, &out->list);
+        } else if (s->null || !*s->text) {
             st = lt_recipe__fail(c, s->line, s->col,
                                  "%s: item %d is empty; hint: remove it or give a value", k->name,
                                  i + 1);
@@ -624,8 +730,16 @@ bool lt_recipe_equal(const lt_recipe *a, const lt_recipe *b) {
         case RK_PATHLIST: {
             const lt_recipe_list *la = fa, *lb = fb;
             if (la->n != lb->n) return false;
-            for (int j = 0; j < la->n; j++)
+            for (int j = 0; j < la->n; j++) {
                 if (strcmp(la->items[j], lb->items[j])) return false;
+                lt_data_entry u = lt_data_entry_unset();
+                const lt_data_entry *ea = la->entries ? &la->entries[j] : &u;
+                const lt_data_entry *eb = lb->entries ? &lb->entries[j] : &u;
+                if (ea->weight != eb->weight || ea->format != eb->format ||
+                    !str_eq(ea->template_name, eb->template_name) || ea->max_len != eb->max_len ||
+                    ea->eval_fraction != eb->eval_fraction || ea->on_error != eb->on_error)
+                    return false;
+            }
             break;
         }
         case RK_FLOATPAIR: break; /* compared through its two keys */
@@ -732,13 +846,48 @@ lt_status lt_recipe_validate(const lt_recipe *r) {
             if (!strcmp(r->output.exports.items[i], r->output.exports.items[j]))
                 return lt_error_set(LT_ERR_RECIPE, "%s: output.exports names '%s' twice",
                                     where(r, iex, w, sizeof w), r->output.exports.items[i]);
-    int igm = find_full("gate.metric");
-    if (r->gate.metric != LT_GATE_NONE && r->data.eval.n == 0 && r->data.eval_fraction == 0)
-        return lt_error_set(LT_ERR_RECIPE, "%s: gate.metric compares eval losses but data.eval "
-                            "is empty; hint: add data.eval shards or set gate.metric: none",
+    int idt = find_full("data.train"), ide = find_full("data.eval");
+    const lt_data_entry *te = r->data.train.entries, *ee = r->data.eval.entries;
+    for (int i = 0; ee && i < r->data.eval.n; i++)
+        if (ee[i].weight > 0 || ee[i].eval_fraction >= 0)
+            return lt_error_set(LT_ERR_RECIPE, "%s: data.eval[%d] sets %s, which applies to "
+                                "data.train entries only; hint: evaluation reads every document "
+                                "of data.eval once", where(r, ide, w, sizeof w), i + 1,
+                                ee[i].weight > 0 ? "weight" : "eval_fraction");
+    /* does some data.train entry hold documents out for evaluation (raw files only: rawdata.c
+     * refuses a fraction on shards) */
+    for (int k = 0; k < 2; k++) {
+        const lt_recipe_list *l = k ? &r->data.eval : &r->data.train;
+        for (int i = 0; l->entries && i < l->n; i++) {
+            const lt_data_entry *e = &l->entries[i];
+            if (!lt_data_is_raw(l->items[i]) &&
+                (e->format >= 0 || e->template_name || e->max_len >= 0 ||
+                 e->eval_fraction >= 0 || e->on_error >= 0))
+                return lt_error_set(LT_ERR_RECIPE, "%s: data.%s[%d] ('%s') names shards, but "
+                                    "format, template, max_len, eval_fraction and on_error apply "
+                                    "to raw .json, .jsonl and .txt files; hint: keep path and "
+                                    "weight", where(r, k ? ide : idt, w, sizeof w),
+                                    k ? "eval" : "train", i + 1, l->items[i]);
+        }
+    }
+    bool held_out = !te && r->data.eval_fraction > 0;
+    for (int i = 0; te && i < r->data.train.n; i++) {
+        held_out |= (te[i].eval_fraction >= 0 ? te[i].eval_fraction : r->data.eval_fraction) > 0;
+        if ((te[i].weight > 0) != (te[0].weight > 0))
+            return lt_error_set(LT_ERR_RECIPE, "%s: data.train[%d] has a weight but "
+                                "data.train[%d] has none; hint: weights mix the entries in "
+                                "proportion: give every entry one, or none",
+                                where(r, idt, w, sizeof w), te[i].weight > 0 ? i + 1 : 1,
+                                te[i].weight > 0 ? 1 : i + 1);
+    }
+    int igm = find_full("output.gate.metric");
+    if (r->output.gate.metric != LT_GATE_NONE && r->data.eval.n == 0 && !held_out)
+        return lt_error_set(LT_ERR_RECIPE, "%s: output.gate.metric compares eval losses but "
+                            "data.eval is empty; hint: add data.eval shards or set "
+                            "output.gate.metric: none",
                             where(r, igm, w, sizeof w));
     int iee = find_full("train.eval_every");
-    if (r->train.eval_every > 0 && r->data.eval.n == 0 && r->data.eval_fraction == 0)
+    if (r->train.eval_every > 0 && r->data.eval.n == 0 && !held_out)
         return lt_error_set(LT_ERR_RECIPE,
                             "%s: train.eval_every is %lld but data.eval is empty; hint: add "
                             "data.eval shards or set train.eval_every: 0",

@@ -4,8 +4,9 @@
  * each run directory, and the Markdown reference in docs/recipe.md (DESIGN.md §4).
  *
  * A recipe file is one YAML document: a mapping of sections (model, lora, quantization, data,
- * optim, schedule, train, output, gate), each a mapping of keys. Every key has a default except model.path, data.train
- * and output.dir, which are required.
+ * optim, schedule, train, output), each a mapping of keys; a key named a.b.c (output.gate.metric)
+ * is written `b: {c: ...}` inside section a, block or flow. Every key has a default except
+ * model.path, data.train and output.dir, which are required.
  *
  * Paths (model.path, data.train, data.eval, output.dir): a relative path written in a recipe file
  * is relative to the directory holding that recipe file; a relative path given with --set is
@@ -35,19 +36,40 @@
  * 2^28 tokens is ~2.4 GiB of batch buffers before any activation, far past any sensible batch. */
 #define LT_RECIPE_STEP_TOKENS_MAX (INT64_C(1) << 28)
 
-/* gate.metric values (recipe_keys.c gate_metrics order). */
+/* output.gate.metric values (recipe_keys.c gate_metrics order). */
 typedef enum { LT_GATE_NONE = 0, LT_GATE_EVAL_LOSS } lt_gate_metric;
 
 /* Number of rows in the key table (checked by a _Static_assert in recipe.c). */
 #define LT_RECIPE_NKEYS 49
 
-/* An owned list of owned strings. */
+/* The settings of one data.train / data.eval entry written as a mapping, {path: GLOB, weight: W,
+ * format: F, template: T, max_len: N, eval_fraction: X, on_error: M}: each field not given is
+ * "unset" (the value below) and the data.* key of the same name applies. */
+typedef struct {
+    double weight;        /* share of the training documents drawn from this entry (> 0), or 0 */
+    int format;           /* raw files: lt_record_format, or -1 */
+    char *template_name;  /* raw files: built-in chat layout name, or NULL */
+    int64_t max_len;      /* raw files: truncation in tokens (0 = none), or -1 */
+    double eval_fraction; /* raw data.train files: share held out for evaluation, or -1 */
+    int on_error;         /* raw files: lt_on_error, or -1 */
+} lt_data_entry;
+
+/* An owned list of owned strings; `entries` is NULL unless some item of a data.train / data.eval
+ * list was written as a mapping, and then holds one lt_data_entry per item (all unset for the
+ * items written as plain globs). */
 typedef struct {
     char **items;
     int n;
+    lt_data_entry *entries;
 } lt_recipe_list;
 
-/* Append a copy of s. Free the strings and the array, and zero the list (NULL-safe items). */
+/* An lt_data_entry with every field unset. */
+lt_data_entry lt_data_entry_unset(void);
+/* True when any field of e is set. */
+bool lt_data_entry_is_set(const lt_data_entry *e);
+
+/* Append a copy of s (with an unset entry when the list has entries). Free the strings, the
+ * entries and the arrays, and zero the list (NULL-safe items). */
 void lt_recipe_list_add(lt_recipe_list *l, const char *s);
 void lt_recipe_list_free(lt_recipe_list *l);
 
@@ -113,12 +135,12 @@ typedef struct {
                                  * peft, gguf-adapter, merged-safetensors, merged-gguf */
         char *publish;          /* serving directory (versions + `current` symlink), or NULL */
         int64_t keep;           /* published versions kept */
+        struct {
+            int metric;             /* lt_gate_metric: LT_GATE_NONE or LT_GATE_EVAL_LOSS */
+            double max_regression;  /* allowed eval-loss increase over the baseline (absolute) */
+            double min_improvement; /* required eval-loss decrease, fraction of the baseline */
+        } gate;
     } output;
-    struct {
-        int metric;             /* lt_gate_metric: LT_GATE_NONE or LT_GATE_EVAL_LOSS */
-        double max_regression;  /* allowed eval-loss increase over the baseline (absolute) */
-        double min_improvement; /* required eval-loss decrease, fraction of the baseline */
-    } gate;
 
     char *source; /* the recipe file as given to lt_recipe_load; NULL if none */
     /* bookkeeping, one entry per key-table row: origin and (for files) 1-based line:column */

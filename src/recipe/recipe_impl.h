@@ -3,8 +3,8 @@
  * recipe_load.c (YAML files) and recipe_print.c (resolved copy, docs). Not for other modules:
  * they include recipe.h only.
  *
- * A value reaches a key as an rv_value: a scalar, a sequence of scalars or a mapping (always an
- * error), with 1-based line:column marks when it came from a file. rv_ctx says where it came
+ * A value reaches a key as an rv_value: a scalar, a sequence of scalars (or of flat mappings of
+ * scalars, for data.train / data.eval entries) or a mapping (always an error), with 1-based line:column marks when it came from a file. rv_ctx says where it came
  * from, so every message starts with "file:line:col" or "--set assignment".
  */
 #ifndef LATHE_RECIPE_IMPL_H
@@ -51,10 +51,14 @@ extern const rk_key lt_recipe_keys[LT_RECIPE_NKEYS];
 /* quantization.type's choices, in lt_quant_type order (NULL-terminated). */
 extern const char *const lt_recipe_quant_types[];
 
-typedef struct {
-    const char *text; /* NUL-terminated */
+typedef struct rv_scalar {
+    const char *text; /* NUL-terminated ("" for a mapping item) */
     bool null;        /* YAML null: empty plain scalar, ~, null */
     int line, col;    /* 1-based; 0 when not from a file */
+    /* a sequence item written as a mapping of scalars (data.train's {path: ..., weight: ...}):
+     * n_kv pairs, key kv[2i] and value kv[2i + 1]; NULL / 0 otherwise */
+    struct rv_scalar *kv;
+    int n_kv;
 } rv_scalar;
 
 typedef enum { RV_SCALAR, RV_SEQ, RV_MAP } rv_kind;
@@ -62,7 +66,7 @@ typedef enum { RV_SCALAR, RV_SEQ, RV_MAP } rv_kind;
 typedef struct {
     rv_kind kind;
     rv_scalar s;      /* RV_SCALAR; for others only line/col are meaningful */
-    rv_scalar *items; /* RV_SEQ: n scalars (non-scalar items are rejected before this) */
+    rv_scalar *items; /* RV_SEQ: n scalars or flat mappings (others are rejected before this) */
     int n;
 } rv_value;
 
@@ -82,6 +86,10 @@ typedef struct {
     lt_recipe_list list;
     double pair[2];
 } rv_parsed;
+
+/* Free a value's items array (and their mapping pairs; not the texts, which point into a YAML
+ * document or are freed by lt_recipe__value_free) and zero n. */
+void lt_recipe__items_free(rv_value *v);
 
 /* Index of "section.key" (section given by pointer + length) in the table, or -1. */
 int lt_recipe__find(const char *section, size_t seclen, const char *key);

@@ -84,11 +84,17 @@ const rk_key lt_recipe_keys[LT_RECIPE_NKEYS] = {
      "tokenize`) and/or raw dataset files (.json, .jsonl, .txt — as `lathe tokenize` reads "
      "them, with data.format, data.template, data.max_len and data.on_error). Raw files are "
      "tokenized with the model's tokenizer into data.cache_dir, keyed by the files' SHA-256, "
-     "the tokenizer's and the options: a run with unchanged inputs reuses the shards." PATH_HELP,
+     "the tokenizer's and the options: a run with unchanged inputs reuses the shards. An entry "
+     "may be a mapping {path: GLOB, weight: W, format: F, template: T, max_len: N, "
+     "eval_fraction: X, on_error: M}: the raw-file options override data.*'s for its files, "
+     "and weights (all entries or none) mix the entries in proportion: each document of an "
+     "epoch is drawn from entry i with probability W_i / sum(W), deterministically by "
+     "train.seed, a small entry repeating and a large one subsampled (as Hugging Face "
+     "datasets' interleave_datasets)." PATH_HELP,
      {0}},
     {"data.eval", RK_PATHLIST, OFF(data.eval), "[]", 0, 0, 0, NULL,
-     "Evaluation data, as data.train (shards and/or raw files); empty = no evaluation."
-     PATH_HELP, {0}},
+     "Evaluation data, as data.train (shards and/or raw files, entries without weight and "
+     "eval_fraction); empty = no evaluation." PATH_HELP, {0}},
     {"data.seq_len", RK_INT, OFF(data.seq_len), "512", RF_MIN | RF_MAX, 8, 1048576, NULL,
      "Tokens per training sequence.", {0}},
     {"data.packing", RK_BOOL, OFF(data.packing), "true", 0, 0, 0, NULL,
@@ -182,7 +188,7 @@ const rk_key lt_recipe_keys[LT_RECIPE_NKEYS] = {
      "`lathe export` with its defaults): peft, gguf-adapter (llama.cpp), merged-safetensors, "
      "merged-gguf. docs/exports.md says which server loads which.", {0}},
     {"output.publish", RK_PATH, OFF(output.publish), NULL, 0, 0, 0, NULL,
-     "Directory that serves the adapter: after training (and gate) the adapter, "
+     "Directory that serves the adapter: after training (and output.gate) the adapter, "
      "output.exports and manifest.json are copied into a new version directory "
      "publish/<UTC time>-<adapter SHA-256 prefix>/ and the symlink publish/current is switched "
      "to it atomically (rename(2)); a server reading publish/current never sees a half-written "
@@ -191,18 +197,18 @@ const rk_key lt_recipe_keys[LT_RECIPE_NKEYS] = {
     {"output.keep", RK_INT, OFF(output.keep), "3", RF_MIN | RF_MAX, 1, 1000, NULL,
      "Published versions kept (the current one included); older ones are removed after a "
      "switch, so earlier adapters stay for rollback.", {0}},
-
-    {"gate.metric", RK_ENUM, OFF(gate.metric), "none", 0, 0, 0, gate_metrics,
+    {"output.gate.metric", RK_ENUM, OFF(output.gate.metric), "none", 0, 0, 0, gate_metrics,
      "Before publishing, compare the new adapter with a baseline on data.eval: none (no gate) "
      "or eval_loss. The baseline is the adapter training started from: lora.init_from's "
      "(last night's), else the bare base (a fresh adapter's B is zero). Both figures and the "
      "decision go in the manifest and the log; a refused adapter is kept in the run directory, "
      "not published, and `lathe train` exits 4.", {0}},
-    {"gate.max_regression", RK_FLOAT, OFF(gate.max_regression), "0", RF_MIN, 0, 0, NULL,
+    {"output.gate.max_regression", RK_FLOAT, OFF(output.gate.max_regression), "0", RF_MIN, 0,
+     0, NULL,
      "eval_loss: refuse when the new eval loss exceeds the baseline's by more than this "
      "(absolute, nats per token).", {0}},
-    {"gate.min_improvement", RK_FLOAT, OFF(gate.min_improvement), "0", RF_MIN | RF_MAX |
-     RF_MAX_EXCL, 0, 1, NULL,
+    {"output.gate.min_improvement", RK_FLOAT, OFF(output.gate.min_improvement), "0", RF_MIN |
+     RF_MAX | RF_MAX_EXCL, 0, 1, NULL,
      "eval_loss: also refuse unless the eval loss fell by at least this fraction of the "
      "baseline's (0.01 = 1%).", {0}},
 };

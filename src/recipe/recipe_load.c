@@ -62,22 +62,63 @@ static lt_status value_of_node(yaml_document_t *doc, yaml_node_t *n, const rv_ct
     v->kind = RV_SEQ;
     int count = (int)(n->data.sequence.items.top - n->data.sequence.items.start);
     v->items = lt_xcalloc((size_t)count + 1, sizeof *v->items);
+    v->n = count;
     for (int i = 0; i < count; i++) {
         yaml_node_t *it = yaml_document_get_node(doc, n->data.sequence.items.start[i]);
-        if (!it || it->type != YAML_SCALAR_NODE) {
-            free(v->items);
-            v->items = NULL;
-            int line = it ? (int)it->start_mark.line + 1 : v->s.line;
-            int col = it ? (int)it->start_mark.column + 1 : v->s.col;
-            return lt_recipe__fail(c, line, col,
-                                   "%s: item %d is %s, expected a single value; hint: a list "
-                                   "holds plain values, e.g. [a, b]",
-                                   key, i + 1, it ? node_kind(it) : "missing");
+        const yaml_node_t *bad = it && it->type == YAML_SEQUENCE_NODE ? it : NULL;
+        if (it && it->type == YAML_MAPPING_NODE) { /* a flat mapping item: {path: a, weight: 1} */
+            v->items[i] = scalar_of(it);
+            v->items[i].text = "";
+            v->items[i].null = false;
+            yaml_node_pair_t *p0 = it->data.mapping.pairs.start, *p1 = it->data.mapping.pairs.top;
+            v->items[i].kv = lt_xcalloc((size_t)(p1 - p0) * 2 + 1, sizeof(rv_scalar));
+            for (yaml_node_pair_t *p = p0; p < p1 && !bad; p++) {
+                yaml_node_t *k = yaml_document_get_node(doc, p->key);
+                yaml_node_t *x = yaml_document_get_node(doc, p->value);
+                if (!k || k->type != YAML_SCALAR_NODE) bad = k ? k : it;
+                else if (!x || x->type != YAML_SCALAR_NODE) bad = x ? x : it;
+                else {
+                    v->items[i].kv[2 * v->items[i].n_kv] = scalar_of(k);
+                    v->items[i].kv[2 * v->items[i].n_kv++ + 1] = scalar_of(x);
+                }
+            }
+        } else if (it && it->type == YAML_SCALAR_NODE) {
+            v->items[i] = scalar_of(it);
+        } else if (!bad) {
+            bad = it;
         }
-        v->items[i] = scalar_of(it);
+        if (bad || !it) {
+            int line = bad ? (int)bad->start_mark.line + 1 : v->s.line;
+            int col = bad ? (int)bad->start_mark.column + 1 : v->s.col;
+            lt_status st = lt_recipe__fail(c, line, col,
+                                           "%s: item %d %s %s, expected a single value; hint: a "
+                                           "list holds plain values, e.g. [a, b] (data.train and "
+                                           "data.eval items may also be {path: ..., weight: ...})",
+                                           key, i + 1, bad && bad != it ? "holds" : "is",
+                                           bad ? node_kind(bad) : "missing");
+            v->n = i + 1;
+            lt_recipe__items_free(v);
+            return st;
+        }
     }
-    v->n = count;
     return LT_OK;
+}
+
+void lt_recipe__items_free(rv_value *v) {
+    for (int i = 0; v->items && i < v->n; i++) free(v->items[i].kv);
+    free(v->items);
+    v->items = NULL;
+    v->n = 0;
+}
+
+/* The texts of s (and of its mapping pairs) copied out of the YAML document, marks cleared. */
+static void scalar_own(rv_scalar *s) {
+    s->text = lt_xstrdup(s->text);
+    s->line = s->col = 0;
+    for (int j = 0; j < 2 * s->n_kv; j++) {
+        s->kv[j].text = lt_xstrdup(s->kv[j].text);
+        s->kv[j].line = s->kv[j].col = 0;
+    }
 }
 
 /* ---- single values (--set, defaults) ------------------------------------------------------ */
@@ -138,17 +179,15 @@ lt_status lt_recipe__value_from_text(const char *text, const rv_ctx *c, rv_value
     } else if ((st = value_of_node(&doc, root, c, "value", &tmp)) == LT_OK) {
         if (tmp.kind == RV_MAP) {
             st = lt_recipe__fail(c, 0, 0, "expected a value or [a, b] list, got a mapping");
-            free(tmp.items);
+            lt_recipe__items_free(&tmp);
         } else {
             /* copy the texts out of the document */
             v->kind = tmp.kind;
             v->s = tmp.s;
-            v->s.text = lt_xstrdup(tmp.s.text);
             v->n = tmp.n;
             v->items = tmp.items;
-            for (int i = 0; i < v->n; i++) v->items[i].text = lt_xstrdup(v->items[i].text);
-            v->s.line = v->s.col = 0;
-            for (int i = 0; i < v->n; i++) v->items[i].line = v->items[i].col = 0;
+            scalar_own(&v->s);
+            for (int i = 0; i < v->n; i++) scalar_own(&v->items[i]);
         }
     }
     yaml_document_delete(&doc);
@@ -160,8 +199,11 @@ lt_status lt_recipe__value_from_text(const char *text, const rv_ctx *c, rv_value
 
 void lt_recipe__value_free(rv_value *v) {
     free((char *)v->s.text);
-    for (int i = 0; i < v->n; i++) free((char *)v->items[i].text);
-    free(v->items);
+    for (int i = 0; i < v->n; i++) {
+        free((char *)v->items[i].text);
+        for (int j = 0; j < 2 * v->items[i].n_kv; j++) free((char *)v->items[i].kv[j].text);
+    }
+    lt_recipe__items_free(v);
     memset(v, 0, sizeof *v);
 }
 
@@ -196,7 +238,23 @@ static lt_status load_key(loader *L, const char *section, yaml_node_t *kn, yaml_
                                section, node_kind(kn));
     const char *key = (const char *)kn->data.scalar.value;
     int idx = lt_recipe__find(section, strlen(section), key);
-    char hint[512];
+    char hint[512], sub[256];
+    snprintf(sub, sizeof sub, "%s.%s", section, key);
+    if (idx < 0 && section_known(sub)) { /* a subsection: output.gate's {metric: ...} */
+        if (vn->type == YAML_SCALAR_NODE && scalar_is_null(vn)) return LT_OK;
+        if (vn->type != YAML_MAPPING_NODE)
+            return lt_recipe__fail(c, (int)vn->start_mark.line + 1,
+                                   (int)vn->start_mark.column + 1,
+                                   "'%s' must be a mapping of keys, got %s; hint: e.g. %s: "
+                                   "{metric: eval_loss}", sub, node_kind(vn), key);
+        yaml_node_pair_t *p0 = vn->data.mapping.pairs.start, *p1 = vn->data.mapping.pairs.top;
+        for (yaml_node_pair_t *p = p0; p < p1; p++) {
+            lt_status st = load_key(L, sub, yaml_document_get_node(L->doc, p->key),
+                                    yaml_document_get_node(L->doc, p->value));
+            if (st) return st;
+        }
+        return LT_OK;
+    }
     if (idx < 0 && section_known(key))
         return lt_recipe__fail(c, kl, kc,
                                "unknown key '%s.%s': '%s' is a section; hint: move '%s:' to the "
@@ -238,7 +296,7 @@ static lt_status load_key(loader *L, const char *section, yaml_node_t *kn, yaml_
     if (st) return st;
     rv_parsed p;
     st = lt_recipe__parse(k, &v, c, &p);
-    free(v.items);
+    lt_recipe__items_free(&v);
     if (st) return st;
     lt_recipe__commit(L->r, idx, &p, LT_RECIPE_FROM_FILE, kl, kc);
     lt_recipe__parsed_free(&p);

@@ -11,7 +11,7 @@
 /* ---- resolved YAML ------------------------------------------------------------------------ */
 
 /* "# text" wrapped at ~96 columns, indented by two spaces. */
-static void comment(FILE *out, const char *text) {
+static void comment(FILE *out, const char *indent, const char *text) {
     const int width = 92;
     const char *s = text;
     while (*s) {
@@ -21,7 +21,7 @@ static void comment(FILE *out, const char *text) {
             while (cut > 0 && s[cut] != ' ') cut--;
             if (cut == 0) cut = width;
         }
-        fprintf(out, "  # %.*s\n", cut, s);
+        fprintf(out, "%s# %.*s\n", indent, cut, s);
         s += cut;
         while (*s == ' ') s++;
     }
@@ -39,6 +39,31 @@ static void quoted(FILE *out, const char *s) {
         else fputc(*p, out);
     }
     fputc('"', out);
+}
+
+/* A data.train / data.eval entry as a YAML flow mapping, the fields that are set only. */
+static void entry(FILE *out, const char *path, const lt_data_entry *e) {
+    const rk_key *fmt = &lt_recipe_keys[lt_recipe__find("data", 4, "format")];
+    const rk_key *err = &lt_recipe_keys[lt_recipe__find("data", 4, "on_error")];
+    char b[40];
+    fputs("{path: ", out);
+    quoted(out, path);
+    if (e->weight > 0) {
+        lt_recipe__fmt_double(e->weight, b, sizeof b);
+        fprintf(out, ", weight: %s", b);
+    }
+    if (e->format >= 0) fprintf(out, ", format: %s", fmt->choices[e->format]);
+    if (e->template_name) {
+        fputs(", template: ", out);
+        quoted(out, e->template_name);
+    }
+    if (e->max_len >= 0) fprintf(out, ", max_len: %lld", (long long)e->max_len);
+    if (e->eval_fraction >= 0) {
+        lt_recipe__fmt_double(e->eval_fraction, b, sizeof b);
+        fprintf(out, ", eval_fraction: %s", b);
+    }
+    if (e->on_error >= 0) fprintf(out, ", on_error: %s", err->choices[e->on_error]);
+    fputc('}', out);
 }
 
 /* The value of row i as YAML text. */
@@ -61,7 +86,11 @@ static void value(FILE *out, const lt_recipe *r, const rk_key *k) {
         fputc('[', out);
         for (int i = 0; i < l->n; i++) {
             if (i) fputs(", ", out);
-            quoted(out, l->items[i]);
+            if (l->entries && lt_data_entry_is_set(&l->entries[i])) {
+                entry(out, l->items[i], &l->entries[i]);
+            } else {
+                quoted(out, l->items[i]);
+            }
         }
         fputc(']', out);
         break;
@@ -77,27 +106,35 @@ void lt_recipe_print(const lt_recipe *r, FILE *out) {
         for (const char *p = r->source; *p; p++) fputc(*p == '\n' ? ' ' : *p, out);
         fputc('\n', out);
     }
-    size_t prev_len = 0;
-    const char *prev = NULL;
+    size_t prev_len = 0, prev_sub_len = 0;
+    const char *prev = NULL, *prev_sub = NULL;
     for (int i = 0; i < LT_RECIPE_NKEYS; i++) {
         const rk_key *k = &lt_recipe_keys[i];
         if (k->flags & RF_ALIAS) continue;
-        const char *dot = strchr(k->name, '.');
+        const char *dot = strchr(k->name, '.'), *dot2 = strchr(dot + 1, '.');
         size_t sl = (size_t)(dot - k->name);
-        if (!prev || sl != prev_len || strncmp(prev, k->name, sl))
+        if (!prev || sl != prev_len || strncmp(prev, k->name, sl)) {
             fprintf(out, "\n%.*s:\n", (int)sl, k->name);
+            prev_sub = NULL;
+        }
         prev = k->name, prev_len = sl;
-        comment(out, k->help);
+        /* a.b.c: key c of subsection b, one level deeper */
+        const char *key = dot2 ? dot2 + 1 : dot + 1, *indent = dot2 ? "    " : "  ";
+        size_t bl = dot2 ? (size_t)(dot2 - dot - 1) : 0;
+        if (dot2 && (!prev_sub || bl != prev_sub_len || strncmp(prev_sub, dot + 1, bl)))
+            fprintf(out, "  %.*s:\n", (int)bl, dot + 1);
+        prev_sub = dot2 ? dot + 1 : NULL, prev_sub_len = bl;
+        comment(out, indent, k->help);
         const void *f = (const char *)r + k->off;
         bool unset = (k->type == RK_STRING || k->type == RK_PATH) && !*(char *const *)f;
         if (unset) {
-            fprintf(out, "  # %s: (not set)\n", dot + 1);
+            fprintf(out, "%s# %s: (not set)\n", indent, key);
         } else if (!strcmp(k->name, "train.epochs") && r->train.max_steps > 0) {
-            fprintf(out, "  # %s: ", dot + 1);
+            fprintf(out, "%s# %s: ", indent, key);
             value(out, r, k);
             fputs("   (not used: train.max_steps decides the run length)\n", out);
         } else {
-            fprintf(out, "  %s: ", dot + 1);
+            fprintf(out, "%s%s: ", indent, key);
             value(out, r, k);
             fputc('\n', out);
         }
@@ -154,6 +191,12 @@ void lt_recipe_docs(FILE *out) {
           "  dir: ../runs/first\n"
           "```\n\n"
           "Rules:\n\n"
+          "- **Subsections**: a key named `a.b.c` (`output.gate.metric`) is written as `b:` "
+          "inside\n  section `a`, holding `c:` (block, or flow: `gate: {metric: eval_loss}`); "
+          "`--set` takes\n  its full name.\n"
+          "- **Data entries**: an item of `data.train` / `data.eval` is a glob, or a mapping "
+          "with\n  `path:` and the entry's own settings: `{path: tickets/*.jsonl, weight: 0.7, "
+          "max_len: 2048}`.\n"
           "- **Paths** (`model.path`, `data.train`, `data.eval`, `output.dir`): a relative path in "
           "a\n  recipe file is relative to the directory of that recipe file; a relative path "
           "given\n  with `--set` is relative to the current directory; `~/` is the home directory."

@@ -72,17 +72,19 @@ lt_status lt_run_manifest_set(lt_run *run, const char *key, void *value);
  * Records "init_from": {path, adapter_sha256, parent_manifest} in the manifest. */
 lt_status lt_run_init_from(lt_run *run, lt_model *m, const lt_lora_config *want);
 
-/* Raw dataset files in data.train / data.eval (rawdata.c). is_raw: a pattern naming .json,
- * .jsonl or .txt files (else it is a shard glob). prepare_data: the loader's patterns for each
- * role — shard globs as given, and for the raw files of a role one glob of their cached shards,
- * tokenized with the recipe's data.format / template / max_len / on_error unless a cache entry
- * for the same input checksums, tokenizer (tok_sha) and options exists. Records "tokenized":
- * [{role, inputs: [{path, sha256}], cache, reused}] in the manifest. LT_ERR_DATA for a raw
- * pattern without a match or a malformed record with on_error fail (file:line); tokenize's
- * errors otherwise. The lists are owned: free with lt_recipe_list_free. */
-bool lt_data_is_raw(const char *pattern);
+/* Raw dataset files in data.train / data.eval (rawdata.c): the loader's patterns, one per
+ * entry in recipe order — shard globs as given, and for an entry of raw files one glob of their
+ * cached shards, tokenized with the entry's format / template / max_len / on_error /
+ * eval_fraction (each else data.*'s) unless a cache entry for the same input checksums,
+ * tokenizer (tok_sha) and options exists; the held-out shards of raw training entries are
+ * appended to eval. *train_weights: malloc'ed [train->n] entry weights when data.train's entries
+ * carry them (lt_recipe_validate makes that all or none), else NULL. Records "tokenized":
+ * [{role, entry, weight?, inputs: [{path, sha256}], cache, reused}] in the manifest.
+ * LT_ERR_DATA for a raw pattern (lt_data_is_raw) without a match or a malformed record with
+ * on_error fail (file:line); tokenize's errors otherwise. The lists are owned: free with
+ * lt_recipe_list_free (and the weights with free). */
 lt_status lt_run_prepare_data(lt_run *run, const char *tok_sha, lt_recipe_list *train,
-                              lt_recipe_list *eval);
+                              double **train_weights, lt_recipe_list *eval);
 
 /* output.publish (publish.c). check: create `dir` if needed and prove it writable, before any
  * training (LT_ERR_IO naming it). publish: copy (hard-link when possible) the files of

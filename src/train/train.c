@@ -108,6 +108,7 @@ typedef struct {
     lt_model *m;
     lt_tokenizer *tok;
     lt_recipe_list train_pats, eval_pats; /* the loaders' shard globs (raw files -> cache) */
+    double *train_weights;                /* [train_pats.n] mixture weights, or NULL */
     lt_loader *train, *eval;
     lt_loader_totals tt;
     lt_trainer tr;
@@ -127,6 +128,7 @@ static void job_free(job *j) {
     lt_loader_free(j->eval);
     lt_recipe_list_free(&j->train_pats);
     lt_recipe_list_free(&j->eval_pats);
+    free(j->train_weights);
     lt_tokenizer_free(j->tok);
     lt_model_free(j->m);
 }
@@ -163,11 +165,12 @@ static lt_status job_open_data(job *j) {
     const lt_recipe *r = j->r;
     lt_status st;
     if ((st = lt_run_prepare_data(&j->run, lt_tokenizer_sha256(j->tok), &j->train_pats,
-                                  &j->eval_pats)))
+                                  &j->train_weights, &j->eval_pats)))
         return st;
     lt_loader_opts lo = {
         .patterns = (const char *const *)j->train_pats.items,
         .n_patterns = (size_t)j->train_pats.n,
+        .weights = j->train_weights,
         .seq_len = (int)r->data.seq_len,
         .batch_rows = (int)r->train.micro_batch_size,
         .shuffle = true,
@@ -182,6 +185,7 @@ static lt_status job_open_data(job *j) {
         eo.patterns = (const char *const *)j->eval_pats.items;
         eo.n_patterns = (size_t)j->eval_pats.n;
         eo.shuffle = false;
+        eo.weights = NULL; /* evaluation reads every document once */
         if ((st = lt_loader_open(&j->eval, &eo))) return st;
     }
     lt_loader_totals_get(j->train, &j->tt);
@@ -224,6 +228,14 @@ static void job_log_summary(const job *j) {
             (long long)j->tt.n_shards, (long long)j->tt.batches_per_epoch,
             (long long)r->train.micro_batch_size, (long long)r->data.seq_len,
             (long long)j->total_steps, (long long)j->tokens_per_step);
+    if (j->train_weights) {
+        double sum = 0;
+        for (int i = 0; i < j->train_pats.n; i++) sum += j->train_weights[i];
+        for (int i = 0; i < j->train_pats.n; i++)
+            lt_info("data.train[%d]: weight %g, %.1f%% of the documents drawn (%s)", i + 1,
+                    j->train_weights[i], 100.0 * j->train_weights[i] / sum,
+                    r->data.train.items[i]);
+    }
 }
 
 /* Evaluation on the eval split (recipe batch shape), logged; *last receives the loss. */
@@ -297,20 +309,20 @@ out:
     return st;
 }
 
-/* gate.metric: the decision on the final eval loss against the baseline, in the manifest and
+/* output.gate.metric: the decision on the final eval loss against the baseline, in the manifest and
  * the log; LT_ERR_GATE (exit 4) when refused — the adapter stays in the run directory. */
 static lt_status job_gate(job *j, double baseline, double candidate) {
     const lt_recipe *r = j->r;
-    if (r->gate.metric == LT_GATE_NONE) return LT_OK;
+    if (r->output.gate.metric == LT_GATE_NONE) return LT_OK;
     bool ok = isfinite(baseline) && isfinite(candidate) &&
-              candidate <= baseline + r->gate.max_regression &&
-              baseline - candidate >= r->gate.min_improvement * baseline;
+              candidate <= baseline + r->output.gate.max_regression &&
+              baseline - candidate >= r->output.gate.min_improvement * baseline;
     json_t *g = json_object();
     json_object_set_new(g, "metric", json_string("eval_loss"));
     json_object_set_new(g, "baseline", json_real(baseline));
     json_object_set_new(g, "candidate", json_real(candidate));
-    json_object_set_new(g, "max_regression", json_real(r->gate.max_regression));
-    json_object_set_new(g, "min_improvement", json_real(r->gate.min_improvement));
+    json_object_set_new(g, "max_regression", json_real(r->output.gate.max_regression));
+    json_object_set_new(g, "min_improvement", json_real(r->output.gate.min_improvement));
     json_object_set_new(g, "baseline_is", json_string(r->lora.init_from ? "lora.init_from"
                                                                         : "base model"));
     json_object_set_new(g, "passed", json_boolean(ok));
@@ -319,12 +331,12 @@ static lt_status job_gate(job *j, double baseline, double candidate) {
     lt_info("gate: eval loss %.6f vs baseline %.6f (%s; max regression %g, min improvement "
             "%g): %s", candidate, baseline, r->lora.init_from ? "the parent adapter"
                                                              : "the base model",
-            r->gate.max_regression, r->gate.min_improvement, ok ? "passed" : "REFUSED");
+            r->output.gate.max_regression, r->output.gate.min_improvement, ok ? "passed" : "REFUSED");
     if (ok) return LT_OK;
     return lt_error_set(LT_ERR_GATE, "gate refused the adapter: eval loss %.6f against the "
                         "baseline's %.6f (max regression %g, min improvement %g); it stays in "
                         "%s/adapter and nothing was published", candidate, baseline,
-                        r->gate.max_regression, r->gate.min_improvement, r->output.dir);
+                        r->output.gate.max_regression, r->output.gate.min_improvement, r->output.dir);
 }
 
 /* output.publish: the switch, recorded in the manifest (written again into the version). */
@@ -400,7 +412,7 @@ lt_status lt_train_run(const lt_recipe *r, const lt_train_opts *o) {
      * whose zero B leaves the bare base): a fresh run's step-0 evaluation measures it; a
      * resumed one measures it here, before the checkpoint replaces the adapter */
     double baseline = NAN;
-    if (r->gate.metric == LT_GATE_EVAL_LOSS && o->resume && j.run.resume_step > 0 &&
+    if (r->output.gate.metric == LT_GATE_EVAL_LOSS && o->resume && j.run.resume_step > 0 &&
         (st = lt_train_eval(j.m, j.eval, (int)r->train.micro_batch_size, (int)r->data.seq_len,
                             r->train.eval_batches, &baseline, NULL)))
         goto done;

@@ -169,19 +169,19 @@ Test(nightly, gate_publish_switch_and_keep, .init = setup, .fini = teardown, .ti
         snprintf(day, sizeof day, "%s/day%d.jsonl", tmp, night);
         write_jsonl(day, 60, animal[night - 1], false);
         int n = snprintf(extra, sizeof extra, "--set output.publish=%s --set output.keep=2 "
-                         "--set gate.metric=eval_loss --set output.exports=[gguf-adapter] "
+                         "--set output.gate.metric=eval_loss --set output.exports=[gguf-adapter] "
                          "--set 'data.train=[%s]' --set 'data.eval=[%s]' "
                          "--set data.cache_dir=%s/cache", pub, day, evf, tmp);
         if (night > 1)
             n += snprintf(extra + n, sizeof extra - (size_t)n, " --set lora.init_from=%s/adapter",
                           prev);
         if (night == 4) /* demand a 90% drop of the eval loss: refused */
-            snprintf(extra + n, sizeof extra - (size_t)n, " --set gate.min_improvement=0.9");
+            snprintf(extra + n, sizeof extra - (size_t)n, " --set output.gate.min_improvement=0.9");
         if (night == 4) current_target(pub, cur_before, sizeof cur_before);
         int rc = train(run, extra, &out);
-        cr_assert(strstr(out, night == 1 ? "data.eval: tokenizing" : "data.eval: 1 raw file "
+        cr_assert(strstr(out, night == 1 ? "data.eval[1]: tokenizing" : "data.eval[1]: 1 raw file "
                          "unchanged"), "night %d: eval cache: %s", night, out);
-        cr_assert(strstr(out, "data.train: tokenizing"), "night %d: new data: %s", night, out);
+        cr_assert(strstr(out, "data.train[1]: tokenizing"), "night %d: new data: %s", night, out);
         json_t *m = manifest(run);
         json_t *g = json_object_get(m, "gate");
         cr_assert(json_is_object(g), "night %d: no gate in the manifest", night);
@@ -409,7 +409,7 @@ Test(nightly, raw_data_in_the_recipe_cache, .init = setup, .fini = teardown, .ti
              "--set 'data.train=[%s]' --set 'data.eval=[]' --set data.eval_fraction=0.25 "
              "--set data.cache_dir=%s/cache --set output.dir=%s --set train.max_steps=3 "
              "--set schedule.warmup_steps=1 --set train.save_every=0 --set train.eval_every=0 "
-             "--set train.micro_batch_size=2 --set gate.metric=eval_loss", model, f, tmp, run);
+             "--set train.micro_batch_size=2 --set output.gate.metric=eval_loss", model, f, tmp, run);
     cr_assert_eq(ts_run(tmp, args, &out), 0, "%s", out);
     cr_assert(strstr(out, "gate: eval loss"), "the held-out part was evaluated: %s", out);
     free(out);
@@ -426,5 +426,72 @@ Test(nightly, raw_data_in_the_recipe_cache, .init = setup, .fini = teardown, .ti
     snprintf(run, sizeof run, "%s/r6", tmp);
     cr_assert_eq(train_raw(run, f, "--set data.on_error=fail", &out), 3, "%s", out);
     cr_assert(strstr(out, "bad.jsonl:5"), "%s", out);
+    free(out);
+}
+
+/* data.train entries as mappings: per-entry raw-file options (each entry its own cache entry)
+ * and weights (the log and the manifest record them; the run's recipe.yaml keeps them, so a
+ * resume mixes as the run did); raw-file options on a shard entry are refused. */
+static int train_mix(const char *run, const char *entries, const char *eval, const char *extra,
+                     char **out) {
+    char args[8192];
+    snprintf(args, sizeof args, "train recipes/ci-stories260k.yaml --set model.path=%s "
+             "--set 'data.train=[%s]' --set 'data.eval=[%s]' --set data.cache_dir=%s/cache "
+             "--set output.dir=%s --set train.max_steps=3 --set schedule.warmup_steps=1 "
+             "--set train.save_every=0 --set train.eval_every=0 --set train.micro_batch_size=2 "
+             "%s", model, entries, eval, tmp, run, extra);
+    return ts_run(tmp, args, out);
+}
+
+Test(nightly, weighted_entries_with_their_own_options, .init = setup, .fini = teardown,
+     .timeout = 200) {
+    ts_fixture(model, sizeof model, "stories260K/stories260K.gguf");
+    char a[400], b[400], run[400], entries[2000], *out;
+    snprintf(a, sizeof a, "%s/a.jsonl", tmp);
+    snprintf(b, sizeof b, "%s/b.jsonl", tmp);
+    write_jsonl(a, 40, "cat", false);
+    write_jsonl(b, 30, "dog", true);
+    snprintf(run, sizeof run, "%s/mix", tmp);
+    snprintf(entries, sizeof entries, "{path: %s, weight: 3, max_len: 200}, "
+             "{path: %s, weight: 1, template: chatml, on_error: skip}", a, b);
+    cr_assert_eq(train_mix(run, entries, a, "--set data.on_error=fail", &out), 0, "%s", out);
+    /* b's own on_error: skip overrides data.on_error: fail */
+    cr_assert(strstr(out, "b.jsonl:5") && strstr(out, "1 malformed"), "%s", out);
+    cr_assert(strstr(out, "data.train[1]: weight 3, 75.0% of the documents drawn") &&
+              strstr(out, "data.train[2]: weight 1, 25.0%"), "%s", out);
+    free(out);
+    json_t *m = manifest(run);
+    json_t *tk = json_object_get(m, "tokenized");
+    cr_assert_eq(json_array_size(tk), 3, "two train entries and one eval entry: %s",
+                 json_dumps(tk, 0));
+    json_t *t0 = json_array_get(tk, 0), *t1 = json_array_get(tk, 1);
+    cr_assert_eq(json_real_value(json_object_get(t0, "weight")), 3.0);
+    cr_assert_eq(json_real_value(json_object_get(t1, "weight")), 1.0);
+    cr_assert_str_neq(json_string_value(json_object_get(t0, "cache")),
+                      json_string_value(json_object_get(t1, "cache")));
+    json_decref(m);
+    char path[600], *text;
+    size_t n;
+    snprintf(path, sizeof path, "%s/recipe.yaml", run);
+    cr_assert_eq(lt_read_file(path, &text, &n), LT_OK);
+    cr_assert(strstr(text, "weight: 3, max_len: 200}") &&
+              strstr(text, "weight: 1, template: \"chatml\", on_error: skip}"),
+              "the run's recipe keeps the entries:\n%s", text);
+    free(text);
+
+    /* another max_len for a is another cache entry; b's is reused */
+    snprintf(run, sizeof run, "%s/mix2", tmp);
+    snprintf(entries, sizeof entries, "{path: %s, weight: 3, max_len: 256}, "
+             "{path: %s, weight: 1, template: chatml, on_error: skip}", a, b);
+    cr_assert_eq(train_mix(run, entries, a, "", &out), 0, "%s", out);
+    cr_assert(strstr(out, "data.train[1]: tokenizing 1 raw file") &&
+              strstr(out, "data.train[2]: 1 raw file unchanged"), "%s", out);
+    free(out);
+
+    /* raw-file options on shards */
+    snprintf(run, sizeof run, "%s/bad", tmp);
+    snprintf(entries, sizeof entries, "{path: %s/x-*.h5, format: alpaca}", tmp);
+    cr_assert_eq(train_mix(run, entries, a, "", &out), 2, "%s", out);
+    cr_assert(strstr(out, "names shards") && strstr(out, "keep path and weight"), "%s", out);
     free(out);
 }

@@ -594,3 +594,91 @@ Test(data, packed_rows_are_full_except_the_last, .init = make_tmpdir, .fini = re
     lt_batch_free(&b);
     lt_loader_free(l);
 }
+
+/* ---- weighted mixtures (data.train entries with weight:) ---------------------------------- */
+
+/* Dataset "big": 400 two-token documents (ids 100 + 2i); "small": 20 (ids 950 + 2i). Weights
+ * 1 : 3 draw a quarter of each epoch's 420 documents from big and three quarters from small,
+ * which therefore repeats (each pass over it a new shuffle) while big is subsampled. */
+static lt_loader *open_mix(const double *w, uint64_t seed) {
+    char pa[512], pb[512];
+    snprintf(pa, sizeof pa, "%s/big-*.h5", tmpdir);
+    snprintf(pb, sizeof pb, "%s/small-*.h5", tmpdir);
+    const char *pats[2] = {pa, pb};
+    lt_loader_opts o = {.patterns = pats, .n_patterns = 2, .weights = w, .seq_len = 2,
+                        .batch_rows = 1, .shuffle = true, .pack = false, .seed = seed,
+                        .expect = {.vocab_size = 1000}};
+    lt_loader *l;
+    cr_assert_eq(lt_loader_open(&l, &o), LT_OK, "%s", lt_error_message());
+    return l;
+}
+
+static void mix_epoch(lt_loader *l, int *tokens, int n) {
+    lt_batch b;
+    lt_batch_init(&b, 1, 2);
+    bool end = false;
+    for (int i = 0; i < n; i++) {
+        cr_assert_eq(lt_loader_next(l, &b, &end), LT_OK);
+        tokens[i] = b.tokens[0];
+        cr_assert_eq(end, i == n - 1, "an epoch is as many documents as all datasets hold");
+    }
+    lt_batch_free(&b);
+}
+
+Test(data, weighted_mixture_draws_in_proportion, .init = make_tmpdir, .fini = remove_tmpdir) {
+    int len[400], base[400];
+    for (int i = 0; i < 400; i++) len[i] = 2, base[i] = 100 + 2 * i;
+    write_docs("big", 400, len, base, NULL, 300, 0);
+    for (int i = 0; i < 20; i++) base[i] = 950 + 2 * i;
+    write_docs("small", 20, len, base, NULL, 300, 0);
+    const double w[2] = {1, 3};
+    int a[420], b[420], c[420];
+    lt_loader *l = open_mix(w, 7);
+    mix_epoch(l, a, 420);
+    lt_loader_state st = lt_loader_get_state(l);
+    mix_epoch(l, b, 420);
+    lt_loader_free(l);
+    int from_small = 0, small_seen[20] = {0}, big_seen[400] = {0};
+    for (int i = 0; i < 420; i++) {
+        if (a[i] >= 950) from_small++, small_seen[(a[i] - 950) / 2]++;
+        else big_seen[(a[i] - 100) / 2]++;
+    }
+    /* 420 draws with p = 3/4: mean 315, sd 8.9; +-45 is five sd */
+    cr_assert(from_small > 270 && from_small < 360, "%d of 420 from the 3-weight dataset",
+              from_small);
+    /* a pass over small is a permutation: after 15 passes every document is seen 15 or 16 times
+     * (the pass in progress has seen some once more) */
+    for (int i = 0; i < 20; i++)
+        cr_assert(abs(small_seen[i] - from_small / 20) <= 1, "small doc %d seen %d times", i,
+                  small_seen[i]);
+    for (int i = 0; i < 400; i++) cr_assert_leq(big_seen[i], 1, "big is subsampled: no repeats");
+    cr_assert(memcmp(a, b, sizeof a) != 0, "each epoch draws anew");
+    /* deterministic by seed, and the cursor restores the epoch's draws */
+    l = open_mix(w, 7);
+    mix_epoch(l, c, 420);
+    cr_assert_arr_eq(a, c, sizeof a, "same seed, same mixture");
+    lt_loader_free(l);
+    l = open_mix(w, 7);
+    cr_assert_eq(lt_loader_set_state(l, &st), LT_OK, "%s", lt_error_message());
+    mix_epoch(l, c, 420);
+    cr_assert_arr_eq(b, c, sizeof b, "restored cursor, same second epoch");
+    lt_loader_free(l);
+    l = open_mix(w, 8);
+    mix_epoch(l, c, 420);
+    cr_assert(memcmp(a, c, sizeof a) != 0, "another seed, another mixture");
+    lt_loader_free(l);
+    /* bad weights and an entry without documents are errors naming the entry */
+    const double bad[2] = {1, 0};
+    char pa[512], pb[512];
+    snprintf(pa, sizeof pa, "%s/big-*.h5", tmpdir);
+    snprintf(pb, sizeof pb, "%s/big-00000.h5", tmpdir);
+    const char *pats[2] = {pa, pb};
+    lt_loader_opts o = {.patterns = pats, .n_patterns = 2, .weights = bad, .seq_len = 2,
+                        .batch_rows = 1, .shuffle = true, .expect = {.vocab_size = 1000}};
+    cr_assert_eq(lt_loader_open(&l, &o), LT_ERR_USAGE);
+    cr_assert(strstr(lt_error_message(), "weight 0"), "%s", lt_error_message());
+    o.weights = w;
+    cr_assert_eq(lt_loader_open(&l, &o), LT_ERR_DATA);
+    cr_assert(strstr(lt_error_message(), "matched by two weighted data entries"), "%s",
+              lt_error_message());
+}

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "core/core.h"
+#include "data/data.h"
 #include "recipe/recipe.h"
 
 /* ---- helpers ------------------------------------------------------------------------------ */
@@ -67,6 +68,9 @@ static const char *repo_root(void) {
 
 #define MODEL_OUT "model:\n  path: m.gguf\noutput:\n  dir: out\n"
 #define MINIMAL "model:\n  path: m.gguf\ndata:\n  train: [t-*.h5]\noutput:\n  dir: out\n"
+/* MINIMAL with eval data, ending inside output: (add its keys) */
+#define MINIMAL_EVAL                                                                            \
+    "model:\n  path: m.gguf\ndata:\n  train: [t-*.h5]\n  eval: [e-*.h5]\noutput:\n  dir: out\n"
 
 static void assert_has(const char *msg, const char *part) {
     cr_assert(strstr(msg, part), "message\n  %s\nlacks\n  %s", msg, part);
@@ -630,4 +634,90 @@ Test(recipe, docs_up_to_date) {
     assert_has(gen, "`train.threads`");
     free(gen);
     free(have);
+}
+
+/* ---- data entries: {path, weight, raw-file options} ---------------------------------------- */
+
+Test(recipe, data_entries) {
+    lt_recipe r = load_ok(MODEL_OUT
+                          "data:\n"
+                          "  train:\n"
+                          "    - {path: a/*.jsonl, weight: 0.7, format: alpaca, max_len: 256}\n"
+                          "    - path: b.json\n"
+                          "      weight: 0.3\n"
+                          "      template: chatml\n"
+                          "      eval_fraction: 0.1\n"
+                          "      on_error: fail\n"
+                          "  eval: [e-*.h5]\n");
+    cr_assert_eq(lt_recipe_validate(&r), LT_OK, "%s", lt_error_message());
+    cr_assert_eq(r.data.train.n, 2);
+    cr_assert_not_null(r.data.train.entries);
+    char want[2 * PATH_MAX];
+    snprintf(want, sizeof want, "%s/a/*.jsonl", tmpdir);
+    cr_assert_str_eq(r.data.train.items[0], want, "entry paths resolve like plain items");
+    const lt_data_entry *e = r.data.train.entries;
+    cr_assert(e[0].weight == 0.7 && e[0].format == LT_FORMAT_ALPACA && e[0].max_len == 256);
+    cr_assert(!e[0].template_name && e[0].eval_fraction < 0 && e[0].on_error < 0, "unset");
+    cr_assert(e[1].weight == 0.3 && e[1].format < 0 && e[1].max_len < 0);
+    cr_assert_str_eq(e[1].template_name, "chatml");
+    cr_assert(e[1].eval_fraction == 0.1 && e[1].on_error == LT_ON_ERROR_FAIL);
+    cr_assert_null(r.data.eval.entries, "a list of plain globs has no entries");
+    round_trip(&r);
+    /* --set takes the same flow mappings; a plain item beside them has an unset entry */
+    cr_assert_eq(lt_recipe_set(&r, "data.train=[x.h5, {path: y.jsonl, max_len: 64}]"), LT_OK,
+                 "%s", lt_error_message());
+    cr_assert(r.data.train.n == 2 && !lt_data_entry_is_set(&r.data.train.entries[0]));
+    cr_assert_eq(r.data.train.entries[1].max_len, 64);
+    round_trip(&r);
+    lt_recipe_free(&r);
+
+    /* errors name the entry and the field */
+    expect_load_error(MODEL_OUT "data:\n  train: [{path: a.jsonl, weigth: 2}]\n", 6, 27,
+                      "data.train[1].weigth: unknown field", "did you mean 'weight'?");
+    expect_load_error(MODEL_OUT "data:\n  train: [{path: a.jsonl, weight: 0}]\n", 6, 35,
+                      "data.train[1].weight must be > 0", NULL);
+    expect_load_error(MODEL_OUT "data:\n  train: [{path: a.jsonl, format: yaml}]\n", 6, 35,
+                      "data.train[1].format: unknown value 'yaml'", "expected one of");
+    expect_load_error(MODEL_OUT "data:\n  train: [{weight: 1}]\n", 6, 11,
+                      "data.train: item 1 has no path", "{path: data/*.jsonl, weight: 0.5}");
+    expect_load_error(MODEL_OUT "data:\n  train: [{path: [a, b]}]\n", 6, 18, "holds a list",
+                      NULL);
+    expect_load_error(MODEL_OUT "data:\n  train: [a.h5]\nlora:\n  target_modules: [{a: 1}]\n",
+                      8, 20, "lora.target_modules: item 1 is a mapping", NULL);
+    expect_invalid(MODEL_OUT "data:\n  train: [{path: a.jsonl, weight: 1}, b.jsonl]\n",
+                   "data.train[1] has a weight but data.train[2] has none", "give every entry");
+    expect_invalid(MODEL_OUT "data:\n  train: [a.h5]\n  eval: [{path: e.jsonl, weight: 1}]\n",
+                   "data.eval[1] sets weight", NULL);
+    /* an entry's eval_fraction is a held-out evaluation set for the gate / eval_every */
+    r = load_ok(MODEL_OUT "data:\n  train: [{path: a.jsonl, eval_fraction: 0.2}]\n"
+                "train:\n  eval_every: 5\n");
+    cr_assert_eq(lt_recipe_validate(&r), LT_OK, "%s", lt_error_message());
+    lt_recipe_free(&r);
+}
+
+/* output.gate: a subsection, block or flow; --set by its full name; the resolved copy writes it
+ * nested and reads back; a top-level gate: section says where it belongs. */
+Test(recipe, output_gate_subsection) {
+    lt_recipe r = load_ok(MINIMAL_EVAL "  gate:\n    metric: eval_loss\n    max_regression: 0.05\n");
+    cr_assert_eq(r.output.gate.metric, LT_GATE_EVAL_LOSS);
+    cr_assert_eq(r.output.gate.max_regression, 0.05);
+    cr_assert_eq(lt_recipe_validate(&r), LT_OK, "%s", lt_error_message());
+    char *text = printed(&r);
+    cr_assert(strstr(text, "\n  gate:\n    # ") && strstr(text, "\n    metric: eval_loss\n"),
+              "%s", text);
+    free(text);
+    round_trip(&r);
+    cr_assert_eq(lt_recipe_set(&r, "output.gate.min_improvement=0.01"), LT_OK, "%s",
+                 lt_error_message());
+    cr_assert_eq(r.output.gate.min_improvement, 0.01);
+    lt_recipe_free(&r);
+    r = load_ok(MINIMAL_EVAL "  gate: {metric: eval_loss, min_improvement: 0.02}\n");
+    cr_assert(r.output.gate.metric == LT_GATE_EVAL_LOSS && r.output.gate.min_improvement == 0.02);
+    lt_recipe_free(&r);
+    expect_load_error(MINIMAL_EVAL "  gate: eval_loss\n", 8, 9, "'output.gate' must be a mapping",
+                      "{metric: eval_loss}");
+    expect_load_error(MINIMAL_EVAL "  gate: {metrik: eval_loss}\n", 8, 10,
+                      "unknown key 'output.gate.metrik'", "metric");
+    expect_load_error(MINIMAL "gate:\n  metric: eval_loss\n", 7, 1, "unknown section 'gate'",
+                      "'gate:' belongs under 'output:'");
 }
