@@ -268,12 +268,16 @@ static void print_json_fields(FILE *out, json_t *j, const char *indent) {
     }
 }
 
-static lt_status load_json(const char *path, json_t **j) {
+/* flags: JSON_DECODE_INT_AS_REAL for files that hold integers beyond int64 (transformers writes
+ * tokenizer_config.json's model_max_length as 1000000000000000019884624838656). */
+static lt_status load_json_flags(const char *path, size_t flags, json_t **j) {
     json_error_t e;
-    *j = json_load_file(path, 0, &e);
+    *j = json_load_file(path, flags, &e);
     if (!*j) return lt_error_set(LT_ERR_MODEL, "%s:%d: %s", path, e.line, e.text);
     return LT_OK;
 }
+
+static lt_status load_json(const char *path, json_t **j) { return load_json_flags(path, 0, j); }
 
 static lt_status inspect_peft(const char *dir, FILE *out) {
     char p[PATH_MAX + 64];
@@ -377,10 +381,12 @@ static lt_status inspect_hf(const char *dir, FILE *out) {
     }
     snprintf(p, sizeof p, "%s/tokenizer_config.json", dir);
     if (is_file(p)) {
-        if (!load_json(p, &tj)) {
+        if (!load_json_flags(p, JSON_DECODE_INT_AS_REAL, &tj)) {
             fprintf(out, "tokenizer_config.json: chat_template %s\n",
                     json_object_get(tj, "chat_template") ? "present" : "absent");
             json_decref(tj);
+        } else {
+            fprintf(out, "tokenizer_config.json: unreadable: %s\n", lt_error_message());
         }
         sha_line(out, p);
     }

@@ -166,6 +166,14 @@ Test(export_cli, convert_both_ways, .init = setup, .fini = teardown) {
     cr_assert_eq(ts_run(tmp, args, &out), 0, "%s", out);
     cr_assert(strstr(out, "index:") && strstr(out, "tokenizer:"), "%s", out);
     free(out);
+    /* transformers writes model_max_length as 10^30, beyond int64: still read */
+    snprintf(path, sizeof path, "%s/hf/tokenizer_config.json", tmp);
+    const char *cfg = "{\"model_max_length\": 1000000000000000019884624838656, "
+                      "\"chat_template\": \"{{ messages }}\"}";
+    cr_assert_eq(lt_write_file_atomic(path, cfg, strlen(cfg)), LT_OK);
+    cr_assert_eq(ts_run(tmp, args, &out), 0, "%s", out);
+    cr_assert(strstr(out, "chat_template present"), "%s", out);
+    free(out);
 }
 
 /* output.exports: `lathe train` writes each listed format into OUTPUT/exports/<format>/ after
