@@ -75,9 +75,18 @@ typedef struct {
     lt_op_fn backward_cpu;
     lt_op_fn forward_cuda;  /* NULL: not available on CUDA */
     lt_op_fn backward_cuda;
+    /* dtypes the op's frozen weight operand may have, per device (bit 1u << lt_dtype): the
+     * embedding table, linear's and lm_head_cross_entropy's W, rmsnorm's w; 0 for ops without one */
+    unsigned weight_dtypes[2]; /* [LT_CPU], [LT_CUDA] */
 } lt_op_def;
 
 extern const lt_op_def lt_op_table[LT_OP_COUNT];
+
+/* Can op run on `dev` with a weight operand of dtype `weight` (ignored for ops without one)? From
+ * the op table: the device has the op's kernels and lists the dtype. Model code asks before
+ * choosing a path (the fused LM head) and lt_model_to_device before moving weights, so an
+ * unsupported combination is an error at load, never an assertion inside a kernel. */
+bool lt_op_supports(lt_op op, lt_dtype weight, lt_device dev);
 
 /* The per-step graph: arena + tape. Not thread-safe; one per training process. */
 struct lt_graph {

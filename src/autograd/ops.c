@@ -21,29 +21,46 @@
 #include <string.h>
 #include <math.h>
 
+#define DT(t) (1u << (t))
+/* weight dtypes: the CPU dequantizes every block format tile by tile (kernels/cpu/linear.c); the
+ * CUDA linear converts F32 and dequantizes Q8_0 / NF4 to bf16 per GEMM (kernels/cuda/linear.cu) */
+#define CPU_LINEAR_WT (DT(LT_F32) | DT(LT_Q8_0) | DT(LT_Q4_0) | DT(LT_Q4_1) | DT(LT_NF4))
+#define CUDA_LINEAR_WT (DT(LT_F32) | DT(LT_BF16) | DT(LT_Q8_0) | DT(LT_NF4))
+#define F32_BF16 (DT(LT_F32) | DT(LT_BF16))
+
 const lt_op_def lt_op_table[LT_OP_COUNT] = {
     [LT_OP_EMBEDDING] = {"embedding", lt_cpu_embedding_forward, lt_cpu_embedding_backward,
-                         CUDA_FB(embedding)},
-    [LT_OP_LINEAR] = {"linear", lt_cpu_linear_forward, lt_cpu_linear_backward, CUDA_FB(linear)},
+                         CUDA_FB(embedding), {DT(LT_F32), F32_BF16}},
+    [LT_OP_LINEAR] = {"linear", lt_cpu_linear_forward, lt_cpu_linear_backward, CUDA_FB(linear),
+                      {CPU_LINEAR_WT, CUDA_LINEAR_WT}},
     [LT_OP_RMSNORM] = {"rmsnorm", lt_cpu_rmsnorm_forward, lt_cpu_rmsnorm_backward,
-                       CUDA_FB(rmsnorm)},
-    [LT_OP_ROPE] = {"rope", lt_cpu_rope_forward, lt_cpu_rope_backward, CUDA_FB(rope)},
+                       CUDA_FB(rmsnorm), {DT(LT_F32), F32_BF16}},
+    [LT_OP_ROPE] = {"rope", lt_cpu_rope_forward, lt_cpu_rope_backward, CUDA_FB(rope), {0, 0}},
     [LT_OP_ATTENTION] = {"attention", lt_cpu_attention_forward, lt_cpu_attention_backward,
-                         CUDA_FB(attention)},
-    [LT_OP_GLU] = {"glu", lt_cpu_glu_forward, lt_cpu_glu_backward, CUDA_FB(glu)},
-    [LT_OP_ADD] = {"add", lt_cpu_add_forward, lt_cpu_add_backward, CUDA_FB(add)},
+                         CUDA_FB(attention), {0, 0}},
+    [LT_OP_GLU] = {"glu", lt_cpu_glu_forward, lt_cpu_glu_backward, CUDA_FB(glu), {0, 0}},
+    [LT_OP_ADD] = {"add", lt_cpu_add_forward, lt_cpu_add_backward, CUDA_FB(add), {0, 0}},
     [LT_OP_CROSS_ENTROPY] = {"cross_entropy", lt_cpu_cross_entropy_forward,
-                             lt_cpu_cross_entropy_backward, CUDA_FB(cross_entropy)},
+                             lt_cpu_cross_entropy_backward, CUDA_FB(cross_entropy), {0, 0}},
     [LT_OP_RESHAPE] = {"reshape", lt_cpu_reshape_forward, lt_cpu_reshape_backward,
-                       CUDA_FB(reshape)},
+                       CUDA_FB(reshape), {0, 0}},
     [LT_OP_LM_HEAD_CE] = {"lm_head_cross_entropy", lt_cpu_lm_head_ce_forward,
-                          lt_cpu_lm_head_ce_backward, CUDA_FB(lm_head_ce)},
+                          lt_cpu_lm_head_ce_backward, CUDA_FB(lm_head_ce),
+                          {DT(LT_F32), F32_BF16}},
     [LT_OP_SOFTCAP] = {"softcap", lt_cpu_softcap_forward, lt_cpu_softcap_backward,
-                       CUDA_FB(softcap)},
+                       CUDA_FB(softcap), {0, 0}},
 };
 _Static_assert(sizeof lt_op_table / sizeof lt_op_table[0] == LT_OP_COUNT,
                "lt_op_table needs exactly one row per lt_op");
 _Static_assert(LT_OP_COUNT == 11, "a new op needs a row in lt_op_table, a kernel and a test");
+
+bool lt_op_supports(lt_op op, lt_dtype weight, lt_device dev) {
+    const lt_op_def *d = &lt_op_table[op];
+    if (!(dev == LT_CUDA ? d->forward_cuda && d->backward_cuda : d->forward_cpu != NULL))
+        return false;
+    unsigned mask = d->weight_dtypes[dev == LT_CUDA];
+    return mask == 0 || (mask >> weight & 1u);
+}
 
 static bool is_f32(const lt_tensor *t) { return t && t->dtype == LT_F32; }
 

@@ -25,6 +25,42 @@ size_t lt_dev_arena_plan(const lt_dev_arena *a, size_t n) {
     return off;
 }
 
+/* ---- device-agnostic memory: one branch per backend, here and nowhere else --------------- */
+
+void lt_mem_upload(lt_device dev, void *dst, const void *host_src, size_t n) {
+    if (n == 0) return;
+    if (dev == LT_CUDA) lt_cuda_h2d(dst, host_src, n);
+    else memcpy(dst, host_src, n);
+}
+
+void lt_mem_download(lt_device dev, void *host_dst, const void *src, size_t n) {
+    if (n == 0) return;
+    if (dev == LT_CUDA) lt_cuda_d2h(host_dst, src, n);
+    else memcpy(host_dst, src, n);
+}
+
+void lt_mem_zero(lt_device dev, void *dst, size_t n) {
+    if (n == 0) return;
+    if (dev == LT_CUDA) lt_cuda_memset0(dst, n);
+    else memset(dst, 0, n);
+}
+
+void lt_mem_copy(lt_device dev, void *dst, const void *src, size_t n) {
+    if (n == 0 || dst == src) return;
+    if (dev == LT_CUDA) lt_cuda_d2d(dst, src, n);
+    else memmove(dst, src, n);
+}
+
+void lt_tensor_upload(lt_tensor *t, const void *host_src) {
+    lt_mem_upload(t->device, t->data, host_src, lt_tensor_nbytes(t));
+}
+
+void lt_tensor_download(const lt_tensor *t, void *host_dst) {
+    lt_mem_download(t->device, host_dst, t->data, lt_tensor_nbytes(t));
+}
+
+void lt_tensor_zero(lt_tensor *t) { lt_mem_zero(t->device, t->data, lt_tensor_nbytes(t)); }
+
 #ifndef LATHE_CUDA
 /* ---- CPU-only build ----------------------------------------------------------------------- */
 

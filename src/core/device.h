@@ -142,6 +142,20 @@ void lt_dev_stager_free(lt_dev_stager *s);
  * to finish reading the pinned buffer before overwriting it. */
 void lt_dev_stager_upload(lt_dev_stager *s, void *dst, const void *src, size_t n);
 
+/* ---- device-agnostic memory (the CPU is a backend behind the same calls) ---------------------
+ * What model, train, eval and checkpoint code uses instead of memcpy / memset on tensor data:
+ * `dev` says where the non-host side lives (LT_CPU: plain memcpy / memset; LT_CUDA: synchronous
+ * copies on the compute stream, ordered after queued kernels). Host pointers are ordinary memory;
+ * n in bytes. On LT_CUDA the device must be initialized (lt_device_init). */
+void lt_mem_upload(lt_device dev, void *dst, const void *host_src, size_t n);
+void lt_mem_download(lt_device dev, void *host_dst, const void *src, size_t n);
+void lt_mem_zero(lt_device dev, void *dst, size_t n);
+void lt_mem_copy(lt_device dev, void *dst, const void *src, size_t n); /* both on dev */
+/* Whole-tensor forms on t->device: lt_tensor_nbytes(t) bytes from / to host memory, or zeroed. */
+void lt_tensor_upload(lt_tensor *t, const void *host_src);
+void lt_tensor_download(const lt_tensor *t, void *host_dst);
+void lt_tensor_zero(lt_tensor *t);
+
 /* Bytes in use by the device (cudaMemGetInfo total - free) and the device's total. */
 void lt_cuda_mem_info(size_t *used, size_t *total);
 

@@ -98,7 +98,7 @@ void lt_cpu_lm_head_ce_backward(lt_graph *g, lt_node *n);
 /* ---- CUDA kernels (src/kernels/cuda/<op>.cu; built when LATHE_CUDA) ---------------------------
  * Same in[]/saved[] contracts as the CPU rows above, with the device dtypes of core/device.h:
  * activations (op outputs, saved drop(x) and h of linear) bf16; grads, lse, rstd, losses f32;
- * linear W bf16 / f32 / Q8_0 (NF4 pending the quant-state field), optional in[4] bias [out]
+ * linear W bf16 / f32 / Q8_0 / NF4 (W->quant: state with device arrays), optional in[4] bias [out]
  * f32 or bf16; rope optional in[2] inv_freq F32 [Dh/2]; cross_entropy saved[1] F32 [2] =
  * {Σ nll, den} (the device keeps the denominator so backward needs no host sync). */
 #ifdef LATHE_CUDA
@@ -131,6 +131,8 @@ float lt_cuda_grad_clip(float *g, int64_t n, float max_norm, float norm);
 void lt_cuda_dequant_q8_0_bf16(void *dst, const void *src, int64_t n, void *stream);
 void lt_cuda_dequant_nf4_bf16(void *dst, const void *codes, const lt_nf4_state *q,
                               const float *dmap, int64_t n, void *stream);
+/* The dynamic map (lt_quant_dynamic_map) on the device, uploaded on first use. */
+const float *lt_cuda_dynamic_map(void);
 /* Total bytes of the reusable device temps (common.cuh), for peak-memory reports. */
 size_t lt_cuda_temp_bytes(void);
 /* Measured bf16 GEMM rate in TFLOP/s (median of reps M×N×K products; gemm.cu). */

@@ -4,12 +4,15 @@
  * the sub-block outputs, GeGLU, soft-capping and scaled embeddings (Gemma). */
 #include "model.h"
 
+#include "../core/device.h"
+
 #include <stdlib.h>
 #include <string.h>
 
+/* Host ids into a graph tensor on the graph's device. */
 static lt_tensor *i32_tensor(lt_graph *g, const int32_t *src, int64_t n) {
     lt_tensor *t = lt_graph_tensor(g, LT_I32, 1, &n);
-    memcpy(t->data, src, (size_t)n * sizeof(int32_t));
+    lt_tensor_upload(t, src);
     return t;
 }
 
@@ -157,7 +160,9 @@ lt_tensor *lt_model_loss(lt_graph *g, lt_model *m, int B, int T, const int32_t *
     int64_t N = (int64_t)B * T;
     lt_tensor *x = hidden(g, m, B, T, tokens, pos, doc, dropout_seed);
     lt_tensor *tg = i32_tensor(g, targets, N);
-    if (m->lm_head.dtype == LT_F32) /* the fused op reads an F32 head; a quantized one cannot */
+    /* the fused op never makes [N, V] logits; a head dtype it cannot read (a quantized head)
+     * takes the linear + cross-entropy path */
+    if (lt_op_supports(LT_OP_LM_HEAD_CE, m->lm_head.dtype, g->device))
         return lt_lm_head_cross_entropy(g, x, &m->lm_head, tg, NULL, denominator,
                                         m->cfg.final_softcap);
     return lt_cross_entropy(g, logits_of(g, m, x), tg, NULL, denominator);

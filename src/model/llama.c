@@ -290,10 +290,14 @@ static void free_quantized(lt_tensor *t) {
 
 void lt_model_free(lt_model *m) {
     if (!m) return;
-    if (m->layers)
-        for (int l = 0; l < m->cfg.n_layer; l++)
-            for (int k = 0; k < LT_MOD_COUNT; k++) free_quantized(&m->layers[l].w[k]);
-    if (!m->cfg.tied) free_quantized(&m->lm_head);
+    if (m->dev) { /* the weights live in the device arenas (device_model.c) */
+        lt_model_dev_free(m);
+    } else {
+        if (m->layers)
+            for (int l = 0; l < m->cfg.n_layer; l++)
+                for (int k = 0; k < LT_MOD_COUNT; k++) free_quantized(&m->layers[l].w[k]);
+        if (!m->cfg.tied) free_quantized(&m->lm_head);
+    }
     free(m->base);
     free(m->lora_params);
     free(m->lora_grads);
@@ -437,6 +441,9 @@ void lt_model_add_lora(lt_model *m, const lt_lora_config *lc, uint64_t seed) {
     m->lora_grad_hdrs = lt_xcalloc((size_t)c->n_layer * LT_MOD_COUNT * 2, sizeof(lt_tensor));
     m->lora_params = lt_xcalloc((size_t)n, sizeof(float));
     m->lora_grads = lt_xcalloc((size_t)n, sizeof(float));
+    LT_ASSERT(m->device == LT_CPU); /* lt_model_to_device comes after the adapter */
+    m->train_params = m->lora_params;
+    m->train_grads = m->lora_grads;
     lt_rng rng = {seed};
     float *p = m->lora_params, *gp = m->lora_grads;
     for (int l = 0; l < c->n_layer; l++) {

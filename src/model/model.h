@@ -215,7 +215,34 @@ typedef struct lt_model {
     float *lora_grads;    /* owned, same layout */
     lt_tensor *lora_grad_hdrs; /* owned [n_layer][LT_MOD_COUNT][2]: A's and B's grad headers */
     int64_t n_lora;
+    /* Where the forward runs and the live adapter lives (lt_model_to_device). On the CPU the
+     * live buffers are lora_params / lora_grads; on CUDA they are device copies in the same flat
+     * layout, lora_params is the host mirror (lt_model_adapter_to_host / _to_device), and every
+     * frozen tensor points into the device's base arena. */
+    lt_device device;
+    float *train_params;      /* [n_lora] live adapter on `device` */
+    float *train_grads;       /* [n_lora] its grads on `device` */
+    struct lt_model_dev *dev; /* CUDA: the device arenas and NF4 states; NULL on the CPU */
 } lt_model;
+
+/* Move a loaded model (adapter added or not) to `dev` for training, evaluation or generation
+ * (device_model.c): on CUDA, one device arena for the frozen base, tensor by tensor — matrices
+ * bf16 (F32 converted; a ggml Q4 format dequantized), Q8_0 and NF4 kept quantized with NF4's
+ * state arrays on the device, vectors (norms, biases, RoPE frequencies) F32 — then the host base
+ * is released; the adapter and its grads in two more arenas (core/device.h lifetime classes).
+ * The CPU is a no-op. Call once, after lt_model_add_lora and any adapter load (init_from);
+ * lt_device_init(dev) first. LT_ERR_MODEL naming the tensor when a weight dtype cannot run on
+ * the device (lt_op_supports), LT_ERR_OOM naming the arena when the device memory is short. */
+lt_status lt_model_to_device(lt_model *m, lt_device dev);
+/* The adapter's host mirror (lora_params) from the live device copy, before writing checkpoints
+ * or PEFT files; and back, after loading one into lora_params. No-ops on the CPU. */
+void lt_model_adapter_to_host(lt_model *m);
+void lt_model_adapter_to_device(lt_model *m);
+/* The host mirror's data of an adapter tensor (lora_A / lora_B, or its grad view) — the tensor's
+ * own data on the CPU. Valid after lt_model_adapter_to_host. */
+const float *lt_model_host_data(const lt_model *m, const lt_tensor *t);
+/* Release the device arenas (lt_model_free calls it). */
+void lt_model_dev_free(lt_model *m);
 
 /* Read the config of a "llama" or "qwen2" GGUF (gguf_config.c): <arch>.* keys, attention biases
  * from the blk.N.attn_*.bias tensors, llama3 RoPE scaling recovered from rope_freqs.weight, a
@@ -366,12 +393,14 @@ lt_tensor *lt_model_forward_cached(lt_graph *g, lt_model *m, lt_kv_cache *cache,
 
 /* Write the model's adapter to `dir` atomically: files go into a temporary sibling directory that
  * is renamed onto `dir` only when complete; an existing `dir` is replaced only if `replace`.
- * `base_name` goes into base_model_name_or_path. */
+ * `base_name` goes into base_model_name_or_path. The tensors come from the adapter's host mirror:
+ * on a device, call lt_model_adapter_to_host first. */
 lt_status lt_peft_save(const lt_model *m, const char *dir, const char *base_name, bool replace);
 
 /* Read a PEFT LoRA adapter from `dir` and attach it (replacing any adapter). Errors name the file
  * and key/tensor: LT_ERR_MODEL when the config is not a LoRA adapter lathe can apply (bias
- * training, DoRA, modules other than the seven projections, shapes that do not fit the base). */
+ * training, DoRA, modules other than the seven projections, shapes that do not fit the base).
+ * A model on the CPU only (lt_model_to_device comes after). */
 lt_status lt_peft_load(lt_model *m, const char *dir);
 
 #endif

@@ -76,10 +76,11 @@ lt_status lt_peft_save(const lt_model *m, const char *dir, const char *base_name
             lt_tensor A, B;
             const char *mod;
             if (!module_ab(m, l, k, &mod, &A, &B)) continue;
+            /* the host mirror (on a device: lt_model_adapter_to_host first) */
             tensor_name(name, sizeof name, l, k, mod, 'A');
-            lt_st_writer_add(w, name, LT_F32, 2, A.shape, A.data);
+            lt_st_writer_add(w, name, LT_F32, 2, A.shape, lt_model_host_data(m, &A));
             tensor_name(name, sizeof name, l, k, mod, 'B');
-            lt_st_writer_add(w, name, LT_F32, 2, B.shape, B.data);
+            lt_st_writer_add(w, name, LT_F32, 2, B.shape, lt_model_host_data(m, &B));
         }
     lt_st_writer_meta(w, "format", "pt");
     snprintf(path, sizeof path, "%s/adapter_model.safetensors", tmp);

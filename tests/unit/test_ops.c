@@ -78,6 +78,20 @@ Test(ops, table_complete) {
     cr_expect_str_eq(lt_op_table[LT_OP_ATTENTION].name, "attention");
 }
 
+/* lt_op_supports answers from the table: the device's kernels and weight dtypes. */
+Test(ops, supports_from_the_table) {
+    cr_assert(lt_op_supports(LT_OP_LINEAR, LT_F32, LT_CPU));
+    cr_assert(lt_op_supports(LT_OP_LINEAR, LT_NF4, LT_CPU));
+    cr_assert(lt_op_supports(LT_OP_LINEAR, LT_Q4_1, LT_CPU));
+    cr_assert(!lt_op_supports(LT_OP_LINEAR, LT_BF16, LT_CPU), "the CPU GEMMs read F32");
+    cr_assert(!lt_op_supports(LT_OP_LM_HEAD_CE, LT_Q8_0, LT_CPU), "fused head: F32 only");
+    cr_assert(lt_op_supports(LT_OP_ATTENTION, LT_Q8_0, LT_CPU), "no weight operand: any");
+    bool cuda = lt_op_table[LT_OP_LINEAR].forward_cuda != NULL; /* a build with CUDA */
+    cr_assert_eq(lt_op_supports(LT_OP_LINEAR, LT_NF4, LT_CUDA), cuda);
+    cr_assert_eq(lt_op_supports(LT_OP_LM_HEAD_CE, LT_BF16, LT_CUDA), cuda);
+    cr_assert(!lt_op_supports(LT_OP_LINEAR, LT_Q4_0, LT_CUDA), "no CUDA Q4_0 dequant");
+}
+
 /* ---- embedding ---------------------------------------------------------------------------- */
 
 typedef struct {

@@ -16,6 +16,9 @@
 #include "common.cuh"
 
 extern "C" void lt_cuda_dequant_q8_0_bf16(void *dst, const void *src, int64_t n, void *stream);
+extern "C" void lt_cuda_dequant_nf4_bf16(void *dst, const void *codes, const lt_nf4_state *q,
+                                         const float *dmap, int64_t n, void *stream);
+extern "C" const float *lt_cuda_dynamic_map(void);
 
 #define LIN_THREADS 256
 
@@ -30,11 +33,13 @@ static const bf16 *weight_bf16(const lt_tensor *W) {
         lt_cuda_dequant_q8_0_bf16(d, W->data, n, lt_stream());
         return d;
     }
-    case LT_NF4:
-        /* The kernel is lt_cuda_dequant_nf4_bf16 (quant.cu); the quant state (absmax, code map,
-         * nested absmax, offset) arrives with the `nf4` branch's tensor field. */
-        lt_assert_fail("NF4 linear on CUDA needs the nf4 quant-state field (branch nf4)",
-                       __FILE__, __LINE__);
+    case LT_NF4: {
+        /* W->quant: a host lt_nf4_state whose arrays are device pointers (lt_model_to_device) */
+        bf16 *d = (bf16 *)lt_cu_temp(LT_TMP_W, (size_t)n * sizeof(bf16));
+        lt_cuda_dequant_nf4_bf16(d, W->data, (const lt_nf4_state *)W->quant,
+                                 lt_cuda_dynamic_map(), n, lt_stream());
+        return d;
+    }
     default: lt_assert_fail("linear: unsupported weight dtype on CUDA", __FILE__, __LINE__);
     }
 }

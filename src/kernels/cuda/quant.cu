@@ -43,6 +43,18 @@ extern "C" void lt_cuda_dequant_nf4_bf16(void *dst, const void *codes, const lt_
 
 /* ---- host wrappers for tests (same element functions, no GPU) ------------------------------- */
 
+/* bitsandbytes' 256-entry dynamic map on the device, uploaded on first use and kept for the
+ * process (1 KiB); NF4 with double quantization reads it for every absmax. */
+extern "C" const float *lt_cuda_dynamic_map(void) {
+    static float *dmap;
+    if (!dmap) {
+        LT_CUDA_CHECK(cudaMalloc((void **)&dmap, 256 * sizeof(float)));
+        LT_CUDA_CHECK(cudaMemcpy(dmap, lt_quant_dynamic_map(), 256 * sizeof(float),
+                                 cudaMemcpyHostToDevice));
+    }
+    return dmap;
+}
+
 extern "C" void lt_cuda_host_dequant_q8_0(float *dst, const void *src, int64_t n) {
     for (int64_t i = 0; i < n; i++) dst[i] = lt_q8_0_at((const uint8_t *)src, i);
 }
