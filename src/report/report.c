@@ -268,9 +268,12 @@ static void facts(buf *b, const run *runs, size_t n) {
         size_t ti;
         json_array_foreach(tk, ti, e) {
             size_t nr = json_array_size(json_object_get(e, "inputs"));
-            bput(b, "%s%s: %zu raw file%s (%s)", ns || ti ? "<br>" : "",
+            json_t *w = json_object_get(e, "weight");
+            bput(b, "%s%s: %zu raw file%s (%s", ns || ti ? "<br>" : "",
                  js(e, "role", NULL) ? js(e, "role", NULL) : "?", nr, nr == 1 ? "" : "s",
                  json_is_true(json_object_get(e, "reused")) ? "cached" : "tokenized");
+            if (json_is_number(w)) bput(b, ", weight %g", json_number_value(w));
+            bput(b, ")");
         }
         if (!ns && !json_array_size(tk)) bput(b, "&ndash;");
         bput(b, "</td>");
