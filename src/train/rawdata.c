@@ -128,6 +128,10 @@ static lt_status prepare_role(lt_run *run, const char *role, const lt_recipe_lis
                             r->source ? r->source : "recipe", fraction, raw->n,
                             raw->n == 1 ? "" : "s");
     }
+    if (!run->manifest) {
+        json_decref(entry); /* a rank other than 0: the manifest is rank 0's */
+        return LT_OK;
+    }
     json_t *all = json_object_get(run->manifest, "tokenized");
     if (!json_is_array(all)) {
         all = json_array();

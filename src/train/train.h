@@ -40,7 +40,12 @@ typedef struct {
     float *opt_m, *opt_v;
     lt_adamw_hparams hp;
     float grad_clip;    /* > 0: clip the global gradient norm to this */
-    uint64_t seed;      /* dropout masks derive from (seed, step, micro-batch) */
+    uint64_t seed;      /* dropout masks derive from (seed, step, global micro-batch) */
+    int mb_first;       /* data parallelism: global index of this rank's first micro-batch of a
+                         * step (rank · grad_accum); 0 on one rank */
+    double allreduce_s; /* wall time of the last step's gradient all-reduce (0 on one rank) */
+    float *acc;         /* [m->n_lora] the step's gradient sum over micro-batches (owned; made
+                         * by the first step with more than one) */
     lt_arena arena;
     lt_graph g;
 } lt_trainer;
@@ -63,7 +68,13 @@ typedef struct {
  * of the step's mean loss), backward, global gradient norm, clipping to t->grad_clip, then
  * AdamW (arXiv 1711.05101) at learning rate lr as update number step + 1. *out is filled even
  * on error. LT_ERR_RUNTIME when the loss or gradient norm is not finite: the parameters and
- * moments are left as they were. */
+ * moments are left as they were.
+ * With several ranks (src/dist/, collective: every rank calls it for every step) batches are this
+ * rank's share of the global batch, starting at global micro-batch t->mb_first: the target count
+ * is summed over ranks before the first backward (the loss divides by the whole global batch's
+ * targets), dropout seeds come from the global micro-batch index, the gradient buffer is summed
+ * over ranks once (lt_dist_allreduce_grads) and the loss too, so clipping and AdamW see the same
+ * data on every rank and the parameters stay identical. *out holds the global figures. */
 lt_status lt_train_step(lt_trainer *t, const lt_batch *batches, int n, int64_t step, float lr,
                         lt_step_stats *out);
 
