@@ -193,6 +193,15 @@ chat-templates: ensure-deps $(BIN)/lathe
 bench-run: $(BIN)/lathe $(BUILD)/bench_train $(BUILD)/bench_quant
 	BENCH_BIN=$(abspath $(BUILD)/bench_train) tools/bench.sh
 
+# Data parallelism on CPU ranks (docs/distributed.md): tokens/s and all-reduce ms/step at 1 and 2
+# ranks of the CI recipe, then the all-reduce alone for three adapter sizes (tools/bench_dist.sh).
+.PHONY: bench-dist bench-dist-run
+bench-dist: ensure-deps
+	@$(MAKE) --no-print-directory bench-dist-run
+
+bench-dist-run: $(BIN)/lathe $(BUILD)/bench_dist
+	LATHE_BIN=$(abspath $(BIN)/lathe) BENCH_DIST_BIN=$(abspath $(BUILD)/bench_dist) tools/bench_dist.sh
+
 # ---- CUDA: op tests against the CPU, and the GPU benchmark (both skip cleanly without a GPU) ----
 .PHONY: test-cuda bench-gpu
 ifeq ($(CUDA),1)
