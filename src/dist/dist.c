@@ -26,8 +26,7 @@ static long env_long(const char *name) {
     return *end ? -1 : x;
 }
 
-/* The world size the launcher announced, or -1 when it did not say. */
-static long announced_world(void) {
+long lt_dist_announced_world(void) {
     long n = env_long("OMPI_COMM_WORLD_SIZE");
     if (n < 0) n = env_long("PMI_SIZE");
     if (n < 0) n = env_long("SLURM_STEP_NUM_TASKS");
@@ -41,6 +40,13 @@ bool lt_dist_launched(void) {
 }
 
 #ifdef LATHE_MPI
+
+static uint64_t fnv1a64(const void *buf, size_t n) {
+    const unsigned char *p = buf;
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a (Fowler, Noll, Vo), 64-bit parameters */
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}
 
 static lt_status mpi_fail(int rc, const char *what) {
     char msg[MPI_MAX_ERROR_STRING + 1];
@@ -73,7 +79,7 @@ lt_status lt_dist_init(void) {
         MPI_Comm_rank(node, &self.local_rank);
         MPI_Comm_free(&node);
     }
-    long want = announced_world();
+    long want = lt_dist_announced_world();
     if (want > 1 && want != self.world)
         return lt_error_set(LT_ERR_USAGE, "the launcher started %ld tasks but MPI sees a world "
                             "of %d: each task would train alone and write the same run "
@@ -155,12 +161,27 @@ lt_status lt_dist_barrier(void) {
     return rc == MPI_SUCCESS ? LT_OK : mpi_fail(rc, "MPI_Barrier");
 }
 
+lt_status lt_dist_check_same(const void *buf, size_t bytes, const char *what) {
+    if (self.world <= 1) return LT_OK;
+    const uint64_t h = fnv1a64(buf, bytes);
+    /* max(h) and max(~h) = ~min(h): the same everywhere iff max == min */
+    uint64_t v[2] = {h, ~h};
+    lt_status st = allreduce(v, 2, MPI_UINT64_T, MPI_MAX, "MPI_Allreduce (max of checksums)");
+    if (st) return st;
+    if (v[0] != ~v[1])
+        return lt_error_set(LT_ERR_RUNTIME, "rank %d of %d: %s differs between ranks (it must "
+                            "stay identical: every rank applies the same all-reduced update); "
+                            "this is a bug in lathe, please report it with the run's manifest",
+                            self.rank, self.world, what);
+    return LT_OK;
+}
+
 #else /* one rank: built without MPI (the GPU bundle) */
 
 lt_status lt_dist_init(void) {
     if (inited) return LT_OK;
     inited = true;
-    if (lt_dist_launched() && announced_world() != 1)
+    if (lt_dist_launched() && lt_dist_announced_world() != 1)
         return lt_error_set(LT_ERR_USAGE, "started by a launcher as one of several ranks, but "
                             "this lathe was built without MPI (LATHE_MPI=0, e.g. the GPU "
                             "bundle): each rank would train alone; hint: build with "
@@ -208,5 +229,12 @@ lt_status lt_dist_bcast(void *buf, size_t bytes, int root) {
 }
 
 lt_status lt_dist_barrier(void) { return LT_OK; }
+
+lt_status lt_dist_check_same(const void *buf, size_t bytes, const char *what) {
+    (void)buf;
+    (void)bytes;
+    (void)what;
+    return LT_OK;
+}
 
 #endif

@@ -70,4 +70,15 @@ lt_status lt_dist_bcast(void *buf, size_t bytes, int root);
 /* Wait for every rank (rank 0 prepared shared data the others read next). */
 lt_status lt_dist_barrier(void);
 
+/* Whether buf[0..bytes) holds the same bytes on every rank (FNV-1a 64 of each rank's copy,
+ * compared through a max of (h, ~h)). LT_ERR_RUNTIME naming `what` when not: the ranks' adapters
+ * must stay identical (same data after the all-reduce), and a divergence is a bug to report, not
+ * a run to continue silently. */
+lt_status lt_dist_check_same(const void *buf, size_t bytes, const char *what);
+
+/* The number of ranks the launcher announced in the environment (OMPI_COMM_WORLD_SIZE, PMI_SIZE,
+ * SLURM_STEP_NUM_TASKS), or -1 when none did; needs no MPI. Commands other than `lathe train`
+ * refuse to run as several ranks (each would write the same outputs). */
+long lt_dist_announced_world(void);
+
 #endif

@@ -273,6 +273,18 @@ static lt_status job_eval(job *j, int64_t step, double *first, double *last) {
     return LT_OK;
 }
 
+/* A checkpoint (rank 0 writes it) after proving that every rank holds the same adapter and
+ * moments: what rank 0 saves is what each rank trained (collective). */
+static lt_status job_save(job *j, int64_t step, int64_t epochs_done) {
+    const size_t nb = (size_t)j->m->n_lora * sizeof(float);
+    lt_status st;
+    if ((st = lt_dist_check_same(j->m->lora_params, nb, "the adapter")) ||
+        (st = lt_dist_check_same(j->tr.opt_v, nb, "the AdamW second moments")))
+        return st;
+    return lt_run_save_checkpoint(&j->run, j->m, j->tr.opt_m, j->tr.opt_v, j->train, step,
+                                  epochs_done);
+}
+
 /* Steps from `step` to total_steps: data, lt_train_step, logs, evaluations, checkpoints, and a
  * checkpoint + LT_ERR_INTERRUPTED on SIGINT/SIGTERM. */
 static lt_status job_loop(job *j, int64_t step, int64_t epochs_done, double *first_eval,
@@ -326,8 +338,7 @@ static lt_status job_loop(job *j, int64_t step, int64_t epochs_done, double *fir
         int stop = stop_requested;
         if ((st = lt_dist_max_int(&stop, 1))) break;
         if (((r->train.save_every > 0 && step % r->train.save_every == 0 && !last) || stop) &&
-            (st = lt_run_save_checkpoint(&j->run, j->m, j->tr.opt_m, j->tr.opt_v, j->train, step,
-                                         epochs_done)))
+            (st = job_save(j, step, epochs_done)))
             break;
         if (stop) {
             /* the run's resolved recipe.yaml carries every --set, so it resumes as it ran */
@@ -500,9 +511,7 @@ lt_status lt_train_run(const lt_recipe *r, const lt_train_opts *o) {
     double first_eval = NAN, last_eval = NAN;
     if ((st = job_loop(&j, step, epochs_done, &first_eval, &last_eval, &step, &epochs_done)))
         goto done;
-    if ((st = lt_run_save_checkpoint(&j.run, j.m, j.tr.opt_m, j.tr.opt_v, j.train, step,
-                                     epochs_done)) ||
-        (st = lt_run_export(&j.run, j.m)))
+    if ((st = job_save(&j, step, epochs_done)) || (st = lt_run_export(&j.run, j.m)))
         goto done;
     if (!isnan(first_eval))
         lt_info("eval loss %.4f -> %.4f (perplexity %.2f -> %.2f)", first_eval, last_eval,

@@ -9,6 +9,8 @@
  *  - 3 ranks x 1 against 1 x 3 within TOL_3_RANKS (a three-term sum in MPI's order);
  *  - one rank SIGKILLed mid-run ends the job non-zero (before a 10 s watchdog), naming the rank;
  *    --resume with 2 ranks then ends with the adapter of an uninterrupted 2-rank run;
+ *  - a bad shard seen by one rank only (an MPMD launch gives rank 1 a damaged copy) ends the job
+ *    with exit 3 and a message naming the rank and the file;
  *  - SIGTERM to every rank (what Slurm sends at the time limit) checkpoints once and exits 130;
  *    a resume with another world size is then refused, saying why.
  * Every run: OMP_NUM_THREADS=1 and train.threads=1 per rank (2-3 ranks share 2 cores),
@@ -401,5 +403,42 @@ Test(dist, sigterm_checkpoints_and_exits_130, .init = setup, .fini = teardown, .
     cr_assert_eq(rc, 2, "resume with 1 rank: exit %d, want 2:\n%s", rc, out);
     cr_assert(strstr(out, "written by a job of 2 ranks but this job has 1") &&
               strstr(out, "data cursor"), "no reason given:\n%s", out);
+    free(out);
+}
+
+Test(dist, bad_shard_on_one_rank_ends_job_naming_it, .init = setup, .fini = teardown,
+     .timeout = 120) {
+    prepare();
+    /* rank 1's data.train: a copy of the shard with one byte changed (its checksum sidecar then
+     * disagrees), as a node with a damaged copy would have */
+    char bad[512], cmd[20000], a[8192], b[8192], log[600], *out;
+    snprintf(bad, sizeof bad, "%s/bad", tmp);
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp %s/data/train-00000.h5* '%s/'", bad, tmp,
+             bad);
+    snprintf(log, sizeof log, "%s/cp.log", tmp);
+    cr_assert_eq(sh(cmd, log, NULL), 0);
+    char shard[600];
+    snprintf(shard, sizeof shard, "%s/train-00000.h5", bad);
+    FILE *f = fopen(shard, "r+b");
+    cr_assert_not_null(f, "%s", shard);
+    cr_assert_eq(fseek(f, 4000, SEEK_SET), 0);
+    int c = fgetc(f);
+    cr_assert_eq(fseek(f, 4000, SEEK_SET), 0);
+    fputc(c ^ 0x55, f);
+    cr_assert_eq(fclose(f), 0);
+    char run[512], extra[700];
+    snprintf(run, sizeof run, "%s/run", tmp);
+    train_cmd(a, sizeof a, 0, run, "");
+    snprintf(extra, sizeof extra, "--set 'data.train=%s/train-*.h5'", bad);
+    train_cmd(b, sizeof b, 0, run, extra);
+    snprintf(cmd, sizeof cmd, "%s -np 1 %s : -np 1 %s", mpirun_or_skip(), a, b);
+    snprintf(log, sizeof log, "%s.log", run);
+    pid_t job = spawn(cmd, log);
+    int rc = wait_bounded(job, 60.0);
+    size_t n;
+    cr_assert_eq(lt_read_file(log, &out, &n), LT_OK);
+    cr_assert_eq(rc, 3, "exit %d, want 3 (bad data):\n%s", rc, out);
+    cr_assert(strstr(out, "rank 1 of 2") && strstr(out, "train-00000.h5"),
+              "no message naming rank 1 and the shard:\n%s", out);
     free(out);
 }
