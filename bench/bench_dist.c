@@ -9,7 +9,7 @@
  * the all-reduce itself and not the wait for a slower rank (inside `lathe train` the all-reduce
  * also absorbs that wait). Figures from rank 0: mean and min ms, and the algorithm bandwidth
  * bytes / time (NCCL's "algbw"; a ring moves 2 (N-1)/N times that per rank). Without a launcher
- * it is one rank and the all-reduce is the identity (near 0 ms). */
+ * it is one rank and the all-reduce is the identity (near 0 ms, bandwidth printed as 0). */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -47,7 +47,7 @@ int main(int argc, char **argv) {
             printf("{\"bench\": \"allreduce\", \"ranks\": %d, \"floats\": %lld, \"mib\": %.2f, "
                    "\"ms_mean\": %.3f, \"ms_min\": %.3f, \"algbw_gbs\": %.2f}\n", d->world,
                    (long long)n, n * 4.0 / 1048576.0, 1e3 * mean, 1e3 * best,
-                   mean > 0 ? n * 4.0 / mean / 1e9 : 0.0);
+                   d->world > 1 && mean > 0 ? n * 4.0 / mean / 1e9 : 0.0); /* 1 rank: none */
         fflush(stdout);
         free(buf);
     }
