@@ -4,11 +4,13 @@
  *
  * Run directory (DESIGN.md §5), every file written atomically:
  *   recipe.yaml         the resolved recipe (every default filled in)
- *   manifest.json       versions, base model + shard checksums, seed, start/end time, status
+ *   manifest.json       versions, base model + shard checksums, seed, start/end time, status,
+ *                       world_size (data-parallel ranks, docs/distributed.md)
  *   metrics.jsonl       {"step", "loss", "lr", "tokens_per_s", "grad_norm"} per logged step,
  *                       {"step", "eval_loss", "eval_ppl"} per evaluation
  *   checkpoints/step-NNNNNNN/  adapter (PEFT files), optimizer.safetensors (AdamW m, v),
- *                       trainer_state.json (step, data cursor): enough to resume bit-exactly
+ *                       trainer_state.json (step, data cursor, world_size, grad_accum):
+ *                       enough to resume bit-exactly (with the same world size)
  *   adapter/            the final PEFT adapter, present only when the run completed
  */
 #ifndef LATHE_TRAIN_H
@@ -24,7 +26,8 @@ typedef struct {
     bool resume; /* continue from the newest checkpoint in output.dir */
 } lt_train_opts;
 
-/* Run a whole training job for a validated recipe. Returns LT_OK when the adapter was exported,
+/* Run a whole training job for a validated recipe; with several ranks (lt_dist_init first)
+ * every rank calls it and rank 0 alone writes the run directory. Returns LT_OK when the adapter was exported,
  * LT_ERR_INTERRUPTED after SIGINT/SIGTERM once a checkpoint is written, LT_ERR_RECIPE /
  * LT_ERR_USAGE for settings that do not fit the model or the run directory, LT_ERR_MODEL /
  * LT_ERR_DATA for bad files, LT_ERR_RUNTIME for a non-finite loss (after checkpointing the last

@@ -52,7 +52,15 @@ static const char *mpirun_or_skip(void) {
     setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
     setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
     setenv("OMP_NUM_THREADS", "1", 1);
-    return "mpirun --oversubscribe";
+    /* Under `make test SANITIZE=1` the ranks keep AddressSanitizer and UBSan but not the leak
+     * check: OpenMPI's plugins (dlopen'ed mca_*.so, closed again at MPI_Finalize) leave
+     * allocations that LeakSanitizer can only attribute to "<unknown module>", so no suppression
+     * can name them. The single-rank runs of these tests keep the leak check. */
+    static char launcher[1024];
+    const char *lsan = getenv("LSAN_OPTIONS");
+    snprintf(launcher, sizeof launcher, "env 'LSAN_OPTIONS=%s%sdetect_leaks=0' mpirun "
+             "--oversubscribe", lsan ? lsan : "", lsan && *lsan ? ":" : "");
+    return launcher;
 }
 
 /* The command line of `lathe train` on the CI recipe into run (np = 0: no launcher). */
@@ -67,7 +75,7 @@ static void train_cmd(char *cmd, size_t cap, int np, const char *run, const char
 
 /* Run a command with output in log; exit status (128 + signal when killed). */
 static int sh(const char *cmd, const char *log, char **out) {
-    char full[16384];
+    char full[24576];
     snprintf(full, sizeof full, "%s > '%s' 2>&1 < /dev/null", cmd, log);
     int rc = system(full);
     if (out) {
@@ -222,7 +230,7 @@ Test(dist, three_ranks_match_one_rank_accum3, .init = setup, .fini = teardown, .
 
 /* Start a command in the background; its pid (the launcher's: sh execs it). */
 static pid_t spawn(const char *cmd, const char *log) {
-    char full[16384];
+    char full[24576];
     snprintf(full, sizeof full, "exec %s > '%s' 2>&1 < /dev/null", cmd, log);
     pid_t pid = fork();
     cr_assert(pid >= 0);
@@ -411,7 +419,7 @@ Test(dist, bad_shard_on_one_rank_ends_job_naming_it, .init = setup, .fini = tear
     prepare();
     /* rank 1's data.train: a copy of the shard with one byte changed (its checksum sidecar then
      * disagrees), as a node with a damaged copy would have */
-    char bad[512], cmd[20000], a[8192], b[8192], log[600], *out;
+    char bad[512], cmd[20000], a[8192], b[8192], log[600], *out; /* cmd: a, b and mpirun */
     snprintf(bad, sizeof bad, "%s/bad", tmp);
     snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp %s/data/train-00000.h5* '%s/'", bad, tmp,
              bad);
