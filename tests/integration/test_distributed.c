@@ -17,10 +17,8 @@
  * --oversubscribe, and OpenMPI's run-as-root consent when the tests run as root. Skips, saying
  * so, when mpirun is not installed or lathe was built without MPI.
  */
-#include <errno.h>
 #include <math.h>
 #include <signal.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "../support.h"
@@ -65,11 +63,11 @@ static const char *mpirun_or_skip(void) {
 
 /* The command line of `lathe train` on the CI recipe into run (np = 0: no launcher). */
 static void train_cmd(char *cmd, size_t cap, int np, const char *run, const char *extra) {
-    char launcher[128] = "";
-    if (np > 0) snprintf(launcher, sizeof launcher, "%s -np %d ", mpirun_or_skip(), np);
+    char pre[1200] = "";
+    if (np > 0) snprintf(pre, sizeof pre, "%s -np %d ", mpirun_or_skip(), np);
     snprintf(cmd, cap, "%s%s train recipes/ci-stories260k.yaml --set model.path=%s "
              "--set 'data.train=%s/data/train-*.h5' --set 'data.eval=%s/data/eval-*.h5' "
-             "--set output.dir=%s " SHORT " %s", launcher, ts_lathe_bin(), model, tmp, tmp, run,
+             "--set output.dir=%s " SHORT " %s", pre, ts_lathe_bin(), model, tmp, tmp, run,
              extra);
 }
 
