@@ -4,6 +4,7 @@
 #   make deps       install the Debian packages lathe needs (apt-get; sudo when not root)
 #   make test       Criterion suite (runs `make deps` first when a library is missing)
 #   make bench      CPU training benchmark, JSON lines
+#   make bench-dist data-parallel benchmark: tokens/s and all-reduce ms/step at 1 and 2 MPI ranks
 #   make demo       fine-tune SmolLM2-135M-Instruct on the Jargon File and compare answers
 #   make gpu-bundle everything tools/gpu_check.sh needs on a GPU server, in gpu-bundle/ (<= 64 MiB;
 #                   needs nvcc here, no GPU): binaries with the Debian libraries linked statically
@@ -30,13 +31,14 @@ CUDA ?= $(if $(shell command -v nvcc 2>/dev/null),1,0)
 LATHE_FIXTURES ?= $(abspath ../shared/fixtures)
 export LATHE_FIXTURES
 
-PKGS := hdf5 yaml-0.1 libpcre2-8 jansson openblas libcrypto libutf8proc
+PKGS := hdf5 yaml-0.1 libpcre2-8 jansson openblas libcrypto libutf8proc ompi-c
 # libaec-dev, zlib1g-dev and gfortran (libgfortran's .a) give the static archives `make gpu-bundle`
 # links into its binaries; clang, libclang-rt-dev (libFuzzer, the sanitizers) and libomp-dev build
 # `make fuzz`.
 DEB_PKGS := build-essential pkg-config python3 libhdf5-dev libyaml-dev libcriterion-dev \
             libopenblas-dev libpcre2-dev libjansson-dev libssl-dev libutf8proc-dev dict-jargon \
-            python3-pip python3-venv cmake libaec-dev zlib1g-dev gfortran clang libclang-rt-dev libomp-dev
+            python3-pip python3-venv cmake libaec-dev zlib1g-dev gfortran clang libclang-rt-dev libomp-dev \
+            libopenmpi-dev openmpi-bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -59,6 +61,20 @@ ifeq ($(STATIC_DEPS),1)
 PKG_LIBS := $(shell pkg-config --libs-only-L $(PKGS) 2>/dev/null) -Wl,-Bstatic -lhdf5 -lsz -laec -lz \
             -lyaml -lpcre2-8 -ljansson -lutf8proc -lopenblas -lgfortran -lquadmath -lcrypto -lgomp -Wl,-Bdynamic
 LDLIBS := -static-libgcc -Wl,--as-needed $(PKG_LIBS) -lm -lpthread -ldl -lrt
+endif
+
+# LATHE_MPI=1 (default where pkg-config finds OpenMPI's ompi-c): src/dist/ runs data-parallel ranks
+# over MPI when a launcher (mpirun, srun) started the process. The GPU bundle (STATIC_DEPS=1) is for
+# servers without our Debian libraries and OpenMPI cannot be linked statically in a useful way (its
+# plugins, PMIx and the launcher must match the host's), so it is built without: src/dist/ then has
+# one rank and a launched job is refused with a hint (docs/distributed.md).
+LATHE_MPI ?= $(if $(filter 1,$(STATIC_DEPS)),0,$(if $(shell pkg-config --exists ompi-c 2>/dev/null && echo y),1,0))
+ifeq ($(LATHE_MPI),1)
+CFLAGS += -DLATHE_MPI=1
+else ifeq ($(STATIC_DEPS),0)
+PKG_CFLAGS := $(shell pkg-config --cflags $(filter-out ompi-c,$(PKGS)) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(filter-out ompi-c,$(PKGS)) 2>/dev/null)
+LDLIBS := $(PKG_LIBS) -fopenmp -lm -lpthread $(SAN_FLAGS)
 endif
 
 LIB_SRC := $(filter-out src/cli/%,$(wildcard src/*/*.c src/*/*/*.c))
@@ -176,6 +192,15 @@ chat-templates: ensure-deps $(BIN)/lathe
 
 bench-run: $(BIN)/lathe $(BUILD)/bench_train $(BUILD)/bench_quant
 	BENCH_BIN=$(abspath $(BUILD)/bench_train) tools/bench.sh
+
+# Data parallelism on CPU ranks (docs/distributed.md): tokens/s and all-reduce ms/step at 1 and 2
+# ranks of the CI recipe, then the all-reduce alone for three adapter sizes (tools/bench_dist.sh).
+.PHONY: bench-dist bench-dist-run
+bench-dist: ensure-deps
+	@$(MAKE) --no-print-directory bench-dist-run
+
+bench-dist-run: $(BIN)/lathe $(BUILD)/bench_dist
+	LATHE_BIN=$(abspath $(BIN)/lathe) BENCH_DIST_BIN=$(abspath $(BUILD)/bench_dist) tools/bench_dist.sh
 
 # ---- CUDA: op tests against the CPU, and the GPU benchmark (both skip cleanly without a GPU) ----
 .PHONY: test-cuda bench-gpu

@@ -4,6 +4,7 @@
 
 #include "cli/cli.h"
 #include "core/core.h"
+#include "dist/dist.h"
 
 static const lt_command commands[] = {
     /* {"name", lt_cmd_name, "one-line summary"}, one row per subcommand */
@@ -37,6 +38,14 @@ int main(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
+    }
+    /* only `train` is data-parallel: any other command started as several ranks would do the
+     * same work N times and write the same outputs */
+    if (strcmp(argv[1], "train") && lt_dist_announced_world() > 1) {
+        fprintf(stderr, "lathe %s: started by a launcher as one of %ld ranks, but only `lathe "
+                "train` runs data-parallel; hint: run `lathe %s` as one process (without "
+                "mpirun/srun)\n", argv[1], lt_dist_announced_world(), argv[1]);
+        return 2;
     }
     for (const lt_command *c = commands; c->name; c++)
         if (!strcmp(argv[1], c->name)) return c->run(argc - 1, argv + 1);

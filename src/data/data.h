@@ -194,6 +194,10 @@ void lt_loader_free(lt_loader *l);
  * cursor moves to the start of the next epoch (never returns an empty batch). An eval pass:
  * shuffle=false, call until *epoch_end. Errors: LT_ERR_IO if a shard read fails. */
 lt_status lt_loader_next(lt_loader *l, lt_batch *b, bool *epoch_end);
+/* Advance the cursor exactly as lt_loader_next would, without reading any shard (data
+ * parallelism: each rank passes over the micro-batches the other ranks train on, so every rank's
+ * cursor is the global one). Never fails: the walk needs only the document lengths. */
+void lt_loader_skip(lt_loader *l, bool *epoch_end);
 
 void lt_loader_totals_get(const lt_loader *l, lt_loader_totals *t);
 lt_loader_state lt_loader_get_state(const lt_loader *l);

@@ -322,17 +322,20 @@ void lt_loader_free(lt_loader *l) {
     free(l);
 }
 
-lt_status lt_loader_next(lt_loader *l, lt_batch *b, bool *epoch_end) {
-    LT_ASSERT(b->B == l->o.batch_rows && b->T == l->o.seq_len);
-    const int B = b->B, T = b->T;
+/* One batch from the cursor into b, or (b == NULL) only the cursor's advance: the same walk
+ * over document lengths without reading a shard, so that every rank moves its cursor over the
+ * micro-batches of the other ranks at no I/O cost. */
+static lt_status next_batch(lt_loader *l, lt_batch *b, bool *epoch_end) {
+    LT_ASSERT(!b || (b->B == l->o.batch_rows && b->T == l->o.seq_len));
+    const int B = l->o.batch_rows, T = l->o.seq_len;
     lt_loader_state *c = &l->cur;
     if (l->perm_epoch != c->epoch) build_perm(l, c->epoch);
     bool ended = false;
-    b->n_target_tokens = 0;
-    b->n_rows_used = 0;
+    if (b) {
+        b->n_target_tokens = 0;
+        b->n_rows_used = 0;
+    }
     for (int row = 0; row < B; row++) {
-        int32_t *tok = b->tokens + (size_t)row * T, *tgt = b->targets + (size_t)row * T;
-        int32_t *pos = b->pos + (size_t)row * T, *doc = b->doc + (size_t)row * T;
         int p = 0, piece = 0;
         while (p < T && !ended) {
             if (c->doc_index >= l->n_docs) {
@@ -342,18 +345,22 @@ lt_status lt_loader_next(lt_loader *l, lt_batch *b, bool *epoch_end) {
             int64_t d = l->perm[c->doc_index];
             int64_t left = l->doc_len[d] - c->doc_offset;
             int64_t k = T - p < left ? T - p : left;  /* inputs placed */
-            int64_t need = k + 1 < left ? k + 1 : left; /* tokens read (k + next target) */
-            const lt_shard *sh = l->shards[l->doc_shard[d]];
-            lt_status st = lt_shard_read(sh, l->doc_start[d] + c->doc_offset, need, l->ids,
-                                         l->mask);
-            if (st) return st;
-            for (int64_t i = 0; i < k; i++) {
-                tok[p + i] = l->ids[i];
-                pos[p + i] = (int32_t)i;
-                doc[p + i] = piece;
-                bool has_next = i + 1 < need;
-                tgt[p + i] = has_next && l->mask[i + 1] ? l->ids[i + 1] : -1;
-                b->n_target_tokens += tgt[p + i] >= 0;
+            if (b) {
+                int32_t *tok = b->tokens + (size_t)row * T, *tgt = b->targets + (size_t)row * T;
+                int32_t *pos = b->pos + (size_t)row * T, *doc = b->doc + (size_t)row * T;
+                int64_t need = k + 1 < left ? k + 1 : left; /* tokens read (k + next target) */
+                const lt_shard *sh = l->shards[l->doc_shard[d]];
+                lt_status st = lt_shard_read(sh, l->doc_start[d] + c->doc_offset, need, l->ids,
+                                             l->mask);
+                if (st) return st;
+                for (int64_t i = 0; i < k; i++) {
+                    tok[p + i] = l->ids[i];
+                    pos[p + i] = (int32_t)i;
+                    doc[p + i] = piece;
+                    bool has_next = i + 1 < need;
+                    tgt[p + i] = has_next && l->mask[i + 1] ? l->ids[i + 1] : -1;
+                    b->n_target_tokens += tgt[p + i] >= 0;
+                }
             }
             p += (int)k;
             piece++;
@@ -365,7 +372,10 @@ lt_status lt_loader_next(lt_loader *l, lt_batch *b, bool *epoch_end) {
             }
             if (!l->o.pack) break;
         }
+        if (!b) continue;
         if (p > 0) b->n_rows_used++;
+        int32_t *tok = b->tokens + (size_t)row * T, *tgt = b->targets + (size_t)row * T;
+        int32_t *pos = b->pos + (size_t)row * T, *doc = b->doc + (size_t)row * T;
         for (; p < T; p++) {
             tok[p] = l->pad;
             tgt[p] = -1;
@@ -383,6 +393,12 @@ lt_status lt_loader_next(lt_loader *l, lt_batch *b, bool *epoch_end) {
     if (epoch_end) *epoch_end = ended;
     return LT_OK;
 }
+
+lt_status lt_loader_next(lt_loader *l, lt_batch *b, bool *epoch_end) {
+    return next_batch(l, b, epoch_end);
+}
+
+void lt_loader_skip(lt_loader *l, bool *epoch_end) { next_batch(l, NULL, epoch_end); }
 
 void lt_loader_totals_get(const lt_loader *l, lt_loader_totals *t) { *t = l->totals; }
 

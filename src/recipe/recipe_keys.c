@@ -147,7 +147,9 @@ const rk_key lt_recipe_keys[LT_RECIPE_NKEYS] = {
      65536, NULL, "Sequences per forward/backward pass.", {0}},
     {"train.grad_accum", RK_INT, OFF(train.grad_accum), "1", RF_MIN | RF_MAX, 1, 1048576, NULL,
      "Micro-batches accumulated per optimizer step (batch = micro_batch_size x grad_accum; "
-     "grad_accum x micro_batch_size x data.seq_len is at most 268435456 tokens).", {0}},
+     "grad_accum x micro_batch_size x data.seq_len is at most 268435456 tokens). Per rank when "
+     "data-parallel: the global batch is ranks x grad_accum x micro_batch_size "
+     "(docs/distributed.md).", {0}},
     {"train.max_steps", RK_INT, OFF(train.max_steps), "0", RF_MIN | RF_MAX, 0,
      LT_RECIPE_STEPS_MAX, NULL,
      "Optimizer steps to run; 0 = train.epochs decides. Do not set both (a --set of one "
@@ -172,7 +174,8 @@ const rk_key lt_recipe_keys[LT_RECIPE_NKEYS] = {
      LT_RECIPE_STEPS_MAX, NULL,
      "Optimizer steps between checkpoints; 0 = only at the end.", {0}},
     {"train.threads", RK_INT, OFF(train.threads), "0", RF_MIN | RF_MAX, 0, 1024, NULL,
-     "CPU threads; 0 = all cores.", {0}},
+     "CPU threads; 0 = all cores. Per rank when data-parallel: give each of N ranks on a "
+     "machine cores / N.", {0}},
     {"train.gradient_checkpointing", RK_BOOL, OFF(train.gradient_checkpointing), "false", 0, 0,
      0, NULL,
      "Keep only each transformer block's output during the forward pass and recompute the "

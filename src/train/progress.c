@@ -13,6 +13,7 @@ void lt_progress_init(lt_progress *p, int64_t start_step, int64_t total, int64_t
     p->log_every = log_every > 0 ? log_every : 1;
     p->t0 = lt_now();
     p->line_open = false;
+    p->off = false;
 }
 
 static void fmt_eta(char *buf, size_t n, double s) {
@@ -25,7 +26,7 @@ static void fmt_eta(char *buf, size_t n, double s) {
 void lt_progress_update(lt_progress *p, int64_t step, double loss, float lr, double tokens_per_s,
                         double eval_loss) {
     bool due = step % p->log_every == 0 || step == p->total;
-    if (!p->tty && !due) return;
+    if (p->off || (!p->tty && !due)) return;
     double done = (double)(step - p->start_step);
     double eta = done > 0 ? (lt_now() - p->t0) / done * (double)(p->total - step) : 0;
     char etas[32], evs[48] = "";
@@ -39,6 +40,7 @@ void lt_progress_update(lt_progress *p, int64_t step, double loss, float lr, dou
 }
 
 void lt_progress_note(lt_progress *p, const char *fmt, ...) {
+    if (p->off) return;
     if (p->line_open) fputs("\r\033[K", stderr);
     va_list ap;
     va_start(ap, fmt);

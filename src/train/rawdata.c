@@ -148,6 +148,10 @@ static lt_status prepare_entry(lt_run *run, const char *role, int idx, double we
                             "data.eval)", r->source ? r->source : "recipe", idx + 1, fraction,
                             raw->n, raw->n == 1 ? "" : "s");
     }
+    if (!run->manifest) {
+        json_decref(entry); /* a rank other than 0: the manifest is rank 0's */
+        return LT_OK;
+    }
     json_t *all = json_object_get(run->manifest, "tokenized");
     if (!json_is_array(all)) {
         all = json_array();

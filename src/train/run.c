@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../dist/dist.h"
 #include "../export/export.h"
 #include "../io/io.h"
 
@@ -149,9 +150,15 @@ static json_t *file_entry(const char *path) {
     return e;
 }
 
+void lt_run_attach(lt_run *run, const lt_recipe *r) {
+    memset(run, 0, sizeof *run);
+    run->r = r;
+}
+
 lt_status lt_run_open(lt_run *run, const lt_recipe *r, bool resume) {
     memset(run, 0, sizeof *run);
     run->r = r;
+    run->writer = true;
     const char *dir = r->output.dir;
     char path[PATH_MAX + 64];
     lt_status st = lt_mkdir_p(dir);
@@ -269,6 +276,7 @@ void lt_run_close(lt_run *run, lt_status st) {
 
 void lt_run_log_step(lt_run *run, int64_t step, double loss, float lr, double tokens_per_s,
                      float grad_norm) {
+    if (!run->metrics) return;
     fprintf(run->metrics,
             "{\"step\": %lld, \"loss\": %.6f, \"lr\": %.6g, \"tokens_per_s\": %.1f, "
             "\"grad_norm\": %.6g}\n",
@@ -277,6 +285,7 @@ void lt_run_log_step(lt_run *run, int64_t step, double loss, float lr, double to
 }
 
 void lt_run_log_eval(lt_run *run, int64_t step, double eval_loss) {
+    if (!run->metrics) return;
     fprintf(run->metrics, "{\"step\": %lld, \"eval_loss\": %.6f, \"eval_ppl\": %.4f}\n",
             (long long)step, eval_loss, exp(eval_loss));
     fflush(run->metrics);
@@ -285,6 +294,7 @@ void lt_run_log_eval(lt_run *run, int64_t step, double eval_loss) {
 lt_status lt_run_save_checkpoint(lt_run *run, const lt_model *m, const float *opt_m,
                                  const float *opt_v, const lt_loader *train, int64_t step,
                                  int64_t epochs_done) {
+    if (!run->writer) return LT_OK;
     char final[PATH_MAX], tmp[PATH_MAX + 32], path[PATH_MAX + 64];
     snprintf(final, sizeof final, "%s/checkpoints/step-%07lld", run->r->output.dir,
              (long long)step);
@@ -307,6 +317,8 @@ lt_status lt_run_save_checkpoint(lt_run *run, const lt_model *m, const float *op
     json_object_set_new(js, "step", json_integer(step));
     json_object_set_new(js, "epochs_done", json_integer(epochs_done));
     json_object_set_new(js, "n_params", json_integer(m->n_lora));
+    json_object_set_new(js, "world_size", json_integer(lt_dist_self()->world));
+    json_object_set_new(js, "grad_accum", json_integer(run->r->train.grad_accum));
     json_t *cur = json_object();
     json_object_set_new(cur, "epoch", json_integer(ls.epoch));
     json_object_set_new(cur, "doc_index", json_integer(ls.doc_index));
@@ -379,7 +391,23 @@ static lt_status load_one(lt_run *run, const lt_run_ckpt *ck, int64_t n_lora, lt
         json_decref(js);
         return st;
     }
+    /* the cursor is per global step: another world size would take other documents (and sum
+     * in another order), so the run would not continue as it would have */
+    int64_t world = 1;
+    json_t *wv = json_object_get(js, "world_size");
+    if (wv && (st = state_int(js, "world_size", path, &world))) {
+        json_decref(js);
+        return st;
+    }
     json_decref(js);
+    if (world != lt_dist_self()->world)
+        return lt_error_set(LT_ERR_USAGE, "%s: the checkpoint was written by a job of %lld "
+                            "rank%s but this job has %d: the data cursor and each step's sums "
+                            "are per global batch (ranks x grad_accum x micro_batch_size), so "
+                            "the run would not continue as it ran; hint: resume with %lld "
+                            "rank%s (mpirun -np %lld)", path, (long long)world,
+                            world == 1 ? "" : "s", lt_dist_self()->world, (long long)world,
+                            world == 1 ? "" : "s", (long long)world);
     if (*step != ck->step)
         return lt_error_set(LT_ERR_DATA, "%s: 'step' is %lld but the directory is the checkpoint "
                             "of step %lld (damaged or edited file)", path, (long long)*step,
@@ -389,7 +417,7 @@ static lt_status load_one(lt_run *run, const lt_run_ckpt *ck, int64_t n_lora, lt
                             "%lld steps; hint: resume with the recipe the run started with, or "
                             "raise train.max_steps", path, (long long)*step, (long long)max_steps);
     /* each micro-batch ends at most one epoch */
-    int64_t most_epochs = *step * run->r->train.grad_accum;
+    int64_t most_epochs = *step * run->r->train.grad_accum * world;
     if (*epochs_done < 0 || *epochs_done > most_epochs)
         return lt_error_set(LT_ERR_DATA, "%s: 'epochs_done' is %lld, outside 0..%lld for step "
                             "%lld (damaged file)", path, (long long)*epochs_done,
@@ -451,6 +479,10 @@ lt_status lt_run_load_checkpoint(lt_run *run, lt_model *m, float *opt_m, float *
 }
 
 lt_status lt_run_manifest_set(lt_run *run, const char *key, void *value) {
+    if (!run->manifest) {
+        json_decref(value);
+        return LT_OK;
+    }
     json_object_set_new(run->manifest, key, value);
     char path[PATH_MAX + 64];
     snprintf(path, sizeof path, "%s/manifest.json", run->r->output.dir);
@@ -458,6 +490,7 @@ lt_status lt_run_manifest_set(lt_run *run, const char *key, void *value) {
 }
 
 lt_status lt_run_export(lt_run *run, const lt_model *m) {
+    if (!run->writer) return LT_OK;
     char dir[PATH_MAX + 64], file[PATH_MAX + 96];
     snprintf(dir, sizeof dir, "%s/adapter", run->r->output.dir);
     lt_status st = lt_peft_save(m, dir, run->r->model.path, true);

@@ -25,6 +25,9 @@ typedef struct {
     void *manifest;              /* json_t*, kept to rewrite at close */
     lt_run_ckpt *ckpts;          /* resuming: the complete checkpoints, newest first (owned) */
     size_t n_ckpts;
+    bool writer;                 /* this process writes the run directory (rank 0): every
+                                  * function below does nothing on a run that is not (data-
+                                  * parallel ranks > 0 compute but never write) */
 } lt_run;
 
 /* Create (or, with resume, reopen) output.dir. A fresh run refuses a directory that already
@@ -34,6 +37,9 @@ typedef struct {
  * and drops metrics lines after the newest. Writes recipe.yaml and manifest.json (status
  * "running"). A data.train or data.eval file that is not a regular file is LT_ERR_DATA. */
 lt_status lt_run_open(lt_run *run, const lt_recipe *r, bool resume);
+/* A rank other than 0 of a data-parallel job: the run of recipe r without a directory of its own
+ * (writer = false), so that logs, checkpoints, the manifest and exports are left to rank 0. */
+void lt_run_attach(lt_run *run, const lt_recipe *r);
 /* Stamp manifest.json with the end time and status ("completed", "interrupted", "gate_refused",
  * "failed" with the error) and close files. */
 void lt_run_close(lt_run *run, lt_status st);
@@ -43,13 +49,15 @@ void lt_run_log_step(lt_run *run, int64_t step, double loss, float lr, double to
 void lt_run_log_eval(lt_run *run, int64_t step, double eval_loss);
 
 /* checkpoints/step-NNNNNNN/: PEFT adapter files, optimizer.safetensors (AdamW m, v) and
- * trainer_state.json (step, epochs done, data cursor), published atomically. */
+ * trainer_state.json (step, epochs done, data cursor, world_size and grad_accum: the cursor
+ * counts global micro-batches), published atomically. */
 lt_status lt_run_save_checkpoint(lt_run *run, const lt_model *m, const float *opt_m,
                                  const float *opt_v, const lt_loader *train, int64_t step,
                                  int64_t epochs_done);
 /* Restore the adapter, moments, cursor and step from the newest complete checkpoint, validating
  * every field of trainer_state.json (step = the directory's step, <= max_steps; epochs_done and
- * the data cursor in range). A damaged checkpoint (LT_ERR_DATA / LT_ERR_MODEL) is skipped with a
+ * the data cursor in range; world_size = this job's, 1 when absent: else LT_ERR_USAGE, since the
+ * cursor and the sums of a step belong to the global batch of that many ranks). A damaged checkpoint (LT_ERR_DATA / LT_ERR_MODEL) is skipped with a
  * warning naming it, and the previous complete one is tried; then run->resume_step/_dir, the
  * manifest and metrics.jsonl follow the one loaded. Fails with the newest one's error when none
  * loads; LT_ERR_USAGE (recipe and checkpoint disagree) stops at once. */
@@ -110,6 +118,7 @@ typedef struct {
     int64_t start_step, total, log_every;
     double t0;
     bool line_open; /* a live line is on screen */
+    bool off;       /* print nothing (data-parallel ranks other than 0); set after init */
 } lt_progress;
 /* init: steps count from start_step (a resumed run) to total. update: after each step; prints
  * step, loss, lr, tokens/s, ETA, peak RSS and the last eval loss (NaN = none yet). note: one

@@ -1,7 +1,14 @@
 /* The training loop. One optimizer step = grad_accum micro-batches whose losses are normalized
  * by the target tokens of the whole accumulated batch, then global-norm clipping, then AdamW on
  * the flat adapter buffer. Every random choice derives from train.seed, and the data cursor,
- * optimizer moments and step are checkpointed, so a resumed run repeats the same steps. */
+ * optimizer moments and step are checkpointed, so a resumed run repeats the same steps.
+ *
+ * Data parallelism (src/dist/): N ranks run this same loop. A step's global batch is N · k
+ * micro-batches (k = grad_accum) taken from one cursor in order; rank r trains on global
+ * micro-batches r·k .. r·k + k - 1 and passes over the others with lt_loader_skip, so every
+ * rank's cursor is the global one and N ranks x k see exactly what 1 rank x N·k sees. Rank 0
+ * alone writes the run directory; every collective is reached by every rank in the same order,
+ * and a rank that fails ends the job (lt_dist_abort, in the CLI). */
 #include "train.h"
 
 #include <limits.h>
@@ -17,6 +24,7 @@
 #include <jansson.h>
 #include <omp.h>
 
+#include "../dist/dist.h"
 #include "../optim/optim.h"
 #include "../report/report.h"
 #include "../tokenizer/tokenizer.h"
@@ -38,11 +46,17 @@ lt_status lt_train_eval(lt_model *m, lt_loader *eval, int B, int T, int64_t max_
     lt_graph_init(&g, &arena);
     g.record = false;
     lt_loader_rewind(eval);
+    const lt_dist *d = lt_dist_self();
     double sum = 0;
     int64_t count = 0;
     lt_status st = LT_OK;
     bool end = false;
+    /* ranks score batches i ≡ rank (mod world) and pass over the rest: one pass split N ways */
     for (int64_t i = 0; !end && (max_batches <= 0 || i < max_batches); i++) {
+        if (i % d->world != d->rank) {
+            lt_loader_skip(eval, &end);
+            continue;
+        }
         if ((st = lt_loader_next(eval, &b, &end))) break;
         if (b.n_target_tokens == 0) continue;
         /* denominator 1: the loss is the summed NLL of this batch */
@@ -55,6 +69,10 @@ lt_status lt_train_eval(lt_model *m, lt_loader *eval, int B, int T, int64_t max_
     lt_arena_free(&arena);
     lt_batch_free(&b);
     if (st) return st;
+    double tot[2] = {sum, (double)count}; /* counts are far below 2^53: exact as doubles */
+    if ((st = lt_dist_sum_f64(tot, 2))) return st;
+    sum = tot[0];
+    count = (int64_t)tot[1];
     *mean_loss = count ? sum / (double)count : NAN;
     if (n_tokens) *n_tokens = count;
     return LT_OK;
@@ -91,7 +109,10 @@ static void set_threads(int64_t n) {
 /* LT_ERR_INTERRUPTED when SIGINT/SIGTERM came before the first step of this process: nothing
  * new to save, the run directory (and any earlier checkpoint) is as it was. */
 static lt_status stopped_while_loading(const lt_recipe *r, bool resumed) {
-    if (!stop_requested) return LT_OK;
+    int stop = stop_requested; /* a signal to any rank stops every rank here */
+    lt_status st = lt_dist_max_int(&stop, 1);
+    if (st) return st;
+    if (!stop) return LT_OK;
     if (resumed)
         return lt_error_set(LT_ERR_INTERRUPTED, "interrupted while loading, before the first "
                             "step; nothing new to save; resume with: lathe train %s/recipe.yaml "
@@ -112,10 +133,12 @@ typedef struct {
     lt_loader *train, *eval;
     lt_loader_totals tt;
     lt_trainer tr;
-    lt_batch *batches;        /* [accum] */
+    lt_batch *batches;        /* [accum] this rank's micro-batches of a step */
     int accum;
+    int world;                /* data-parallel ranks (1 without a launcher) */
+    int rank;
     int64_t total_steps;
-    int64_t tokens_per_step;  /* accum · micro_batch_size · seq_len */
+    int64_t tokens_per_step;  /* world · accum · micro_batch_size · seq_len: the global batch */
 } job;
 
 static void job_free(job *j) {
@@ -164,9 +187,13 @@ static lt_status job_load_model(job *j) {
 static lt_status job_open_data(job *j) {
     const lt_recipe *r = j->r;
     lt_status st;
+    /* rank 0 tokenizes raw files into the cache first; the other ranks then find the entry
+     * (or, with a cache that is not shared between nodes, build their own identical one) */
+    if (j->rank != 0 && (st = lt_dist_barrier())) return st;
     if ((st = lt_run_prepare_data(&j->run, lt_tokenizer_sha256(j->tok), &j->train_pats,
                                   &j->train_weights, &j->eval_pats)))
         return st;
+    if (j->rank == 0 && (st = lt_dist_barrier())) return st;
     lt_loader_opts lo = {
         .patterns = (const char *const *)j->train_pats.items,
         .n_patterns = (size_t)j->train_pats.n,
@@ -192,7 +219,7 @@ static lt_status job_open_data(job *j) {
     j->accum = (int)r->train.grad_accum;
     j->total_steps = r->train.max_steps;
     if (j->total_steps <= 0) {
-        double per_epoch = (double)j->tt.batches_per_epoch / (double)j->accum;
+        double per_epoch = (double)j->tt.batches_per_epoch / ((double)j->accum * j->world);
         double want = ceil(r->train.epochs * per_epoch);
         if (!(want <= LT_RECIPE_STEPS_MAX))
             return lt_error_set(LT_ERR_RECIPE, "train.epochs = %g over data.train (%lld batches "
@@ -202,7 +229,8 @@ static lt_status job_open_data(job *j) {
         j->total_steps = (int64_t)want;
         if (j->total_steps < 1) j->total_steps = 1;
     }
-    j->tokens_per_step = j->accum * r->train.micro_batch_size * r->data.seq_len;
+    j->tokens_per_step = (int64_t)j->world * j->accum * r->train.micro_batch_size *
+                         r->data.seq_len;
     j->batches = lt_xcalloc((size_t)j->accum, sizeof(lt_batch));
     for (int a = 0; a < j->accum; a++)
         lt_batch_init(&j->batches[a], (int)r->train.micro_batch_size, (int)r->data.seq_len);
@@ -236,6 +264,12 @@ static void job_log_summary(const job *j) {
                     j->train_weights[i], 100.0 * j->train_weights[i] / sum,
                     r->data.train.items[i]);
     }
+    if (j->world > 1)
+        lt_info("data-parallel: %d ranks x grad_accum %d x micro_batch_size %lld = global batch "
+                "of %lld sequences, %lld tokens per step", j->world, j->accum,
+                (long long)r->train.micro_batch_size,
+                (long long)j->world * j->accum * r->train.micro_batch_size,
+                (long long)j->tokens_per_step);
 }
 
 /* Evaluation on the eval split (recipe batch shape), logged; *last receives the loss. */
@@ -251,6 +285,18 @@ static lt_status job_eval(job *j, int64_t step, double *first, double *last) {
     return LT_OK;
 }
 
+/* A checkpoint (rank 0 writes it) after proving that every rank holds the same adapter and
+ * moments: what rank 0 saves is what each rank trained (collective). */
+static lt_status job_save(job *j, int64_t step, int64_t epochs_done) {
+    const size_t nb = (size_t)j->m->n_lora * sizeof(float);
+    lt_status st;
+    if ((st = lt_dist_check_same(j->m->lora_params, nb, "the adapter")) ||
+        (st = lt_dist_check_same(j->tr.opt_v, nb, "the AdamW second moments")))
+        return st;
+    return lt_run_save_checkpoint(&j->run, j->m, j->tr.opt_m, j->tr.opt_v, j->train, step,
+                                  epochs_done);
+}
+
 /* Steps from `step` to total_steps: data, lt_train_step, logs, evaluations, checkpoints, and a
  * checkpoint + LT_ERR_INTERRUPTED on SIGINT/SIGTERM. */
 static lt_status job_loop(job *j, int64_t step, int64_t epochs_done, double *first_eval,
@@ -262,18 +308,28 @@ static lt_status job_loop(job *j, int64_t step, int64_t epochs_done, double *fir
                          .warmup_steps = r->schedule.warmup_steps};
     lt_progress prog;
     lt_progress_init(&prog, step, j->total_steps, r->train.log_every);
+    prog.off = j->rank != 0;
+    const int first = j->rank * j->accum; /* this rank's global micro-batches: first .. + accum */
+    double allreduce_sum = 0;
+    int64_t allreduce_n = 0;
     if (j->eval && step == 0 && (st = job_eval(j, 0, first_eval, last_eval))) goto out;
     while (step < j->total_steps) {
         double t0 = lt_now();
         float lr = lt_schedule_lr(&sched, step, j->total_steps);
-        for (int a = 0; a < j->accum && !st; a++) {
+        for (int g = 0; g < j->world * j->accum && !st; g++) {
             bool end = false;
-            st = lt_loader_next(j->train, &j->batches[a], &end);
+            if (g >= first && g < first + j->accum)
+                st = lt_loader_next(j->train, &j->batches[g - first], &end);
+            else
+                lt_loader_skip(j->train, &end);
             if (end) epochs_done++;
         }
         lt_step_stats ss;
         if (st || (st = lt_train_step(&j->tr, j->batches, j->accum, step, lr, &ss))) break;
         step++;
+        allreduce_sum += j->tr.allreduce_s;
+        allreduce_n++;
+        /* the global batch over this rank's step time: the sum of the ranks' rates */
         double tps = j->tokens_per_step / (lt_now() - t0);
         if (step == 1)
             lt_progress_note(&prog, "activation arena peak %.1f MiB%s; peak RSS %.1f MiB",
@@ -289,12 +345,14 @@ static lt_status job_loop(job *j, int64_t step, int64_t epochs_done, double *fir
             lt_progress_note(&prog, "step %lld: eval loss %.4f, perplexity %.2f", (long long)step,
                              *last_eval, exp(*last_eval));
         }
-        if (((r->train.save_every > 0 && step % r->train.save_every == 0 && !last) ||
-             stop_requested) &&
-            (st = lt_run_save_checkpoint(&j->run, j->m, j->tr.opt_m, j->tr.opt_v, j->train, step,
-                                         epochs_done)))
+        /* SIGTERM reaches the ranks at different moments (Slurm signals each task; mpirun
+         * only its own): every rank stops after the same step */
+        int stop = stop_requested;
+        if ((st = lt_dist_max_int(&stop, 1))) break;
+        if (((r->train.save_every > 0 && step % r->train.save_every == 0 && !last) || stop) &&
+            (st = job_save(j, step, epochs_done)))
             break;
-        if (stop_requested) {
+        if (stop) {
             /* the run's resolved recipe.yaml carries every --set, so it resumes as it ran */
             st = lt_error_set(LT_ERR_INTERRUPTED, "interrupted at step %lld; checkpoint saved in "
                               "%s/checkpoints; resume with: lathe train %s/recipe.yaml --resume",
@@ -303,6 +361,9 @@ static lt_status job_loop(job *j, int64_t step, int64_t epochs_done, double *fir
         }
     }
 out:
+    if (j->world > 1 && allreduce_n > 0)
+        lt_info("gradient all-reduce: %.3f ms per step on average (%lld floats, %d ranks)",
+                1e3 * allreduce_sum / (double)allreduce_n, (long long)j->m->n_lora, j->world);
     lt_progress_end(&prog);
     *step_out = step;
     *epochs_out = epochs_done;
@@ -342,7 +403,7 @@ static lt_status job_gate(job *j, double baseline, double candidate) {
 /* output.publish: the switch, recorded in the manifest (written again into the version). */
 static lt_status job_publish(job *j) {
     const lt_recipe *r = j->r;
-    if (!r->output.publish) return LT_OK;
+    if (!r->output.publish || !j->run.writer) return LT_OK;
     json_t *man = j->run.manifest;
     const char *sha = json_string_value(json_object_get(json_object_get(man, "adapter"),
                                                         "sha256"));
@@ -372,17 +433,38 @@ static void job_report(const lt_recipe *r, lt_status st) {
     lt_error_set(st, "%s", saved);
 }
 
+/* The checkpoint rank 0 loaded, copied to every other rank (they never read the run
+ * directory): adapter, AdamW moments, step, epochs and data cursor. */
+static lt_status share_checkpoint(job *j, int64_t *step, int64_t *epochs_done) {
+    if (j->world == 1) return LT_OK;
+    const size_t nb = (size_t)j->m->n_lora * sizeof(float);
+    lt_loader_state ls = lt_loader_get_state(j->train);
+    int64_t se[2] = {*step, *epochs_done};
+    lt_status st;
+    if ((st = lt_dist_bcast(j->m->lora_params, nb, 0)) ||
+        (st = lt_dist_bcast(j->tr.opt_m, nb, 0)) || (st = lt_dist_bcast(j->tr.opt_v, nb, 0)) ||
+        (st = lt_dist_bcast(se, sizeof se, 0)) || (st = lt_dist_bcast(&ls, sizeof ls, 0)))
+        return st;
+    *step = se[0];
+    *epochs_done = se[1];
+    if (j->rank != 0 && (st = lt_loader_set_state(j->train, &ls))) return st;
+    return LT_OK;
+}
+
 lt_status lt_train_run(const lt_recipe *r, const lt_train_opts *o) {
     lt_status st;
     set_threads(r->train.threads);
-    job j = {.r = r};
+    const lt_dist *d = lt_dist_self();
+    job j = {.r = r, .world = d->world, .rank = d->rank};
     /* SIGINT/SIGTERM from here on end the run cleanly: during loading (nothing to save yet) at
      * the next stop point, during training after a checkpoint (exit 130 either way) */
     stop_requested = 0;
     int lock = -1;
     const char *shared = r->output.publish ? r->output.publish : r->output.dir;
-    if ((st = lt_run_lock(shared, r->source ? r->source : "recipe", &lock)) ||
-        (r->output.publish && (st = lt_publish_check(r->output.publish)))) {
+    /* one writer: rank 0 holds the lock (another rank on its node would be refused by it) */
+    if (j.rank == 0 &&
+        ((st = lt_run_lock(shared, r->source ? r->source : "recipe", &lock)) ||
+         (r->output.publish && (st = lt_publish_check(r->output.publish))))) {
         lt_run_unlock(lock);
         return st;
     }
@@ -390,13 +472,23 @@ lt_status lt_train_run(const lt_recipe *r, const lt_train_opts *o) {
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
-    if ((st = lt_run_open(&j.run, r, o->resume))) {
+    if (j.rank != 0) lt_run_attach(&j.run, r);
+    else if ((st = lt_run_open(&j.run, r, o->resume))) {
         sigaction(SIGINT, &old_int, NULL);
         sigaction(SIGTERM, &old_term, NULL);
         lt_run_close(&j.run, st); /* frees what the open made; no manifest yet, nothing stamped */
         lt_run_unlock(lock);
         return st;
     }
+    if (j.world > 1) {
+        /* the other ranks learn from rank 0 whether there is a checkpoint to resume */
+        if ((st = lt_dist_bcast(&j.run.resume_step, sizeof j.run.resume_step, 0))) goto done;
+        json_t *dj = json_object();
+        json_object_set_new(dj, "backend", json_string("mpi"));
+        json_object_set_new(dj, "world_size", json_integer(j.world));
+        if ((st = lt_run_manifest_set(&j.run, "distributed", dj))) goto done;
+    }
+    if ((st = lt_run_manifest_set(&j.run, "world_size", json_integer(j.world)))) goto done;
     double t_start = lt_now();
     if ((st = job_load_model(&j)) || (st = stopped_while_loading(r, o->resume)) ||
         (st = job_open_data(&j)))
@@ -407,6 +499,7 @@ lt_status lt_train_run(const lt_recipe *r, const lt_train_opts *o) {
     if ((st = lt_trainer_init(&j.tr, j.m, &hp, (float)r->train.grad_clip,
                               (uint64_t)r->train.seed, r->train.gradient_checkpointing)))
         goto done;
+    j.tr.mb_first = j.rank * j.accum;
     int64_t step = 0, epochs_done = 0;
     /* the gate's baseline is the adapter training starts from (the parent's, or a fresh one,
      * whose zero B leaves the bare base): a fresh run's step-0 evaluation measures it; a
@@ -417,9 +510,11 @@ lt_status lt_train_run(const lt_recipe *r, const lt_train_opts *o) {
                             r->train.eval_batches, &baseline, NULL)))
         goto done;
     if (o->resume && j.run.resume_step > 0) {
-        if ((st = lt_run_load_checkpoint(&j.run, j.m, j.tr.opt_m, j.tr.opt_v, j.train,
+        if (j.rank == 0 &&
+            (st = lt_run_load_checkpoint(&j.run, j.m, j.tr.opt_m, j.tr.opt_v, j.train,
                                          j.total_steps, &step, &epochs_done)))
             goto done;
+        if ((st = share_checkpoint(&j, &step, &epochs_done))) goto done;
         lt_info("resumed from %s at step %lld", j.run.resume_dir, (long long)step);
     }
     job_log_summary(&j);
@@ -428,9 +523,7 @@ lt_status lt_train_run(const lt_recipe *r, const lt_train_opts *o) {
     double first_eval = NAN, last_eval = NAN;
     if ((st = job_loop(&j, step, epochs_done, &first_eval, &last_eval, &step, &epochs_done)))
         goto done;
-    if ((st = lt_run_save_checkpoint(&j.run, j.m, j.tr.opt_m, j.tr.opt_v, j.train, step,
-                                     epochs_done)) ||
-        (st = lt_run_export(&j.run, j.m)))
+    if ((st = job_save(&j, step, epochs_done)) || (st = lt_run_export(&j.run, j.m)))
         goto done;
     if (!isnan(first_eval))
         lt_info("eval loss %.4f -> %.4f (perplexity %.2f -> %.2f)", first_eval, last_eval,
@@ -443,8 +536,8 @@ done:
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
     lt_run_close(&j.run, st);
-    job_report(r, st);
+    if (j.run.writer) job_report(r, st);
     job_free(&j);
-    lt_run_unlock(lock);
+    if (lock >= 0) lt_run_unlock(lock);
     return st;
 }

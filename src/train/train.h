@@ -4,11 +4,13 @@
  *
  * Run directory (DESIGN.md §5), every file written atomically:
  *   recipe.yaml         the resolved recipe (every default filled in)
- *   manifest.json       versions, base model + shard checksums, seed, start/end time, status
+ *   manifest.json       versions, base model + shard checksums, seed, start/end time, status,
+ *                       world_size (data-parallel ranks, docs/distributed.md)
  *   metrics.jsonl       {"step", "loss", "lr", "tokens_per_s", "grad_norm"} per logged step,
  *                       {"step", "eval_loss", "eval_ppl"} per evaluation
  *   checkpoints/step-NNNNNNN/  adapter (PEFT files), optimizer.safetensors (AdamW m, v),
- *                       trainer_state.json (step, data cursor): enough to resume bit-exactly
+ *                       trainer_state.json (step, data cursor, world_size, grad_accum):
+ *                       enough to resume bit-exactly (with the same world size)
  *   adapter/            the final PEFT adapter, present only when the run completed
  */
 #ifndef LATHE_TRAIN_H
@@ -24,7 +26,8 @@ typedef struct {
     bool resume; /* continue from the newest checkpoint in output.dir */
 } lt_train_opts;
 
-/* Run a whole training job for a validated recipe. Returns LT_OK when the adapter was exported,
+/* Run a whole training job for a validated recipe; with several ranks (lt_dist_init first)
+ * every rank calls it and rank 0 alone writes the run directory. Returns LT_OK when the adapter was exported,
  * LT_ERR_INTERRUPTED after SIGINT/SIGTERM once a checkpoint is written, LT_ERR_RECIPE /
  * LT_ERR_USAGE for settings that do not fit the model or the run directory, LT_ERR_MODEL /
  * LT_ERR_DATA for bad files, LT_ERR_RUNTIME for a non-finite loss (after checkpointing the last
@@ -40,7 +43,12 @@ typedef struct {
     float *opt_m, *opt_v;
     lt_adamw_hparams hp;
     float grad_clip;    /* > 0: clip the global gradient norm to this */
-    uint64_t seed;      /* dropout masks derive from (seed, step, micro-batch) */
+    uint64_t seed;      /* dropout masks derive from (seed, step, global micro-batch) */
+    int mb_first;       /* data parallelism: global index of this rank's first micro-batch of a
+                         * step (rank · grad_accum); 0 on one rank */
+    double allreduce_s; /* wall time of the last step's gradient all-reduce (0 on one rank) */
+    float *acc;         /* [m->n_lora] the step's gradient sum over micro-batches (owned; made
+                         * by the first step with more than one) */
     lt_arena arena;
     lt_graph g;
 } lt_trainer;
@@ -63,7 +71,13 @@ typedef struct {
  * of the step's mean loss), backward, global gradient norm, clipping to t->grad_clip, then
  * AdamW (arXiv 1711.05101) at learning rate lr as update number step + 1. *out is filled even
  * on error. LT_ERR_RUNTIME when the loss or gradient norm is not finite: the parameters and
- * moments are left as they were. */
+ * moments are left as they were.
+ * With several ranks (src/dist/, collective: every rank calls it for every step) batches are this
+ * rank's share of the global batch, starting at global micro-batch t->mb_first: the target count
+ * is summed over ranks before the first backward (the loss divides by the whole global batch's
+ * targets), dropout seeds come from the global micro-batch index, the gradient buffer is summed
+ * over ranks once (lt_dist_allreduce_grads) and the loss too, so clipping and AdamW see the same
+ * data on every rank and the parameters stay identical. *out holds the global figures. */
 lt_status lt_train_step(lt_trainer *t, const lt_batch *batches, int n, int64_t step, float lr,
                         lt_step_stats *out);
 

@@ -536,6 +536,38 @@ Test(data, cursor_save_restore_continues_identically, .init = make_tmpdir,
     }
 }
 
+/* lt_loader_skip (data parallelism: a rank passes over the other ranks' micro-batches) moves
+ * the cursor exactly as lt_loader_next does, epoch ends included: a loader that skips every
+ * second batch reads the same batches as one that reads them all. */
+Test(data, skip_advances_like_next, .init = make_tmpdir, .fini = remove_tmpdir) {
+    write_varied();
+    for (int pack = 0; pack < 2; pack++) {
+        lt_loader *a = open_loader("r", 16, 3, true, pack, 7);
+        lt_loader *b = open_loader("r", 16, 3, true, pack, 7);
+        lt_batch ba, bb;
+        lt_batch_init(&ba, 3, 16);
+        lt_batch_init(&bb, 3, 16);
+        int64_t epochs_seen = 0;
+        for (int i = 0; i < 120; i++) { /* crosses several epoch boundaries */
+            bool ea, eb;
+            cr_assert_eq(lt_loader_next(a, &ba, &ea), LT_OK);
+            if (i % 2) lt_loader_skip(b, &eb);
+            else cr_assert_eq(lt_loader_next(b, &bb, &eb), LT_OK);
+            cr_assert_eq(ea, eb, "pack %d batch %d: epoch end differs", pack, i);
+            if (i % 2 == 0) cr_assert(batch_eq(&ba, &bb), "pack %d batch %d differs", pack, i);
+            lt_loader_state sa = lt_loader_get_state(a), sb = lt_loader_get_state(b);
+            cr_assert(sa.epoch == sb.epoch && sa.doc_index == sb.doc_index &&
+                      sa.doc_offset == sb.doc_offset, "pack %d batch %d: cursors differ", pack, i);
+            epochs_seen += ea;
+        }
+        cr_assert_geq(epochs_seen, 2);
+        lt_batch_free(&ba);
+        lt_batch_free(&bb);
+        lt_loader_free(a);
+        lt_loader_free(b);
+    }
+}
+
 Test(data, eval_pass_is_fixed_order_single_pass, .init = make_tmpdir, .fini = remove_tmpdir) {
     write_varied();
     for (int pack = 0; pack < 2; pack++) {
