@@ -56,9 +56,10 @@ static inline const char *ts_lathe_bin(void) {
 /* Run `lathe <args>` with stdout and stderr captured into dir/out.txt; returns the exit code and
  * (when out != NULL) the captured text, malloc'ed. */
 static inline int ts_run(const char *dir, const char *args, char **out) {
-    char cmd[8192], log[512];
+    char cmd[20480], log[512];
     snprintf(log, sizeof log, "%s/out.txt", dir);
-    snprintf(cmd, sizeof cmd, "%s %s > '%s' 2>&1 < /dev/null", ts_lathe_bin(), args, log);
+    int w = snprintf(cmd, sizeof cmd, "%s %s > '%s' 2>&1 < /dev/null", ts_lathe_bin(), args, log);
+    cr_assert(w > 0 && (size_t)w < sizeof cmd, "command line too long for ts_run");
     int rc = system(cmd);
     if (out) {
         size_t n;
