@@ -109,6 +109,9 @@ void lt_graph_init(lt_graph *g, lt_arena *arena);
 void lt_graph_free(lt_graph *g);
 /* Forget the tape (does not touch the arena: reset it yourself, after the optimizer step). */
 void lt_graph_clear(lt_graph *g);
+/* Forget the tape and make the host arena and, when there is one, the device step arena reusable
+ * (after a micro-batch's backward or an evaluation batch). */
+void lt_graph_reset(lt_graph *g);
 
 /* Make sure t->grad exists: a zeroed F32 tensor of t's shape in the arena. Returns it. */
 lt_tensor *lt_graph_grad(lt_graph *g, lt_tensor *t);

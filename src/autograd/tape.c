@@ -25,6 +25,12 @@ void lt_graph_free(lt_graph *g) {
 
 void lt_graph_clear(lt_graph *g) { g->n_nodes = 0; }
 
+void lt_graph_reset(lt_graph *g) {
+    g->n_nodes = 0;
+    lt_arena_reset(g->arena);
+    if (g->dev_arena) lt_dev_arena_reset(g->dev_arena);
+}
+
 /* On CUDA the header comes from the host arena and the data from the device step arena. */
 static lt_tensor *graph_new(lt_graph *g, lt_dtype dt, int ndim, const int64_t *shape, bool zero) {
     if (g->device == LT_CUDA) {

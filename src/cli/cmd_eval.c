@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "core/device.h"
 #include "data/data.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
@@ -32,6 +33,8 @@ static const char usage_text[] =
     "  --logits FILE      with --prompt: write the logits, F32 little-endian [tokens, vocab]\n"
     "  --quant TYPE       load the base quantized as a QLoRA run did: nf4 (double quant,\n"
     "                     blocks of 64), nf4-nodq, q8_0 or none (default)\n"
+    "  --device D         cpu (default), cuda (exit 2 with the driver's reason when no GPU\n"
+    "                     is usable) or auto (cuda when a GPU is visible)\n"
     "  -h, --help         this help\n";
 
 static int eval_prompt(lt_model *m, const lt_tokenizer *tok, const char *prompt,
@@ -50,12 +53,20 @@ static int eval_prompt(lt_model *m, const lt_tokenizer *tok, const char *prompt,
     lt_arena arena;
     lt_arena_init(&arena, 0);
     lt_graph g;
-    lt_graph_init(&g, &arena);
+    lt_status st = lt_model_graph_init(&g, &arena, m);
+    if (st) {
+        lt_arena_free(&arena);
+        free(pos), free(doc);
+        lt_tokens_free(&ids);
+        return lt_cli_fail(st);
+    }
     g.record = false;
-    lt_tensor *logits = lt_model_forward(&g, m, 1, T, ids.ids, pos, doc, 0);
-    lt_status st = LT_OK;
+    lt_tensor *lt = lt_model_forward(&g, m, 1, T, ids.ids, pos, doc, 0);
+    float *logits = lt_xmalloc((size_t)lt_tensor_numel(lt) * sizeof(float));
+    lt_tensor_download_f32(lt, logits); /* bf16 on a device */
     if (logits_path)
-        st = lt_write_file_atomic(logits_path, logits->data, lt_tensor_nbytes(logits));
+        st = lt_write_file_atomic(logits_path, logits,
+                                  (size_t)lt_tensor_numel(lt) * sizeof(float));
     if (!st) {
         json_t *o = json_object(), *arr = json_array();
         for (int i = 0; i < T; i++) json_array_append_new(arr, json_integer(ids.ids[i]));
@@ -63,7 +74,7 @@ static int eval_prompt(lt_model *m, const lt_tokenizer *tok, const char *prompt,
         json_object_set_new(o, "n_vocab", json_integer(m->cfg.vocab_size));
         if (logits_path) json_object_set_new(o, "logits_file", json_string(logits_path));
         /* the last position's argmax, handy for eyeballing */
-        const float *last = lt_f32(logits) + (size_t)(T - 1) * m->cfg.vocab_size;
+        const float *last = logits + (size_t)(T - 1) * m->cfg.vocab_size;
         int best = 0;
         for (int v = 1; v < m->cfg.vocab_size; v++)
             if (last[v] > last[best]) best = v;
@@ -73,6 +84,7 @@ static int eval_prompt(lt_model *m, const lt_tokenizer *tok, const char *prompt,
         free(s);
         json_decref(o);
     }
+    free(logits);
     lt_graph_free(&g);
     lt_arena_free(&arena);
     free(pos);
@@ -110,7 +122,7 @@ int lt_cmd_eval(int argc, char **argv) {
         {"batch", required_argument, 0, 'B'},     {"max-batches", required_argument, 0, 'n'},
         {"no-packing", no_argument, 0, 'P'},      {"prompt", required_argument, 0, 'p'},
         {"logits", required_argument, 0, 'l'},    {"quant", required_argument, 0, 'Q'},
-        {"help", no_argument, 0, 'h'},
+        {"device", required_argument, 0, 'D'},    {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     const char *model_path = NULL, *adapter = NULL, *prompt = NULL, *logits = NULL;
     const char *globs[64];
@@ -120,6 +132,7 @@ int lt_cmd_eval(int argc, char **argv) {
     char *end;
     lt_model_opts quant;
     bool quant_set = false;
+    lt_device_choice device = LT_DEVICE_CPU;
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -140,6 +153,13 @@ int lt_cmd_eval(int argc, char **argv) {
             if (lt_cli_parse_quant("eval", optarg, &quant)) return 2;
             quant_set = true;
             break;
+        case 'D': {
+            int k = 0;
+            while (lt_device_choice_names[k] && strcmp(lt_device_choice_names[k], optarg)) k++;
+            if (!lt_device_choice_names[k]) goto bad;
+            device = (lt_device_choice)k;
+            break;
+        }
         case 'h': fputs(usage_text, stdout); return 0;
         default: fputs(usage_text, stderr); return 2;
         }
@@ -149,10 +169,14 @@ int lt_cmd_eval(int argc, char **argv) {
         fprintf(stderr, "lathe eval: give --model and either --data or --prompt\n%s", usage_text);
         return 2;
     }
+    lt_device dev;
+    lt_status st = lt_device_open(device, 0, &dev);
+    if (st) return lt_cli_fail(st);
     lt_model *m = NULL;
     lt_tokenizer *tok = NULL;
-    lt_status st = lt_model_load_opts(&m, &tok, model_path, quant_set ? &quant : NULL);
+    st = lt_model_load_opts(&m, &tok, model_path, quant_set ? &quant : NULL);
     if (!st && adapter) st = lt_peft_load(m, adapter);
+    if (!st) st = lt_model_to_device(m, dev);
     int rc = st ? lt_cli_fail(st)
                 : prompt ? eval_prompt(m, tok, prompt, logits)
                          : eval_data(m, tok, globs, n_globs, T, B, max_batches, pack);

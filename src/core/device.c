@@ -5,6 +5,7 @@
  */
 #include "device.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,6 +52,32 @@ void lt_mem_copy(lt_device dev, void *dst, const void *src, size_t n) {
     else memmove(dst, src, n);
 }
 
+bool lt_device_host_visible(lt_device dev) { return dev == LT_CPU; }
+
+const char *const lt_device_choice_names[] = {"auto", "cpu", "cuda", NULL};
+
+lt_status lt_device_open(lt_device_choice c, int ordinal, lt_device *out) {
+    *out = LT_CPU;
+    if (c == LT_DEVICE_CPU || (c == LT_DEVICE_AUTO && lt_cuda_device_count() <= 0)) return LT_OK;
+    lt_status st = lt_device_init(LT_CUDA, ordinal); /* its message carries the driver's reason */
+    if (!st) *out = LT_CUDA;
+    return st;
+}
+
+lt_status lt_buffer_alloc(lt_device dev, size_t n, const char *what, void **out) {
+    if (dev != LT_CUDA) {
+        *out = lt_alloc_big(n, what);
+        return *out ? LT_OK : LT_ERR_OOM;
+    }
+    *out = lt_cuda_buffer_alloc(n, what);
+    return *out ? LT_OK : LT_ERR_OOM;
+}
+
+void lt_buffer_free(lt_device dev, void *p) {
+    if (dev == LT_CUDA) lt_cuda_buffer_free(p);
+    else free(p);
+}
+
 void lt_tensor_upload(lt_tensor *t, const void *host_src) {
     lt_mem_upload(t->device, t->data, host_src, lt_tensor_nbytes(t));
 }
@@ -60,6 +87,18 @@ void lt_tensor_download(const lt_tensor *t, void *host_dst) {
 }
 
 void lt_tensor_zero(lt_tensor *t) { lt_mem_zero(t->device, t->data, lt_tensor_nbytes(t)); }
+
+void lt_tensor_download_f32(const lt_tensor *t, float *host_dst) {
+    const int64_t n = lt_tensor_numel(t);
+    LT_ASSERT(t->dtype == LT_F32 || t->dtype == LT_BF16);
+    if (t->dtype == LT_F32) {
+        lt_tensor_download(t, host_dst);
+    } else if (t->device == LT_CUDA) {
+        lt_cuda_d2h_bf16_to_f32(host_dst, t->data, n);
+    } else {
+        for (int64_t i = 0; i < n; i++) host_dst[i] = lt_bf16_to_f32(((const uint16_t *)t->data)[i]);
+    }
+}
 
 #ifndef LATHE_CUDA
 /* ---- CPU-only build ----------------------------------------------------------------------- */
@@ -115,6 +154,8 @@ void lt_dev_stager_upload(lt_dev_stager *s, void *d, const void *src, size_t n) 
     NO_CUDA;
 }
 void lt_cuda_mem_info(size_t *used, size_t *total) { *used = *total = 0; }
+void *lt_cuda_buffer_alloc(size_t n, const char *what) { (void)n, (void)what; NO_CUDA; }
+void lt_cuda_buffer_free(void *p) { (void)p; }
 
 #else
 /* ---- CUDA build --------------------------------------------------------------------------- */
@@ -207,6 +248,27 @@ void *lt_cublaslt_workspace(size_t *bytes) {
 }
 void lt_cuda_sync(void) {
     if (dev.ready) LT_CUDA_CHECK(cudaStreamSynchronize(dev.compute));
+}
+
+void *lt_cuda_buffer_alloc(size_t n, const char *what) {
+    READY;
+    void *p = NULL;
+    cudaError_t e = cudaMalloc(&p, n ? n : 1);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        size_t fr = 0, tot = 0;
+        cudaMemGetInfo(&fr, &tot);
+        lt_error_set(LT_ERR_OOM, "%s: cannot allocate %.2f GiB on the GPU (%.2f GiB free of %.2f)",
+                     what, (double)n / (1u << 30), (double)fr / (1u << 30),
+                     (double)tot / (1u << 30));
+        return NULL;
+    }
+    LT_CUDA_CHECK(cudaMemsetAsync(p, 0, n, (cudaStream_t)dev.compute));
+    return p;
+}
+
+void lt_cuda_buffer_free(void *p) {
+    if (p) LT_CUDA_CHECK(cudaFree(p));
 }
 
 lt_status lt_dev_arena_init(lt_dev_arena *a, size_t cap, const char *what) {

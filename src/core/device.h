@@ -60,6 +60,16 @@ void lt_device_fail(const char *what, const char *msg, const char *file, int lin
  * when cudaGetDeviceCount fails for any reason (the reason is kept in lt_error_message()). */
 int lt_cuda_device_count(void);
 
+/* What a user asks for: the recipe's train.device and --device, in lt_device_choice_names order
+ * ("auto", "cpu", "cuda"). */
+typedef enum { LT_DEVICE_AUTO = 0, LT_DEVICE_CPU, LT_DEVICE_CUDA } lt_device_choice;
+extern const char *const lt_device_choice_names[]; /* NULL-terminated */
+/* The device a choice means on this machine, initialized: auto is CUDA when a GPU is visible
+ * (lt_cuda_device_count) and the CPU otherwise; cuda without a usable GPU is LT_ERR_USAGE (exit
+ * 2) carrying the driver's reason and the hint "device: cpu". `ordinal`: the GPU to take (a
+ * data-parallel rank's local rank). */
+lt_status lt_device_open(lt_device_choice c, int ordinal, lt_device *out);
+
 /* Select the device for this process. LT_CPU: always LT_OK. LT_CUDA: creates the streams, the
  * cuBLASLt handle and workspace on device `ordinal`; LT_ERR_USAGE when the build has no CUDA or no
  * GPU is visible (message says which and hints "device: cpu"). Idempotent. */
@@ -151,10 +161,21 @@ void lt_mem_upload(lt_device dev, void *dst, const void *host_src, size_t n);
 void lt_mem_download(lt_device dev, void *host_dst, const void *src, size_t n);
 void lt_mem_zero(lt_device dev, void *dst, size_t n);
 void lt_mem_copy(lt_device dev, void *dst, const void *src, size_t n); /* both on dev */
+/* A zeroed buffer of n bytes on dev that lives until lt_buffer_free (an adapter-sized optimizer
+ * state, say): CPU lt_alloc_big, CUDA one cudaMalloc. LT_ERR_OOM naming `what`. Whether the host
+ * can read it directly (the CPU) or needs a mirror (lt_device_host_visible). */
+lt_status lt_buffer_alloc(lt_device dev, size_t n, const char *what, void **out);
+void *lt_cuda_buffer_alloc(size_t n, const char *what); /* its CUDA half: NULL + LT_ERR_OOM */
+void lt_cuda_buffer_free(void *p);
+void lt_buffer_free(lt_device dev, void *p);
+bool lt_device_host_visible(lt_device dev);
 /* Whole-tensor forms on t->device: lt_tensor_nbytes(t) bytes from / to host memory, or zeroed. */
 void lt_tensor_upload(lt_tensor *t, const void *host_src);
 void lt_tensor_download(const lt_tensor *t, void *host_dst);
 void lt_tensor_zero(lt_tensor *t);
+/* An F32 or BF16 tensor's values as floats on the host (numel of them): device activations are
+ * bf16, so a forward's logits read back through this. */
+void lt_tensor_download_f32(const lt_tensor *t, float *host_dst);
 
 /* Bytes in use by the device (cudaMemGetInfo total - free) and the device's total. */
 void lt_cuda_mem_info(size_t *used, size_t *total);

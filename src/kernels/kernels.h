@@ -124,6 +124,7 @@ void lt_cuda_adamw_step(float *p, const float *g, float *m, float *v, int64_t n,
                         const lt_adamw_hparams *h, int64_t t, float lr);
 float lt_cuda_grad_global_norm(const float *g, int64_t n);
 float lt_cuda_grad_clip(float *g, int64_t n, float max_norm, float norm);
+void lt_cuda_vec_add(float *y, const float *x, int64_t n);
 
 /* Dequantize n elements to bf16 at dst (device) on `stream` (cudaStream_t). Q8_0: ggml blocks.
  * NF4: bitsandbytes layout, quant.h's lt_nf4_state with device pointers and dmap the device copy

@@ -24,6 +24,7 @@
 
 struct lt_model_dev {
     lt_dev_arena base, adapter, grads;
+    lt_dev_arena step; /* activations (LT_DEV_STEP), made by the first lt_model_graph_init */
     lt_nf4_state *nf4;  /* [n_nf4] host structs with device arrays, owned */
     int n_nf4, cap_nf4;
 };
@@ -225,9 +226,30 @@ const float *lt_model_host_data(const lt_model *m, const lt_tensor *t) {
     return m->lora_params + ((const float *)t->data - m->train_params);
 }
 
+/* The share of the free device memory the step arena takes when it is made: the rest is left to
+ * the kernels' growable temporaries (LM-head chunks, dequantized weight tiles) and cuBLASLt. */
+#define STEP_SHARE 0.85
+
+lt_status lt_model_graph_init(lt_graph *g, lt_arena *arena, lt_model *m) {
+    lt_graph_init(g, arena);
+    g->device = m->device;
+    if (m->device == LT_CPU) return LT_OK;
+    struct lt_model_dev *d = m->dev;
+    if (!d->step.base) {
+        size_t used, total;
+        lt_cuda_mem_info(&used, &total);
+        size_t cap = (size_t)((double)(total - used) * STEP_SHARE) & ~(size_t)255;
+        lt_status st = lt_dev_arena_init(&d->step, cap, "activations (step arena)");
+        if (st) return st;
+    }
+    g->dev_arena = &d->step;
+    return LT_OK;
+}
+
 void lt_model_dev_free(lt_model *m) {
     struct lt_model_dev *d = m->dev;
     if (!d) return;
+    lt_dev_arena_free(&d->step);
     lt_dev_arena_free(&d->base);
     lt_dev_arena_free(&d->adapter);
     lt_dev_arena_free(&d->grads);

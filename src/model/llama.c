@@ -420,10 +420,14 @@ static void lora_header(lt_tensor *t, lt_tensor *gh, const char *name, int64_t r
     gh->data = gdata;
 }
 
+float lt_lora_scale(const lt_lora_config *lc) {
+    return lc->rslora ? lc->alpha / sqrtf((float)lc->r) : lc->alpha / (float)lc->r;
+}
+
 void lt_model_add_lora(lt_model *m, const lt_lora_config *lc, uint64_t seed) {
     const lt_model_config *c = &m->cfg;
     m->lora = *lc;
-    m->lora.scale = lc->rslora ? lc->alpha / sqrtf((float)lc->r) : lc->alpha / (float)lc->r;
+    m->lora.scale = lt_lora_scale(lc);
     /* one A and one B per adapter module (a fused group shares them: lt_model_adapter_group) */
     int64_t n = 0;
     for (int l = 0; l < c->n_layer; l++)

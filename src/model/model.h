@@ -241,6 +241,13 @@ void lt_model_adapter_to_device(lt_model *m);
 /* The host mirror's data of an adapter tensor (lora_A / lora_B, or its grad view) — the tensor's
  * own data on the CPU. Valid after lt_model_adapter_to_host. */
 const float *lt_model_host_data(const lt_model *m, const lt_tensor *t);
+/* A graph for forwards over m (lt_graph_init into `arena`, borrowed) on m's device: on CUDA its
+ * tensors' data come from the model's step arena, made on the first call from 85% of the device
+ * memory then free (LT_ERR_OOM naming it when even that fails). Every trainer and evaluator of m
+ * shares that arena, one forward at a time. */
+lt_status lt_model_graph_init(lt_graph *g, lt_arena *arena, lt_model *m);
+/* alpha / r, or alpha / sqrt(r) with rsLoRA (Kalajdzievski, arXiv 2312.03732). */
+float lt_lora_scale(const lt_lora_config *lc);
 /* Release the device arenas (lt_model_free calls it). */
 void lt_model_dev_free(lt_model *m);
 

@@ -201,7 +201,20 @@ lt_status lt_peft_load(lt_model *m, const char *dir) {
         st = LT_ERR_MODEL;
         goto done;
     }
-    lt_model_add_lora(m, &lc, 0);
+    /* the same layout (rank and modules) keeps the buffers — a checkpoint into a model already
+     * on its device; another one makes a new adapter, which a device model cannot */
+    if (m->lora_params && m->lora.r == lc.r && m->lora.targets == lc.targets) {
+        m->lora.alpha = lc.alpha;
+        m->lora.dropout = lc.dropout;
+        m->lora.rslora = lc.rslora;
+        m->lora.scale = lt_lora_scale(&lc);
+    } else if (m->device != LT_CPU) {
+        st = lt_error_set(LT_ERR_USAGE, "%s: r=%d on another module list cannot replace the "
+                          "adapter of a model already on its device", path, lc.r);
+        goto done;
+    } else {
+        lt_model_add_lora(m, &lc, 0);
+    }
 
     snprintf(path, sizeof path, "%s/adapter_model.safetensors", dir);
     lt_safetensors *sf = NULL;
@@ -225,7 +238,7 @@ lt_status lt_peft_load(lt_model *m, const char *dir) {
                                       "trained on another model?", path, name,
                                       (long long)ab[j]->shape[0], (long long)ab[j]->shape[1]);
                 } else {
-                    lt_st_tensor_to_f32(t, ab[j]->data);
+                    lt_st_tensor_to_f32(t, (float *)lt_model_host_data(m, ab[j]));
                     used++;
                 }
             }
@@ -235,6 +248,7 @@ lt_status lt_peft_load(lt_model *m, const char *dir) {
                           "account for %d; the adapter names layers or modules this model does "
                           "not have", path, sf->n_tensors, used);
     lt_safetensors_close(sf);
+    if (!st) lt_model_adapter_to_device(m); /* read into the host mirror */
 done:
     json_decref(cfg);
     return st;

@@ -6,10 +6,16 @@
 
 #include "../kernels/kernels.h"
 
+static void cpu_vec_add(float *y, const float *x, int64_t n) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; i++) y[i] += x[i];
+}
+
 static const lt_optim_backend backends[2] = {
-    [LT_CPU] = {lt_adamw_step, lt_grad_global_norm, lt_grad_clip},
+    [LT_CPU] = {lt_adamw_step, lt_grad_global_norm, lt_grad_clip, cpu_vec_add},
 #ifdef LATHE_CUDA
-    [LT_CUDA] = {lt_cuda_adamw_step, lt_cuda_grad_global_norm, lt_cuda_grad_clip},
+    [LT_CUDA] = {lt_cuda_adamw_step, lt_cuda_grad_global_norm, lt_cuda_grad_clip,
+                 lt_cuda_vec_add},
 #endif
 };
 

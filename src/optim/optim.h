@@ -73,7 +73,7 @@ float lt_grad_clip(float *g, int64_t n, float max_norm, float norm);
 
 /* ---- per device ---------------------------------------------------------------------------- */
 
-/* The three functions above for buffers on one device (backend.c): the CPU row is them, the
+/* The three functions above, and y += x, for buffers on one device (backend.c): the CPU row is them, the
  * CUDA row optim.cu's kernels with the same contracts over device pointers (the norm returns a
  * host float after synchronizing). */
 typedef struct {
@@ -81,6 +81,7 @@ typedef struct {
                        const lt_adamw_hparams *h, int64_t t, float lr);
     float (*grad_global_norm)(const float *g, int64_t n);
     float (*grad_clip)(float *g, int64_t n, float max_norm, float norm);
+    void (*vec_add)(float *y, const float *x, int64_t n); /* y += x, one rounding per element */
 } lt_optim_backend;
 /* The row of `dev`; asserts when the build has no such device (lt_device_init refuses first). */
 const lt_optim_backend *lt_optim_on(lt_device dev);

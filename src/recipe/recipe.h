@@ -40,7 +40,7 @@
 typedef enum { LT_GATE_NONE = 0, LT_GATE_EVAL_LOSS } lt_gate_metric;
 
 /* Number of rows in the key table (checked by a _Static_assert in recipe.c). */
-#define LT_RECIPE_NKEYS 49
+#define LT_RECIPE_NKEYS 50
 
 /* The settings of one data.train / data.eval entry written as a mapping, {path: GLOB, weight: W,
  * format: F, template: T, max_len: N, eval_fraction: X, on_error: M}: each field not given is
@@ -127,6 +127,7 @@ typedef struct {
         int64_t seed;
         int64_t log_every, eval_every, eval_batches, save_every; /* 0 = see the key help */
         int64_t threads;                                         /* 0 = all cores */
+        int device;                  /* core/device.h lt_device_choice: auto, cpu, cuda */
         bool gradient_checkpointing; /* recompute each block's activations in backward */
     } train;
     struct {

@@ -5,6 +5,8 @@
  */
 #include "recipe/recipe_impl.h"
 
+#include "core/device.h" /* lt_device_choice_names */
+
 #include <stddef.h>
 
 #include "export/export.h" /* lt_export_format_names: the output.exports choices */
@@ -176,12 +178,19 @@ const rk_key lt_recipe_keys[LT_RECIPE_NKEYS] = {
     {"train.threads", RK_INT, OFF(train.threads), "0", RF_MIN | RF_MAX, 0, 1024, NULL,
      "CPU threads; 0 = all cores. Per rank when data-parallel: give each of N ranks on a "
      "machine cores / N.", {0}},
+    {"train.device", RK_ENUM, OFF(train.device), "cpu", 0, 0, 0, lt_device_choice_names,
+     "Where training runs: cpu, cuda (the GPU of this rank's local rank; exit 2 with the "
+     "driver's reason when none is usable) or auto (cuda when a GPU is visible, else cpu). The "
+     "default stays cpu until the CUDA path has passed tools/gpu_check.sh on a GPU. "
+     "Data-parallel ranks (src/dist) train on the CPU: their CUDA collectives (NCCL) are not "
+     "built yet.", {0}},
     {"train.gradient_checkpointing", RK_BOOL, OFF(train.gradient_checkpointing), "false", 0, 0,
      0, NULL,
      "Keep only each transformer block's output during the forward pass and recompute the "
      "block's activations during backward (Chen et al. 2016, arXiv 1604.06174): activation "
      "memory drops from all blocks' activations to their outputs plus one block's, for about "
-     "one more forward pass of compute per step. Gradients are unchanged.", {0}},
+     "one more forward pass of compute per step. Gradients are unchanged. On CUDA it is on "
+     "unless the recipe sets it.", {0}},
 
     {"output.dir", RK_PATH, OFF(output.dir), NULL, RF_REQUIRED, 0, 0, NULL,
      "Run directory: resolved recipe.yaml, manifest.json, metrics.jsonl, checkpoints/, "

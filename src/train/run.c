@@ -1,6 +1,8 @@
 /* Run directory: creation/resume, manifest.json, metrics.jsonl, checkpoints, final export. */
 #include "run.h"
 
+#include "../core/device.h"
+
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -506,7 +508,19 @@ lt_status lt_run_export(lt_run *run, const lt_model *m) {
     /* output.exports: each format with `lathe export`'s defaults into exports/<format>/,
      * replacing an older export of this run like adapter/ above */
     lt_export_src src;
-    if ((st = lt_export_src_open(&src, m, run->r->model.path))) return st;
+    lt_model *host = NULL;
+    if (lt_device_host_visible(m->device)) {
+        st = lt_export_src_open(&src, m, run->r->model.path);
+    } else { /* the trained base lives on the device: the exports read the base from its file
+              * (as `lathe export` does) with the adapter just written */
+        snprintf(dir, sizeof dir, "%s/adapter", run->r->output.dir);
+        st = lt_export_src_load(&src, &host, run->r->model.path, NULL);
+        if (!st && (st = lt_peft_load(host, dir))) lt_export_src_close(&src);
+    }
+    if (st) {
+        lt_model_free(host);
+        return st;
+    }
     src.base_name = run->r->model.path;
     for (int i = 0; i < ex->n && !st; i++) {
         lt_export_format f;
@@ -517,5 +531,6 @@ lt_status lt_run_export(lt_run *run, const lt_model *m) {
         st = lt_export_write(&src, dir, &o);
     }
     lt_export_src_close(&src);
+    lt_model_free(host);
     return st;
 }

@@ -11,6 +11,8 @@
  * and a rank that fails ends the job (lt_dist_abort, in the CLI). */
 #include "train.h"
 
+#include "../core/device.h"
+
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
@@ -43,13 +45,17 @@ lt_status lt_train_eval(lt_model *m, lt_loader *eval, int B, int T, int64_t max_
     lt_arena arena;
     lt_arena_init(&arena, 0);
     lt_graph g;
-    lt_graph_init(&g, &arena);
+    lt_status st = lt_model_graph_init(&g, &arena, m);
+    if (st) {
+        lt_arena_free(&arena);
+        lt_batch_free(&b);
+        return st;
+    }
     g.record = false;
     lt_loader_rewind(eval);
     const lt_dist *d = lt_dist_self();
     double sum = 0;
     int64_t count = 0;
-    lt_status st = LT_OK;
     bool end = false;
     /* ranks score batches i ≡ rank (mod world) and pass over the rest: one pass split N ways */
     for (int64_t i = 0; !end && (max_batches <= 0 || i < max_batches); i++) {
@@ -61,9 +67,11 @@ lt_status lt_train_eval(lt_model *m, lt_loader *eval, int B, int T, int64_t max_
         if (b.n_target_tokens == 0) continue;
         /* denominator 1: the loss is the summed NLL of this batch */
         lt_tensor *loss = lt_model_loss(&g, m, b.B, b.T, b.tokens, b.pos, b.doc, b.targets, 1.0f, 0);
-        sum += lt_f32(loss)[0];
+        float lv;
+        lt_tensor_download(loss, &lv);
+        sum += lv;
         count += b.n_target_tokens;
-        lt_arena_reset(&arena);
+        lt_graph_reset(&g);
     }
     lt_graph_free(&g);
     lt_arena_free(&arena);
@@ -183,6 +191,26 @@ static lt_status job_load_model(job *j) {
     return LT_OK;
 }
 
+/* train.device: the device opened and the model (adapter attached, init_from loaded) moved
+ * onto it. A data-parallel run stays on the CPU: its CUDA collectives (NCCL) are not built. */
+static lt_status job_to_device(job *j) {
+    const lt_recipe *r = j->r;
+    lt_device dev;
+    if (j->world > 1 && r->train.device == LT_DEVICE_CUDA)
+        return lt_error_set(LT_ERR_RECIPE, "%s: train.device: cuda with %d data-parallel ranks: "
+                            "the GPU all-reduce (NCCL) is not built yet; hint: train.device: cpu "
+                            "for several ranks, or one rank on the GPU",
+                            r->source ? r->source : "recipe", j->world);
+    lt_device_choice want = j->world > 1 ? LT_DEVICE_CPU : (lt_device_choice)r->train.device;
+    lt_status st = lt_device_open(want, lt_dist_self()->local_rank, &dev);
+    if (st) return lt_error_wrap(st, "%s: train.device", r->source ? r->source : "recipe");
+    if (!lt_device_host_visible(dev)) {
+        char what[256];
+        lt_info("device: %s", lt_cuda_describe(what, sizeof what));
+    }
+    return lt_model_to_device(j->m, dev);
+}
+
 /* The train (and eval) loaders, the step count and the micro-batch buffers. */
 static lt_status job_open_data(job *j) {
     const lt_recipe *r = j->r;
@@ -290,10 +318,11 @@ static lt_status job_eval(job *j, int64_t step, double *first, double *last) {
 static lt_status job_save(job *j, int64_t step, int64_t epochs_done) {
     const size_t nb = (size_t)j->m->n_lora * sizeof(float);
     lt_status st;
+    lt_trainer_to_host(&j->tr); /* the host copies are what is compared and written */
     if ((st = lt_dist_check_same(j->m->lora_params, nb, "the adapter")) ||
-        (st = lt_dist_check_same(j->tr.opt_v, nb, "the AdamW second moments")))
+        (st = lt_dist_check_same(j->tr.host_v, nb, "the AdamW second moments")))
         return st;
-    return lt_run_save_checkpoint(&j->run, j->m, j->tr.opt_m, j->tr.opt_v, j->train, step,
+    return lt_run_save_checkpoint(&j->run, j->m, j->tr.host_m, j->tr.host_v, j->train, step,
                                   epochs_done);
 }
 
@@ -442,7 +471,7 @@ static lt_status share_checkpoint(job *j, int64_t *step, int64_t *epochs_done) {
     int64_t se[2] = {*step, *epochs_done};
     lt_status st;
     if ((st = lt_dist_bcast(j->m->lora_params, nb, 0)) ||
-        (st = lt_dist_bcast(j->tr.opt_m, nb, 0)) || (st = lt_dist_bcast(j->tr.opt_v, nb, 0)) ||
+        (st = lt_dist_bcast(j->tr.host_m, nb, 0)) || (st = lt_dist_bcast(j->tr.host_v, nb, 0)) ||
         (st = lt_dist_bcast(se, sizeof se, 0)) || (st = lt_dist_bcast(&ls, sizeof ls, 0)))
         return st;
     *step = se[0];
@@ -490,14 +519,18 @@ lt_status lt_train_run(const lt_recipe *r, const lt_train_opts *o) {
     }
     if ((st = lt_run_manifest_set(&j.run, "world_size", json_integer(j.world)))) goto done;
     double t_start = lt_now();
-    if ((st = job_load_model(&j)) || (st = stopped_while_loading(r, o->resume)) ||
-        (st = job_open_data(&j)))
+    if ((st = job_load_model(&j)) || (st = job_to_device(&j)) ||
+        (st = stopped_while_loading(r, o->resume)) || (st = job_open_data(&j)))
         goto done;
     lt_adamw_hparams hp = {.beta1 = (float)r->optim.beta1, .beta2 = (float)r->optim.beta2,
                            .eps = (float)r->optim.eps,
                            .weight_decay = (float)r->optim.weight_decay};
+    /* gradient checkpointing: the recipe's choice, else on where memory is scarce (a GPU) */
+    bool ckpt = r->train.gradient_checkpointing ||
+                (!lt_device_host_visible(j.m->device) &&
+                 lt_recipe_origin_of(r, "train.gradient_checkpointing") == LT_RECIPE_DEFAULT);
     if ((st = lt_trainer_init(&j.tr, j.m, &hp, (float)r->train.grad_clip,
-                              (uint64_t)r->train.seed, r->train.gradient_checkpointing)))
+                              (uint64_t)r->train.seed, ckpt)))
         goto done;
     j.tr.mb_first = j.rank * j.accum;
     int64_t step = 0, epochs_done = 0;
@@ -511,10 +544,11 @@ lt_status lt_train_run(const lt_recipe *r, const lt_train_opts *o) {
         goto done;
     if (o->resume && j.run.resume_step > 0) {
         if (j.rank == 0 &&
-            (st = lt_run_load_checkpoint(&j.run, j.m, j.tr.opt_m, j.tr.opt_v, j.train,
+            (st = lt_run_load_checkpoint(&j.run, j.m, j.tr.host_m, j.tr.host_v, j.train,
                                          j.total_steps, &step, &epochs_done)))
             goto done;
         if ((st = share_checkpoint(&j, &step, &epochs_done))) goto done;
+        lt_trainer_to_device(&j.tr); /* the checkpoint was read into the host copies */
         lt_info("resumed from %s at step %lld", j.run.resume_dir, (long long)step);
     }
     job_log_summary(&j);

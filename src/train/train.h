@@ -37,28 +37,37 @@ lt_status lt_train_run(const lt_recipe *r, const lt_train_opts *o);
 /* ---- the training step (step.c): used by lt_train_run and bench/bench_train.c ------------- */
 
 /* The optimizer state of one job: the model whose adapter trains, AdamW's moments (owned,
- * [m->n_lora] each, the flat layout of m->lora_params), and the step arena and graph. */
+ * [m->n_lora] each, the flat layout of m->lora_params, on the model's device), and the step
+ * arena and graph. */
 typedef struct {
     lt_model *m;
-    float *opt_m, *opt_v;
+    float *opt_m, *opt_v;   /* live, on m->device */
+    float *host_m, *host_v; /* host copies for checkpoints: opt_m / opt_v themselves on the CPU,
+                             * else filled by lt_trainer_to_host, read by lt_trainer_to_device */
     lt_adamw_hparams hp;
     float grad_clip;    /* > 0: clip the global gradient norm to this */
     uint64_t seed;      /* dropout masks derive from (seed, step, global micro-batch) */
     int mb_first;       /* data parallelism: global index of this rank's first micro-batch of a
                          * step (rank · grad_accum); 0 on one rank */
     double allreduce_s; /* wall time of the last step's gradient all-reduce (0 on one rank) */
-    float *acc;         /* [m->n_lora] the step's gradient sum over micro-batches (owned; made
-                         * by the first step with more than one) */
+    float *acc;         /* [m->n_lora] the step's gradient sum over micro-batches (owned, on
+                         * m->device; made by the first step with more than one) */
     lt_arena arena;
     lt_graph g;
 } lt_trainer;
 
-/* init: zeroed moments for m's adapter (attached first); `checkpointing` recomputes each block's
- * activations in backward (autograd.h lt_checkpoint). LT_ERR_OOM naming the moments. free:
+/* init: zeroed moments for m's adapter (attached first, and the model on its device: the graph
+ * runs there, lt_model_graph_init); `checkpointing` recomputes each block's activations in
+ * backward (autograd.h lt_checkpoint). LT_ERR_OOM naming the moments or the step arena. free:
  * releases the moments, arena and graph (not m); a zeroed trainer is fine. */
 lt_status lt_trainer_init(lt_trainer *t, lt_model *m, const lt_adamw_hparams *hp, float grad_clip,
                           uint64_t seed, bool checkpointing);
 void lt_trainer_free(lt_trainer *t);
+/* The adapter (m->lora_params) and moments (host_m, host_v) on the host from the device, before a
+ * checkpoint or the final adapter is written; and back, after a checkpoint was loaded into them.
+ * No-ops on the CPU, where they are the live buffers. */
+void lt_trainer_to_host(lt_trainer *t);
+void lt_trainer_to_device(lt_trainer *t);
 
 typedef struct {
     double loss;       /* the step's mean loss (nats per target token of all its micro-batches) */

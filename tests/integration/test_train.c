@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "../support.h"
+#include "core/device.h"
 #include "model/model.h"
 
 static char tmp[256], model[1024];
@@ -154,6 +155,34 @@ Test(train, seq_len_beyond_context, .init = setup, .fini = teardown) {
     free(out);
     snprintf(p, sizeof p, "%s/adapter", run);
     cr_assert(!ts_exists(p), "a failed run left %s", p);
+}
+
+/* train.device: cuda where no GPU is usable is exit 2 naming the key and the driver's reason,
+ * before any training; auto there trains on the CPU, exactly as cpu does. (On a GPU machine the
+ * CUDA run is tools/gpu_check.sh's ci_recipe_cuda.) */
+Test(train, device_choice_without_a_gpu, .init = setup, .fini = teardown, .timeout = 120) {
+    ts_tokenize_ci_data(tmp, model, sizeof model);
+    if (lt_cuda_device_count() > 0) cr_skip_test("a GPU is visible: gpu_check.sh covers cuda");
+    char run[512], cpu[512], *out, p[600], q[600];
+    snprintf(run, sizeof run, "%s/cuda", tmp);
+    int rc = train(run, "--set train.device=cuda --set train.max_steps=3 --set schedule.warmup_steps=1", &out);
+    cr_assert_eq(rc, 2, "expected exit 2, got %d:\n%s", rc, out);
+    cr_assert(strstr(out, "train.device") && strstr(out, "cuda") && strstr(out, "hint:"), "%s",
+              out);
+    free(out);
+    snprintf(p, sizeof p, "%s/adapter", run);
+    cr_assert(!ts_exists(p), "a refused run left %s", p);
+    snprintf(run, sizeof run, "%s/auto", tmp);
+    snprintf(cpu, sizeof cpu, "%s/cpu", tmp);
+    cr_assert_eq(train(run, "--set train.device=auto --set train.max_steps=3 --set schedule.warmup_steps=1", &out), 0, "%s",
+                 out);
+    free(out);
+    cr_assert_eq(train(cpu, "--set train.device=cpu --set train.max_steps=3 --set schedule.warmup_steps=1", &out), 0, "%s",
+                 out);
+    free(out);
+    snprintf(p, sizeof p, "%s/adapter/adapter_model.safetensors", run);
+    snprintf(q, sizeof q, "%s/adapter/adapter_model.safetensors", cpu);
+    cr_assert(ts_same_file(p, q), "auto without a GPU must train exactly as cpu");
 }
 
 /* SIGINT mid-run: a checkpoint is written, exit 130, no adapter presented as finished, the

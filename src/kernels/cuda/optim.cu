@@ -83,3 +83,16 @@ extern "C" float lt_cuda_grad_clip(float *g, int64_t n, float max_norm, float no
     LT_CUDA_LAUNCH_CHECK();
     return c;
 }
+
+static __global__ void k_add(float *y, const float *x, int64_t n) {
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x)
+        y[i] += x[i];
+}
+
+/* y += x elementwise (the step's gradient sum over micro-batches: one rounding per element). */
+extern "C" void lt_cuda_vec_add(float *y, const float *x, int64_t n) {
+    if (n == 0) return;
+    k_add<<<lt_blocks(n, OPT_THREADS), OPT_THREADS, 0, lt_stream()>>>(y, x, n);
+    LT_CUDA_LAUNCH_CHECK();
+}
