@@ -121,6 +121,8 @@ def label(r):
     s = r.get("case", "?")
     if r.get("dir"):
         s += " " + r["dir"]
+    if r.get("what"):  # test_cuda_step: loss, grad_norm, grads, grads_worst_tensor
+        s += " " + r["what"]
     if "input" in r:
         s += " input %d" % r["input"]
     return s

@@ -223,6 +223,47 @@ lt_status lt_model_alloc_base(lt_model *m, unsigned quant_mask) {
     return LT_OK;
 }
 
+lt_status lt_model_random(lt_model **out, const lt_model_config *cfg, uint64_t seed) {
+    *out = NULL;
+    lt_model *m = lt_xcalloc(1, sizeof *m);
+    m->cfg = *cfg;
+    m->path = lt_xstrdup("(random weights)");
+    lt_status st = lt_model_alloc_base(m, 0);
+    if (st) {
+        lt_model_free(m);
+        return st;
+    }
+    /* everything but the RoPE tables (the last values of the base): matrices uniform in
+     * ±1/sqrt(cols), vectors (norm weights, biases) 1 ± 0.1, by 1 MiB chunks so the fill is
+     * parallel and the same for any thread count */
+    const int64_t n_freq = (cfg->rope_local_base > 0 ? 2 : 1) * (cfg->head_dim / 2);
+    const int64_t n = (int64_t)(m->base_bytes / sizeof(float)) - n_freq, chunk = 1 << 18;
+    const float bound = 1.0f / sqrtf((float)cfg->dim);
+#pragma omp parallel for schedule(static)
+    for (int64_t c0 = 0; c0 < n; c0 += chunk) {
+        uint64_t x = seed ^ ((uint64_t)(c0 / chunk + 1) * LT_SPLITMIX64_GOLDEN);
+        for (int64_t i = c0; i < n && i < c0 + chunk; i++)
+            m->base[i] = (float)((double)(lt_splitmix64(&x) >> 11) * 0x1p-53 * 2.0 - 1.0) * bound;
+    }
+    lt_tensor *vec[4 + 6 * LT_MAX_LAYERS];
+    int nv = 0;
+    vec[nv++] = &m->out_norm;
+    for (int l = 0; l < cfg->n_layer; l++) {
+        lt_layer *L = &m->layers[l];
+        lt_tensor *v[6] = {&L->attn_norm, &L->ffn_norm, &L->q_norm, &L->k_norm,
+                           &L->post_attn_norm, &L->post_ffn_norm};
+        for (int k = 0; k < 6; k++)
+            if (v[k]->data) vec[nv++] = v[k];
+    }
+    for (int i = 0; i < nv; i++) {
+        float *w = vec[i]->data;
+        for (int64_t j = 0; j < lt_tensor_numel(vec[i]); j++)
+            w[j] = (cfg->norm_offset > 0 ? 0.0f : 1.0f) + w[j] / bound * 0.1f; /* 1 ± 0.1 */
+    }
+    *out = m;
+    return LT_OK;
+}
+
 /* Find tensor `name` and check its shape against dst's (which the config fixed). */
 static lt_status find_tensor(const lt_gguf *g, const char *name, const lt_tensor *dst,
                              const lt_gguf_tensor **out) {

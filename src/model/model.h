@@ -246,6 +246,11 @@ const float *lt_model_host_data(const lt_model *m, const lt_tensor *t);
  * memory then free (LT_ERR_OOM naming it when even that fails). Every trainer and evaluator of m
  * shares that arena, one forward at a time. */
 lt_status lt_model_graph_init(lt_graph *g, lt_arena *arena, lt_model *m);
+/* A model of config `cfg` with random F32 weights on the host, for tests and benchmarks of
+ * shapes whose checkpoints are not at hand (the SmolLM2-135M and Llama-3-8B layouts): matrices
+ * uniform in ±1/sqrt(dim), norm weights near 1, RoPE tables from the config; deterministic by
+ * seed for any thread count. No tokenizer. LT_ERR_OOM when the host memory is short. */
+lt_status lt_model_random(lt_model **out, const lt_model_config *cfg, uint64_t seed);
 /* alpha / r, or alpha / sqrt(r) with rsLoRA (Kalajdzievski, arXiv 2312.03732). */
 float lt_lora_scale(const lt_lora_config *lc);
 /* Release the device arenas (lt_model_free calls it). */
