@@ -5,14 +5,17 @@
  *
  *   bench_gpu MODEL MODE SEQ BATCH STEPS
  *   MODEL: llama3-8b | smollm2-135m (shapes only; weights are random, nothing is downloaded)
- *   MODE:  lora (bf16 base) | qlora-q8 (Q8_0 base) | qlora-nf4 (pending the nf4 branch)
+ *   MODE:  lora (bf16 base) | qlora-q8 (Q8_0 base) | qlora-nf4 (NF4 + double quantization, blocks
+ *          of 64, as QLoRA)
  *   bench_gpu rates
  *   one JSON line describing the device and what this process loaded (driver, CUDA runtime and
  *   cuBLASLt versions, the CUDA library files mapped) with the measured dense bf16 GEMM rate and
  *   copy bandwidths (see rates() below). tools/gpu_check.sh's environment check runs it.
  *
- * The step is the training step of src/train/train.c on device arenas: ops from autograd.h, the
- * fused LM-head cross-entropy, lt_backward, the device AdamW over the flat adapter buffer.
+ * The step is lathe's one training step, lt_train_step (src/train/step.c), on a random-weight
+ * model of the shapes (lt_model_random, quantized as the mode says) moved to the GPU with
+ * lt_model_to_device: LoRA r=16 on the seven projections, dropout 0.05, gradient checkpointing
+ * (the CUDA default), the fused LM-head cross-entropy, AdamW with clipping at 1.
  * Useful FLOPs per step (frozen base: no weight-gradient GEMMs):
  *   4·tokens·P_frozen_linear (fwd + dX) + 6·tokens·P_lora + attention 3.5 · 2·B·T²·Hq·Dh per layer
  *   (causal half of QKᵀ and PV forward; backward ≈ 2.5× forward).
@@ -23,6 +26,7 @@
 #include "kernels/kernels.h"
 #include "model/model.h"
 #include "optim/optim.h"
+#include "train/train.h"
 
 #include <cublasLt.h>
 #include <cuda_runtime_api.h>
@@ -40,36 +44,6 @@ static const shape SHAPES[] = {
     {"llama3-8b", 32, 4096, 32, 8, 14336, 128256, 500000.0f},
     {"smollm2-135m", 30, 576, 9, 3, 1536, 49152, 100000.0f},
 };
-
-static lt_dev_arena arenas[LT_DEV_CLASS_COUNT];
-
-/* Random frozen weights: bf16 uniform in ±0.05 (a 1 MiB pattern repeated), or Q8_0 random int8
- * with a small fixed scale. */
-static lt_tensor *weight(lt_arena *h, lt_dtype dt, int64_t rows, int64_t cols) {
-    int64_t shp[2] = {rows, cols};
-    lt_tensor *t = lt_dev_tensor(h, &arenas[LT_DEV_BASE], dt, 2, shp, false);
-    size_t nb = lt_tensor_nbytes(t);
-    if (dt == LT_BF16) {
-        uint16_t *tmp = lt_xmalloc(1 << 20);
-        uint64_t s = (uint64_t)rows * 31 + (uint64_t)cols;
-        for (int i = 0; i < (1 << 19); i++) tmp[i] = lt_f32_to_bf16((float)((lt_splitmix64(&s) >> 40) * (1.0 / 16777216.0) - 0.5) * 0.1f);
-        for (size_t off = 0; off < nb; off += 1 << 20)
-            lt_cuda_h2d((char *)t->data + off, tmp, nb - off < (1u << 20) ? nb - off : (1u << 20));
-        free(tmp);
-    } else { /* Q8_0: random int8 with a fixed small f16 scale in every block */
-        uint8_t *tmp = lt_xmalloc(34 * 4096);
-        uint64_t s = 7;
-        for (int b = 0; b < 4096; b++) {
-            uint16_t d = lt_f32_to_f16(0.0004f);
-            memcpy(tmp + 34 * b, &d, 2);
-            for (int i = 0; i < 32; i++) tmp[34 * b + 2 + i] = (uint8_t)lt_splitmix64(&s);
-        }
-        for (size_t off = 0; off < nb; off += 34 * 4096)
-            lt_cuda_h2d((char *)t->data + off, tmp, nb - off < 34 * 4096 ? nb - off : 34 * 4096);
-        free(tmp);
-    }
-    return t;
-}
 
 /* Median of n timings (sorts them). */
 static double median(double *t, int n) {
@@ -183,8 +157,12 @@ int main(int argc, char **argv) {
     const shape *S = NULL;
     for (size_t i = 0; i < sizeof SHAPES / sizeof SHAPES[0]; i++)
         if (!strcmp(SHAPES[i].name, model)) S = &SHAPES[i];
-    if (!S) {
-        fprintf(stderr, "unknown model %s\n", model);
+    lt_model_opts qo = {.type = LT_QUANT_NONE};
+    if (!strcmp(mode, "qlora-q8")) qo.type = LT_QUANT_Q8_0;
+    else if (!strcmp(mode, "qlora-nf4")) qo = (lt_model_opts){.type = LT_QUANT_NF4, .double_quant = true, .block_size = 64};
+    else if (strcmp(mode, "lora")) S = NULL;
+    if (!S || T < 2 || B < 1 || steps < 1) {
+        fprintf(stderr, "usage: bench_gpu llama3-8b|smollm2-135m lora|qlora-q8|qlora-nf4 SEQ BATCH STEPS | rates\n");
         return 2;
     }
     if (lt_cuda_device_count() <= 0 || lt_device_init(LT_CUDA, 0) != LT_OK) {
@@ -192,167 +170,82 @@ int main(int argc, char **argv) {
                "%s\"}\n", model, mode, lt_error_message());
         return 0;
     }
-    lt_dtype wdt = LT_BF16;
-    if (!strcmp(mode, "qlora-q8")) wdt = LT_Q8_0;
-    else if (!strcmp(mode, "qlora-nf4")) {
-        printf("{\"bench\":\"lathe-gpu\",\"model\":\"%s\",\"mode\":\"%s\",\"skip\":\"NF4 linear on "
-               "CUDA waits for the nf4 branch's quant state\"}\n", model, mode);
-        return 0;
-    }
-    const int64_t D = S->dim, Dh = D / S->n_head, Hq = S->n_head, Hkv = S->n_kv, F = S->ffn,
-                  V = S->vocab, L = S->n_layer, N = (int64_t)B * T;
-    const int64_t outs[7] = {Hq * Dh, Hkv * Dh, Hkv * Dh, D, F, F, D}, ins[7] = {D, D, D, Hq * Dh, D, D, F};
-    int64_t n_lora = 0, p_frozen = V * D; /* LM head */
-    for (int m = 0; m < 7; m++) n_lora += R * (ins[m] + outs[m]) * L, p_frozen += ins[m] * outs[m] * L;
-
-    size_t base_bytes = lt_dtype_nbytes(LT_BF16, V * D) * 2 + (size_t)(L * 2 + 1) * D * 4 + (64u << 20);
-    for (int m = 0; m < 7; m++) base_bytes += (lt_dtype_nbytes(wdt, ins[m] * outs[m]) + 256) * L;
-    lt_status st;
-    if ((st = lt_dev_arena_init(&arenas[LT_DEV_BASE], base_bytes, "frozen base")) ||
-        (st = lt_dev_arena_init(&arenas[LT_DEV_ADAPTER], n_lora * 4 + (1 << 20), "adapter")) ||
-        (st = lt_dev_arena_init(&arenas[LT_DEV_GRADS], n_lora * 4 + (1 << 20), "adapter grads")) ||
-        (st = lt_dev_arena_init(&arenas[LT_DEV_OPTIM], n_lora * 8 + (1 << 20), "optimizer")))
-        goto oom;
-    size_t fr, tot;
-    lt_cuda_mem_info(&fr, &tot); /* fr = used here */
-    size_t step_cap = (tot - fr) - (tot - fr) / 8 - (4ull << 30); /* leave room for temps */
-    if ((st = lt_dev_arena_init(&arenas[LT_DEV_STEP], step_cap, "activations"))) goto oom;
-
-    lt_arena host;
-    lt_arena_init(&host, 16 << 20);
-    lt_tensor *embd = weight(&host, LT_BF16, V, D), *head = weight(&host, LT_BF16, V, D);
-    int64_t shd[1] = {D};
-    lt_tensor *norms = lt_dev_tensor(&host, &arenas[LT_DEV_BASE], LT_F32, 1, shd, false);
-    {
-        float *ones = lt_xmalloc(D * 4);
-        for (int64_t i = 0; i < D; i++) ones[i] = 1.0f;
-        lt_cuda_h2d(norms->data, ones, D * 4);
-        free(ones);
-    }
-    /* RoPE inverse frequencies F32 [Dh/2] on the device, computed as the model loader does
-     * (lt_rope_inv_freq, default scaling: the torch baseline sets rope_theta only). */
-    int64_t shf[1] = {Dh / 2};
-    lt_tensor *inv_freq = lt_dev_tensor(&host, &arenas[LT_DEV_BASE], LT_F32, 1, shf, false);
-    {
-        lt_model_config cfg = {.n_layer = (int)L, .dim = (int)D, .n_head = (int)Hq,
-                               .n_kv_head = (int)Hkv, .head_dim = (int)Dh, .ffn_dim = (int)F,
-                               .vocab_size = (int)V, .rope_base = S->rope_base, .rms_eps = 1e-5f};
-        float *f = lt_xmalloc((size_t)Dh / 2 * sizeof(float));
-        lt_rope_inv_freq(f, &cfg);
-        lt_cuda_h2d(inv_freq->data, f, (size_t)Dh / 2 * sizeof(float));
-        free(f);
-    }
-    lt_tensor *W[64][7], A[64][7], Bt[64][7], gA[64][7], gB[64][7];
-    float *P = lt_dev_arena_alloc(&arenas[LT_DEV_ADAPTER], n_lora * 4);
-    float *G = lt_dev_arena_alloc(&arenas[LT_DEV_GRADS], n_lora * 4);
-    float *M1 = lt_dev_arena_calloc(&arenas[LT_DEV_OPTIM], n_lora * 4);
-    float *M2 = lt_dev_arena_calloc(&arenas[LT_DEV_OPTIM], n_lora * 4);
-    {
-        float *tmp = lt_xmalloc(n_lora * 4);
-        uint64_t s = 3;
-        for (int64_t i = 0; i < n_lora; i++) tmp[i] = (float)((lt_splitmix64(&s) >> 40) * (1.0 / 16777216.0) - 0.5) * 0.02f;
-        lt_cuda_h2d(P, tmp, n_lora * 4);
-        free(tmp);
-    }
-    int64_t off = 0;
-    for (int l = 0; l < L; l++)
-        for (int m = 0; m < 7; m++) {
-            W[l][m] = weight(&host, wdt, outs[m], ins[m]);
-            lt_tensor *pair[2] = {&A[l][m], &Bt[l][m]}, *gp[2] = {&gA[l][m], &gB[l][m]};
-            int64_t shp[2][2] = {{R, ins[m]}, {outs[m], R}};
-            for (int k = 0; k < 2; k++) {
-                memset(pair[k], 0, sizeof(lt_tensor));
-                pair[k]->dtype = LT_F32, pair[k]->device = LT_CUDA, pair[k]->requires_grad = true;
-                lt_tensor_set_shape(pair[k], 2, shp[k]);
-                pair[k]->data = P + off;
-                *gp[k] = *pair[k];
-                gp[k]->requires_grad = false;
-                gp[k]->data = G + off;
-                off += shp[k][0] * shp[k][1];
-            }
-        }
-    int32_t *tok = lt_xmalloc(N * 4), *pos = lt_xmalloc(N * 4), *doc = lt_xmalloc(N * 4);
-    uint64_t s = 9;
-    for (int64_t i = 0; i < N; i++) {
-        tok[i] = (int32_t)(lt_splitmix64(&s) % (uint64_t)V);
-        doc[i] = (int32_t)((i % T) / (T / 4 > 0 ? T / 4 : 1)); /* four packed documents per row */
-        pos[i] = (int32_t)((i % T) % (T / 4 > 0 ? T / 4 : 1));
-    }
-    double gemm = lt_cuda_gemm_tflops(8192, 8192, 8192, 9);
+    lt_model_config c = {0};
+    c.arch = LT_ARCH_LLAMA, c.n_layer = S->n_layer, c.dim = S->dim, c.n_head = S->n_head;
+    c.n_kv_head = S->n_kv, c.head_dim = S->dim / S->n_head, c.ffn_dim = S->ffn;
+    c.vocab_size = S->vocab, c.context_length = T > 8192 ? T : 8192, c.rope_base = S->rope_base;
+    c.rms_eps = 1e-5f, c.tied = S->vocab < 100000, c.act = LT_ACT_SILU;
+    c.bos_id = c.eos_id = c.pad_id = -1, c.dtype = LT_BF16;
+    lt_model *m = NULL;
+    lt_trainer tr = {0};
+    lt_batch bt;
+    lt_batch_init(&bt, B, T);
+    double t_load = lt_now();
+    lt_status st = lt_model_random(&m, &c, &qo, 1);
+    if (st) goto fail;
+    lt_lora_config lc = {.r = R, .alpha = 32.0f, .dropout = 0.05f,
+                         .targets = (1u << LT_MOD_COUNT) - 1};
+    lt_model_add_lora(m, &lc, 1);
     lt_adamw_hparams hp = lt_adamw_defaults();
-    lt_arena ha;
-    lt_arena_init(&ha, 64 << 20);
-    lt_graph g;
-    lt_graph_init(&g, &ha);
-    g.device = LT_CUDA;
-    g.dev_arena = &arenas[LT_DEV_STEP];
+    if ((st = lt_model_to_device(m, LT_CUDA)) ||
+        (st = lt_trainer_init(&tr, m, &hp, 1.0f, 1, true)))
+        goto fail;
+    t_load = lt_now() - t_load;
+    /* one packed micro-batch of random ids: documents of 512 tokens, every target trained */
+    uint64_t s = 3;
+    for (int64_t i = 0; i < (int64_t)B * T; i++) {
+        int t = (int)(i % T);
+        bt.tokens[i] = (int32_t)(lt_splitmix64(&s) % (uint64_t)c.vocab_size);
+        bt.pos[i] = t % 512;
+        bt.doc[i] = t / 512;
+    }
+    bt.n_target_tokens = 0;
+    for (int64_t i = 0; i < (int64_t)B * T; i++) {
+        bool last = i % T == T - 1 || (i % T) % 512 == 511;
+        bt.targets[i] = last ? -1 : bt.tokens[i + 1];
+        bt.n_target_tokens += !last;
+    }
+    bt.n_rows_used = B;
+    const double gemm = lt_cuda_gemm_tflops(8192, 8192, 8192, 9);
+    const int warm = 2, total = steps + warm > 256 ? 256 : steps + warm;
     double ms[256];
-    const int warm = 2;
-    int total = steps + warm > 256 ? 256 : steps + warm;
-    float loss_h = 0;
+    lt_step_stats ss = {0};
     for (int it = 0; it < total; it++) {
         lt_cuda_sync();
         double t0 = lt_now();
-        lt_cuda_memset0(G, n_lora * 4);
-        for (int l = 0; l < L; l++)
-            for (int m = 0; m < 7; m++) A[l][m].grad = &gA[l][m], Bt[l][m].grad = &gB[l][m];
-        int64_t sh1[1] = {N}, sh2[2] = {B, T};
-        lt_tensor *ids = lt_graph_tensor(&g, LT_I32, 1, sh1), *tp = lt_graph_tensor(&g, LT_I32, 1, sh1),
-                  *td = lt_graph_tensor(&g, LT_I32, 2, sh2), *tg = lt_graph_tensor(&g, LT_I32, 1, sh1);
-        lt_cuda_h2d(ids->data, tok, N * 4), lt_cuda_h2d(tp->data, pos, N * 4);
-        lt_cuda_h2d(td->data, doc, N * 4), lt_cuda_h2d(tg->data, tok, N * 4);
-        lt_tensor *x = lt_embedding(&g, embd, ids, 1.0f);
-        for (int l = 0; l < L; l++) {
-            lt_tensor *h = lt_rmsnorm(&g, x, norms, 1e-5f, 0.0f), *qkv[3];
-            for (int m = 0; m < 3; m++)
-                qkv[m] = lt_linear(&g, h, W[l][m], &A[l][m], &Bt[l][m], 2.0f, 0.05f, (uint64_t)(it * 977 + l * 7 + m));
-            int64_t q4[4] = {B, T, Hq, Dh}, k4[4] = {B, T, Hkv, Dh}, f2[2] = {N, Hq * Dh};
-            lt_tensor *q = lt_rope(&g, lt_reshape(&g, qkv[0], 4, q4), tp, inv_freq);
-            lt_tensor *k = lt_rope(&g, lt_reshape(&g, qkv[1], 4, k4), tp, inv_freq);
-            lt_tensor *v = lt_reshape(&g, qkv[2], 4, k4);
-            lt_tensor *a = lt_reshape(&g, lt_attention(&g, q, k, v, td, NULL), 2, f2);
-            x = lt_add(&g, x, lt_linear(&g, a, W[l][3], &A[l][3], &Bt[l][3], 2.0f, 0.05f, (uint64_t)(it * 977 + l * 7 + 3)));
-            h = lt_rmsnorm(&g, x, norms, 1e-5f, 0.0f);
-            lt_tensor *gt = lt_linear(&g, h, W[l][4], &A[l][4], &Bt[l][4], 2.0f, 0.05f, (uint64_t)(it * 977 + l * 7 + 4));
-            lt_tensor *up = lt_linear(&g, h, W[l][5], &A[l][5], &Bt[l][5], 2.0f, 0.05f, (uint64_t)(it * 977 + l * 7 + 5));
-            x = lt_add(&g, x, lt_linear(&g, lt_glu(&g, gt, up, LT_ACT_SILU), W[l][6], &A[l][6], &Bt[l][6], 2.0f, 0.05f, (uint64_t)(it * 977 + l * 7 + 6)));
-        }
-        lt_tensor *loss = lt_lm_head_cross_entropy(&g, lt_rmsnorm(&g, x, norms, 1e-5f, 0.0f), head, tg, NULL, 0.0f, 0.0f);
-        lt_backward(&g, loss, 1.0f);
-        float nrm = lt_cuda_grad_global_norm(G, n_lora);
-        lt_cuda_grad_clip(G, n_lora, 1.0f, nrm);
-        lt_cuda_adamw_step(P, G, M1, M2, n_lora, &hp, it + 1, 1e-4f);
-        lt_cuda_d2h(&loss_h, loss->data, 4);
+        if ((st = lt_train_step(&tr, &bt, 1, it, 1e-4f, &ss))) goto fail;
         lt_cuda_sync();
         ms[it] = (lt_now() - t0) * 1e3;
-        lt_graph_clear(&g);
-        lt_arena_reset(&ha);
-        lt_dev_arena_reset(&arenas[LT_DEV_STEP]);
     }
-    int nt = total - warm;
-    double *tm = ms + warm;
-    for (int i = 1; i < nt; i++)
-        for (int j = i; j > 0 && tm[j] < tm[j - 1]; j--) { double t = tm[j]; tm[j] = tm[j - 1]; tm[j - 1] = t; }
-    double med = tm[nt / 2];
-    double flops = 4.0 * N * (double)p_frozen + 6.0 * N * (double)n_lora +
-                   3.5 * L * 2.0 * B * (double)T * T * Hq * Dh;
-    size_t used, tot2;
-    lt_cuda_mem_info(&used, &tot2);
-    size_t peak = arenas[LT_DEV_STEP].peak;
-    for (int c = 0; c < LT_DEV_STEP; c++) peak += arenas[c].cap;
-    peak += lt_cuda_temp_bytes();
+    const double med = median(ms + warm, total - warm);
+    /* useful FLOPs: the frozen base needs no weight gradient (forward + dX: 4 per weight and
+     * token), the adapter 6, attention 3.5 x the causal forward's 2·B·T²·H·Dh per layer, and
+     * checkpointing's recomputation is not useful work */
+    const int64_t N = (int64_t)B * T, D = c.dim, Dh = c.head_dim;
+    double p_frozen = (double)c.vocab_size * D;
+    for (int k = 0; k < LT_MOD_COUNT; k++)
+        p_frozen += (double)lt_tensor_numel(&m->layers[0].w[k]) * c.n_layer;
+    const double flops = 4.0 * N * p_frozen + 6.0 * N * (double)m->n_lora +
+                         3.5 * c.n_layer * 2.0 * B * (double)T * T * c.n_head * Dh;
+    const size_t peak = lt_model_device_bytes(m) + 3 * (size_t)m->n_lora * sizeof(float);
     char desc[256];
-    /* "step" says what was timed: this file's hand-built decoder until bench_gpu runs lathe's one
-     * training step (issue 8 §1), then "lt_train_step" (tools/gpu_check.sh reads it). */
-    printf("{\"bench\":\"lathe-gpu\",\"step\":\"hand-built decoder in bench_gpu.c\","
-           "\"device\":\"%s\",\"model\":\"%s\",\"mode\":\"%s\",\"seq\":%d,"
-           "\"batch\":%d,\"lora_r\":%d,\"tokens_per_s\":%.1f,\"ms_per_step\":%.2f,\"mfu\":%.4f,"
-           "\"gemm_tflops\":%.1f,\"peak_mem_gib\":%.2f,\"loss\":%.4f}\n",
+    /* "step" says what was timed (tools/gpu_check.sh reads it): lathe's training step */
+    printf("{\"bench\":\"lathe-gpu\",\"step\":\"lt_train_step\",\"device\":\"%s\",\"model\":\"%s\","
+           "\"mode\":\"%s\",\"seq\":%d,\"batch\":%d,\"lora_r\":%d,\"tokens_per_s\":%.1f,"
+           "\"ms_per_step\":%.2f,\"mfu\":%.4f,\"gemm_tflops\":%.1f,\"peak_mem_gib\":%.2f,"
+           "\"loss\":%.4f,\"setup_s\":%.1f}\n",
            lt_cuda_describe(desc, sizeof desc), model, mode, T, B, R, N / (med * 1e-3), med,
-           flops / (med * 1e-3) / (gemm * 1e12), gemm, (double)peak / (1u << 30), loss_h);
+           flops / (med * 1e-3) / (gemm * 1e12), gemm, (double)peak / (1u << 30), ss.loss,
+           t_load);
+    lt_trainer_free(&tr);
+    lt_model_free(m);
+    lt_batch_free(&bt);
     return 0;
-oom:
-    printf("{\"bench\":\"lathe-gpu\",\"model\":\"%s\",\"mode\":\"%s\",\"error\":\"%s\"}\n", model, mode,
-           lt_error_message());
+fail:
+    printf("{\"bench\":\"lathe-gpu\",\"model\":\"%s\",\"mode\":\"%s\",\"error\":\"%s\"}\n", model,
+           mode, lt_error_message());
+    lt_trainer_free(&tr);
+    lt_model_free(m);
+    lt_batch_free(&bt);
     return 1;
 }

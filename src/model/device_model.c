@@ -17,6 +17,7 @@
 
 #include "../autograd/autograd.h"
 #include "../core/device.h"
+#include "../kernels/kernels.h"
 #include "../quant/quant.h"
 
 #include <stdlib.h>
@@ -244,6 +245,16 @@ lt_status lt_model_graph_init(lt_graph *g, lt_arena *arena, lt_model *m) {
     }
     g->dev_arena = &d->step;
     return LT_OK;
+}
+
+size_t lt_model_device_bytes(const lt_model *m) {
+    const struct lt_model_dev *d = m->dev;
+    if (!d) return 0;
+    size_t n = d->base.cap + d->adapter.cap + d->grads.cap + d->step.peak;
+#ifdef LATHE_CUDA
+    n += lt_cuda_temp_bytes();
+#endif
+    return n;
 }
 
 void lt_model_dev_free(lt_model *m) {

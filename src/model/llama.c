@@ -223,29 +223,42 @@ lt_status lt_model_alloc_base(lt_model *m, unsigned quant_mask) {
     return LT_OK;
 }
 
-lt_status lt_model_random(lt_model **out, const lt_model_config *cfg, uint64_t seed) {
+/* Uniform in ±bound, by 1 MiB chunks seeded from (seed, first index): the same values for any
+ * thread count. */
+static void random_fill(float *x, int64_t n, float bound, uint64_t seed) {
+    const int64_t chunk = 1 << 18;
+#pragma omp parallel for schedule(static)
+    for (int64_t c0 = 0; c0 < n; c0 += chunk) {
+        uint64_t r = seed ^ ((uint64_t)(c0 / chunk + 1) * LT_SPLITMIX64_GOLDEN);
+        for (int64_t i = c0; i < n && i < c0 + chunk; i++)
+            x[i] = (float)((double)(lt_splitmix64(&r) >> 11) * 0x1p-53 * 2.0 - 1.0) * bound;
+    }
+}
+
+static void random_names(char *buf, size_t n, int layer, int mod) {
+    snprintf(buf, n, "layers.%d.%s", layer, mod < LT_MOD_COUNT ? module_names[mod] : "lm_head");
+}
+
+lt_status lt_model_random(lt_model **out, const lt_model_config *cfg, const lt_model_opts *o,
+                          uint64_t seed) {
     *out = NULL;
     lt_model *m = lt_xcalloc(1, sizeof *m);
     m->cfg = *cfg;
     m->path = lt_xstrdup("(random weights)");
-    lt_status st = lt_model_alloc_base(m, 0);
+    lt_qload q;
+    lt_status st = lt_qload_init(&q, m, o, "random weights", random_names);
+    if (!st) st = lt_model_alloc_base(m, q.mask);
+    if (!st) st = lt_qload_begin(&q, m);
     if (st) {
         lt_model_free(m);
         return st;
     }
-    /* everything but the RoPE tables (the last values of the base): matrices uniform in
-     * ±1/sqrt(cols), vectors (norm weights, biases) 1 ± 0.1, by 1 MiB chunks so the fill is
-     * parallel and the same for any thread count */
+    /* everything F32 but the RoPE tables (the last values of the base): matrices uniform in
+     * ±1/sqrt(dim), vectors (norm weights, biases) then moved to 1 ± 0.1 */
     const int64_t n_freq = (cfg->rope_local_base > 0 ? 2 : 1) * (cfg->head_dim / 2);
-    const int64_t n = (int64_t)(m->base_bytes / sizeof(float)) - n_freq, chunk = 1 << 18;
     const float bound = 1.0f / sqrtf((float)cfg->dim);
-#pragma omp parallel for schedule(static)
-    for (int64_t c0 = 0; c0 < n; c0 += chunk) {
-        uint64_t x = seed ^ ((uint64_t)(c0 / chunk + 1) * LT_SPLITMIX64_GOLDEN);
-        for (int64_t i = c0; i < n && i < c0 + chunk; i++)
-            m->base[i] = (float)((double)(lt_splitmix64(&x) >> 11) * 0x1p-53 * 2.0 - 1.0) * bound;
-    }
-    lt_tensor *vec[4 + 6 * LT_MAX_LAYERS];
+    random_fill(m->base, (int64_t)(m->base_bytes / sizeof(float)) - n_freq, bound, seed);
+    lt_tensor *vec[1 + 6 * LT_MAX_LAYERS];
     int nv = 0;
     vec[nv++] = &m->out_norm;
     for (int l = 0; l < cfg->n_layer; l++) {
@@ -259,6 +272,23 @@ lt_status lt_model_random(lt_model **out, const lt_model_config *cfg, uint64_t s
         float *w = vec[i]->data;
         for (int64_t j = 0; j < lt_tensor_numel(vec[i]); j++)
             w[j] = (cfg->norm_offset > 0 ? 0.0f : 1.0f) + w[j] / bound * 0.1f; /* 1 ± 0.1 */
+    }
+    /* the quantization targets: random F32 through the scratch, quantized as a load would */
+    for (int l = 0; l < cfg->n_layer && !st; l++)
+        for (int k = 0; k < LT_MOD_COUNT && !st; k++) {
+            lt_tensor *w = &m->layers[l].w[k];
+            if (!lt_qload_target(w)) continue;
+            random_fill(q.scratch, lt_tensor_numel(w), bound, seed ^ (uint64_t)(l * 8 + k + 1));
+            st = lt_qload_weight(&q, m, w, LT_F32);
+        }
+    if (!st && !cfg->tied && lt_qload_target(&m->lm_head)) {
+        random_fill(q.scratch, lt_tensor_numel(&m->lm_head), bound, seed ^ 0xfeedull);
+        st = lt_qload_weight(&q, m, &m->lm_head, LT_F32);
+    }
+    lt_qload_end(&q, m, st);
+    if (st) {
+        lt_model_free(m);
+        return st;
     }
     *out = m;
     return LT_OK;

@@ -246,11 +246,18 @@ const float *lt_model_host_data(const lt_model *m, const lt_tensor *t);
  * memory then free (LT_ERR_OOM naming it when even that fails). Every trainer and evaluator of m
  * shares that arena, one forward at a time. */
 lt_status lt_model_graph_init(lt_graph *g, lt_arena *arena, lt_model *m);
-/* A model of config `cfg` with random F32 weights on the host, for tests and benchmarks of
- * shapes whose checkpoints are not at hand (the SmolLM2-135M and Llama-3-8B layouts): matrices
- * uniform in ±1/sqrt(dim), norm weights near 1, RoPE tables from the config; deterministic by
- * seed for any thread count. No tokenizer. LT_ERR_OOM when the host memory is short. */
-lt_status lt_model_random(lt_model **out, const lt_model_config *cfg, uint64_t seed);
+/* A model of config `cfg` with random weights on the host, for tests and benchmarks of shapes
+ * whose checkpoints are not at hand (the SmolLM2-135M and Llama-3-8B layouts): matrices uniform
+ * in ±1/sqrt(dim), norm weights 1 ± 0.1, RoPE tables from the config; the projections `o`
+ * names quantized as a load would quantize them (o NULL: all F32). Deterministic by seed for any
+ * thread count. No tokenizer. LT_ERR_OOM when the host memory is short; lt_qload_init's errors
+ * for options that do not fit the shapes. */
+lt_status lt_model_random(lt_model **out, const lt_model_config *cfg, const lt_model_opts *o,
+                          uint64_t seed);
+/* Device bytes the model holds (base, adapter, grads) plus its step arena's peak and the
+ * kernels' temporaries: the peak device memory of a run, less the trainer's moments. 0 on the
+ * CPU. */
+size_t lt_model_device_bytes(const lt_model *m);
 /* alpha / r, or alpha / sqrt(r) with rsLoRA (Kalajdzievski, arXiv 2312.03732). */
 float lt_lora_scale(const lt_lora_config *lc);
 /* Release the device arenas (lt_model_free calls it). */

@@ -231,7 +231,7 @@ int main(int argc, char **argv) {
     }
     const lt_model_config c = smollm2_135m();
     lt_model *a = NULL, *b = NULL;
-    if (lt_model_random(&a, &c, 5) || lt_model_random(&b, &c, 5))
+    if (lt_model_random(&a, &c, NULL, 5) || lt_model_random(&b, &c, NULL, 5))
         result("smollm2-135m-random", "build", INFINITY, 0, "-", lt_error_message());
     else
         run_case("smollm2-135m-random", a, b, 2, 256, dev);
