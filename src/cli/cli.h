@@ -6,6 +6,7 @@
 #ifndef LATHE_CLI_H
 #define LATHE_CLI_H
 
+#include "core/device.h"
 #include "model/model.h"
 
 typedef struct {
@@ -29,6 +30,12 @@ int lt_cmd_chat_render(int argc, char **argv);
  * blocks of 64: the recipe defaults), nf4-nodq, q8_0; all seven projections. An unknown TYPE
  * prints "lathe CMD: ..." on stderr and returns -1 (exit 2). */
 int lt_cli_parse_quant(const char *cmd, const char *arg, lt_model_opts *o);
+/* --device auto|cpu|cuda into *out; -1 after printing the accepted values. */
+int lt_cli_parse_device(const char *cmd, const char *arg, lt_device_choice *out);
+/* The usage lines of --device, as eval and generate print them. */
+#define LT_CLI_DEVICE_HELP                                                                       \
+    "  --device D          cpu (default), cuda (exit 2 with the driver's reason when no GPU\n"   \
+    "                      is usable) or auto (cuda when a GPU is visible)\n"
 
 /* Print "lathe: <message>" for the current error and return its exit code. */
 int lt_cli_fail(int status);

@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "core/device.h"
 #include "data/data.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
@@ -33,8 +32,7 @@ static const char usage_text[] =
     "  --logits FILE      with --prompt: write the logits, F32 little-endian [tokens, vocab]\n"
     "  --quant TYPE       load the base quantized as a QLoRA run did: nf4 (double quant,\n"
     "                     blocks of 64), nf4-nodq, q8_0 or none (default)\n"
-    "  --device D         cpu (default), cuda (exit 2 with the driver's reason when no GPU\n"
-    "                     is usable) or auto (cuda when a GPU is visible)\n"
+    LT_CLI_DEVICE_HELP
     "  -h, --help         this help\n";
 
 static int eval_prompt(lt_model *m, const lt_tokenizer *tok, const char *prompt,
@@ -153,13 +151,9 @@ int lt_cmd_eval(int argc, char **argv) {
             if (lt_cli_parse_quant("eval", optarg, &quant)) return 2;
             quant_set = true;
             break;
-        case 'D': {
-            int k = 0;
-            while (lt_device_choice_names[k] && strcmp(lt_device_choice_names[k], optarg)) k++;
-            if (!lt_device_choice_names[k]) goto bad;
-            device = (lt_device_choice)k;
+        case 'D':
+            if (lt_cli_parse_device("eval", optarg, &device)) return 2;
             break;
-        }
         case 'h': fputs(usage_text, stdout); return 0;
         default: fputs(usage_text, stderr); return 2;
         }

@@ -29,6 +29,7 @@ static const char usage_text[] =
     "  --seed S            sampling seed (default 42)\n"
     "  --quant TYPE        load the base quantized as a QLoRA run did: nf4 (double quant,\n"
     "                      blocks of 64), nf4-nodq, q8_0 or none (default)\n"
+    LT_CLI_DEVICE_HELP
     "  -h, --help          this help\n";
 
 int lt_cmd_generate(int argc, char **argv) {
@@ -40,10 +41,11 @@ int lt_cmd_generate(int argc, char **argv) {
         {"template", required_argument, 0, 'T'},   {"system", required_argument, 0, 'S'},
         {"max-tokens", required_argument, 0, 'n'}, {"temperature", required_argument, 0, 't'},
         {"top-p", required_argument, 0, 'P'},      {"seed", required_argument, 0, 's'},
-        {"quant", required_argument, 0, 'Q'},
+        {"quant", required_argument, 0, 'Q'},      {"device", required_argument, 0, 'D'},
         {"help", no_argument, 0, 'h'},             {0, 0, 0, 0}};
     lt_model_opts quant;
     bool quant_set = false;
+    lt_device_choice device = LT_DEVICE_CPU;
     optind = 1;
     int c;
     char *end;
@@ -75,6 +77,9 @@ int lt_cmd_generate(int argc, char **argv) {
             if (lt_cli_parse_quant("generate", optarg, &quant)) return 2;
             quant_set = true;
             break;
+        case 'D':
+            if (lt_cli_parse_device("generate", optarg, &device)) return 2;
+            break;
         case 'h': fputs(usage_text, stdout); return 0;
         default: fputs(usage_text, stderr); return 2;
         }
@@ -90,10 +95,14 @@ int lt_cmd_generate(int argc, char **argv) {
         o.tpl_set = true;
     }
 
+    lt_device dev;
+    lt_status st = lt_device_open(device, 0, &dev);
+    if (st) return lt_cli_fail(st);
     lt_model *m = NULL;
     lt_tokenizer *tok = NULL;
-    lt_status st = lt_model_load_opts(&m, &tok, model_path, quant_set ? &quant : NULL);
+    st = lt_model_load_opts(&m, &tok, model_path, quant_set ? &quant : NULL);
     if (!st && adapter) st = lt_peft_load(m, adapter);
+    if (!st) st = lt_model_to_device(m, dev);
     if (!st) st = lt_generate(m, tok, &o, stdout);
     lt_tokenizer_free(tok);
     lt_model_free(m);

@@ -21,3 +21,13 @@ int lt_cli_parse_quant(const char *cmd, const char *arg, lt_model_opts *o) {
     }
     return 0;
 }
+
+int lt_cli_parse_device(const char *cmd, const char *arg, lt_device_choice *out) {
+    for (int k = 0; lt_device_choice_names[k]; k++)
+        if (!strcmp(lt_device_choice_names[k], arg)) {
+            *out = (lt_device_choice)k;
+            return 0;
+        }
+    fprintf(stderr, "lathe %s: --device takes auto, cpu or cuda, not '%s'\n", cmd, arg);
+    return -1;
+}

@@ -1,6 +1,8 @@
 /* Sampling loop over the KV-cached forward. */
 #include "generate.h"
 
+#include "../core/device.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,7 +106,7 @@ lt_status lt_generate_text(lt_model *m, const lt_tokenizer *tok, const lt_genera
                             "model's context length %d", prompt.n, o->max_tokens, ctx);
     }
     lt_kv_cache cache;
-    lt_status st = lt_kv_cache_init(&cache, &m->cfg, total);
+    lt_status st = lt_kv_cache_init(&cache, m, total);
     if (st) {
         lt_tokens_free(&prompt);
         return st;
@@ -112,11 +114,17 @@ lt_status lt_generate_text(lt_model *m, const lt_tokenizer *tok, const lt_genera
     lt_arena arena;
     lt_arena_init(&arena, 0);
     lt_graph g;
-    lt_graph_init(&g, &arena);
+    if ((st = lt_model_graph_init(&g, &arena, m))) { /* on the model's device */
+        lt_arena_free(&arena);
+        lt_kv_cache_free(&cache);
+        lt_tokens_free(&prompt);
+        return st;
+    }
     g.record = false;
     lt_rng rng = {o->seed};
     int V = m->cfg.vocab_size;
     void *scratch = lt_xmalloc((size_t)V * 2 * sizeof(float));
+    float *host_logits = lt_xmalloc((size_t)V * sizeof(float));
     size_t tcap = 256, tlen = 0;
     char *acc = text ? lt_xmalloc(tcap) : NULL;
 
@@ -126,8 +134,9 @@ lt_status lt_generate_text(lt_model *m, const lt_tokenizer *tok, const lt_genera
     int32_t bos = lt_tokenizer_bos(tok), eos = lt_tokenizer_eos(tok);
     for (int step = 0; step < o->max_tokens; step++) {
         lt_tensor *logits = lt_model_forward_cached(&g, m, &cache, feed, n_feed);
-        int32_t next = lt_sample(lt_f32(logits), V, o->temperature, o->top_p, &rng, scratch);
-        lt_arena_reset(&arena);
+        lt_tensor_download_f32(logits, host_logits);
+        int32_t next = lt_sample(host_logits, V, o->temperature, o->top_p, &rng, scratch);
+        lt_graph_reset(&g);
         if (next == eos || next == bos || next == end_of_turn) break;
         char piece[256];
         size_t n = lt_tokenizer_piece(tok, prev, next, piece, sizeof piece);
@@ -149,6 +158,7 @@ lt_status lt_generate_text(lt_model *m, const lt_tokenizer *tok, const lt_genera
         *text = acc;
     }
     free(scratch);
+    free(host_logits);
     lt_graph_free(&g);
     lt_arena_free(&arena);
     lt_kv_cache_free(&cache);

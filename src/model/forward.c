@@ -64,16 +64,22 @@ static lt_tensor *attn_block(lt_graph *g, lt_model *m, lt_layer *L, lt_tensor *x
     if (hk->cache) {
         /* append this step's keys/values and attend over the whole cached prefix (B == 1) */
         lt_kv_cache *kc = hk->cache;
-        size_t row = (size_t)c->n_kv_head * c->head_dim;
-        float *kl = kc->k + (size_t)hk->layer * kc->max_len * row;
-        float *vl = kc->v + (size_t)hk->layer * kc->max_len * row;
-        memcpy(kl + (size_t)kc->len * row, k->data, (size_t)T * row * sizeof(float));
-        memcpy(vl + (size_t)kc->len * row, v->data, (size_t)T * row * sizeof(float));
+        LT_ASSERT(kc->device == g->device && k->dtype == kc->dtype);
+        const size_t row = (size_t)c->n_kv_head * c->head_dim * lt_dtype_nbytes(kc->dtype, 1);
+        char *kl = (char *)kc->k + (size_t)hk->layer * kc->max_len * row;
+        char *vl = (char *)kc->v + (size_t)hk->layer * kc->max_len * row;
+        lt_mem_copy(kc->device, kl + (size_t)kc->len * row, k->data, (size_t)T * row);
+        lt_mem_copy(kc->device, vl + (size_t)kc->len * row, v->data, (size_t)T * row);
         int64_t sc[4] = {1, kc->len + T, c->n_kv_head, c->head_dim};
-        k = lt_graph_tensor(g, LT_F32, 4, sc);
-        v = lt_graph_tensor(g, LT_F32, 4, sc);
-        k->data = kl;
-        v->data = vl;
+        /* views of the cache: headers only, data pointing into it */
+        lt_tensor *kv[2] = {lt_arena_alloc(g->arena, sizeof(lt_tensor)),
+                            lt_arena_alloc(g->arena, sizeof(lt_tensor))};
+        for (int j = 0; j < 2; j++) {
+            *kv[j] = (lt_tensor){.dtype = kc->dtype, .device = kc->device, .data = j ? vl : kl};
+            lt_tensor_set_shape(kv[j], 4, sc);
+        }
+        k = kv[0];
+        v = kv[1];
     }
     const lt_attn_opts ao = {.window = window, .scale = c->attn_scale,
                              .softcap = c->attn_softcap};
@@ -168,22 +174,26 @@ lt_tensor *lt_model_loss(lt_graph *g, lt_model *m, int B, int T, const int32_t *
     return lt_cross_entropy(g, logits_of(g, m, x), tg, NULL, denominator);
 }
 
-lt_status lt_kv_cache_init(lt_kv_cache *c, const lt_model_config *cfg, int max_len) {
+lt_status lt_kv_cache_init(lt_kv_cache *c, const lt_model *m, int max_len) {
     memset(c, 0, sizeof *c);
-    size_t n = (size_t)cfg->n_layer * max_len * cfg->n_kv_head * cfg->head_dim * sizeof(float);
-    c->k = lt_alloc_big(n, "the KV cache");
-    c->v = c->k ? lt_alloc_big(n, "the KV cache") : NULL;
-    if (!c->v) {
+    const lt_model_config *cfg = &m->cfg;
+    c->device = m->device;
+    c->dtype = lt_device_host_visible(m->device) ? LT_F32 : LT_BF16; /* ops.c's activations */
+    size_t n = (size_t)cfg->n_layer * max_len * cfg->n_kv_head * cfg->head_dim *
+               lt_dtype_nbytes(c->dtype, 1);
+    lt_status st = lt_buffer_alloc(c->device, n, "the KV cache", &c->k);
+    if (!st) st = lt_buffer_alloc(c->device, n, "the KV cache", &c->v);
+    if (st) {
         lt_kv_cache_free(c);
-        return LT_ERR_OOM;
+        return st;
     }
     c->max_len = max_len;
     return LT_OK;
 }
 
 void lt_kv_cache_free(lt_kv_cache *c) {
-    free(c->k);
-    free(c->v);
+    lt_buffer_free(c->device, c->k);
+    lt_buffer_free(c->device, c->v);
     memset(c, 0, sizeof *c);
 }
 
@@ -192,13 +202,16 @@ lt_tensor *lt_model_forward_cached(lt_graph *g, lt_model *m, lt_kv_cache *cache,
     LT_ASSERT(n > 0 && cache->len + n <= cache->max_len && !g->record);
     int64_t N = n;
     lt_tensor *ids = i32_tensor(g, tokens, N);
-    lt_tensor *pos = lt_graph_tensor(g, LT_I32, 1, &N);
-    for (int i = 0; i < n; i++) ((int32_t *)pos->data)[i] = cache->len + i;
+    int32_t *p = lt_xmalloc((size_t)n * sizeof *p);
+    for (int i = 0; i < n; i++) p[i] = cache->len + i;
+    lt_tensor *pos = i32_tensor(g, p, N);
+    free(p);
     lt_tensor *x = decoder(g, m, 1, n, ids, pos, NULL, 0, cache);
     cache->len += n;
-    /* only the last position's logits are needed: a [1, D] view of the last row */
+    /* only the last position's logits are needed: a copy of the last row, [1, D] */
     int64_t D = m->cfg.dim, s1[2] = {1, D};
-    lt_tensor *last = lt_graph_tensor(g, LT_F32, 2, s1);
-    memcpy(last->data, lt_f32(x) + (N - 1) * D, (size_t)D * sizeof(float));
+    lt_tensor *last = lt_graph_tensor(g, x->dtype, 2, s1);
+    const size_t row = lt_tensor_nbytes(last);
+    lt_mem_copy(g->device, last->data, (char *)x->data + (size_t)(N - 1) * row, row);
     return logits_of(g, m, norm(g, m, last, &m->out_norm));
 }

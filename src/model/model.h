@@ -388,18 +388,22 @@ lt_tensor *lt_model_loss(lt_graph *g, lt_model *m, int B, int T, const int32_t *
 /* ---- KV-cached incremental forward (generation, batch 1) ---------------------------------- */
 
 typedef struct {
-    int max_len;  /* positions the cache can hold */
-    int len;      /* positions filled */
-    float *k, *v; /* owned: [n_layer, max_len, n_kv_head, head_dim] */
+    int max_len;     /* positions the cache can hold */
+    int len;         /* positions filled */
+    lt_device device;
+    lt_dtype dtype;  /* the device's activation dtype: F32 on the CPU, BF16 on CUDA */
+    void *k, *v;     /* owned, on `device`: [n_layer, max_len, n_kv_head, head_dim] */
 } lt_kv_cache;
 
-/* init: zeroed k and v for max_len positions of every layer (len = 0); LT_ERR_OOM naming the
- * cache when they do not fit. free: releases them (a zeroed cache is fine). */
-lt_status lt_kv_cache_init(lt_kv_cache *c, const lt_model_config *cfg, int max_len);
+/* init: zeroed k and v for max_len positions of every layer of m, on m's device (len = 0);
+ * LT_ERR_OOM naming the cache when they do not fit. free: releases them (a zeroed cache is
+ * fine). */
+lt_status lt_kv_cache_init(lt_kv_cache *c, const lt_model *m, int max_len);
 void lt_kv_cache_free(lt_kv_cache *c);
 
 /* Run n new tokens at positions cache->len .. +n-1, append their keys/values, and return the
- * logits of the last one: F32 [1, V] in the graph's arena. Caller keeps len + n <= max_len. */
+ * logits of the last one: [1, V] in the graph's arena (the activation dtype of the graph's
+ * device: read with lt_tensor_download_f32). Caller keeps len + n <= max_len. */
 lt_tensor *lt_model_forward_cached(lt_graph *g, lt_model *m, lt_kv_cache *cache,
                                    const int32_t *tokens, int n);
 
