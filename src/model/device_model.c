@@ -144,14 +144,18 @@ lt_status lt_model_to_device(lt_model *m, lt_device dev) {
     if (dev == LT_CPU || m->device == dev) return LT_OK;
     if (!lt_cuda_ready())
         return lt_error_set(LT_ERR_USAGE, "the CUDA device is not initialized (lt_device_init)");
-    lt_tensor *ts[16 + 16 * (size_t)m->cfg.n_layer];
+    /* per layer at most 6 norms, 7 projections and 7 biases; 5 outside the layers */
+    lt_tensor *ts[8 + 20 * (size_t)m->cfg.n_layer];
     const int nt = frozen_tensors(m, ts);
     size_t base_bytes = 0;
     int n_nf4 = 0;
     for (int i = 0; i < nt; i++) {
         const lt_op op = reader_op(m, ts[i]);
         const lt_dtype dt = device_dtype(ts[i]);
-        if (!lt_op_supports(op, dt, LT_CUDA))
+        /* a head the fused loss cannot read goes through linear + cross-entropy (forward.c) */
+        bool ok = lt_op_supports(op, dt, LT_CUDA) ||
+                  (op == LT_OP_LM_HEAD_CE && lt_op_supports(LT_OP_LINEAR, dt, LT_CUDA));
+        if (!ok)
             return lt_error_set(LT_ERR_MODEL, "%s: %s weights cannot run on CUDA in this build "
                                 "(op %s); hint: device: cpu, or another quantization.type",
                                 ts[i]->name ? ts[i]->name : "a weight", lt_dtype_name(dt),
