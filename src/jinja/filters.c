@@ -36,11 +36,13 @@ jv jstr_map(jctx *c, jv s, int mode) {
     return jv_str_ref(p, s.u.s.n);
 }
 
-jv jstr_strip(jctx *c, jv s, const jv *chars, int which) {
-    (void)c;
+jv jstr_strip(jctx *c, const jnode *at, jv s, const jv *chars, int which) {
     const char *p = s.u.s.p;
     size_t a = 0, b = s.u.s.n, k;
-    bool ws = !chars || chars->t == JV_NONE;
+    bool ws = !chars || chars->t == JV_NONE || chars->t == JV_UNDEF;
+    /* Python's str.strip: chars is None or a str (fuzz finding: a number was read as a string) */
+    if (!ws && chars->t != JV_STR)
+        jfail(c, at, "strip: chars must be a string or none, not %s", jv_type_name(*chars));
     if (ws) {
         if (which & 1)
             while (a < b && (k = ju_space_at(p + a, b - a)) > 0) a += k;
@@ -326,7 +328,7 @@ jv jb_filter(jctx *c, const jnode *n, const char *name, jv v, jv *args, size_t n
     }
     if (!strcmp(name, "string")) return str_of(c, v);
     if (!strcmp(name, "trim")) {
-        jv r = jstr_strip(c, str_of(c, v), JB_ARG(0, "chars"), 3);
+        jv r = jstr_strip(c, n, str_of(c, v), JB_ARG(0, "chars"), 3);
         r.safe = v.t == JV_STR && v.safe;
         return r;
     }

@@ -267,7 +267,7 @@ jv *jb_arg(jv *args, size_t nargs, const char **kwn, jv *kwv, size_t nkw, size_t
  * 1 upper, 2 capitalize; strip which 1 left, 2 right, 3 both, chars NULL = whitespace;
  * replace at most count (< 0: all) occurrences. Results live in c's arena. */
 jv jstr_map(jctx *c, jv s, int mode);
-jv jstr_strip(jctx *c, jv s, const jv *chars, int which);
+jv jstr_strip(jctx *c, const jnode *at, jv s, const jv *chars, int which);
 jv jstr_replace(jctx *c, jv s, jv old, jv new_, int64_t count);
 jv jb_filter(jctx *c, const jnode *n, const char *name, jv v, jv *args, size_t nargs,
              const char **kwn, jv *kwv, size_t nkw);

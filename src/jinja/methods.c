@@ -204,9 +204,9 @@ static int64_t find_sub(jv s, jv sub, bool last) {
 static jv str_method(jctx *c, const jnode *n, jv s, const char *m, jv *args, size_t nargs,
                      const char **kwn, jv *kwv, size_t nkw, bool *handled) {
     *handled = true;
-    if (!strcmp(m, "strip")) return jstr_strip(c, s, JB_ARG(0, "chars"), 3);
-    if (!strcmp(m, "lstrip")) return jstr_strip(c, s, JB_ARG(0, "chars"), 1);
-    if (!strcmp(m, "rstrip")) return jstr_strip(c, s, JB_ARG(0, "chars"), 2);
+    if (!strcmp(m, "strip")) return jstr_strip(c, n, s, JB_ARG(0, "chars"), 3);
+    if (!strcmp(m, "lstrip")) return jstr_strip(c, n, s, JB_ARG(0, "chars"), 1);
+    if (!strcmp(m, "rstrip")) return jstr_strip(c, n, s, JB_ARG(0, "chars"), 2);
     if (!strcmp(m, "upper")) return jstr_map(c, s, 1);
     if (!strcmp(m, "lower")) return jstr_map(c, s, 0);
     if (!strcmp(m, "capitalize")) return jstr_map(c, s, 2);

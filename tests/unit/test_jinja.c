@@ -76,6 +76,19 @@ Test(jinja, runtime_error_position_and_raise_message) {
     cr_assert_null(out);
     cr_assert_eq(st, LT_ERR_DATA);
     cr_assert(strstr(lt_error_message(), "System role not supported") != NULL, "%s", lt_error_message());
+    /* strip's chars must be a string or none (fuzz finding: a number was read as a string) */
+    const char *strips[] = {"{{ 'abc'.strip(5) }}", "{{ 'abc'.rstrip([1]) }}",
+                            "{{ 'abc' | trim(2.5) }}"};
+    for (int i = 0; i < 3; i++) {
+        out = render(strips[i], v, NULL, &st);
+        cr_assert_null(out, "%s rendered", strips[i]);
+        cr_assert_eq(st, LT_ERR_DATA);
+        cr_assert(strstr(lt_error_message(), "chars must be a string or none"), "%s",
+                  lt_error_message());
+    }
+    out = render("{{ 'xabcx'.strip('x') }}|{{ ' a '.strip(none) }}", v, NULL, &st);
+    cr_assert_str_eq(out, "abc|a");
+    free(out);
     json_decref(v);
 }
 
