@@ -87,6 +87,8 @@ extern const lt_op_def lt_op_table[LT_OP_COUNT];
  * choosing a path (the fused LM head) and lt_model_to_device before moving weights, so an
  * unsupported combination is an error at load, never an assertion inside a kernel. */
 bool lt_op_supports(lt_op op, lt_dtype weight, lt_device dev);
+/* The dtype of activations (op outputs) on `dev`: F32 on the CPU, BF16 on CUDA (core/device.h). */
+lt_dtype lt_act_dtype(lt_device dev);
 
 /* The per-step graph: arena + tape. Not thread-safe; one per training process. */
 struct lt_graph {

@@ -65,7 +65,8 @@ bool lt_op_supports(lt_op op, lt_dtype weight, lt_device dev) {
 static bool is_f32(const lt_tensor *t) { return t && t->dtype == LT_F32; }
 
 /* Activation dtype per device (core/device.h): F32 on CPU, BF16 on CUDA. */
-static lt_dtype act_dt(const lt_graph *g) { return g->device == LT_CUDA ? LT_BF16 : LT_F32; }
+lt_dtype lt_act_dtype(lt_device dev) { return dev == LT_CUDA ? LT_BF16 : LT_F32; }
+static lt_dtype act_dt(const lt_graph *g) { return lt_act_dtype(g->device); }
 static bool is_act(const lt_graph *g, const lt_tensor *t) {
     return t && t->dtype == act_dt(g) && t->device == g->device;
 }

@@ -178,7 +178,7 @@ lt_status lt_kv_cache_init(lt_kv_cache *c, const lt_model *m, int max_len) {
     memset(c, 0, sizeof *c);
     const lt_model_config *cfg = &m->cfg;
     c->device = m->device;
-    c->dtype = lt_device_host_visible(m->device) ? LT_F32 : LT_BF16; /* ops.c's activations */
+    c->dtype = lt_act_dtype(m->device);
     size_t n = (size_t)cfg->n_layer * max_len * cfg->n_kv_head * cfg->head_dim *
                lt_dtype_nbytes(c->dtype, 1);
     lt_status st = lt_buffer_alloc(c->device, n, "the KV cache", &c->k);

@@ -1,7 +1,7 @@
 /*
- * recipe internals shared by recipe.c (key table, values, overrides, validation),
- * recipe_load.c (YAML files) and recipe_print.c (resolved copy, docs). Not for other modules:
- * they include recipe.h only.
+ * recipe internals shared by recipe.c (key table, values, overrides), recipe_check.c
+ * (queries, validation), recipe_load.c (YAML files) and recipe_print.c (resolved copy, docs).
+ * Not for other modules: they include recipe.h only.
  *
  * A value reaches a key as an rv_value: a scalar, a sequence of scalars (or of flat mappings of
  * scalars, for data.train / data.eval entries) or a mapping (always an error), with 1-based line:column marks when it came from a file. rv_ctx says where it came
@@ -93,6 +93,8 @@ void lt_recipe__items_free(rv_value *v);
 
 /* Index of "section.key" (section given by pointer + length) in the table, or -1. */
 int lt_recipe__find(const char *section, size_t seclen, const char *key);
+/* Index of the full name "section.key" (or "section.sub.key"), or -1. */
+int lt_recipe__find_full(const char *name);
 /* Record "<where>: <message>" as an LT_ERR_RECIPE error; where is file:line:col or --set. */
 lt_status lt_recipe__fail(const rv_ctx *c, int line, int col, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
